@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages longctx needs to build, test and benchmark.
+# Idempotent: installs only what is missing. Run as root (or with sudo).
+set -euo pipefail
+pkgs=(cmake ninja-build g++ pkg-config
+      libopenblas-dev libhwy-dev libcli11-dev nlohmann-json3-dev libpcre2-dev
+      libgtest-dev libgmock-dev libbenchmark-dev
+      clang libclang-rt-14-dev
+      bible-kjv python3-torch python3-numpy)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all Debian packages present"
+fi

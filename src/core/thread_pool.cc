@@ -1,0 +1,82 @@
+#include "core/thread_pool.h"
+
+#include <memory>
+
+#include "core/check.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace longctx {
+
+ThreadPool::ThreadPool(int threads) : threads_(threads > 0 ? threads : 1) {
+  openblas_set_num_threads(1);
+  for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_start_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void ThreadPool::run_slot(int slot) {
+  int64_t b = n_ * slot / threads_, e = n_ * (slot + 1) / threads_;
+  if (b < e) (*job_)(b, e, slot);
+}
+
+void ThreadPool::worker(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+    }
+    run_slot(index);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--pending_ == 0) cv_done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::parallel_range(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (n <= 0) return;
+  if (threads_ == 1 || n == 1) { fn(0, n, 0); return; }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    n_ = n;
+    job_ = &fn;
+    pending_ = threads_ - 1;
+    ++generation_;
+  }
+  cv_start_.notify_all();
+  run_slot(0);
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_done_.wait(lk, [&] { return pending_ == 0; });
+  job_ = nullptr;
+}
+
+void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t, int)>& fn) {
+  parallel_range(tasks, [&](int64_t b, int64_t e, int t) {
+    for (int64_t i = b; i < e; ++i) fn(i, t);
+  });
+}
+
+namespace {
+int g_default_threads = 0;
+}
+
+void ThreadPool::set_default_threads(int threads) { g_default_threads = threads; }
+
+ThreadPool& ThreadPool::global() {
+  static ThreadPool pool(g_default_threads > 0 ? g_default_threads
+                                               : static_cast<int>(std::thread::hardware_concurrency()));
+  return pool;
+}
+
+}  // namespace longctx

@@ -1,0 +1,48 @@
+// One thread pool for the whole process (`-t N`, default: all cores). Work is split statically
+// (task i always goes to the same slot for a given thread count), so results are deterministic.
+// OpenBLAS is pinned to one thread and called from inside the pool's tasks: never oversubscribed.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace longctx {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return threads_; }
+  // Calls fn(task, thread) for task in [0, tasks); thread in [0, threads()). Tasks are dealt
+  // round-robin in contiguous chunks: thread t runs tasks [t*tasks/T, (t+1)*tasks/T).
+  void parallel_for(int64_t tasks, const std::function<void(int64_t task, int thread)>& fn);
+  // Calls fn(begin, end, thread) once per thread over an even split of [0, n).
+  void parallel_range(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread)>& fn);
+
+  // The process-wide pool; set_default_threads must be called before first use to change it.
+  static ThreadPool& global();
+  static void set_default_threads(int threads);  // <= 0: all cores
+
+ private:
+  void worker(int index);
+  void run_slot(int slot);
+
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+  int64_t n_ = 0;
+  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+};
+
+}  // namespace longctx
