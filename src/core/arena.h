@@ -2,6 +2,7 @@
 // so the training loop does not touch malloc in its hot path.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "core/tensor.h"
 
@@ -25,6 +26,9 @@ class Arena {
     return p;
   }
   void reset() { used_ = 0; }
+  // Scoped reuse: everything allocated after mark() is released by rewind(mark).
+  int64_t mark() const { return used_; }
+  void rewind(int64_t mark) { used_ = mark; }
   int64_t used() const { return used_; }
   int64_t peak() const { return peak_; }
   int64_t capacity() const { return buf_.size(); }

@@ -1,0 +1,82 @@
+// longctx generate -m run/ckpt.gguf -p "In the beginning" -n 200 --temp 0.8 --top-k 40 --top-p 0.95 --seed 1
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/thread_pool.h"
+#include "infer/session.h"
+#include "model/checkpoint.h"
+
+namespace longctx::cli {
+
+void register_generate(CLI::App& app, Commands& cmds) {
+  auto* c = app.add_subcommand("generate", "Generate text from a prompt (streams tokens as they come)");
+  struct Opts {
+    std::string model, prompt;
+    int64_t n = 200;
+    int threads = 0;
+    bool json = false;
+    infer::SamplerOptions s;
+  };
+  auto o = std::make_shared<Opts>();
+  c->add_option("-m,--model", o->model, "Checkpoint (GGUF)")->required();
+  c->add_option("-p,--prompt", o->prompt, "Prompt text");
+  c->add_option("-n,--n-predict", o->n, "Tokens to generate at most");
+  c->add_option("--temp", o->s.temp, "Temperature (0: greedy)");
+  c->add_option("--top-k", o->s.top_k, "Keep the k most likely tokens (0: off)");
+  c->add_option("--top-p", o->s.top_p, "Nucleus sampling threshold (1: off)");
+  c->add_option("--min-p", o->s.min_p, "Drop tokens below min-p times the best one's probability (0: off)");
+  c->add_option("--repeat-penalty", o->s.repeat_penalty, "Penalty on recently seen tokens (1: off)");
+  c->add_option("--repeat-last-n", o->s.repeat_last_n, "How many recent tokens the penalty looks at");
+  c->add_option("--seed", o->s.seed, "Sampling seed");
+  c->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
+  c->add_flag("--json", o->json, "Print one JSON object with the text and timings instead of streaming");
+  c->callback([o, &cmds] {
+    cmds.run = [o] {
+      Status sv = o->s.validate();
+      if (!sv.ok()) return fail(sv);
+      ThreadPool::set_default_threads(o->threads);
+      auto loaded = model::load_checkpoint(o->model);
+      if (!loaded.ok()) return fail(loaded.status());
+      infer::Session session(*loaded->model, loaded->tokenizer, ThreadPool::global());
+      std::string text;
+      if (!o->json) {
+        std::fputs(o->prompt.c_str(), stdout);
+        std::fflush(stdout);
+      }
+      auto st = session.generate(o->prompt, o->n, o->s, [&](const std::string& piece) {
+        if (o->json) {
+          text += piece;
+        } else {
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+        }
+      });
+      if (!st.ok()) {
+        if (!o->json) std::fputc('\n', stdout);
+        return fail(st.status());
+      }
+      const double tps = st->decode_s > 0 ? st->generated / st->decode_s : 0;
+      if (o->json) {
+        nlohmann::json j = {{"prompt", o->prompt},
+                            {"text", text},
+                            {"prompt_tokens", st->prompt_tokens},
+                            {"generated_tokens", st->generated},
+                            {"stopped_at_eos", st->stopped_at_eos},
+                            {"prefill_s", st->prefill_s},
+                            {"decode_tokens_per_s", tps}};
+        std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      } else {
+        std::printf("\n");
+        std::fprintf(stderr, "[%lld prompt tokens, %lld generated, %.1f tokens/s]\n", (long long)st->prompt_tokens,
+                     (long long)st->generated, tps);
+      }
+      return 0;
+    };
+  });
+}
+
+}  // namespace longctx::cli

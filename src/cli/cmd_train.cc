@@ -1,0 +1,252 @@
+// longctx train --preset tiny --data corpus.txt [--tokenizer tok.gguf] --steps 2000 --ctx 256 --batch 16
+//               -o run/ckpt.gguf [--resume run/ckpt.gguf] [--seed 1] [--eval-every 200]
+//               [--save-every 500] [-t THREADS] [--json]
+#include <csignal>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/blas_setup.h"
+#include "core/thread_pool.h"
+#include "kernels/vec.h"
+#include "model/checkpoint.h"
+#include "train/trainer.h"
+
+namespace longctx::cli {
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+struct TrainFlags {
+  std::string preset = "tiny", data, tokenizer, out, resume;
+  std::string pos, norm, mlp;
+  int kv_heads = 0, vocab = 0, threads = 0, layers = 0;
+  bool json = false;
+  train::TrainOptions opt;
+};
+
+int run_train(TrainFlags& f) {
+  using clock = std::chrono::steady_clock;
+  ThreadPool::set_default_threads(f.threads);
+  ThreadPool& pool = ThreadPool::global();
+  if (f.out.empty() && !f.resume.empty()) f.out = f.resume;
+  Status valid = f.opt.validate();
+  if (!valid.ok()) return fail(valid);
+  if (f.out.empty()) return fail("-o/--output is required (where checkpoints are written)");
+  {
+    std::error_code ec;
+    const auto dir = std::filesystem::path(f.out).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (ec) return fail("cannot create the output directory '" + dir.string() + "': " + ec.message());
+  }
+
+  auto text = train::read_corpus(f.data);
+  if (!text.ok()) return fail(text.status());
+
+  std::unique_ptr<model::Model> model;
+  std::optional<tokenizer::BpeTokenizer> tok;
+  const bool human = !f.json;
+  if (!f.resume.empty()) {
+    auto loaded = model::load_checkpoint(f.resume);
+    if (!loaded.ok()) return fail(loaded.status());
+    model = std::move(loaded->model);
+    tok.emplace(std::move(loaded->tokenizer));
+  } else {
+    if (!f.tokenizer.empty()) {
+      auto t = model::load_tokenizer(f.tokenizer);
+      if (!t.ok()) return fail(t.status());
+      tok.emplace(std::move(*t));
+    } else {
+      auto cfg0 = model::preset(f.preset, f.vocab);
+      if (!cfg0.ok()) return fail(cfg0.status());
+      tokenizer::TrainOptions topt;
+      topt.vocab_size = cfg0->vocab_size;
+      auto t0 = clock::now();
+      auto t = tokenizer::BpeTokenizer::train(train::split_corpus(*text).train, topt);
+      if (!t.ok()) return fail(t.status());
+      tok.emplace(std::move(*t));
+      if (human)
+        std::printf("tokenizer: trained %d tokens in %.1f s\n", tok->vocab_size(),
+                    std::chrono::duration<double>(clock::now() - t0).count());
+    }
+    auto cfg = model::preset(f.preset, tok->vocab_size());
+    if (!cfg.ok()) return fail(cfg.status());
+    cfg->vocab_size = tok->vocab_size();
+    if (f.opt.ctx > cfg->ctx) cfg->ctx = static_cast<int>(f.opt.ctx);
+    if (f.layers > 0) cfg->set_uniform_layers(f.layers, cfg->layers[0]);
+    if (!f.pos.empty()) {
+      auto p = model::parse_pos(f.pos);
+      if (!p.ok()) return fail(p.status());
+      cfg->pos = *p;
+    }
+    if (!f.norm.empty()) {
+      auto p = model::parse_norm(f.norm);
+      if (!p.ok()) return fail(p.status());
+      cfg->norm = *p;
+    }
+    if (!f.mlp.empty()) {
+      auto p = model::parse_mlp(f.mlp);
+      if (!p.ok()) return fail(p.status());
+      cfg->mlp = *p;
+    }
+    if (f.kv_heads > 0)
+      for (auto& l : cfg->layers) l.kv_heads = f.kv_heads;
+    Status cv = cfg->validate();
+    if (!cv.ok()) return fail(cv);
+    model = std::make_unique<model::Model>(*cfg);
+  }
+  if (f.opt.ctx > model->config().ctx)
+    return fail("--ctx " + std::to_string(f.opt.ctx) + " exceeds the model's context of " +
+                std::to_string(model->config().ctx));
+
+  train::Trainer trainer(std::move(model), std::move(*tok), f.opt, pool);
+  if (!f.resume.empty()) {
+    Status s = trainer.load_state(f.resume);
+    if (!s.ok()) return fail(s);
+  } else {
+    trainer.init_weights();
+  }
+  Status cs = trainer.set_corpus(*text);
+  if (!cs.ok()) return fail(cs);
+  const train::TrainOptions& opt = trainer.options();
+  const auto& mc = trainer.model().config();
+  if (human) {
+    std::printf("model: %d layers, dim %d, heads %d/%d, ff %d, vocab %d, %s, %s, %s | %.2fM params\n", mc.n_layers(),
+                mc.model_dim, mc.layers[0].heads, mc.layers[0].kv_heads, mc.layers[0].ff_dim, mc.vocab_size,
+                model::pos_name(mc.pos), model::norm_name(mc.norm), model::mlp_name(mc.mlp),
+                trainer.model().n_params() / 1e6);
+    std::printf("data: %lld train tokens, %lld held-out tokens | batch %lld x ctx %lld x accum %lld | %d threads, %s, BLAS %s\n",
+                (long long)trainer.train_tokens(), (long long)trainer.val_tokens(), (long long)opt.batch,
+                (long long)opt.ctx, (long long)opt.accum, pool.threads(), kernels::simd_target_name(), blas_core_name());
+    if (trainer.current_step() > 0) std::printf("resumed at step %lld\n", (long long)trainer.current_step());
+  }
+
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  const bool tty = human && stdout_is_tty();
+  const int64_t tokens_per_step = opt.batch * opt.ctx * opt.accum;
+  const auto start = clock::now();
+  auto window_start = start;
+  int64_t window_steps = 0;
+  double train_seconds = 0, rate = 0, last_val = NAN, last_bpb = NAN;
+  const int64_t first_step = trainer.current_step();
+  train::StepStats st;
+  bool interrupted = false;
+
+  auto emit_eval = [&](const train::EvalStats& e) {
+    last_val = e.val_loss;
+    last_bpb = e.val_bpb;
+    if (f.json) {
+      nlohmann::json j = {{"event", "eval"},        {"step", e.step},         {"train_loss", st.loss},
+                          {"val_loss", e.val_loss}, {"val_bpb", e.val_bpb},   {"tokens_per_s", rate},
+                          {"lr", st.lr},            {"elapsed_s", std::chrono::duration<double>(clock::now() - start).count()}};
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("%sstep %lld/%lld | loss %.4f | val loss %.4f | val %.4f bits/byte | lr %.2e | %s tok/s\n",
+                  tty ? "\r\033[K" : "", (long long)e.step, (long long)opt.steps, st.loss, e.val_loss, e.val_bpb, st.lr,
+                  format_rate(rate).c_str());
+    }
+    std::fflush(stdout);
+  };
+
+  while (trainer.current_step() < opt.steps) {
+    auto t0 = clock::now();
+    st = trainer.step();
+    auto t1 = clock::now();
+    train_seconds += std::chrono::duration<double>(t1 - t0).count();
+    ++window_steps;
+    const double window_s = std::chrono::duration<double>(t1 - window_start).count();
+    if (window_s > 2.0 || window_steps >= 20) {
+      rate = window_steps * tokens_per_step / std::chrono::duration<double>(t1 - window_start).count();
+      window_start = t1;
+      window_steps = 0;
+    } else if (rate == 0) {
+      rate = tokens_per_step / std::chrono::duration<double>(t1 - t0).count();
+    }
+    if (!std::isfinite(st.loss)) return fail("training diverged: loss is " + std::to_string(st.loss) + " at step " +
+                                             std::to_string(st.step) + " (try a lower --lr)");
+    if (tty) {
+      const double eta = (opt.steps - st.step) * tokens_per_step / std::max(rate, 1e-9);
+      std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %s | lr %.2e | %s tok/s | ETA %s", (long long)st.step,
+                  (long long)opt.steps, st.loss,
+                  std::isfinite(last_val) ? (std::to_string(last_bpb).substr(0, 5) + " bpb").c_str() : "-", st.lr,
+                  format_rate(rate).c_str(), format_duration(eta).c_str());
+      std::fflush(stdout);
+    }
+    const bool last = st.step == opt.steps;
+    if ((opt.eval_every > 0 && st.step % opt.eval_every == 0) || last) {
+      emit_eval(trainer.evaluate());
+      window_start = clock::now();
+      window_steps = 0;
+    }
+    if (g_stop_signal) {
+      interrupted = true;
+      break;
+    }
+    if (opt.save_every > 0 && st.step % opt.save_every == 0 && !last) {
+      Status s = trainer.save(f.out);
+      if (!s.ok()) return fail(s);
+    }
+  }
+  Status s = trainer.save(f.out);
+  if (!s.ok()) return fail(s);
+  const double wall = std::chrono::duration<double>(clock::now() - start).count();
+  const int64_t steps_done = trainer.current_step() - first_step;
+  const double avg_rate = train_seconds > 0 ? steps_done * tokens_per_step / train_seconds : 0;
+  if (f.json) {
+    nlohmann::json j = {{"event", "summary"}, {"step", trainer.current_step()}, {"steps_run", steps_done},
+                        {"train_loss", st.loss}, {"val_loss", last_val}, {"val_bpb", last_bpb},
+                        {"tokens_per_s", avg_rate}, {"elapsed_s", wall}, {"interrupted", interrupted},
+                        {"checkpoint", f.out}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s%s at step %lld/%lld after %s: loss %.4f, val %.4f bits/byte, %s tok/s; checkpoint %s\n",
+                tty ? "\r\033[K" : "", interrupted ? "interrupted" : "done", (long long)trainer.current_step(),
+                (long long)opt.steps, format_duration(wall).c_str(), st.loss, last_bpb, format_rate(avg_rate).c_str(),
+                f.out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_train(CLI::App& app, Commands& cmds) {
+  auto* c = app.add_subcommand("train", "Train a model from scratch or resume a checkpoint");
+  auto f = std::make_shared<TrainFlags>();
+  c->add_option("--preset", f->preset, "Model preset: tiny or small");
+  c->add_option("--data", f->data, "Text corpus (split into train / held-out by a fixed rule)")->required();
+  c->add_option("--tokenizer", f->tokenizer, "Tokenizer GGUF (default: train one on the corpus)");
+  c->add_option("-o,--output", f->out, "Checkpoint path (GGUF); state goes to <name>.state.gguf");
+  c->add_option("--resume", f->resume, "Continue from this checkpoint");
+  c->add_option("--steps", f->opt.steps, "Optimizer steps");
+  c->add_option("--ctx", f->opt.ctx, "Sequence length of a training window");
+  c->add_option("--batch", f->opt.batch, "Sequences per micro-batch");
+  c->add_option("--accum", f->opt.accum, "Micro-batches per step (gradient accumulation)");
+  c->add_option("--lr", f->opt.lr, "Peak learning rate");
+  c->add_option("--min-lr", f->opt.min_lr, "Final learning rate of the cosine schedule");
+  c->add_option("--warmup", f->opt.warmup, "Linear warmup steps");
+  c->add_option("--weight-decay", f->opt.weight_decay, "AdamW decoupled weight decay (matrices and embeddings)");
+  c->add_option("--clip", f->opt.clip, "Gradient-norm clipping threshold (0: off)");
+  c->add_option("--seed", f->opt.seed, "Seed of initialisation and batch sampling");
+  c->add_option("--eval-every", f->opt.eval_every, "Held-out evaluation every N steps (0: only at the end)");
+  c->add_option("--eval-batches", f->opt.eval_batches, "Held-out batches per evaluation (0: all)");
+  c->add_option("--save-every", f->opt.save_every, "Checkpoint every N steps (0: only at the end)");
+  c->add_option("--pos", f->pos, "Positions: none, learned, sinusoidal, rope, alibi");
+  c->add_option("--norm", f->norm, "layernorm or rmsnorm");
+  c->add_option("--mlp", f->mlp, "gelu or swiglu");
+  c->add_option("--kv-heads", f->kv_heads, "Key/value heads per layer (GQA / MQA)");
+  c->add_option("--layers", f->layers, "Override the preset's number of layers");
+  c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
+  c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  c->add_flag("--json", f->json, "One JSON object per line instead of the human display");
+  c->callback([f, &cmds] { cmds.run = [f] { return run_train(*f); }; });
+}
+
+}  // namespace longctx::cli

@@ -1,0 +1,17 @@
+// Each subcommand registers its flags on the CLI11 app and sets `run` when it is chosen.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace longctx::cli {
+
+struct Commands {
+  std::function<int()> run;
+};
+
+void register_tokenizer(CLI::App& app, Commands& cmds);
+void register_train(CLI::App& app, Commands& cmds);
+void register_generate(CLI::App& app, Commands& cmds);
+
+}  // namespace longctx::cli

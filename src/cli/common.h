@@ -1,0 +1,18 @@
+// Shared helpers of the subcommands: error exit, terminal detection, time formatting.
+#pragma once
+#include <cstdio>
+#include <string>
+
+#include "core/status.h"
+
+namespace longctx::cli {
+
+// Prints "longctx: error: <message>" and returns the exit code to use (1).
+int fail(const Status& s);
+int fail(const std::string& message);
+bool stdout_is_tty();
+std::string format_duration(double seconds);  // "4m12s"
+std::string format_rate(double per_s);        // "12.3k"
+
+
+}  // namespace longctx::cli

@@ -1,0 +1,76 @@
+#include "infer/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <unordered_set>
+
+namespace longctx::infer {
+
+Status SamplerOptions::validate() const {
+  if (!(temp >= 0) || !std::isfinite(temp)) return Status::Error("--temp must be >= 0");
+  if (top_k < 0) return Status::Error("--top-k must be >= 0");
+  if (!(top_p > 0 && top_p <= 1)) return Status::Error("--top-p must be in (0, 1]");
+  if (!(min_p >= 0 && min_p < 1)) return Status::Error("--min-p must be in [0, 1)");
+  if (!(repeat_penalty > 0)) return Status::Error("--repeat-penalty must be > 0");
+  if (repeat_last_n < 0) return Status::Error("--repeat-last-n must be >= 0");
+  return Status::Ok();
+}
+
+int32_t Sampler::sample(float* logits, int64_t vocab, std::span<const int32_t> history) {
+  if (opt_.repeat_penalty != 1.0f && opt_.repeat_last_n > 0) {
+    std::unordered_set<int32_t> seen;
+    const size_t from = history.size() > size_t(opt_.repeat_last_n) ? history.size() - opt_.repeat_last_n : 0;
+    for (size_t i = from; i < history.size(); ++i) {
+      const int32_t t = history[i];
+      if (t < 0 || t >= vocab || !seen.insert(t).second) continue;
+      logits[t] = logits[t] > 0 ? logits[t] / opt_.repeat_penalty : logits[t] * opt_.repeat_penalty;
+    }
+  }
+  if (opt_.temp == 0.0f) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
+
+  cand_.clear();
+  for (int64_t i = 0; i < vocab; ++i) cand_.emplace_back(logits[i] / opt_.temp, static_cast<int32_t>(i));
+  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  size_t n = cand_.size();
+  if (opt_.top_k > 0 && size_t(opt_.top_k) < n) {
+    std::partial_sort(cand_.begin(), cand_.begin() + opt_.top_k, cand_.end(), by_logit);
+    n = opt_.top_k;
+  } else {
+    std::sort(cand_.begin(), cand_.end(), by_logit);
+  }
+  // Softmax over the kept candidates.
+  const float m = cand_[0].first;
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    cand_[i].first = std::exp(cand_[i].first - m);
+    sum += cand_[i].first;
+  }
+  for (size_t i = 0; i < n; ++i) cand_[i].first = static_cast<float>(cand_[i].first / sum);
+  if (opt_.min_p > 0) {
+    const float floor = opt_.min_p * cand_[0].first;
+    size_t keep = 1;
+    while (keep < n && cand_[keep].first >= floor) ++keep;
+    n = keep;
+  }
+  if (opt_.top_p < 1.0f) {
+    double c = 0;
+    size_t keep = 0;
+    while (keep < n) {
+      c += cand_[keep].first;
+      ++keep;
+      if (c >= opt_.top_p) break;
+    }
+    n = keep;
+  }
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) total += cand_[i].first;
+  double r = rng_.uniform() * total;
+  for (size_t i = 0; i < n; ++i) {
+    r -= cand_[i].first;
+    if (r < 0) return cand_[i].second;
+  }
+  return cand_[n - 1].second;
+}
+
+}  // namespace longctx::infer

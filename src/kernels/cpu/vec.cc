@@ -1,0 +1,269 @@
+// Highway implementations of kernels/vec.h, compiled once per SIMD target and dispatched at run time.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/vec.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+
+#include <cmath>
+#include <cstdint>
+
+HWY_BEFORE_NAMESPACE();
+namespace longctx::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using D = hn::ScalableTag<float>;
+
+float Dot(const float* a, const float* b, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(d, a + i + N), hn::LoadU(d, b + i + N), s1);
+  }
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
+  float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1)));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float Sum(const float* x, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  auto s0 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) s0 = hn::Add(s0, hn::LoadU(d, x + i));
+  float s = hn::GetLane(hn::SumOfLanes(d, s0));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+float Max(const float* x, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  float m = -INFINITY;
+  int64_t i = 0;
+  if (n >= N) {
+    auto v = hn::LoadU(d, x);
+    for (i = N; i + N <= n; i += N) v = hn::Max(v, hn::LoadU(d, x + i));
+    m = hn::GetLane(hn::MaxOfLanes(d, v));
+  }
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+void Axpy(float a, const float* x, float* y, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto va = hn::Set(d, a);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+void Scale(float* x, float a, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto va = hn::Set(d, a);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(va, hn::LoadU(d, x + i)), d, x + i);
+  for (; i < n; ++i) x[i] *= a;
+}
+
+void Add(const float* a, const float* b, float* y, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Add(hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, y + i);
+  for (; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+float ExpSum(float* x, float sub, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto vs = hn::Set(d, sub);
+  const auto lo = hn::Set(d, -87.0f);
+  auto acc = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto t = hn::Sub(hn::LoadU(d, x + i), vs);
+    auto e = hn::IfThenZeroElse(hn::Lt(t, lo), hn::Exp(d, hn::Max(t, lo)));
+    hn::StoreU(e, d, x + i);
+    acc = hn::Add(acc, e);
+  }
+  float s = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) {
+    float t = x[i] - sub;
+    x[i] = t < -87.0f ? 0.0f : std::exp(t);
+    s += x[i];
+  }
+  return s;
+}
+
+constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
+constexpr float kGeluA = 0.044715f;
+
+void Gelu(const float* x, float* y, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto c = hn::Set(d, kGeluC), a = hn::Set(d, kGeluA), half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto v = hn::LoadU(d, x + i);
+    auto inner = hn::Mul(c, hn::MulAdd(hn::Mul(a, hn::Mul(v, v)), v, v));
+    hn::StoreU(hn::Mul(hn::Mul(half, v), hn::Add(one, hn::Tanh(d, inner))), d, y + i);
+  }
+  for (; i < n; ++i) {
+    float v = x[i];
+    y[i] = 0.5f * v * (1.0f + std::tanh(kGeluC * (v + kGeluA * v * v * v)));
+  }
+}
+
+void GeluBackward(const float* x, const float* dy, float* dx, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto c = hn::Set(d, kGeluC), a = hn::Set(d, kGeluA), a3 = hn::Set(d, 3.0f * kGeluA),
+             half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto v = hn::LoadU(d, x + i);
+    auto v2 = hn::Mul(v, v);
+    auto t = hn::Tanh(d, hn::Mul(c, hn::MulAdd(hn::Mul(a, v2), v, v)));
+    // d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
+    auto sech2 = hn::NegMulAdd(t, t, one);
+    auto g = hn::MulAdd(hn::Mul(hn::Mul(half, v), sech2), hn::Mul(c, hn::MulAdd(a3, v2, one)),
+                        hn::Mul(half, hn::Add(one, t)));
+    hn::StoreU(hn::Mul(g, hn::LoadU(d, dy + i)), d, dx + i);
+  }
+  for (; i < n; ++i) {
+    float v = x[i];
+    float t = std::tanh(kGeluC * (v + kGeluA * v * v * v));
+    float g = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * kGeluA * v * v);
+    dx[i] = dy[i] * g;
+  }
+}
+
+// sigmoid(x) = 1 / (1 + exp(-x)), with exp's argument clamped so it never overflows.
+template <class V>
+HWY_INLINE V Sigmoid(D d, V v) {
+  auto e = hn::Exp(d, hn::Min(hn::Neg(v), hn::Set(d, 80.0f)));
+  return hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), e));
+}
+inline float sigmoid_scalar(float v) { return 1.0f / (1.0f + std::exp(std::fmin(-v, 80.0f))); }
+
+void Swiglu(const float* g, const float* u, float* y, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto vg = hn::LoadU(d, g + i);
+    hn::StoreU(hn::Mul(hn::Mul(vg, Sigmoid(d, vg)), hn::LoadU(d, u + i)), d, y + i);
+  }
+  for (; i < n; ++i) y[i] = g[i] * sigmoid_scalar(g[i]) * u[i];
+}
+
+void SwigluBackward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto vg = hn::LoadU(d, g + i), vu = hn::LoadU(d, u + i), vdy = hn::LoadU(d, dy + i);
+    auto s = Sigmoid(d, vg);
+    auto silu = hn::Mul(vg, s);
+    // silu'(g) = s (1 + g (1 - s))
+    auto dsilu = hn::Mul(s, hn::MulAdd(vg, hn::Sub(one, s), one));
+    hn::StoreU(hn::Mul(hn::Mul(vdy, vu), dsilu), d, dg + i);
+    hn::StoreU(hn::Mul(vdy, silu), d, du + i);
+  }
+  for (; i < n; ++i) {
+    float s = sigmoid_scalar(g[i]);
+    float silu = g[i] * s;
+    dg[i] = dy[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    du[i] = dy[i] * silu;
+  }
+}
+
+void AdamW(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+           float eps, float wd, float bc1, float bc2) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto b1 = hn::Set(d, beta1), b2 = hn::Set(d, beta2), ob1 = hn::Set(d, 1.0f - beta1),
+             ob2 = hn::Set(d, 1.0f - beta2), ibc1 = hn::Set(d, 1.0f / bc1),
+             ibc2 = hn::Set(d, 1.0f / bc2), veps = hn::Set(d, eps), vlr = hn::Set(d, lr),
+             vwd = hn::Set(d, wd);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto vg = hn::LoadU(d, g + i);
+    auto vm = hn::MulAdd(b1, hn::LoadU(d, m + i), hn::Mul(ob1, vg));
+    auto vv = hn::MulAdd(b2, hn::LoadU(d, v + i), hn::Mul(ob2, hn::Mul(vg, vg)));
+    hn::StoreU(vm, d, m + i);
+    hn::StoreU(vv, d, v + i);
+    auto upd = hn::Div(hn::Mul(vm, ibc1), hn::Add(hn::Sqrt(hn::Mul(vv, ibc2)), veps));
+    auto vp = hn::LoadU(d, p + i);
+    hn::StoreU(hn::NegMulAdd(vlr, hn::MulAdd(vwd, vp, upd), vp), d, p + i);
+  }
+  for (; i < n; ++i) {
+    m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
+    v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+    float upd = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+    p[i] -= lr * (upd + wd * p[i]);
+  }
+}
+
+}  // namespace longctx::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include "kernels/vec.h"
+
+namespace longctx::kernels {
+HWY_EXPORT(Dot);
+HWY_EXPORT(Sum);
+HWY_EXPORT(Max);
+HWY_EXPORT(Axpy);
+HWY_EXPORT(Scale);
+HWY_EXPORT(Add);
+HWY_EXPORT(ExpSum);
+HWY_EXPORT(Gelu);
+HWY_EXPORT(GeluBackward);
+HWY_EXPORT(Swiglu);
+HWY_EXPORT(SwigluBackward);
+HWY_EXPORT(AdamW);
+
+float vec_dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
+float vec_sum(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(Sum)(x, n); }
+double vec_sum_sq(const float* x, int64_t n) {
+  // Blocks of 1024 in fp32 SIMD, blocks summed in double: exact enough for a norm of millions.
+  double s = 0;
+  for (int64_t i = 0; i < n; i += 1024) {
+    int64_t m = n - i < 1024 ? n - i : 1024;
+    s += HWY_DYNAMIC_DISPATCH(Dot)(x + i, x + i, m);
+  }
+  return s;
+}
+float vec_max(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(Max)(x, n); }
+void vec_axpy(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Axpy)(a, x, y, n); }
+void vec_scale(float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(Scale)(x, a, n); }
+void vec_add(const float* a, const float* b, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Add)(a, b, y, n); }
+float vec_exp_sum(float* x, float sub, int64_t n) { return HWY_DYNAMIC_DISPATCH(ExpSum)(x, sub, n); }
+void vec_gelu(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Gelu)(x, y, n); }
+void vec_gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(GeluBackward)(x, dy, dx, n);
+}
+void vec_swiglu(const float* g, const float* u, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Swiglu)(g, u, y, n); }
+void vec_swiglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SwigluBackward)(g, u, dy, dg, du, n);
+}
+void vec_adamw(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+               float eps, float wd, float bc1, float bc2) {
+  HWY_DYNAMIC_DISPATCH(AdamW)(p, g, m, v, n, lr, beta1, beta2, eps, wd, bc1, bc2);
+}
+const char* simd_target_name() {
+  // Highway orders targets so that the best one has the lowest bit.
+  const int64_t t = hwy::SupportedTargets() & HWY_TARGETS;
+  return hwy::TargetName(t & -t);
+}
+}  // namespace longctx::kernels
+#endif

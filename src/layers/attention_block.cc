@@ -1,0 +1,109 @@
+#include "layers/attention_block.h"
+
+#include <cstring>
+
+#include "attention/attend.h"
+#include "kernels/matmul.h"
+#include "kernels/vec.h"
+
+namespace longctx::layers {
+
+void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
+                       const float* alibi, const float* x_in, int64_t batch, int64_t seq_len, int64_t pos0,
+                       KvStore* cache, float* x_out, AttentionSaved* saved) {
+  const auto& c = *ctx.config;
+  ThreadPool& pool = *ctx.pool;
+  Arena& arena = *ctx.arena;
+  const int64_t rows = batch * seq_len, D = c.model_dim;
+  const int64_t qd = int64_t(lc.heads) * lc.head_dim, kvd = int64_t(lc.kv_heads) * lc.head_dim;
+  float* h = arena.alloc(rows * D);
+  float* mean = arena.alloc(rows);
+  float* rstd = arena.alloc(rows);
+  norm_forward(ctx, p.norm, x_in, rows, h, mean, rstd);
+  float* q = arena.alloc(rows * qd);
+  float* k = arena.alloc(rows * kvd);
+  float* v = arena.alloc(rows * kvd);
+  kernels::linear_forward(pool, h, rows, D, p.wq, p.bq, qd, q);
+  kernels::linear_forward(pool, h, rows, D, p.wk, p.bk, kvd, k);
+  kernels::linear_forward(pool, h, rows, D, p.wv, p.bv, kvd, v);
+  if (c.pos == model::PosType::kRope) {
+    ctx.rope->apply(pool, q, batch, seq_len, lc.heads, qd, pos0, false);
+    ctx.rope->apply(pool, k, batch, seq_len, lc.kv_heads, kvd, pos0, false);
+  }
+  attention::AttentionDims d;
+  d.batch = batch;
+  d.seq_len = seq_len;
+  d.q_pos0 = pos0;
+  d.heads = lc.heads;
+  d.kv_heads = lc.kv_heads;
+  d.head_dim = lc.head_dim;
+  d.q_stride = qd;
+  const float* kk = k;
+  const float* vv = v;
+  if (cache) {
+    CHECK(batch == 1 && pos0 + seq_len <= cache->capacity);
+    for (int64_t t = 0; t < seq_len; ++t) {
+      std::memcpy(cache->k + (pos0 + t) * cache->stride, k + t * kvd, kvd * sizeof(float));
+      std::memcpy(cache->v + (pos0 + t) * cache->stride, v + t * kvd, kvd * sizeof(float));
+    }
+    kk = cache->k;
+    vv = cache->v;
+    d.kv_len = pos0 + seq_len;
+    d.kv_stride = cache->stride;
+    d.kv_batch_stride = 0;
+  } else {
+    CHECK(pos0 == 0);
+    d.kv_len = seq_len;
+    d.kv_stride = kvd;
+    d.kv_batch_stride = seq_len * kvd;
+  }
+  float* att = arena.alloc(rows * qd);
+  float* probs = saved ? arena.alloc(batch * lc.heads * seq_len * d.kv_len) : nullptr;
+  attention::attend_forward(pool, d, q, kk, vv, alibi, att, probs);
+  // x_out = x_in + att Wo^T (+ bo)
+  std::memcpy(x_out, x_in, rows * D * sizeof(float));
+  if (p.bo) {
+    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) kernels::vec_add(x_out + r * D, p.bo, x_out + r * D, D);
+    });
+  }
+  kernels::gemm(pool, false, true, rows, D, qd, 1.0f, att, qd, p.wo, qd, 1.0f, x_out, D);
+  if (saved) *saved = AttentionSaved{x_in, h, mean, rstd, q, k, v, att, probs};
+}
+
+void attention_backward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
+                        AttentionParams<float*> g, const AttentionSaved& s, int64_t batch, int64_t seq_len,
+                        float* dx) {
+  const auto& c = *ctx.config;
+  ThreadPool& pool = *ctx.pool;
+  Arena& arena = *ctx.arena;
+  const int64_t rows = batch * seq_len, D = c.model_dim;
+  const int64_t qd = int64_t(lc.heads) * lc.head_dim, kvd = int64_t(lc.kv_heads) * lc.head_dim;
+  float* datt = arena.alloc(rows * qd);
+  kernels::linear_backward(pool, s.att, dx, rows, qd, p.wo, D, datt, false, g.wo, g.bo);
+  float* dq = arena.alloc(rows * qd);
+  float* dk = arena.alloc_zero(rows * kvd);
+  float* dv = arena.alloc_zero(rows * kvd);
+  attention::AttentionDims d;
+  d.batch = batch;
+  d.seq_len = seq_len;
+  d.kv_len = seq_len;
+  d.heads = lc.heads;
+  d.kv_heads = lc.kv_heads;
+  d.head_dim = lc.head_dim;
+  d.q_stride = qd;
+  d.kv_stride = kvd;
+  d.kv_batch_stride = seq_len * kvd;
+  attention::attend_backward(pool, d, s.q, s.k, s.v, s.probs, datt, dq, dk, dv);
+  if (c.pos == model::PosType::kRope) {
+    ctx.rope->apply(pool, dq, batch, seq_len, lc.heads, qd, 0, true);
+    ctx.rope->apply(pool, dk, batch, seq_len, lc.kv_heads, kvd, 0, true);
+  }
+  float* dh = arena.alloc(rows * D);
+  kernels::linear_backward(pool, s.h, dq, rows, D, p.wq, qd, dh, false, g.wq, g.bq);
+  kernels::linear_backward(pool, s.h, dk, rows, D, p.wk, kvd, dh, true, g.wk, g.bk);
+  kernels::linear_backward(pool, s.h, dv, rows, D, p.wv, kvd, dh, true, g.wv, g.bv);
+  norm_backward(ctx, p.norm, g.norm, s.x_in, dh, rows, s.mean, s.rstd, dx);
+}
+
+}  // namespace longctx::layers

@@ -1,0 +1,22 @@
+// Token embedding plus the positions that act on the input: learned table or sinusoidal.
+// tokens: [batch, seq_len] at positions pos0 ..; x: [batch * seq_len, model_dim].
+#pragma once
+#include <cstdint>
+
+#include "layers/context.h"
+
+namespace longctx::layers {
+
+template <class P>
+struct EmbeddingParams {
+  P token = nullptr;     // [vocab_size, model_dim]
+  P position = nullptr;  // [ctx, model_dim], learned positions only
+};
+
+void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p, const int32_t* tokens,
+                       int64_t batch, int64_t seq_len, int64_t pos0, float* x);
+// Accumulates dx rows into the gradient rows of the tokens (and positions) that produced them.
+void embedding_backward(const LayerContext& ctx, EmbeddingParams<float*> g, const int32_t* tokens,
+                        int64_t batch, int64_t seq_len, int64_t pos0, const float* dx);
+
+}  // namespace longctx::layers

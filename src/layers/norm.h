@@ -1,0 +1,34 @@
+// LayerNorm or RMSNorm, chosen by the model config. x, y: [rows, dim]; mean, rstd: [rows].
+#pragma once
+#include "kernels/norm.h"
+#include "layers/context.h"
+
+namespace longctx::layers {
+
+template <class P>
+struct NormParams {
+  P w = nullptr;
+  P b = nullptr;  // LayerNorm with biases only
+};
+
+inline void norm_forward(const LayerContext& ctx, NormParams<const float*> p, const float* x, int64_t rows,
+                         float* y, float* mean, float* rstd) {
+  const auto& c = *ctx.config;
+  if (c.norm == model::NormType::kLayerNorm)
+    kernels::layernorm_forward(*ctx.pool, x, rows, c.model_dim, p.w, p.b, c.norm_eps, y, mean, rstd);
+  else
+    kernels::rmsnorm_forward(*ctx.pool, x, rows, c.model_dim, p.w, c.norm_eps, y, rstd);
+}
+
+// Accumulates into dx, g.w and g.b.
+inline void norm_backward(const LayerContext& ctx, NormParams<const float*> p, NormParams<float*> g,
+                          const float* x, const float* dy, int64_t rows, const float* mean,
+                          const float* rstd, float* dx) {
+  const auto& c = *ctx.config;
+  if (c.norm == model::NormType::kLayerNorm)
+    kernels::layernorm_backward(*ctx.pool, x, dy, rows, c.model_dim, p.w, mean, rstd, dx, g.w, g.b);
+  else
+    kernels::rmsnorm_backward(*ctx.pool, x, dy, rows, c.model_dim, p.w, rstd, dx, g.w);
+}
+
+}  // namespace longctx::layers

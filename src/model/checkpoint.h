@@ -1,0 +1,34 @@
+// Checkpoints are GGUF files: the model config (longctx.* keys), the tokenizer (GGUF's gpt2
+// tokenizer keys) and the fp32 weights under their llama-style tensor names. Training state
+// (AdamW moments, step, RNG) goes in a sibling file, see train/train_state.h.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "tokenizer/bpe.h"
+
+namespace longctx::model {
+
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  tokenizer::BpeTokenizer tokenizer;
+};
+
+// Writes atomically (temp file, fsync, rename).
+Status save_checkpoint(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok);
+Expected<LoadedModel> load_checkpoint(const std::string& path);
+
+// Tokenizer keys alone (what `longctx tokenizer train` writes) or inside any checkpoint.
+void write_tokenizer_keys(io::GgufWriter& w, const tokenizer::BpeTokenizer& tok);
+Status save_tokenizer(const std::string& path, const tokenizer::BpeTokenizer& tok);
+Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f);
+Expected<tokenizer::BpeTokenizer> load_tokenizer(const std::string& path);
+
+// Config <-> GGUF metadata.
+void write_config_keys(io::GgufWriter& w, const ModelConfig& c);
+Expected<ModelConfig> read_config(const io::GgufFile& f);
+
+}  // namespace longctx::model

@@ -1,0 +1,81 @@
+#include "model/config.h"
+
+#include <string>
+
+namespace longctx::model {
+
+const char* norm_name(NormType t) { return t == NormType::kLayerNorm ? "layernorm" : "rmsnorm"; }
+const char* mlp_name(MlpType t) { return t == MlpType::kGelu ? "gelu" : "swiglu"; }
+const char* pos_name(PosType t) {
+  switch (t) {
+    case PosType::kNone: return "none";
+    case PosType::kLearned: return "learned";
+    case PosType::kSinusoidal: return "sinusoidal";
+    case PosType::kRope: return "rope";
+    case PosType::kAlibi: return "alibi";
+  }
+  return "?";
+}
+
+Expected<NormType> parse_norm(const std::string& s) {
+  if (s == "layernorm") return NormType::kLayerNorm;
+  if (s == "rmsnorm") return NormType::kRmsNorm;
+  return Status::Error("unknown norm '" + s + "' (expected layernorm or rmsnorm)");
+}
+Expected<MlpType> parse_mlp(const std::string& s) {
+  if (s == "gelu") return MlpType::kGelu;
+  if (s == "swiglu") return MlpType::kSwiglu;
+  return Status::Error("unknown mlp '" + s + "' (expected gelu or swiglu)");
+}
+Expected<PosType> parse_pos(const std::string& s) {
+  for (PosType t : {PosType::kNone, PosType::kLearned, PosType::kSinusoidal, PosType::kRope, PosType::kAlibi})
+    if (s == pos_name(t)) return t;
+  return Status::Error("unknown position scheme '" + s + "' (expected none, learned, sinusoidal, rope or alibi)");
+}
+
+Status ModelConfig::validate() const {
+  auto bad = [](const std::string& m) { return Status::Error("invalid model config: " + m); };
+  if (vocab_size < 1 || vocab_size > (1 << 24)) return bad("vocab_size must be in [1, 16777216]");
+  if (model_dim < 1 || model_dim > (1 << 16)) return bad("model_dim must be in [1, 65536]");
+  if (ctx < 1 || ctx > (1 << 22)) return bad("ctx must be in [1, 4194304], got " + std::to_string(ctx));
+  if (layers.empty() || layers.size() > 1024) return bad("n_layers must be in [1, 1024]");
+  if (!(norm_eps > 0.0f) || norm_eps > 1.0f) return bad("norm_eps must be in (0, 1]");
+  if (!(rope_theta > 1.0f)) return bad("rope_theta must be > 1");
+  if (pos == PosType::kSinusoidal && model_dim % 2) return bad("sinusoidal positions need an even model_dim");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerConfig& l = layers[i];
+    const std::string at = "layer " + std::to_string(i) + ": ";
+    if (l.heads < 1 || l.heads > 4096) return bad(at + "heads must be in [1, 4096]");
+    if (l.kv_heads < 1 || l.heads % l.kv_heads) return bad(at + "kv_heads (" + std::to_string(l.kv_heads) +
+                                                          ") must divide heads (" + std::to_string(l.heads) + ")");
+    if (l.head_dim < 1 || l.head_dim > 4096) return bad(at + "head_dim must be in [1, 4096]");
+    if (pos == PosType::kRope && l.head_dim % 2) return bad(at + "RoPE needs an even head_dim");
+    if (l.ff_dim < 1 || l.ff_dim > (1 << 20)) return bad(at + "ff_dim must be in [1, 1048576]");
+  }
+  return Status::Ok();
+}
+
+Expected<ModelConfig> preset(const std::string& name, int vocab_size) {
+  ModelConfig c;
+  if (name == "tiny") {
+    c.vocab_size = vocab_size > 0 ? vocab_size : 4096;
+    c.model_dim = 256;
+    c.ctx = 256;
+    c.set_uniform_layers(4, LayerConfig{4, 4, 64, 1024});
+  } else if (name == "small") {
+    c.vocab_size = vocab_size > 0 ? vocab_size : 8192;
+    c.model_dim = 384;
+    c.ctx = 256;
+    c.set_uniform_layers(6, LayerConfig{6, 6, 64, 1536});
+    // GPT-2-style block, as in bench/torch_train.py's model.
+    c.norm = NormType::kLayerNorm;
+    c.mlp = MlpType::kGelu;
+    c.bias = true;
+    c.pos = PosType::kLearned;
+  } else {
+    return Status::Error("unknown preset '" + name + "' (expected tiny or small)");
+  }
+  return c;
+}
+
+}  // namespace longctx::model

@@ -1,0 +1,220 @@
+#include "model/model.h"
+
+#include <cstring>
+
+#include "kernels/cross_entropy.h"
+#include "kernels/matmul.h"
+#include "layers/embedding.h"
+#include "position/alibi.h"
+
+namespace longctx::model {
+
+Model::Model(ModelConfig config) : config_(std::move(config)), layout_(config_) {
+  CHECK_MSG(config_.validate().ok(), "Model: invalid config");
+  params_.resize(layout_.total());
+  if (config_.pos == PosType::kRope) {
+    // One table serves every layer; layers with a different head_dim are rejected by validate
+    // only if RoPE is on and head_dim is odd, so build for the first layer and check the rest.
+    for (const auto& l : config_.layers) CHECK_MSG(l.head_dim == config_.layers[0].head_dim, "RoPE needs one head_dim");
+    rope_ = position::Rope(config_.layers[0].head_dim, config_.rope_theta, config_.ctx);
+  }
+  alibi_.resize(config_.n_layers());
+  if (config_.pos == PosType::kAlibi)
+    for (int l = 0; l < config_.n_layers(); ++l) alibi_[l] = position::alibi_slopes(config_.layers[l].heads);
+}
+
+int64_t Model::n_params() const {
+  int64_t n = 0;
+  for (const auto& t : layout_.tensors()) n += t.numel;
+  return n;
+}
+
+float* Model::grads() {
+  if (grads_.size() != layout_.total()) grads_.resize(layout_.total());
+  return grads_.data();
+}
+
+void Model::zero_grads() { grads(); grads_.zero(); }
+
+layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
+  layers::LayerContext ctx;
+  ctx.config = &config_;
+  ctx.pool = &pool;
+  ctx.arena = &arena;
+  ctx.rope = config_.pos == PosType::kRope ? &rope_ : nullptr;
+  return ctx;
+}
+
+const float* Model::output_weight() const {
+  const auto& o = layout_.offsets();
+  return params_.data() + (config_.tied_embeddings ? o.token_embd : o.output);
+}
+
+int64_t Model::train_arena_floats(int64_t batch, int64_t seq_len) const {
+  const int64_t rows = batch * seq_len, D = config_.model_dim, V = config_.vocab_size;
+  const int64_t slack = 16;  // alignment per allocation
+  int64_t fwd = rows * D + slack, bwd_max = 0;
+  for (const auto& l : config_.layers) {
+    const int64_t qd = int64_t(l.heads) * l.head_dim, kvd = int64_t(l.kv_heads) * l.head_dim;
+    fwd += rows * (D + 2 + 2 * qd + 2 * kvd + D) + batch * l.heads * seq_len * seq_len + 9 * slack;
+    fwd += rows * (D + 2 + 3 * int64_t(l.ff_dim) + D) + 7 * slack;
+    bwd_max = std::max(bwd_max, rows * (2 * qd + 2 * kvd + D) + 5 * slack);
+    bwd_max = std::max(bwd_max, rows * (3 * int64_t(l.ff_dim) + D) + 5 * slack);
+  }
+  fwd += rows * (D + 2) + rows * V + 4 * slack;  // final norm, logits
+  return fwd + 2 * rows * D + bwd_max + 4 * slack;  // dx, dxn
+}
+
+int64_t Model::infer_arena_floats(int64_t rows, int64_t kv_len) const {
+  const int64_t D = config_.model_dim, V = config_.vocab_size;
+  int64_t n = rows * D + rows * (D + 2) + rows * V + 64;
+  for (const auto& l : config_.layers) {
+    const int64_t qd = int64_t(l.heads) * l.head_dim, kvd = int64_t(l.kv_heads) * l.head_dim;
+    n += rows * (D + 2 + 2 * qd + 2 * kvd + D) + 9 * 16;
+    n += rows * (D + 2 + 3 * int64_t(l.ff_dim) + D) + 7 * 16;
+  }
+  return n;
+}
+
+float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens, int64_t batch, int64_t seq_len,
+                         int64_t pos0, KvCache* cache, bool save) {
+  const int64_t rows = batch * seq_len, D = config_.model_dim;
+  const auto& o = layout_.offsets();
+  const float* P = params_.data();
+  Arena& arena = *ctx.arena;
+  float* x = arena.alloc(rows * D);
+  layers::embedding_forward(ctx, {P + o.token_embd, o.position_embd >= 0 ? P + o.position_embd : nullptr},
+                            tokens, batch, seq_len, pos0, x);
+  if (save) {
+    attn_saved_.assign(config_.n_layers(), {});
+    ffn_saved_.assign(config_.n_layers(), {});
+  }
+  for (int l = 0; l < config_.n_layers(); ++l) {
+    const LayerConfig& lc = config_.layers[l];
+    // Without saving, the block's temporaries are released as soon as it is done.
+    const int64_t m = arena.mark();
+    float* x1 = arena.alloc(rows * D);
+    layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(P, o.layers[l]),
+                              alibi_[l].empty() ? nullptr : alibi_[l].data(), x, batch, seq_len, pos0,
+                              cache ? &cache->stores[l] : nullptr, x1, save ? &attn_saved_[l] : nullptr);
+    float* x2 = arena.alloc(rows * D);
+    layers::feed_forward_forward(ctx, lc, layers::FeedForwardParams<const float*>::at(P, o.layers[l]), x1, rows, x2,
+                                 save ? &ffn_saved_[l] : nullptr);
+    if (!save) {
+      // Keep only x2: move it to the mark (regions may overlap, memmove is safe).
+      arena.rewind(m);
+      float* keep = arena.alloc(rows * D);
+      std::memmove(keep, x2, rows * D * sizeof(float));
+      x2 = keep;
+    }
+    x = x2;
+  }
+  return x;
+}
+
+double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
+                               int64_t batch, int64_t seq_len, float grad_scale) {
+  CHECK(seq_len <= config_.ctx);
+  const int64_t rows = batch * seq_len, D = config_.model_dim, V = config_.vocab_size;
+  arena.reserve(train_arena_floats(batch, seq_len));
+  arena.reset();
+  const auto ctx = context(pool, arena);
+  const auto& o = layout_.offsets();
+  const float* P = params_.data();
+  float* G = grads();
+
+  float* x = run_blocks(ctx, tokens, batch, seq_len, 0, nullptr, true);
+  float* xn = arena.alloc(rows * D);
+  float* mean = arena.alloc(rows);
+  float* rstd = arena.alloc(rows);
+  layers::NormParams<const float*> fn{P + o.output_norm_w, o.output_norm_b >= 0 ? P + o.output_norm_b : nullptr};
+  layers::norm_forward(ctx, fn, x, rows, xn, mean, rstd);
+  float* logits = arena.alloc(rows * V);
+  const float* wout = output_weight();
+  kernels::gemm(pool, false, true, rows, V, D, 1.0f, xn, D, wout, D, 0.0f, logits, V);
+  const double loss = kernels::cross_entropy(pool, logits, targets, rows, V, logits, grad_scale);
+
+  // Backward. logits now holds dlogits.
+  float* g_out = G + (config_.tied_embeddings ? o.token_embd : o.output);
+  float* dxn = arena.alloc(rows * D);
+  kernels::linear_backward(pool, xn, logits, rows, D, wout, V, dxn, false, g_out, nullptr);
+  float* dx = arena.alloc_zero(rows * D);
+  layers::norm_backward(ctx, fn, {G + o.output_norm_w, o.output_norm_b >= 0 ? G + o.output_norm_b : nullptr}, x,
+                        dxn, rows, mean, rstd, dx);
+  for (int l = config_.n_layers() - 1; l >= 0; --l) {
+    const LayerConfig& lc = config_.layers[l];
+    const int64_t m = arena.mark();
+    layers::feed_forward_backward(ctx, lc, layers::FeedForwardParams<const float*>::at(P, o.layers[l]),
+                                  layers::FeedForwardParams<float*>::at(G, o.layers[l]), ffn_saved_[l], rows, dx);
+    arena.rewind(m);
+    layers::attention_backward(ctx, lc, layers::AttentionParams<const float*>::at(P, o.layers[l]),
+                               layers::AttentionParams<float*>::at(G, o.layers[l]), attn_saved_[l], batch, seq_len,
+                               dx);
+    arena.rewind(m);
+  }
+  layers::embedding_backward(ctx, {G + o.token_embd, o.position_embd >= 0 ? G + o.position_embd : nullptr}, tokens,
+                             batch, seq_len, 0, dx);
+  return loss;
+}
+
+double Model::forward_loss(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
+                           int64_t batch, int64_t seq_len) {
+  const int64_t rows = batch * seq_len, V = config_.vocab_size;
+  arena.reserve(infer_arena_floats(rows, seq_len) + rows * V);
+  arena.reset();
+  float* logits = arena.alloc(rows * V);
+  forward_logits(pool, arena, tokens, batch, seq_len, logits);
+  return kernels::cross_entropy(pool, logits, targets, rows, V, nullptr, 0.0f);
+}
+
+void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
+                           float* logits) {
+  CHECK(seq_len <= config_.ctx);
+  const int64_t rows = batch * seq_len, D = config_.model_dim, V = config_.vocab_size;
+  const int64_t need = infer_arena_floats(rows, seq_len);
+  if (arena.capacity() - arena.used() < need) {
+    CHECK_MSG(arena.used() == 0, "forward_logits: arena too small");
+    arena.reserve(need);
+  }
+  const int64_t m = arena.mark();
+  const auto ctx = context(pool, arena);
+  const auto& o = layout_.offsets();
+  const float* P = params_.data();
+  float* x = run_blocks(ctx, tokens, batch, seq_len, 0, nullptr, false);
+  float* xn = arena.alloc(rows * D);
+  layers::norm_forward(ctx, {P + o.output_norm_w, o.output_norm_b >= 0 ? P + o.output_norm_b : nullptr}, x, rows, xn,
+                       nullptr, nullptr);
+  kernels::gemm(pool, false, true, rows, V, D, 1.0f, xn, D, output_weight(), D, 0.0f, logits, V);
+  arena.rewind(m);
+}
+
+KvCache Model::make_cache(int64_t capacity) const {
+  KvCache c;
+  c.capacity = capacity;
+  for (const auto& l : config_.layers) {
+    const int64_t kvd = int64_t(l.kv_heads) * l.head_dim;
+    c.k.emplace_back(capacity * kvd);
+    c.v.emplace_back(capacity * kvd);
+    c.stores.push_back({c.k.back().data(), c.v.back().data(), kvd, capacity});
+  }
+  return c;
+}
+
+void Model::forward_cached(ThreadPool& pool, Arena& arena, KvCache& cache, const int32_t* tokens, int64_t n,
+                           int64_t pos0, float* logits, bool all_rows) {
+  CHECK(pos0 + n <= cache.capacity && pos0 + n <= config_.ctx);
+  const int64_t D = config_.model_dim, V = config_.vocab_size;
+  arena.reserve(infer_arena_floats(n, pos0 + n));
+  arena.reset();
+  const auto ctx = context(pool, arena);
+  const auto& o = layout_.offsets();
+  const float* P = params_.data();
+  float* x = run_blocks(ctx, tokens, 1, n, pos0, &cache, false);
+  const int64_t first = all_rows ? 0 : n - 1, rows = n - first;
+  float* xn = arena.alloc(rows * D);
+  layers::norm_forward(ctx, {P + o.output_norm_w, o.output_norm_b >= 0 ? P + o.output_norm_b : nullptr},
+                       x + first * D, rows, xn, nullptr, nullptr);
+  kernels::gemm(pool, false, true, rows, V, D, 1.0f, xn, D, output_weight(), D, 0.0f, logits, V);
+}
+
+}  // namespace longctx::model

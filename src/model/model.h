@@ -1,0 +1,81 @@
+// Model: a decoder-only transformer composed from ModelConfig. Owns the flat parameter buffer
+// (and, for training, the gradient buffer of the same layout). train::Trainer and
+// infer::Session are the only things that drive it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "layers/attention_block.h"
+#include "layers/feed_forward.h"
+#include "model/config.h"
+#include "model/params.h"
+#include "position/rope.h"
+
+namespace longctx::model {
+
+// The KV cache of one sequence: per layer, K and V as [capacity, kv_heads * head_dim].
+struct KvCache {
+  std::vector<Buffer> k, v;
+  std::vector<layers::KvStore> stores;
+  int64_t capacity = 0;
+};
+
+class Model {
+ public:
+  explicit Model(ModelConfig config);  // config must be valid (ModelConfig::validate)
+
+  const ModelConfig& config() const { return config_; }
+  const ParamLayout& layout() const { return layout_; }
+  float* params() { return params_.data(); }
+  const float* params() const { return params_.data(); }
+  int64_t n_params() const;  // without alignment padding
+  // Gradients are allocated on first use.
+  float* grads();
+  void zero_grads();
+
+  void init(Rng& rng) { init_params(config_, layout_, params_.data(), rng); }
+
+  // Floats of activation arena needed for a training step / an inference call of `rows` tokens.
+  int64_t train_arena_floats(int64_t batch, int64_t seq_len) const;
+  int64_t infer_arena_floats(int64_t rows, int64_t kv_len) const;
+
+  // Training step: forward over tokens [batch, seq_len] with targets, backward with the loss
+  // scaled by grad_scale; gradients accumulate. Returns the summed (unscaled) loss.
+  double forward_backward(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
+                          int64_t batch, int64_t seq_len, float grad_scale);
+  // Summed loss without gradients (held-out evaluation).
+  double forward_loss(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
+                      int64_t batch, int64_t seq_len);
+  // Logits [batch * seq_len, vocab] of a full forward (no cache).
+  void forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
+                      float* logits);
+
+  KvCache make_cache(int64_t capacity) const;
+  // Runs n tokens at positions pos0.. through the cache (batch 1). Writes logits of the last
+  // token to logits [vocab], or of all n tokens [n, vocab] when all_rows.
+  void forward_cached(ThreadPool& pool, Arena& arena, KvCache& cache, const int32_t* tokens, int64_t n,
+                      int64_t pos0, float* logits, bool all_rows);
+
+ private:
+  layers::LayerContext context(ThreadPool& pool, Arena& arena) const;
+  // Embedding + blocks; returns the final hidden states [rows, D] (before the final norm).
+  float* run_blocks(const layers::LayerContext& ctx, const int32_t* tokens, int64_t batch, int64_t seq_len,
+                    int64_t pos0, KvCache* cache, bool save);
+  const float* output_weight() const;
+
+  ModelConfig config_;
+  ParamLayout layout_;
+  Buffer params_, grads_;
+  position::Rope rope_;
+  std::vector<std::vector<float>> alibi_;  // per layer, empty unless ALiBi
+  // Saved activations of the last training forward.
+  std::vector<layers::AttentionSaved> attn_saved_;
+  std::vector<layers::FeedForwardSaved> ffn_saved_;
+};
+
+}  // namespace longctx::model

@@ -1,0 +1,193 @@
+#include "train/trainer.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "io/gguf.h"
+#include "kernels/vec.h"
+#include "model/checkpoint.h"
+#include "train/schedule.h"
+
+namespace longctx::train {
+
+Status TrainOptions::validate() const {
+  auto bad = [](const std::string& m) { return Status::Error("invalid training option: " + m); };
+  if (steps < 1) return bad("--steps must be >= 1");
+  if (batch < 1) return bad("--batch must be >= 1");
+  if (ctx < 1) return bad("--ctx must be >= 1");
+  if (accum < 1) return bad("--accum must be >= 1");
+  if (!(lr > 0) || !std::isfinite(lr)) return bad("--lr must be > 0");
+  if (!(min_lr >= 0) || min_lr > lr) return bad("--min-lr must be in [0, lr]");
+  if (warmup < 0) return bad("--warmup must be >= 0");
+  if (!(weight_decay >= 0)) return bad("--weight-decay must be >= 0");
+  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) return bad("betas must be in [0, 1)");
+  if (eval_every < 0 || save_every < 0) return bad("--eval-every and --save-every must be >= 0");
+  return Status::Ok();
+}
+
+std::string state_path(const std::string& p) {
+  const std::string ext = ".gguf";
+  if (p.size() > ext.size() && p.compare(p.size() - ext.size(), ext.size(), ext) == 0)
+    return p.substr(0, p.size() - ext.size()) + ".state.gguf";
+  return p + ".state.gguf";
+}
+
+Trainer::Trainer(std::unique_ptr<model::Model> model, tokenizer::BpeTokenizer tok, TrainOptions opt,
+                 ThreadPool& pool)
+    : model_(std::move(model)), tok_(std::move(tok)), opt_(std::move(opt)), pool_(pool), rng_(opt_.seed) {
+  m_.resize(model_->layout().total());
+  v_.resize(model_->layout().total());
+}
+
+Status Trainer::set_corpus(const std::string& text) {
+  CorpusSplit split = split_corpus(text);
+  train_ = tokenize_stream(tok_, split.train);
+  val_ = tokenize_stream(tok_, split.val);
+  const int64_t need = opt_.ctx + 1;
+  if (static_cast<int64_t>(train_.tokens.size()) < need)
+    return Status::Error("corpus too short: the training part has " + std::to_string(train_.tokens.size()) +
+                         " tokens, a window needs " + std::to_string(need));
+  if (static_cast<int64_t>(val_.tokens.size()) < need)
+    return Status::Error("corpus too short: the held-out part (every 20th 16 KiB block) has " +
+                         std::to_string(val_.tokens.size()) + " tokens, a window needs " + std::to_string(need));
+  return Status::Ok();
+}
+
+void Trainer::init_weights() {
+  Rng init_rng(opt_.seed ^ 0x5eed5eed5eedULL);
+  model_->init(init_rng);
+}
+
+StepStats Trainer::step() {
+  model::Model& m = *model_;
+  m.zero_grads();
+  Batcher batcher(&train_, opt_.batch, opt_.ctx);
+  const float scale = 1.0f / static_cast<float>(opt_.batch * opt_.ctx * opt_.accum);
+  double loss = 0;
+  for (int64_t a = 0; a < opt_.accum; ++a) {
+    batcher.sample(rng_, inputs_, targets_);
+    loss += m.forward_backward(pool_, arena_, inputs_.data(), targets_.data(), opt_.batch, opt_.ctx, scale);
+  }
+  loss /= static_cast<double>(opt_.batch * opt_.ctx * opt_.accum);
+
+  // Global gradient norm, summed per tensor in list order (deterministic), then clipping.
+  float* G = m.grads();
+  float* P = m.params();
+  const auto& tensors = m.layout().tensors();
+  double sq = 0;
+  for (const auto& t : tensors) sq += kernels::vec_sum_sq(G + t.offset, t.numel);
+  const double norm = std::sqrt(sq);
+  const float clip_scale = (opt_.clip > 0 && norm > opt_.clip) ? static_cast<float>(opt_.clip / norm) : 1.0f;
+
+  const float lr = lr_at(step_, opt_.steps, opt_.warmup, opt_.lr, opt_.min_lr);
+  const int64_t t = step_ + 1;
+  const float bc1 = 1.0f - std::pow(opt_.beta1, static_cast<float>(t));
+  const float bc2 = 1.0f - std::pow(opt_.beta2, static_cast<float>(t));
+  pool_.parallel_for(static_cast<int64_t>(tensors.size()), [&](int64_t i, int) {
+    const auto& tt = tensors[i];
+    if (clip_scale != 1.0f) kernels::vec_scale(G + tt.offset, clip_scale, tt.numel);
+    kernels::vec_adamw(P + tt.offset, G + tt.offset, m_.data() + tt.offset, v_.data() + tt.offset, tt.numel, lr,
+                       opt_.beta1, opt_.beta2, opt_.eps, tt.decay ? opt_.weight_decay : 0.0f, bc1, bc2);
+  });
+  step_ = t;
+  return StepStats{step_, loss, lr, norm};
+}
+
+EvalStats Trainer::evaluate() {
+  Batcher batcher(&val_, opt_.batch, opt_.ctx);
+  int64_t n = batcher.sequential_batches();
+  if (opt_.eval_batches > 0) n = std::min(n, opt_.eval_batches);
+  std::vector<int32_t> in, tg;
+  double loss = 0;
+  int64_t tokens = 0, bytes = 0;
+  // A held-out part shorter than one full batch still gets one (smaller) batch.
+  if (n == 0) {
+    Batcher one(&val_, 1, opt_.ctx);
+    int64_t b = 0;
+    one.sequential(0, in, tg, &b);
+    loss = model_->forward_loss(pool_, arena_, in.data(), tg.data(), 1, opt_.ctx);
+    tokens = opt_.ctx;
+    bytes = b;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t b = 0;
+    batcher.sequential(i, in, tg, &b);
+    loss += model_->forward_loss(pool_, arena_, in.data(), tg.data(), opt_.batch, opt_.ctx);
+    tokens += opt_.batch * opt_.ctx;
+    bytes += b;
+  }
+  EvalStats e;
+  e.step = step_;
+  e.val_loss = loss / static_cast<double>(tokens);
+  e.val_bpb = loss / (std::log(2.0) * static_cast<double>(bytes));
+  return e;
+}
+
+Status Trainer::save(const std::string& path) {
+  LONGCTX_RETURN_IF_ERROR(model::save_checkpoint(path, *model_, tok_));
+  io::GgufWriter w;
+  w.set_string("general.type", "longctx.train_state");
+  w.set_u64("train.step", static_cast<uint64_t>(step_));
+  const uint64_t* st = rng_.state();
+  for (int i = 0; i < 4; ++i) w.set_u64("train.rng." + std::to_string(i), st[i]);
+  w.set_u64("train.steps", opt_.steps);
+  w.set_u64("train.batch", opt_.batch);
+  w.set_u64("train.ctx", opt_.ctx);
+  w.set_u64("train.accum", opt_.accum);
+  w.set_u64("train.warmup", opt_.warmup);
+  w.set_f32("train.lr", opt_.lr);
+  w.set_f32("train.min_lr", opt_.min_lr);
+  w.set_u64("train.seed", opt_.seed);
+  const int64_t total = model_->layout().total();
+  LONGCTX_RETURN_IF_ERROR(w.add_tensor("adamw.m", {total}, 0, m_.data(), total * sizeof(float)));
+  LONGCTX_RETURN_IF_ERROR(w.add_tensor("adamw.v", {total}, 0, v_.data(), total * sizeof(float)));
+  return w.write(state_path(path));
+}
+
+Status Trainer::load_state(const std::string& checkpoint_path) {
+  const std::string sp = state_path(checkpoint_path);
+  auto f = io::GgufFile::open(sp);
+  if (!f.ok()) return f.status();
+  auto fail = [&](const std::string& m) { return Status::Error("training state '" + sp + "': " + m); };
+  auto u = [&](const std::string& key) -> Expected<uint64_t> { return f->get_uint(key); };
+  auto step = u("train.step");
+  if (!step.ok()) return step.status().Wrap("training state '" + sp + "'");
+  uint64_t st[4];
+  for (int i = 0; i < 4; ++i) {
+    auto r = u("train.rng." + std::to_string(i));
+    if (!r.ok()) return r.status().Wrap("training state '" + sp + "'");
+    st[i] = *r;
+  }
+  // The run's shape comes from the state so the resumed run draws the same batches;
+  // --steps may still be raised to extend a run.
+  auto batch = u("train.batch"), ctx = u("train.ctx"), accum = u("train.accum"), warmup = u("train.warmup"),
+       steps = u("train.steps"), seed = u("train.seed");
+  auto lr = f->get_float("train.lr"), min_lr = f->get_float("train.min_lr");
+  for (const Status& s : {batch.status(), ctx.status(), accum.status(), warmup.status(), steps.status(),
+                          seed.status(), lr.status(), min_lr.status()})
+    if (!s.ok()) return s.Wrap("training state '" + sp + "'");
+  if (*batch < 1 || *batch > (1u << 20) || *ctx < 1 || *ctx > static_cast<uint64_t>(model_->config().ctx) ||
+      *accum < 1 || *accum > (1u << 20))
+    return fail("batch / ctx / accum out of range");
+  opt_.batch = static_cast<int64_t>(*batch);
+  opt_.ctx = static_cast<int64_t>(*ctx);
+  opt_.accum = static_cast<int64_t>(*accum);
+  opt_.warmup = static_cast<int64_t>(*warmup);
+  opt_.lr = static_cast<float>(*lr);
+  opt_.min_lr = static_cast<float>(*min_lr);
+  opt_.seed = *seed;
+  if (opt_.steps < static_cast<int64_t>(*steps)) opt_.steps = static_cast<int64_t>(*steps);
+  const int64_t total = model_->layout().total();
+  for (auto [name, buf] : {std::pair{"adamw.m", &m_}, std::pair{"adamw.v", &v_}}) {
+    const io::GgufTensorInfo* t = f->find_tensor(name);
+    if (!t) return fail(std::string("tensor '") + name + "' is missing");
+    if (t->type != 0 || t->dims.size() != 1 || t->dims[0] != total)
+      return fail(std::string("tensor '") + name + "' does not match the model's parameter count");
+    std::memcpy(buf->data(), t->data, total * sizeof(float));
+  }
+  step_ = static_cast<int64_t>(*step);
+  rng_.set_state(st);
+  return Status::Ok();
+}
+
+}  // namespace longctx::train

@@ -1,0 +1,92 @@
+// Trainer: drives a Model through AdamW steps on a corpus, evaluates on the held-out part,
+// checkpoints atomically, and stops cleanly on request (SIGINT / SIGTERM set `stop`).
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/rng.h"
+#include "core/thread_pool.h"
+#include "model/model.h"
+#include "tokenizer/bpe.h"
+#include "train/data.h"
+
+namespace longctx::train {
+
+struct TrainOptions {
+  int64_t steps = 2000;
+  int64_t batch = 16;
+  int64_t ctx = 256;
+  int64_t accum = 1;  // micro-batches per optimizer step (gradient accumulation)
+  float lr = 1e-3f;
+  float min_lr = 1e-4f;
+  int64_t warmup = 100;
+  float weight_decay = 0.1f;
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float clip = 1.0f;  // max global gradient norm; <= 0 disables clipping
+  int64_t eval_every = 200;
+  int64_t eval_batches = 16;  // held-out batches per evaluation (0 = all)
+  int64_t save_every = 500;
+  uint64_t seed = 1;
+  std::string out;  // checkpoint path ("" = never save)
+  Status validate() const;
+};
+
+struct StepStats {
+  int64_t step = 0;  // 1-based count of completed steps
+  double loss = 0;
+  float lr = 0;
+  double grad_norm = 0;
+};
+
+struct EvalStats {
+  int64_t step = 0;
+  double val_loss = 0;  // nats per token
+  double val_bpb = 0;   // bits per byte
+};
+
+class Trainer {
+ public:
+  Trainer(std::unique_ptr<model::Model> model, tokenizer::BpeTokenizer tok, TrainOptions opt, ThreadPool& pool);
+
+  // Tokenizes and splits the corpus. Errors when a part is too short for one window.
+  Status set_corpus(const std::string& text);
+  // A fresh start: initialises the weights from the seed.
+  void init_weights();
+  // Restores the optimizer state, step and RNG from the sibling of a checkpoint.
+  Status load_state(const std::string& checkpoint_path);
+
+  StepStats step();
+  EvalStats evaluate();
+  // Checkpoint + training state, both written atomically.
+  Status save(const std::string& path);
+
+  int64_t current_step() const { return step_; }
+  const TrainOptions& options() const { return opt_; }
+  TrainOptions& options() { return opt_; }
+  model::Model& model() { return *model_; }
+  const tokenizer::BpeTokenizer& tokenizer() const { return tok_; }
+  int64_t train_tokens() const { return static_cast<int64_t>(train_.tokens.size()); }
+  int64_t val_tokens() const { return static_cast<int64_t>(val_.tokens.size()); }
+
+ private:
+  std::unique_ptr<model::Model> model_;
+  tokenizer::BpeTokenizer tok_;
+  TrainOptions opt_;
+  ThreadPool& pool_;
+  Arena arena_;
+  Rng rng_;
+  int64_t step_ = 0;
+  Buffer m_, v_;
+  TokenStream train_, val_;
+  std::vector<int32_t> inputs_, targets_;
+};
+
+// The sibling file holding optimizer state: "run/ckpt.gguf" -> "run/ckpt.state.gguf".
+std::string state_path(const std::string& checkpoint_path);
+
+}  // namespace longctx::train
