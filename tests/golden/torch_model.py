@@ -279,7 +279,8 @@ class DecoderLM(torch.nn.Module):
 
             h2 = self._norm(e, p + "ffn_norm")
             if c["mlp"] == "gelu":
-                y = F.gelu(self._linear(h2, p + "ffn_up"))  # exact (erf) GELU
+                # tanh-form GELU (GPT-2), as longctx computes it
+                y = F.gelu(self._linear(h2, p + "ffn_up"), approximate="tanh")
             else:
                 y = F.silu(self._linear(h2, p + "ffn_gate")) * self._linear(h2, p + "ffn_up")
             e = e + self._linear(y, p + "ffn_down")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# README command 2 (and what .ci/run calls): installs what is missing, builds, runs every test
+# through CTest; then the unit tests again under ASan + UBSan, then each libFuzzer target for
+# FUZZ_SECONDS (default 60).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/corpus.sh
+jobs=$(nproc)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build -j "$jobs"
+LONGCTX_CORPUS="$PWD/data/kjv.txt" ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLONGCTX_SANITIZE=ON -DLONGCTX_BENCH=OFF \
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" > /dev/null
+  cmake --build build-asan -j "$jobs"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$jobs" -E 'CorpusRoundTrip|Kjv'
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLONGCTX_FUZZ=ON \
+    -DLONGCTX_TESTS=OFF -DLONGCTX_BENCH=OFF -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" > /dev/null
+  cmake --build build-fuzz -j "$jobs"
+  for target in build-fuzz/fuzz/*_fuzz; do
+    name=$(basename "$target")
+    corpus_dir="fuzz/corpus/${name%%_*}"
+    mkdir -p "$corpus_dir" build-fuzz/work/"$name"
+    echo "fuzz: $name for ${FUZZ_SECONDS:-60} s"
+    "$target" -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 build-fuzz/work/"$name" "$corpus_dir" 2>&1 | tail -3
+  done
+fi
+echo "all tests passed"
