@@ -22,11 +22,16 @@ uint64_t touch(const GgufValue& v) {
   if (v.type() != GgufType::kArray) return h;
   const GgufType e = v.elem_type();
   for (uint64_t i = 0; i < v.size(); ++i) {
-    if (e == GgufType::kString) h += v.strings()[i].size();
-    else if (longctx::io::gguf_type_is_unsigned(e)) h += v.uint_at(i);
-    else if (longctx::io::gguf_type_is_signed(e)) h += static_cast<uint64_t>(v.int_at(i));
-    else if (longctx::io::gguf_type_is_float(e)) h += v.float_at(i) > 0;
-    else h += v.bool_at(i);
+    if (e == GgufType::kString)
+      h += v.strings()[i].size();
+    else if (longctx::io::gguf_type_is_unsigned(e))
+      h += v.uint_at(i);
+    else if (longctx::io::gguf_type_is_signed(e))
+      h += static_cast<uint64_t>(v.int_at(i));
+    else if (longctx::io::gguf_type_is_float(e))
+      h += v.float_at(i) > 0;
+    else
+      h += v.bool_at(i);
   }
   return h;
 }

@@ -13,5 +13,6 @@ struct Commands {
 void register_tokenizer(CLI::App& app, Commands& cmds);
 void register_train(CLI::App& app, Commands& cmds);
 void register_generate(CLI::App& app, Commands& cmds);
+void register_bench(CLI::App& app, Commands& cmds);
 
 }  // namespace longctx::cli

@@ -44,11 +44,11 @@ std::atomic<uint64_t> temp_counter{0};
 
 }  // namespace
 
-Status write_file_atomic(const std::string& path,
-                         const std::function<Status(std::FILE*)>& writer) {
+Status write_file_atomic(const std::string& path, const std::function<Status(std::FILE*)>& writer) {
   if (path.empty()) return Status::Error("write: empty file path");
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
   if (base.empty() || base == "." || base == "..") {
     return Status::Error(path + ": not a file path");

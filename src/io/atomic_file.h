@@ -19,8 +19,7 @@ namespace longctx::io {
 // survives a crash. If `writer` returns an error, or any step fails, the temp file is removed and
 // `path` is left exactly as it was (absent, or its previous content). `writer` must not fclose
 // the FILE*. The new file gets mode 0666 minus the umask, like fopen would give it.
-Status write_file_atomic(const std::string& path,
-                         const std::function<Status(std::FILE*)>& writer);
+Status write_file_atomic(const std::string& path, const std::function<Status(std::FILE*)>& writer);
 
 // Convenience: write_file_atomic with the given bytes.
 Status write_file_atomic(const std::string& path, const void* data, size_t n_bytes);

@@ -24,21 +24,25 @@ constexpr size_t kMaxTensorNameWrite = 63;
 // Block sizes and bytes per block, from ggml-common.h (block_* structs) and ggml.c type traits.
 // Ids 4, 5 (Q4_2, Q4_3), 31..33 and 36..38 (repacked layouts) are gone from files.
 constexpr GgmlTypeInfo kGgmlTypes[] = {
-    {0, "F32", 1, 4},          {1, "F16", 1, 2},         {2, "Q4_0", 32, 18},
-    {3, "Q4_1", 32, 20},       {6, "Q5_0", 32, 22},      {7, "Q5_1", 32, 24},
-    {8, "Q8_0", 32, 34},       {9, "Q8_1", 32, 36},      {10, "Q2_K", 256, 84},
-    {11, "Q3_K", 256, 110},    {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
-    {14, "Q6_K", 256, 210},    {15, "Q8_K", 256, 292},   {16, "IQ2_XXS", 256, 66},
-    {17, "IQ2_XS", 256, 74},   {18, "IQ3_XXS", 256, 98}, {19, "IQ1_S", 256, 50},
-    {20, "IQ4_NL", 32, 18},    {21, "IQ3_S", 256, 110},  {22, "IQ2_S", 256, 82},
-    {23, "IQ4_XS", 256, 136},  {24, "I8", 1, 1},         {25, "I16", 1, 2},
-    {26, "I32", 1, 4},         {27, "I64", 1, 8},        {28, "F64", 1, 8},
-    {29, "IQ1_M", 256, 56},    {30, "BF16", 1, 2},       {34, "TQ1_0", 256, 54},
-    {35, "TQ2_0", 256, 66},    {39, "MXFP4", 32, 17},
+    {0, "F32", 1, 4},         {1, "F16", 1, 2},         {2, "Q4_0", 32, 18},
+    {3, "Q4_1", 32, 20},      {6, "Q5_0", 32, 22},      {7, "Q5_1", 32, 24},
+    {8, "Q8_0", 32, 34},      {9, "Q8_1", 32, 36},      {10, "Q2_K", 256, 84},
+    {11, "Q3_K", 256, 110},   {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
+    {14, "Q6_K", 256, 210},   {15, "Q8_K", 256, 292},   {16, "IQ2_XXS", 256, 66},
+    {17, "IQ2_XS", 256, 74},  {18, "IQ3_XXS", 256, 98}, {19, "IQ1_S", 256, 50},
+    {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110},  {22, "IQ2_S", 256, 82},
+    {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},         {25, "I16", 1, 2},
+    {26, "I32", 1, 4},        {27, "I64", 1, 8},        {28, "F64", 1, 8},
+    {29, "IQ1_M", 256, 56},   {30, "BF16", 1, 2},       {34, "TQ1_0", 256, 54},
+    {35, "TQ2_0", 256, 66},   {39, "MXFP4", 32, 17},
 };
 
-bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_mul_overflow(a, b, out); }
-bool checked_add(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_add_overflow(a, b, out); }
+bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+bool checked_add(uint64_t a, uint64_t b, uint64_t* out) {
+  return !__builtin_add_overflow(a, b, out);
+}
 // Rounds x up to a multiple of the power of two `align`; false on overflow.
 bool checked_align_up(uint64_t x, uint64_t align, uint64_t* out) {
   uint64_t bumped;
@@ -125,8 +129,8 @@ Status read_string(Cursor& c, const std::string& what, std::string* out) {
   uint64_t len;
   if (!c.u64(&len)) return truncated(c, "the length of " + what);
   if (len > c.left()) {
-    return Status::Error(what + ": string length " + u64s(len) + " runs past the end of the file (" +
-                         u64s(c.left()) + " bytes left)");
+    return Status::Error(what + ": string length " + u64s(len) +
+                         " runs past the end of the file (" + u64s(c.left()) + " bytes left)");
   }
   const uint8_t* p = nullptr;
   c.bytes(len, &p);
@@ -135,6 +139,43 @@ Status read_string(Cursor& c, const std::string& what, std::string* out) {
 }
 
 bool valid_value_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::kF64); }
+
+// A fixed-size scalar from its little-endian bits, and back.
+GgufValue scalar_from_bits(GgufType type, uint64_t bits) {
+  switch (type) {
+    case GgufType::kU8:
+      return GgufValue::scalar(static_cast<uint8_t>(bits));
+    case GgufType::kU16:
+      return GgufValue::scalar(static_cast<uint16_t>(bits));
+    case GgufType::kU32:
+      return GgufValue::scalar(static_cast<uint32_t>(bits));
+    case GgufType::kI8:
+      return GgufValue::scalar(static_cast<int8_t>(sign_extend(bits, 1)));
+    case GgufType::kI16:
+      return GgufValue::scalar(static_cast<int16_t>(sign_extend(bits, 2)));
+    case GgufType::kI32:
+      return GgufValue::scalar(static_cast<int32_t>(sign_extend(bits, 4)));
+    case GgufType::kI64:
+      return GgufValue::scalar(static_cast<int64_t>(bits));
+    case GgufType::kF32:
+      return GgufValue::scalar(std::bit_cast<float>(static_cast<uint32_t>(bits)));
+    case GgufType::kF64:
+      return GgufValue::scalar(std::bit_cast<double>(bits));
+    case GgufType::kBool:
+      return GgufValue::scalar(bits != 0);
+    default:
+      return GgufValue::scalar(bits);  // u64
+  }
+}
+
+uint64_t bits_of_scalar(const GgufValue& v) {
+  const GgufType t = v.type();
+  if (gguf_type_is_unsigned(t)) return v.as_uint();
+  if (gguf_type_is_signed(t)) return static_cast<uint64_t>(v.as_int());  // low bytes are written
+  if (t == GgufType::kF32) return std::bit_cast<uint32_t>(static_cast<float>(v.as_float()));
+  if (t == GgufType::kF64) return std::bit_cast<uint64_t>(v.as_float());
+  return v.as_bool() ? 1 : 0;
+}
 
 Status read_value(Cursor& c, GgufType type, const std::string& key, GgufValue* out) {
   const std::string where = "key " + quoted(key);
@@ -150,27 +191,13 @@ Status read_value(Cursor& c, GgufType type, const std::string& key, GgufValue* o
     case GgufType::kF32:
     case GgufType::kF64:
     case GgufType::kBool: {
-      const size_t n = gguf_type_size(type);
       uint64_t bits;
-      if (!c.read_uint(n, &bits)) return truncated(c, "the value of " + where);
-      switch (type) {
-        case GgufType::kU8: *out = GgufValue::scalar(static_cast<uint8_t>(bits)); break;
-        case GgufType::kU16: *out = GgufValue::scalar(static_cast<uint16_t>(bits)); break;
-        case GgufType::kU32: *out = GgufValue::scalar(static_cast<uint32_t>(bits)); break;
-        case GgufType::kU64: *out = GgufValue::scalar(bits); break;
-        case GgufType::kI8: *out = GgufValue::scalar(static_cast<int8_t>(sign_extend(bits, 1))); break;
-        case GgufType::kI16: *out = GgufValue::scalar(static_cast<int16_t>(sign_extend(bits, 2))); break;
-        case GgufType::kI32: *out = GgufValue::scalar(static_cast<int32_t>(sign_extend(bits, 4))); break;
-        case GgufType::kI64: *out = GgufValue::scalar(static_cast<int64_t>(bits)); break;
-        case GgufType::kF32: *out = GgufValue::scalar(std::bit_cast<float>(static_cast<uint32_t>(bits))); break;
-        case GgufType::kF64: *out = GgufValue::scalar(std::bit_cast<double>(bits)); break;
-        case GgufType::kBool:
-          // The spec calls anything but 0 and 1 invalid; accepting it would hide a corrupt file.
-          if (bits > 1) return Status::Error(where + ": invalid bool value " + u64s(bits));
-          *out = GgufValue::scalar(bits == 1);
-          break;
-        default: break;
+      if (!c.read_uint(gguf_type_size(type), &bits)) return truncated(c, "the value of " + where);
+      // The spec calls a bool other than 0 or 1 invalid; accepting it would hide a corrupt file.
+      if (type == GgufType::kBool && bits > 1) {
+        return Status::Error(where + ": invalid bool value " + u64s(bits));
       }
+      *out = scalar_from_bits(type, bits);
       return Status::Ok();
     }
     case GgufType::kString: {
@@ -203,8 +230,7 @@ Status read_value(Cursor& c, GgufType type, const std::string& key, GgufValue* o
         strings.reserve(static_cast<size_t>(count));
         for (uint64_t k = 0; k < count; ++k) {
           std::string s;
-          LONGCTX_RETURN_IF_ERROR(
-              read_string(c, "element " + u64s(k) + " of " + where, &s));
+          LONGCTX_RETURN_IF_ERROR(read_string(c, "element " + u64s(k) + " of " + where, &s));
           strings.push_back(std::move(s));
         }
         *out = GgufValue::array(std::move(strings));
@@ -238,42 +264,21 @@ std::string dims_string(const std::vector<int64_t>& dims) {
 
 // ---- types ----
 
+namespace {
+// Indexed by GgufType.
+constexpr const char* kTypeNames[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+                                      "bool", "string", "array", "u64", "i64", "f64"};
+constexpr size_t kTypeSizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+}  // namespace
+
 std::string gguf_type_name(GgufType type) {
-  switch (type) {
-    case GgufType::kU8: return "u8";
-    case GgufType::kI8: return "i8";
-    case GgufType::kU16: return "u16";
-    case GgufType::kI16: return "i16";
-    case GgufType::kU32: return "u32";
-    case GgufType::kI32: return "i32";
-    case GgufType::kF32: return "f32";
-    case GgufType::kBool: return "bool";
-    case GgufType::kString: return "string";
-    case GgufType::kArray: return "array";
-    case GgufType::kU64: return "u64";
-    case GgufType::kI64: return "i64";
-    case GgufType::kF64: return "f64";
-  }
-  return "type " + std::to_string(static_cast<uint32_t>(type));
+  const uint32_t t = static_cast<uint32_t>(type);
+  return valid_value_type(t) ? kTypeNames[t] : "type " + std::to_string(t);
 }
 
 size_t gguf_type_size(GgufType type) {
-  switch (type) {
-    case GgufType::kU8:
-    case GgufType::kI8:
-    case GgufType::kBool: return 1;
-    case GgufType::kU16:
-    case GgufType::kI16: return 2;
-    case GgufType::kU32:
-    case GgufType::kI32:
-    case GgufType::kF32: return 4;
-    case GgufType::kU64:
-    case GgufType::kI64:
-    case GgufType::kF64: return 8;
-    case GgufType::kString:
-    case GgufType::kArray: return 0;
-  }
-  return 0;
+  const uint32_t t = static_cast<uint32_t>(type);
+  return valid_value_type(t) ? kTypeSizes[t] : 0;
 }
 
 bool gguf_type_is_unsigned(GgufType t) {
@@ -302,7 +307,8 @@ Expected<uint64_t> ggml_tensor_bytes(uint32_t type, const std::vector<int64_t>& 
   uint64_t n = 1;
   for (size_t k = 0; k < dims.size(); ++k) {
     if (dims[k] < 0) {
-      return Status::Error("dimension " + std::to_string(k) + " is negative in " + dims_string(dims));
+      return Status::Error("dimension " + std::to_string(k) + " is negative in " +
+                           dims_string(dims));
     }
     if (!checked_mul(n, static_cast<uint64_t>(dims[k]), &n)) {
       return Status::Error("element count of dims " + dims_string(dims) + " overflows 64 bits");
@@ -475,11 +481,16 @@ std::string format_gguf_value(const GgufValue& v, size_t max_elems) {
   const uint64_t n = v.size();
   for (uint64_t k = 0; k < n && k < max_elems; ++k) {
     if (k) out += ", ";
-    if (e == GgufType::kString) out += format_string(v.strings()[k]);
-    else if (gguf_type_is_unsigned(e)) out += std::to_string(v.uint_at(k));
-    else if (gguf_type_is_signed(e)) out += std::to_string(v.int_at(k));
-    else if (gguf_type_is_float(e)) out += format_float(v.float_at(k), e == GgufType::kF32);
-    else if (e == GgufType::kBool) out += v.bool_at(k) ? "true" : "false";
+    if (e == GgufType::kString)
+      out += format_string(v.strings()[k]);
+    else if (gguf_type_is_unsigned(e))
+      out += std::to_string(v.uint_at(k));
+    else if (gguf_type_is_signed(e))
+      out += std::to_string(v.int_at(k));
+    else if (gguf_type_is_float(e))
+      out += format_float(v.float_at(k), e == GgufType::kF32);
+    else if (e == GgufType::kBool)
+      out += v.bool_at(k) ? "true" : "false";
   }
   if (n > max_elems) out += ", ... (" + std::to_string(n) + " " + gguf_type_name(e) + ")";
   return out + "]";
@@ -519,7 +530,8 @@ Status GgufFile::parse() {
     return Status::Error("file is " + u64s(size_) + " bytes, too short for a GGUF header");
   }
   if (std::memcmp(magic, kMagic, 4) != 0) {
-    return Status::Error("bad magic " + quoted(std::string(reinterpret_cast<const char*>(magic), 4)) +
+    return Status::Error("bad magic " +
+                         quoted(std::string(reinterpret_cast<const char*>(magic), 4)) +
                          " (expected 'GGUF'): not a GGUF file");
   }
   if (!c.u32(&version_)) return truncated(c, "the version");
@@ -632,8 +644,8 @@ Status GgufFile::parse() {
     uint64_t start, end;
     if (!checked_add(data_offset_, t.offset, &start) || !checked_add(start, t.n_bytes, &end) ||
         end > size_) {
-      return Status::Error(where + " data ends past the end of the file (offset " +
-                           u64s(t.offset) + " + " + u64s(t.n_bytes) + " bytes after the data section at " +
+      return Status::Error(where + " data ends past the end of the file (offset " + u64s(t.offset) +
+                           " + " + u64s(t.n_bytes) + " bytes after the data section at " +
                            u64s(data_offset_) + ", file is " + u64s(size_) + " bytes)");
     }
     t.data = bytes_ + start;
@@ -780,28 +792,21 @@ void put_string(std::vector<uint8_t>& out, const std::string& s) {
 }
 
 void put_value(std::vector<uint8_t>& out, const GgufValue& v) {
-  switch (v.type()) {
-    case GgufType::kU8: detail::append_le<uint8_t>(out, static_cast<uint8_t>(v.as_uint())); break;
-    case GgufType::kU16: detail::append_le<uint16_t>(out, static_cast<uint16_t>(v.as_uint())); break;
-    case GgufType::kU32: detail::append_le<uint32_t>(out, static_cast<uint32_t>(v.as_uint())); break;
-    case GgufType::kU64: detail::append_le<uint64_t>(out, v.as_uint()); break;
-    case GgufType::kI8: detail::append_le<int8_t>(out, static_cast<int8_t>(v.as_int())); break;
-    case GgufType::kI16: detail::append_le<int16_t>(out, static_cast<int16_t>(v.as_int())); break;
-    case GgufType::kI32: detail::append_le<int32_t>(out, static_cast<int32_t>(v.as_int())); break;
-    case GgufType::kI64: detail::append_le<int64_t>(out, v.as_int()); break;
-    case GgufType::kF32: detail::append_le<float>(out, static_cast<float>(v.as_float())); break;
-    case GgufType::kF64: detail::append_le<double>(out, v.as_float()); break;
-    case GgufType::kBool: out.push_back(v.as_bool() ? 1 : 0); break;
-    case GgufType::kString: put_string(out, v.as_string()); break;
-    case GgufType::kArray:
-      put_u32(out, static_cast<uint32_t>(v.elem_type()));
-      put_u64(out, v.size());
-      if (v.elem_type() == GgufType::kString) {
-        for (const std::string& s : v.strings()) put_string(out, s);
-      } else {
-        out.insert(out.end(), v.raw().begin(), v.raw().end());
-      }
-      break;
+  if (v.type() == GgufType::kString) {
+    put_string(out, v.as_string());
+  } else if (v.type() == GgufType::kArray) {
+    put_u32(out, static_cast<uint32_t>(v.elem_type()));
+    put_u64(out, v.size());
+    if (v.elem_type() == GgufType::kString) {
+      for (const std::string& s : v.strings()) put_string(out, s);
+    } else {
+      out.insert(out.end(), v.raw().begin(), v.raw().end());
+    }
+  } else {
+    const uint64_t bits = bits_of_scalar(v);
+    for (size_t k = 0; k < gguf_type_size(v.type()); ++k) {
+      out.push_back(static_cast<uint8_t>(bits >> (8 * k)));
+    }
   }
 }
 
@@ -825,7 +830,8 @@ Status GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> dims
     return Status::Error(where + ": name is " + std::to_string(name.size()) +
                          " bytes, ggml allows at most " + std::to_string(kMaxTensorNameWrite));
   }
-  if (tensor_index_.count(name)) return Status::Error("gguf: duplicate tensor name " + quoted(name));
+  if (tensor_index_.count(name))
+    return Status::Error("gguf: duplicate tensor name " + quoted(name));
   if (dims.empty() || dims.size() > static_cast<size_t>(kGgufMaxDims)) {
     return Status::Error(where + ": " + std::to_string(dims.size()) + " dims, expected 1.." +
                          std::to_string(kGgufMaxDims));
@@ -849,8 +855,8 @@ Expected<uint64_t> GgufWriter::alignment() const {
   const GgufValue& v = kv_[it->second].value;
   // The spec fixes the type to u32; llama.cpp rejects anything else.
   if (v.type() != GgufType::kU32 || !is_power_of_two(v.as_uint())) {
-    return Status::Error("general.alignment must be a u32 power of two, got " +
-                         type_desc(v) + " " + format_gguf_value(v));
+    return Status::Error("general.alignment must be a u32 power of two, got " + type_desc(v) + " " +
+                         format_gguf_value(v));
   }
   return v.as_uint();
 }

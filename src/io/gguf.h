@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/check.h"
@@ -88,7 +88,8 @@ class GgufValue {
   template <typename T>
   static GgufValue array(const std::vector<T>& v);
   static GgufValue array(std::vector<std::string>&& v);  // moves the strings
-  // `count` elements of the fixed-size `elem_type`, as little-endian bytes (what the reader builds).
+  // `count` elements of the fixed-size `elem_type`, as little-endian bytes (what the reader
+  // builds).
   static GgufValue raw_array(GgufType elem_type, uint64_t count, std::vector<uint8_t> bytes);
 
   GgufType type() const { return type_; }
@@ -102,12 +103,12 @@ class GgufValue {
 
   // Arrays.
   GgufType elem_type() const;
-  uint64_t size() const;                          // number of elements
+  uint64_t size() const;                            // number of elements
   const std::vector<std::string>& strings() const;  // elem_type() == kString
-  const std::vector<uint8_t>& raw() const;        // numeric/bool elements, little-endian
-  uint64_t uint_at(uint64_t i) const;             // unsigned elements
-  int64_t int_at(uint64_t i) const;               // signed elements
-  double float_at(uint64_t i) const;              // f32/f64 elements
+  const std::vector<uint8_t>& raw() const;          // numeric/bool elements, little-endian
+  uint64_t uint_at(uint64_t i) const;               // unsigned elements
+  int64_t int_at(uint64_t i) const;                 // signed elements
+  double float_at(uint64_t i) const;                // f32/f64 elements
   bool bool_at(uint64_t i) const;
 
   friend bool operator==(const GgufValue& a, const GgufValue& b);
@@ -279,19 +280,32 @@ namespace detail {
 template <typename T>
 constexpr GgufType gguf_type_of() {
   using U = std::remove_cv_t<T>;
-  if constexpr (std::is_same_v<U, bool>) return GgufType::kBool;
-  else if constexpr (std::is_same_v<U, uint8_t>) return GgufType::kU8;
-  else if constexpr (std::is_same_v<U, int8_t>) return GgufType::kI8;
-  else if constexpr (std::is_same_v<U, uint16_t>) return GgufType::kU16;
-  else if constexpr (std::is_same_v<U, int16_t>) return GgufType::kI16;
-  else if constexpr (std::is_same_v<U, uint32_t>) return GgufType::kU32;
-  else if constexpr (std::is_same_v<U, int32_t>) return GgufType::kI32;
-  else if constexpr (std::is_same_v<U, uint64_t>) return GgufType::kU64;
-  else if constexpr (std::is_same_v<U, int64_t>) return GgufType::kI64;
-  else if constexpr (std::is_same_v<U, float>) return GgufType::kF32;
-  else if constexpr (std::is_same_v<U, double>) return GgufType::kF64;
-  else if constexpr (std::is_same_v<U, std::string>) return GgufType::kString;
-  else static_assert(sizeof(T) == 0, "not a GGUF value type");
+  if constexpr (std::is_same_v<U, bool>)
+    return GgufType::kBool;
+  else if constexpr (std::is_same_v<U, uint8_t>)
+    return GgufType::kU8;
+  else if constexpr (std::is_same_v<U, int8_t>)
+    return GgufType::kI8;
+  else if constexpr (std::is_same_v<U, uint16_t>)
+    return GgufType::kU16;
+  else if constexpr (std::is_same_v<U, int16_t>)
+    return GgufType::kI16;
+  else if constexpr (std::is_same_v<U, uint32_t>)
+    return GgufType::kU32;
+  else if constexpr (std::is_same_v<U, int32_t>)
+    return GgufType::kI32;
+  else if constexpr (std::is_same_v<U, uint64_t>)
+    return GgufType::kU64;
+  else if constexpr (std::is_same_v<U, int64_t>)
+    return GgufType::kI64;
+  else if constexpr (std::is_same_v<U, float>)
+    return GgufType::kF32;
+  else if constexpr (std::is_same_v<U, double>)
+    return GgufType::kF64;
+  else if constexpr (std::is_same_v<U, std::string>)
+    return GgufType::kString;
+  else
+    static_assert(sizeof(T) == 0, "not a GGUF value type");
 }
 // Appends the little-endian bytes of a fixed-size value.
 template <typename T>

@@ -264,8 +264,8 @@ std::vector<int32_t> BpeTokenizer::gguf_token_types() const {
 }
 
 Expected<BpeTokenizer> BpeTokenizer::from_gguf(const std::vector<std::string>& tokens,
-                                               const std::vector<std::string>& merges,
-                                               int32_t bos, int32_t eos, int32_t pad) {
+                                               const std::vector<std::string>& merges, int32_t bos,
+                                               int32_t eos, int32_t pad) {
   const auto error = [](const std::string& msg) { return Status::Error("bpe: " + msg); };
   const size_t n = tokens.size();
   if (n == 0) return error("the vocabulary is empty");
@@ -306,9 +306,11 @@ Expected<BpeTokenizer> BpeTokenizer::from_gguf(const std::vector<std::string>& t
       t.special_text_.emplace_back(id, text);
       continue;
     }
-    if (!bytes.ok()) return bytes.status().Wrap("bpe: token " + std::to_string(i) + " " + quote(text));
+    if (!bytes.ok())
+      return bytes.status().Wrap("bpe: token " + std::to_string(i) + " " + quote(text));
     t.token_bytes_[i] = std::move(bytes.value());
-    if (t.token_bytes_[i].size() == 1) t.byte_id_[static_cast<unsigned char>(t.token_bytes_[i][0])] = id;
+    if (t.token_bytes_[i].size() == 1)
+      t.byte_id_[static_cast<unsigned char>(t.token_bytes_[i][0])] = id;
   }
   for (int b = 0; b < 256; ++b) {
     if (t.byte_id_[b] < 0) {

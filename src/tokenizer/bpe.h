@@ -107,8 +107,8 @@ class BpeTokenizer {
 
   std::vector<std::string> token_bytes_;  // [vocab_size]; "" for specials
   std::array<int32_t, 256> byte_id_{};
-  std::vector<Merge> merges_;                           // in rank order
-  std::unordered_map<uint64_t, int32_t> merge_rank_;    // (left << 32 | right) -> rank
+  std::vector<Merge> merges_;                                  // in rank order
+  std::unordered_map<uint64_t, int32_t> merge_rank_;           // (left << 32 | right) -> rank
   std::vector<std::pair<int32_t, std::string>> special_text_;  // id -> GGUF text
   int32_t bos_ = -1;
   int32_t eos_ = -1;

@@ -155,9 +155,8 @@ class Trainer {
 Expected<BpeTokenizer> BpeTokenizer::train(std::string_view text, const TrainOptions& opt) {
   constexpr int kMinVocab = 256 + kNumSpecials + 1;
   if (opt.vocab_size < kMinVocab || opt.vocab_size > kMaxVocabSize) {
-    return Status::Error("bpe: vocab_size " + std::to_string(opt.vocab_size) +
-                         " is outside [" + std::to_string(kMinVocab) + ", " +
-                         std::to_string(kMaxVocabSize) +
+    return Status::Error("bpe: vocab_size " + std::to_string(opt.vocab_size) + " is outside [" +
+                         std::to_string(kMinVocab) + ", " + std::to_string(kMaxVocabSize) +
                          "] (256 byte tokens + 3 specials + at least one merge)");
   }
   if (text.empty()) return Status::Error("bpe: cannot train on an empty text");
@@ -179,7 +178,7 @@ Expected<BpeTokenizer> BpeTokenizer::train(std::string_view text, const TrainOpt
   piece_freq.clear();
 
   BpeTokenizer t;
-  t.token_bytes_.reserve(opt.vocab_size);
+  t.token_bytes_.reserve(std::min(opt.vocab_size, 1 << 16));  // training may stop early
   for (int b = 0; b < 256; ++b) {
     t.token_bytes_.emplace_back(1, static_cast<char>(b));
     t.byte_id_[b] = b;

@@ -32,7 +32,10 @@ namespace fs = std::filesystem;
 // Little-endian byte builder for hand-made files; independent of the writer under test.
 class Bytes {
  public:
-  Bytes& u8(uint8_t v) { b_.push_back(v); return *this; }
+  Bytes& u8(uint8_t v) {
+    b_.push_back(v);
+    return *this;
+  }
   Bytes& le(uint64_t v, int n) {
     for (int k = 0; k < n; ++k) b_.push_back(static_cast<uint8_t>(v >> (8 * k)));
     return *this;
@@ -44,14 +47,21 @@ class Bytes {
     b_.insert(b_.end(), c, c + n);
     return *this;
   }
-  Bytes& str(const std::string& s) { u64(s.size()); return raw(s.data(), s.size()); }
+  Bytes& str(const std::string& s) {
+    u64(s.size());
+    return raw(s.data(), s.size());
+  }
   Bytes& header(uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
     raw("GGUF", 4);
     u32(version);
     u64(n_tensors);
     return u64(n_kv);
   }
-  Bytes& kv_u32(const std::string& key, uint32_t v) { str(key); u32(4); return u32(v); }
+  Bytes& kv_u32(const std::string& key, uint32_t v) {
+    str(key);
+    u32(4);
+    return u32(v);
+  }
   Bytes& tensor(const std::string& name, const std::vector<uint64_t>& dims, uint32_t type,
                 uint64_t offset) {
     str(name);
@@ -64,7 +74,10 @@ class Bytes {
     while (b_.size() % align) b_.push_back(0);
     return *this;
   }
-  Bytes& zeros(size_t n) { b_.resize(b_.size() + n, 0); return *this; }
+  Bytes& zeros(size_t n) {
+    b_.resize(b_.size() + n, 0);
+    return *this;
+  }
   size_t size() const { return b_.size(); }
   std::vector<uint8_t> bytes() const { return b_; }
 
@@ -121,9 +134,12 @@ class TempDir {
 float half_to_float(uint16_t h) {
   const int sign = h >> 15, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
   float v;
-  if (exp == 0) v = std::ldexp(static_cast<float>(mant), -24);
-  else if (exp == 31) v = mant ? NAN : INFINITY;
-  else v = std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
+  if (exp == 0)
+    v = std::ldexp(static_cast<float>(mant), -24);
+  else if (exp == 31)
+    v = mant ? NAN : INFINITY;
+  else
+    v = std::ldexp(static_cast<float>(mant | 0x400), exp - 25);
   return sign ? -v : v;
 }
 
@@ -149,12 +165,17 @@ std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
 
 TEST(GgmlTypes, BlockSizesMatchGgml) {
   // {id, block size, bytes per block} from ggml-common.h's block_* structs.
-  struct Row { uint32_t id; uint32_t block; uint32_t bytes; const char* name; };
+  struct Row {
+    uint32_t id;
+    uint32_t block;
+    uint32_t bytes;
+    const char* name;
+  };
   const Row rows[] = {
-      {0, 1, 4, "F32"},      {1, 1, 2, "F16"},      {30, 1, 2, "BF16"},
-      {2, 32, 18, "Q4_0"},   {3, 32, 20, "Q4_1"},   {6, 32, 22, "Q5_0"},
-      {7, 32, 24, "Q5_1"},   {8, 32, 34, "Q8_0"},   {9, 32, 36, "Q8_1"},
-      {10, 256, 84, "Q2_K"}, {11, 256, 110, "Q3_K"}, {12, 256, 144, "Q4_K"},
+      {0, 1, 4, "F32"},       {1, 1, 2, "F16"},       {30, 1, 2, "BF16"},
+      {2, 32, 18, "Q4_0"},    {3, 32, 20, "Q4_1"},    {6, 32, 22, "Q5_0"},
+      {7, 32, 24, "Q5_1"},    {8, 32, 34, "Q8_0"},    {9, 32, 36, "Q8_1"},
+      {10, 256, 84, "Q2_K"},  {11, 256, 110, "Q3_K"}, {12, 256, 144, "Q4_K"},
       {13, 256, 176, "Q5_K"}, {14, 256, 210, "Q6_K"}, {15, 256, 292, "Q8_K"},
   };
   for (const Row& r : rows) {
@@ -273,12 +294,21 @@ TEST(GgufRoundTrip, EveryMetadataType) {
 
   // Types survive exactly, and iteration follows insertion order.
   const std::vector<std::pair<std::string, GgufType>> expected_order = {
-      {"general.architecture", GgufType::kString}, {"t.u8", GgufType::kU8},
-      {"t.i8", GgufType::kI8}, {"t.u16", GgufType::kU16}, {"t.i16", GgufType::kI16},
-      {"t.u32", GgufType::kU32}, {"t.i32", GgufType::kI32}, {"t.u64", GgufType::kU64},
-      {"t.i64", GgufType::kI64}, {"t.f32", GgufType::kF32}, {"t.f64", GgufType::kF64},
-      {"t.true", GgufType::kBool}, {"t.false", GgufType::kBool},
-      {"t.string", GgufType::kString}, {"t.empty", GgufType::kString},
+      {"general.architecture", GgufType::kString},
+      {"t.u8", GgufType::kU8},
+      {"t.i8", GgufType::kI8},
+      {"t.u16", GgufType::kU16},
+      {"t.i16", GgufType::kI16},
+      {"t.u32", GgufType::kU32},
+      {"t.i32", GgufType::kI32},
+      {"t.u64", GgufType::kU64},
+      {"t.i64", GgufType::kI64},
+      {"t.f32", GgufType::kF32},
+      {"t.f64", GgufType::kF64},
+      {"t.true", GgufType::kBool},
+      {"t.false", GgufType::kBool},
+      {"t.string", GgufType::kString},
+      {"t.empty", GgufType::kString},
   };
   ASSERT_GE(f->metadata().size(), expected_order.size());
   for (size_t k = 0; k < expected_order.size(); ++k) {
@@ -317,13 +347,18 @@ TEST(GgufRoundTrip, ExactBytesMatchTheSpecLayout) {
 }
 
 TEST(GgufRoundTrip, SeveralTensors) {
-  struct Spec { std::string name; std::vector<int64_t> dims; uint32_t type; size_t n_bytes; };
+  struct Spec {
+    std::string name;
+    std::vector<int64_t> dims;
+    uint32_t type;
+    size_t n_bytes;
+  };
   // Byte counts from the ggml block sizes, worked out by hand.
   const std::vector<Spec> specs = {
-      {"token_embd.weight", {3, 2}, 0, 24},        // F32
-      {"output_norm.weight", {5}, 1, 10},          // F16: not a multiple of 32 -> padding
-      {"blk.0.attn_q.weight", {64, 3}, 8, 204},    // Q8_0: 2 blocks/row x 34 x 3
-      {"blk.0.ffn_up.weight", {256, 1}, 12, 144},  // Q4_K: one super-block
+      {"token_embd.weight", {3, 2}, 0, 24},           // F32
+      {"output_norm.weight", {5}, 1, 10},             // F16: not a multiple of 32 -> padding
+      {"blk.0.attn_q.weight", {64, 3}, 8, 204},       // Q8_0: 2 blocks/row x 34 x 3
+      {"blk.0.ffn_up.weight", {256, 1}, 12, 144},     // Q4_K: one super-block
       {"blk.0.attn_k.weight", {7, 1, 1, 2}, 30, 28},  // BF16, 4 dims
       {"empty", {0, 4}, 0, 0},
   };
@@ -334,8 +369,8 @@ TEST(GgufRoundTrip, SeveralTensors) {
     data.push_back(pattern(specs[k].n_bytes, static_cast<uint8_t>(k * 31)));
   }
   for (size_t k = 0; k < specs.size(); ++k) {
-    Status st = w.add_tensor(specs[k].name, specs[k].dims, specs[k].type, data[k].data(),
-                             data[k].size());
+    Status st =
+        w.add_tensor(specs[k].name, specs[k].dims, specs[k].type, data[k].data(), data[k].size());
     ASSERT_TRUE(st.ok()) << st.message();
   }
   std::vector<uint8_t> bytes = val(w.to_bytes());
@@ -416,9 +451,9 @@ std::vector<uint8_t> valid_file() {
   w.set_bool("b", true);
   w.set_string_array("tokenizer.ggml.tokens", {"a", "bc", ""});
   w.set_f32_array("tokenizer.ggml.scores", {1.0f, 2.0f, 3.0f});
-  CHECK(w.add_tensor("a", {3, 2}, 0, a.data(), a.size()).ok());
-  CHECK(w.add_tensor("b", {64}, 8, b.data(), b.size()).ok());
-  CHECK(w.add_tensor("c", {5}, 1, c.data(), c.size()).ok());
+  EXPECT_TRUE(w.add_tensor("a", {3, 2}, 0, a.data(), a.size()).ok());
+  EXPECT_TRUE(w.add_tensor("b", {64}, 8, b.data(), b.size()).ok());
+  EXPECT_TRUE(w.add_tensor("c", {5}, 1, c.data(), c.size()).ok());
   return val(w.to_bytes());
 }
 
@@ -567,7 +602,8 @@ TEST(GgufReaderErrors, OpenNamesThePath) {
   ASSERT_TRUE(write_file_atomic(path, bytes.data(), bytes.size()).ok());
   Expected<GgufFile> f = GgufFile::open(path);
   ASSERT_FALSE(f.ok());
-  EXPECT_EQ(f.status().message(), "gguf: " + path + ": unsupported GGUF version 1 (only versions 2 and 3 are supported)");
+  EXPECT_EQ(f.status().message(),
+            "gguf: " + path + ": unsupported GGUF version 1 (only versions 2 and 3 are supported)");
 
   Expected<GgufFile> missing = GgufFile::open(dir.file("missing.gguf"));
   ASSERT_FALSE(missing.ok());
@@ -598,7 +634,8 @@ TEST(GgufAccessors, ErrorsNameTheKey) {
   EXPECT_CONTAINS(f->get_string_array("t.i32s").status().message(),
                   "key 't.i32s' has type array of i32, expected array of string");
   EXPECT_CONTAINS(f->get_int_array("t.f32s").status().message(), "array of f32");
-  EXPECT_CONTAINS(f->get_int_array("t.u64s").status().message(), "element 1 = 18446744073709551615");
+  EXPECT_CONTAINS(f->get_int_array("t.u64s").status().message(),
+                  "element 1 = 18446744073709551615");
   EXPECT_CONTAINS(f->get_float_array("t.strings").status().message(), "array of string");
   EXPECT_CONTAINS(f->get_int_array("t.bools").status().message(), "array of bool");
 }
@@ -777,11 +814,16 @@ TEST(GgufPyFixture, ReadsWhatGgufPyWrote) {
       ASSERT_EQ(kv.value.size(), v.size()) << key;
       for (size_t i = 0; i < v.size(); ++i) {
         const GgufType e = kv.value.elem_type();
-        if (e == GgufType::kString) EXPECT_EQ(kv.value.strings()[i], v[i].get<std::string>());
-        else if (e == GgufType::kBool) EXPECT_EQ(kv.value.bool_at(i), v[i].get<bool>());
-        else if (gguf_type_is_unsigned(e)) EXPECT_EQ(kv.value.uint_at(i), v[i].get<uint64_t>());
-        else if (gguf_type_is_signed(e)) EXPECT_EQ(kv.value.int_at(i), v[i].get<int64_t>());
-        else EXPECT_EQ(kv.value.float_at(i), v[i].get<double>()) << key << "[" << i << "]";
+        if (e == GgufType::kString)
+          EXPECT_EQ(kv.value.strings()[i], v[i].get<std::string>());
+        else if (e == GgufType::kBool)
+          EXPECT_EQ(kv.value.bool_at(i), v[i].get<bool>());
+        else if (gguf_type_is_unsigned(e))
+          EXPECT_EQ(kv.value.uint_at(i), v[i].get<uint64_t>());
+        else if (gguf_type_is_signed(e))
+          EXPECT_EQ(kv.value.int_at(i), v[i].get<int64_t>());
+        else
+          EXPECT_EQ(kv.value.float_at(i), v[i].get<double>()) << key << "[" << i << "]";
       }
     } else if (type == "string") {
       EXPECT_EQ(val(f->get_string(key)), v.get<std::string>());
@@ -866,9 +908,9 @@ GgufWriter make_golden_writer(const GoldenData& g) {
   w.set("longctx.f64_array", GgufValue::array(std::vector<double>{1e300}));
   w.set("longctx.u64_array",
         GgufValue::array(std::vector<uint64_t>{std::numeric_limits<uint64_t>::max(), 0}));
-  CHECK(w.add_tensor("a", {3, 2}, 0, g.a.data(), g.a.size() * 4).ok());
-  CHECK(w.add_tensor("b", {5}, 1, g.b.data(), g.b.size() * 2).ok());
-  CHECK(w.add_tensor("c", {32, 2}, 8, g.c.data(), g.c.size()).ok());
+  EXPECT_TRUE(w.add_tensor("a", {3, 2}, 0, g.a.data(), g.a.size() * 4).ok());
+  EXPECT_TRUE(w.add_tensor("b", {5}, 1, g.b.data(), g.b.size() * 2).ok());
+  EXPECT_TRUE(w.add_tensor("c", {32, 2}, 8, g.c.data(), g.c.size()).ok());
   return w;
 }
 
@@ -876,8 +918,9 @@ GgufWriter make_golden_writer(const GoldenData& g) {
 // intended writer change (then run make_gguf_fixture.py --check-ours).
 void update_fixtures(const std::vector<uint8_t>& golden) {
   const std::string root = LONGCTX_SOURCE_DIR;
-  ASSERT_TRUE(write_file_atomic(kFixtures + "longctx_writer_fixture.gguf", golden.data(),
-                                golden.size()).ok());
+  ASSERT_TRUE(
+      write_file_atomic(kFixtures + "longctx_writer_fixture.gguf", golden.data(), golden.size())
+          .ok());
   const std::string corpus = root + "/fuzz/corpus/gguf/";
   fs::create_directories(corpus);
   auto seed = [&](const std::string& name, const GgufWriter& w) {
@@ -893,9 +936,9 @@ void update_fixtures(const std::vector<uint8_t>& golden) {
   static const std::vector<uint8_t> q(34 * 2 + 18 + 144, 1);
   GgufWriter quant;
   quant.set_u32("general.alignment", 64);
-  CHECK(quant.add_tensor("q8", {64}, 8, q.data(), 68).ok());
-  CHECK(quant.add_tensor("q4", {32}, 2, q.data(), 18).ok());
-  CHECK(quant.add_tensor("q4k", {256}, 12, q.data(), 144).ok());
+  ASSERT_TRUE(quant.add_tensor("q8", {64}, 8, q.data(), 68).ok());
+  ASSERT_TRUE(quant.add_tensor("q4", {32}, 2, q.data(), 18).ok());
+  ASSERT_TRUE(quant.add_tensor("q4k", {256}, 12, q.data(), 144).ok());
   seed("quant_align64.gguf", quant);
 }
 

@@ -99,5 +99,46 @@ TEST(Checkpoint, SaveLoadIsExact) {
   std::filesystem::remove(path);
 }
 
+// Writes a checkpoint of `m` by hand so single keys or tensors can be damaged.
+Status write_damaged(const std::string& path, const model::Model& m, const tokenizer::BpeTokenizer& tok,
+                     bool extra_key, bool bad_shape) {
+  io::GgufWriter w;
+  model::write_config_keys(w, m.config());
+  model::write_tokenizer_keys(w, tok);
+  if (extra_key) w.set_bool("longctx.colt5.enabled", true);
+  for (const auto& t : m.layout().tensors()) {
+    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
+    if (bad_shape && t.name == "blk.1.attn_k.weight") std::swap(dims[0], dims[1]);
+    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, 0, m.params() + t.offset, t.numel * sizeof(float)));
+  }
+  return w.write(path);
+}
+
+TEST(Checkpoint, RejectsInconsistentShapesAndUnknownRequiredKeys) {
+  model::ModelConfig cfg = small_config(model::PosType::kRope, 2);
+  tokenizer::TrainOptions topt;
+  topt.vocab_size = 270;
+  std::string text;
+  for (int i = 0; i < 50; ++i) text += "abc abd abe " + std::to_string(i) + "\n";
+  auto tok = tokenizer::BpeTokenizer::train(text, topt);
+  ASSERT_TRUE(tok.ok());
+  cfg.vocab_size = tok->vocab_size();
+  model::Model m(cfg);
+  const std::string path = ::testing::TempDir() + "/ckpt_damaged.gguf";
+  ASSERT_TRUE(write_damaged(path, m, *tok, false, true).ok());
+  auto a = model::load_checkpoint(path);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("blk.1.attn_k.weight"), std::string::npos) << a.status().message();
+  EXPECT_NE(a.status().message().find("inconsistent"), std::string::npos) << a.status().message();
+  ASSERT_TRUE(write_damaged(path, m, *tok, true, false).ok());
+  auto b = model::load_checkpoint(path);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("unknown required key 'longctx.colt5.enabled'"), std::string::npos)
+      << b.status().message();
+  ASSERT_TRUE(write_damaged(path, m, *tok, false, false).ok());
+  EXPECT_TRUE(model::load_checkpoint(path).ok());
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace longctx

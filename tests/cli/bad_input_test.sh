@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Bad input to the CLI: each case must exit non-zero with one "longctx: error:" line on stderr,
+# never crash (no signal exit), and leave no output file behind.
+# Usage: bad_input_test.sh path/to/longctx
+set -u
+bin=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0; passes=0
+# expect_error NAME OUTPUT_FILE_THAT_MUST_NOT_EXIST -- command...
+expect_error() {
+  local name=$1 nofile=$2; shift 3
+  "$@" > "$work/out" 2> "$work/err" < /dev/null
+  local rc=$?
+  local lines; lines=$(grep -c '^longctx: error:' "$work/err")
+  if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ] || [ "$lines" -ne 1 ] || { [ -n "$nofile" ] && [ -e "$nofile" ]; }; then
+    echo "FAIL $name: rc=$rc, error lines=$lines"; sed 's/^/  stderr: /' "$work/err" | head -5; fails=$((fails+1))
+  else
+    echo "ok   $name: $(grep '^longctx: error:' "$work/err")"; passes=$((passes+1))
+  fi
+}
+for i in $(seq 1 600); do echo "And God said, Let there be light: and there was light. Verse $i of the test corpus."; done > "$work/corpus.txt"
+: > "$work/empty.txt"
+expect_error missing-corpus "$work/o.gguf" -- "$bin" train --data "$work/nope.txt" --steps 1 -o "$work/o.gguf"
+expect_error empty-corpus "$work/o.gguf" -- "$bin" train --data "$work/empty.txt" --steps 1 -o "$work/o.gguf"
+expect_error directory-corpus "$work/o.gguf" -- "$bin" train --data "$work" --steps 1 -o "$work/o.gguf"
+expect_error ctx-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --ctx 0 -o "$work/o.gguf"
+expect_error negative-lr "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --lr -1 -o "$work/o.gguf"
+expect_error kv-heads "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --kv-heads 3 -o "$work/o.gguf"
+expect_error unknown-pos "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --pos spiral -o "$work/o.gguf"
+expect_error corpus-too-short "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --vocab-size 300 --steps 1 -o "$work/o.gguf"
+# A real checkpoint to damage (the held-out part needs 20 blocks of 16 KiB: a larger corpus).
+for i in $(seq 1 5000); do echo "In the beginning was the Word, and the Word was with God. Line $i."; done > "$work/big.txt"
+"$bin" train --preset tiny --layers 1 --vocab-size 300 --data "$work/big.txt" --ctx 8 --batch 2 --steps 1 \
+  --eval-every 0 -o "$work/good.gguf" > /dev/null 2>&1 || { echo "FAIL could not make a checkpoint"; fails=$((fails+1)); }
+size=$(stat -c %s "$work/good.gguf" 2>/dev/null || echo 0)
+head -c $((size / 2)) "$work/good.gguf" > "$work/truncated.gguf"
+head -c 100 "$work/good.gguf" > "$work/truncated_header.gguf"
+{ printf 'GGUX'; tail -c +5 "$work/good.gguf"; } > "$work/badmagic.gguf"
+: > "$work/empty.gguf"
+for f in truncated truncated_header badmagic empty nope; do
+  expect_error "generate-$f" "" -- "$bin" generate -m "$work/$f.gguf" -p hi -n 1
+  expect_error "resume-$f" "" -- "$bin" train --data "$work/big.txt" --resume "$work/$f.gguf" --steps 2 -o "$work/r.gguf"
+done
+expect_error bad-temp "" -- "$bin" generate -m "$work/good.gguf" -p hi --temp -1
+expect_error bad-top-p "" -- "$bin" generate -m "$work/good.gguf" -p hi --top-p 0
+expect_error prompt-too-long "" -- "$bin" generate -m "$work/good.gguf" -p "$(head -c 4000 "$work/corpus.txt")" -n 1
+expect_error tokenizer-missing-data "$work/t.gguf" -- "$bin" tokenizer train --data "$work/nope.txt" -o "$work/t.gguf"
+expect_error tokenizer-bad-vocab "$work/t.gguf" -- "$bin" tokenizer train --data "$work/corpus.txt" --vocab-size 10 -o "$work/t.gguf"
+# Inconsistent shapes and unknown required keys need a crafted GGUF: done in C++ (tests/model).
+ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
