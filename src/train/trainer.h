@@ -22,9 +22,9 @@ struct TrainOptions {
   int64_t batch = 16;
   int64_t ctx = 256;
   int64_t accum = 1;  // micro-batches per optimizer step (gradient accumulation)
-  float lr = 1e-3f;
-  float min_lr = 1e-4f;
-  int64_t warmup = 100;
+  float lr = 2e-3f;
+  float min_lr = 2e-4f;
+  int64_t warmup = 50;
   float weight_decay = 0.1f;
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
   float clip = 1.0f;  // max global gradient norm; <= 0 disables clipping
