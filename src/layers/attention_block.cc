@@ -7,6 +7,24 @@
 #include "kernels/vec.h"
 
 namespace longctx::layers {
+namespace {
+
+// Dimensions of attention over the batch's own keys (training); the cached path overrides kv_*.
+attention::AttentionDims batch_dims(const model::LayerConfig& lc, int64_t batch, int64_t seq_len) {
+  attention::AttentionDims d;
+  d.batch = batch;
+  d.seq_len = seq_len;
+  d.kv_len = seq_len;
+  d.heads = lc.heads;
+  d.kv_heads = lc.kv_heads;
+  d.head_dim = lc.head_dim;
+  d.q_stride = int64_t(lc.heads) * lc.head_dim;
+  d.kv_stride = int64_t(lc.kv_heads) * lc.head_dim;
+  d.kv_batch_stride = seq_len * d.kv_stride;
+  return d;
+}
+
+}  // namespace
 
 void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
                        const float* alibi, const float* x_in, int64_t batch, int64_t seq_len, int64_t pos0,
@@ -30,14 +48,8 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
     ctx.rope->apply(pool, q, batch, seq_len, lc.heads, qd, pos0, false);
     ctx.rope->apply(pool, k, batch, seq_len, lc.kv_heads, kvd, pos0, false);
   }
-  attention::AttentionDims d;
-  d.batch = batch;
-  d.seq_len = seq_len;
+  attention::AttentionDims d = batch_dims(lc, batch, seq_len);
   d.q_pos0 = pos0;
-  d.heads = lc.heads;
-  d.kv_heads = lc.kv_heads;
-  d.head_dim = lc.head_dim;
-  d.q_stride = qd;
   const float* kk = k;
   const float* vv = v;
   if (cache) {
@@ -53,9 +65,6 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
     d.kv_batch_stride = 0;
   } else {
     CHECK(pos0 == 0);
-    d.kv_len = seq_len;
-    d.kv_stride = kvd;
-    d.kv_batch_stride = seq_len * kvd;
   }
   float* att = arena.alloc(rows * qd);
   float* probs = saved ? arena.alloc(batch * lc.heads * seq_len * d.kv_len) : nullptr;
@@ -84,16 +93,7 @@ void attention_backward(const LayerContext& ctx, const model::LayerConfig& lc, A
   float* dq = arena.alloc(rows * qd);
   float* dk = arena.alloc_zero(rows * kvd);
   float* dv = arena.alloc_zero(rows * kvd);
-  attention::AttentionDims d;
-  d.batch = batch;
-  d.seq_len = seq_len;
-  d.kv_len = seq_len;
-  d.heads = lc.heads;
-  d.kv_heads = lc.kv_heads;
-  d.head_dim = lc.head_dim;
-  d.q_stride = qd;
-  d.kv_stride = kvd;
-  d.kv_batch_stride = seq_len * kvd;
+  const attention::AttentionDims d = batch_dims(lc, batch, seq_len);
   attention::attend_backward(pool, d, s.q, s.k, s.v, s.probs, datt, dq, dk, dv);
   if (c.pos == model::PosType::kRope) {
     ctx.rope->apply(pool, dq, batch, seq_len, lc.heads, qd, 0, true);
