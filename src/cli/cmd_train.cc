@@ -207,9 +207,11 @@ int run_train(TrainFlags& f) {
                         {"checkpoint", f.out}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s%s at step %lld/%lld after %s: loss %.4f, val %.4f bits/byte, %s tok/s; checkpoint %s\n",
+    char val[32] = "not evaluated yet";
+    if (std::isfinite(last_bpb)) std::snprintf(val, sizeof val, "%.4f bits/byte", last_bpb);
+    std::printf("%s%s at step %lld/%lld after %s: loss %.4f, val %s, %s tok/s; checkpoint %s\n",
                 tty ? "\r\033[K" : "", interrupted ? "interrupted" : "done", (long long)trainer.current_step(),
-                (long long)opt.steps, format_duration(wall).c_str(), st.loss, last_bpb, format_rate(avg_rate).c_str(),
+                (long long)opt.steps, format_duration(wall).c_str(), st.loss, val, format_rate(avg_rate).c_str(),
                 f.out.c_str());
   }
   return 0;
