@@ -14,7 +14,7 @@
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "model/model.h"
-#include "train/trainer.h"
+#include "train/optimizer.h"
 
 namespace longctx::cli {
 namespace {
@@ -50,8 +50,8 @@ int run_bench_train(const BenchFlags& f) {
   model::Model m(*cfg);
   Rng rng(1);
   m.init(rng);
-  const int64_t total = m.layout().total();
-  Buffer mom(total), vel(total);
+  train::AdamW adamw(m.layout().total());
+  int64_t step = 0;
   Arena arena;
   std::vector<int32_t> in(f.batch * f.ctx), tg(f.batch * f.ctx);
   auto one_step = [&] {
@@ -59,11 +59,7 @@ int run_bench_train(const BenchFlags& f) {
     for (auto& t : tg) t = static_cast<int32_t>(rng.below(cfg->vocab_size));
     m.zero_grads();
     m.forward_backward(pool, arena, in.data(), tg.data(), f.batch, f.ctx, 1.0f / (f.batch * f.ctx));
-    pool.parallel_for(static_cast<int64_t>(m.layout().tensors().size()), [&](int64_t i, int) {
-      const auto& t = m.layout().tensors()[i];
-      kernels::vec_adamw(m.params() + t.offset, m.grads() + t.offset, mom.data() + t.offset, vel.data() + t.offset,
-                         t.numel, 1e-4f, 0.9f, 0.95f, 1e-8f, t.decay ? 0.1f : 0.0f, 0.5f, 0.5f);
-    });
+    adamw.step(pool, m, 1e-4f, ++step, train::AdamWOptions{});
   };
   for (int64_t i = 0; i < f.warmup; ++i) one_step();
   auto t0 = std::chrono::steady_clock::now();

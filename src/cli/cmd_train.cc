@@ -234,8 +234,8 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--lr", f->opt.lr, "Peak learning rate");
   c->add_option("--min-lr", f->opt.min_lr, "Final learning rate of the cosine schedule");
   c->add_option("--warmup", f->opt.warmup, "Linear warmup steps");
-  c->add_option("--weight-decay", f->opt.weight_decay, "AdamW decoupled weight decay (matrices and embeddings)");
-  c->add_option("--clip", f->opt.clip, "Gradient-norm clipping threshold (0: off)");
+  c->add_option("--weight-decay", f->opt.adamw.weight_decay, "AdamW decoupled weight decay (matrices and embeddings)");
+  c->add_option("--clip", f->opt.adamw.clip, "Gradient-norm clipping threshold (0: off)");
   c->add_option("--seed", f->opt.seed, "Seed of initialisation and batch sampling");
   c->add_option("--eval-every", f->opt.eval_every, "Held-out evaluation every N steps (0: only at the end)");
   c->add_option("--eval-batches", f->opt.eval_batches, "Held-out batches per evaluation (0: all)");

@@ -8,6 +8,16 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace longctx {
 
+namespace {
+// Set while a thread runs a task: a nested parallel_range would wait on itself forever.
+thread_local bool t_in_task = false;
+struct TaskScope {
+  TaskScope() : outer(t_in_task) { t_in_task = true; }
+  ~TaskScope() { t_in_task = outer; }
+  bool outer;
+};
+}  // namespace
+
 ThreadPool::ThreadPool(int threads) : threads_(threads > 0 ? threads : 1) {
   openblas_set_num_threads(1);
   for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
@@ -23,6 +33,7 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_slot(int slot) {
+  TaskScope scope;
   int64_t b = n_ * slot / threads_, e = n_ * (slot + 1) / threads_;
   if (b < e) (*job_)(b, e, slot);
 }
@@ -46,6 +57,8 @@ void ThreadPool::worker(int index) {
 
 void ThreadPool::parallel_range(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
+  CHECK_MSG(!t_in_task, "ThreadPool::parallel_range called from inside a pool task");
+  TaskScope scope;
   if (threads_ == 1 || n == 1) { fn(0, n, 0); return; }
   {
     std::lock_guard<std::mutex> lk(mu_);

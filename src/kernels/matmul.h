@@ -24,6 +24,10 @@ void gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
 //   backward dx = dy W (accumulate if accumulate_dx), dW += dy^T x, db += column sums of dy.
 void linear_forward(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w,
                     const float* b, int64_t out, float* y);
+// Output projection of a residual branch: y[rows, out] = residual + x[rows, in] W^T (+ b).
+// y may not alias x; it may alias residual.
+void linear_forward_residual(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w,
+                             const float* b, int64_t out, const float* residual, float* y);
 void linear_backward(ThreadPool& pool, const float* x, const float* dy, int64_t rows, int64_t in,
                      const float* w, int64_t out, float* dx, bool accumulate_dx, float* dw, float* db);
 

@@ -69,14 +69,7 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
   float* att = arena.alloc(rows * qd);
   float* probs = saved ? arena.alloc(batch * lc.heads * seq_len * d.kv_len) : nullptr;
   attention::attend_forward(pool, d, q, kk, vv, alibi, att, probs);
-  // x_out = x_in + att Wo^T (+ bo)
-  std::memcpy(x_out, x_in, rows * D * sizeof(float));
-  if (p.bo) {
-    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r) kernels::vec_add(x_out + r * D, p.bo, x_out + r * D, D);
-    });
-  }
-  kernels::gemm(pool, false, true, rows, D, qd, 1.0f, att, qd, p.wo, qd, 1.0f, x_out, D);
+  kernels::linear_forward_residual(pool, att, rows, qd, p.wo, p.bo, D, x_in, x_out);
   if (saved) *saved = AttentionSaved{x_in, h, mean, rstd, q, k, v, att, probs};
 }
 

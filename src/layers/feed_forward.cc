@@ -29,13 +29,7 @@ void feed_forward_forward(const LayerContext& ctx, const model::LayerConfig& lc,
     else
       kernels::vec_gelu(up + r0 * F, act + r0 * F, (r1 - r0) * F);
   });
-  std::memcpy(x_out, x_in, rows * D * sizeof(float));
-  if (p.b_down) {
-    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r) kernels::vec_add(x_out + r * D, p.b_down, x_out + r * D, D);
-    });
-  }
-  kernels::gemm(pool, false, true, rows, D, F, 1.0f, act, F, p.w_down, F, 1.0f, x_out, D);
+  kernels::linear_forward_residual(pool, act, rows, F, p.w_down, p.b_down, D, x_in, x_out);
   if (saved) *saved = FeedForwardSaved{x_in, h, mean, rstd, gate, up, act};
 }
 

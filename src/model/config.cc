@@ -50,6 +50,8 @@ Status ModelConfig::validate() const {
                                                           ") must divide heads (" + std::to_string(l.heads) + ")");
     if (l.head_dim < 1 || l.head_dim > 4096) return bad(at + "head_dim must be in [1, 4096]");
     if (pos == PosType::kRope && l.head_dim % 2) return bad(at + "RoPE needs an even head_dim");
+    if (pos == PosType::kRope && l.head_dim != layers[0].head_dim)
+      return bad(at + "RoPE needs the same head_dim in every layer");
     if (l.ff_dim < 1 || l.ff_dim > (1 << 20)) return bad(at + "ff_dim must be in [1, 1048576]");
   }
   return Status::Ok();

@@ -13,9 +13,7 @@ Model::Model(ModelConfig config) : config_(std::move(config)), layout_(config_) 
   CHECK_MSG(config_.validate().ok(), "Model: invalid config");
   params_.resize(layout_.total());
   if (config_.pos == PosType::kRope) {
-    // One table serves every layer; layers with a different head_dim are rejected by validate
-    // only if RoPE is on and head_dim is odd, so build for the first layer and check the rest.
-    for (const auto& l : config_.layers) CHECK_MSG(l.head_dim == config_.layers[0].head_dim, "RoPE needs one head_dim");
+    // One table serves every layer (validate() requires one head_dim under RoPE).
     rope_ = position::Rope(config_.layers[0].head_dim, config_.rope_theta, config_.ctx);
   }
   alibi_.resize(config_.n_layers());

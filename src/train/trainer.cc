@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "io/gguf.h"
-#include "kernels/vec.h"
 #include "model/checkpoint.h"
 #include "train/schedule.h"
 
@@ -19,8 +18,8 @@ Status TrainOptions::validate() const {
   if (!(lr > 0) || !std::isfinite(lr)) return bad("--lr must be > 0");
   if (!(min_lr >= 0) || min_lr > lr) return bad("--min-lr must be in [0, lr]");
   if (warmup < 0) return bad("--warmup must be >= 0");
-  if (!(weight_decay >= 0)) return bad("--weight-decay must be >= 0");
-  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) return bad("betas must be in [0, 1)");
+  if (!(adamw.weight_decay >= 0)) return bad("--weight-decay must be >= 0");
+  if (!(adamw.beta1 >= 0 && adamw.beta1 < 1) || !(adamw.beta2 >= 0 && adamw.beta2 < 1)) return bad("betas must be in [0, 1)");
   if (eval_every < 0 || save_every < 0) return bad("--eval-every and --save-every must be >= 0");
   return Status::Ok();
 }
@@ -34,10 +33,12 @@ std::string state_path(const std::string& p) {
 
 Trainer::Trainer(std::unique_ptr<model::Model> model, tokenizer::BpeTokenizer tok, TrainOptions opt,
                  ThreadPool& pool)
-    : model_(std::move(model)), tok_(std::move(tok)), opt_(std::move(opt)), pool_(pool), rng_(opt_.seed) {
-  m_.resize(model_->layout().total());
-  v_.resize(model_->layout().total());
-}
+    : model_(std::move(model)),
+      tok_(std::move(tok)),
+      opt_(std::move(opt)),
+      pool_(pool),
+      rng_(opt_.seed),
+      adamw_(model_->layout().total()) {}
 
 Status Trainer::set_corpus(const std::string& text) {
   CorpusSplit split = split_corpus(text);
@@ -70,25 +71,9 @@ StepStats Trainer::step() {
   }
   loss /= static_cast<double>(opt_.batch * opt_.ctx * opt_.accum);
 
-  // Global gradient norm, summed per tensor in list order (deterministic), then clipping.
-  float* G = m.grads();
-  float* P = m.params();
-  const auto& tensors = m.layout().tensors();
-  double sq = 0;
-  for (const auto& t : tensors) sq += kernels::vec_sum_sq(G + t.offset, t.numel);
-  const double norm = std::sqrt(sq);
-  const float clip_scale = (opt_.clip > 0 && norm > opt_.clip) ? static_cast<float>(opt_.clip / norm) : 1.0f;
-
   const float lr = lr_at(step_, opt_.steps, opt_.warmup, opt_.lr, opt_.min_lr);
   const int64_t t = step_ + 1;
-  const float bc1 = 1.0f - std::pow(opt_.beta1, static_cast<float>(t));
-  const float bc2 = 1.0f - std::pow(opt_.beta2, static_cast<float>(t));
-  pool_.parallel_for(static_cast<int64_t>(tensors.size()), [&](int64_t i, int) {
-    const auto& tt = tensors[i];
-    if (clip_scale != 1.0f) kernels::vec_scale(G + tt.offset, clip_scale, tt.numel);
-    kernels::vec_adamw(P + tt.offset, G + tt.offset, m_.data() + tt.offset, v_.data() + tt.offset, tt.numel, lr,
-                       opt_.beta1, opt_.beta2, opt_.eps, tt.decay ? opt_.weight_decay : 0.0f, bc1, bc2);
-  });
+  const double norm = adamw_.step(pool_, m, lr, t, opt_.adamw);
   step_ = t;
   return StepStats{step_, loss, lr, norm};
 }
@@ -139,8 +124,8 @@ Status Trainer::save(const std::string& path) {
   w.set_f32("train.min_lr", opt_.min_lr);
   w.set_u64("train.seed", opt_.seed);
   const int64_t total = model_->layout().total();
-  LONGCTX_RETURN_IF_ERROR(w.add_tensor("adamw.m", {total}, 0, m_.data(), total * sizeof(float)));
-  LONGCTX_RETURN_IF_ERROR(w.add_tensor("adamw.v", {total}, 0, v_.data(), total * sizeof(float)));
+  LONGCTX_RETURN_IF_ERROR(w.add_tensor("adamw.m", {total}, 0, adamw_.m().data(), total * sizeof(float)));
+  LONGCTX_RETURN_IF_ERROR(w.add_tensor("adamw.v", {total}, 0, adamw_.v().data(), total * sizeof(float)));
   return w.write(state_path(path));
 }
 
@@ -178,7 +163,7 @@ Status Trainer::load_state(const std::string& checkpoint_path) {
   opt_.seed = *seed;
   if (opt_.steps < static_cast<int64_t>(*steps)) opt_.steps = static_cast<int64_t>(*steps);
   const int64_t total = model_->layout().total();
-  for (auto [name, buf] : {std::pair{"adamw.m", &m_}, std::pair{"adamw.v", &v_}}) {
+  for (auto [name, buf] : {std::pair{"adamw.m", &adamw_.m()}, std::pair{"adamw.v", &adamw_.v()}}) {
     const io::GgufTensorInfo* t = f->find_tensor(name);
     if (!t) return fail(std::string("tensor '") + name + "' is missing");
     if (t->type != 0 || t->dims.size() != 1 || t->dims[0] != total)

@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "tokenizer/bpe.h"
 #include "train/data.h"
+#include "train/optimizer.h"
 
 namespace longctx::train {
 
@@ -25,9 +26,7 @@ struct TrainOptions {
   float lr = 2e-3f;
   float min_lr = 2e-4f;
   int64_t warmup = 50;
-  float weight_decay = 0.1f;
-  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
-  float clip = 1.0f;  // max global gradient norm; <= 0 disables clipping
+  AdamWOptions adamw;  // betas, eps, weight decay, gradient clipping
   int64_t eval_every = 200;
   int64_t eval_batches = 16;  // held-out batches per evaluation (0 = all)
   int64_t save_every = 500;
@@ -81,7 +80,7 @@ class Trainer {
   Arena arena_;
   Rng rng_;
   int64_t step_ = 0;
-  Buffer m_, v_;
+  AdamW adamw_;
   TokenStream train_, val_;
   std::vector<int32_t> inputs_, targets_;
 };

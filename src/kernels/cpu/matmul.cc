@@ -49,6 +49,19 @@ void linear_forward(ThreadPool& pool, const float* x, int64_t rows, int64_t in, 
   gemm(pool, false, true, rows, out, in, 1.0f, x, in, w, in, b ? 1.0f : 0.0f, y, out);
 }
 
+void linear_forward_residual(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w,
+                             const float* b, int64_t out, const float* residual, float* y) {
+  pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (b)
+        vec_add(residual + r * out, b, y + r * out, out);
+      else if (y != residual)
+        std::copy(residual + r * out, residual + (r + 1) * out, y + r * out);
+    }
+  });
+  gemm(pool, false, true, rows, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+}
+
 void linear_backward(ThreadPool& pool, const float* x, const float* dy, int64_t rows, int64_t in,
                      const float* w, int64_t out, float* dx, bool accumulate_dx, float* dw, float* db) {
   if (dx) gemm(pool, false, false, rows, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
