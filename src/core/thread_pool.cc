@@ -1,5 +1,6 @@
 #include "core/thread_pool.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "core/check.h"
@@ -90,6 +91,14 @@ ThreadPool& ThreadPool::global() {
   static ThreadPool pool(g_default_threads > 0 ? g_default_threads
                                                : static_cast<int>(std::thread::hardware_concurrency()));
   return pool;
+}
+
+void ThreadPool::parallel_for_dynamic(int64_t tasks, const std::function<void(int64_t, int)>& fn) {
+  if (tasks <= 0) return;
+  std::atomic<int64_t> next{0};
+  parallel_range(std::min<int64_t>(threads_, tasks), [&](int64_t, int64_t, int t) {
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) fn(i, t);
+  });
 }
 
 }  // namespace longctx

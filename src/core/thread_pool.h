@@ -23,6 +23,10 @@ class ThreadPool {
   // Calls fn(task, thread) for task in [0, tasks); thread in [0, threads()). Tasks are dealt
   // round-robin in contiguous chunks: thread t runs tasks [t*tasks/T, (t+1)*tasks/T).
   void parallel_for(int64_t tasks, const std::function<void(int64_t task, int thread)>& fn);
+  // Like parallel_for, but each thread takes the next task as it finishes one (for tasks of
+  // uneven cost, e.g. causal attention). Which thread runs a task varies; callers make each
+  // task's result independent of that, so results stay deterministic.
+  void parallel_for_dynamic(int64_t tasks, const std::function<void(int64_t task, int thread)>& fn);
   // Calls fn(begin, end, thread) once per thread over an even split of [0, n).
   void parallel_range(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread)>& fn);
 

@@ -1,6 +1,6 @@
 // Vector primitives over contiguous fp32 arrays, SIMD with run-time dispatch (Highway picks
 // SSE4 / AVX2 / AVX-512 on the running CPU). Single-threaded: callers split rows over the pool.
-// Scalar twins live in kernels/reference/vec_ref.h and the tests compare the two.
+// tests/kernels/kernels_test.cc checks each against a scalar twin.
 #pragma once
 #include <cstdint>
 
@@ -15,6 +15,10 @@ void vec_scale(float* x, float a, int64_t n);                   // x *= a
 void vec_add(const float* a, const float* b, float* y, int64_t n);  // y = a + b (may alias)
 // x[i] = exp(x[i] - sub); returns the sum. Arguments below about -87 give 0.
 float vec_exp_sum(float* x, float sub, int64_t n);
+// x[i] += a + b * i (ALiBi's distance term over a run of keys; i exact below 2^24).
+void vec_add_ramp(float* x, float a, float b, int64_t n);
+// dp[i] = p[i] * (dp[i] - c): the softmax backward with c = sum(p * dp).
+void vec_softmax_backward(const float* p, float* dp, float c, int64_t n);
 // GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GPT-2's).
 void vec_gelu(const float* x, float* y, int64_t n);
 void vec_gelu_backward(const float* x, const float* dy, float* dx, int64_t n);  // dx = dy * gelu'(x)

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "attention/attend.h"
+#include "attention/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 
@@ -67,15 +67,16 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
     CHECK(pos0 == 0);
   }
   float* att = arena.alloc(rows * qd);
-  float* probs = saved ? arena.alloc(batch * lc.heads * seq_len * d.kv_len) : nullptr;
-  attention::attend_forward(pool, d, q, kk, vv, alibi, att, probs);
+  float* lse = saved ? arena.alloc(batch * lc.heads * seq_len) : nullptr;
+  const attention::MaskView mask(lc.pattern, d.kv_len, pos0, pos0 + seq_len);
+  attention::tiled_forward(pool, d, {&mask, alibi}, q, kk, vv, att, lse);
   kernels::linear_forward_residual(pool, att, rows, qd, p.wo, p.bo, D, x_in, x_out);
-  if (saved) *saved = AttentionSaved{x_in, h, mean, rstd, q, k, v, att, probs};
+  if (saved) *saved = AttentionSaved{x_in, h, mean, rstd, q, k, v, att, lse};
 }
 
 void attention_backward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
-                        AttentionParams<float*> g, const AttentionSaved& s, int64_t batch, int64_t seq_len,
-                        float* dx) {
+                        AttentionParams<float*> g, const float* alibi, const AttentionSaved& s, int64_t batch,
+                        int64_t seq_len, float* dx) {
   const auto& c = *ctx.config;
   ThreadPool& pool = *ctx.pool;
   Arena& arena = *ctx.arena;
@@ -87,7 +88,8 @@ void attention_backward(const LayerContext& ctx, const model::LayerConfig& lc, A
   float* dk = arena.alloc_zero(rows * kvd);
   float* dv = arena.alloc_zero(rows * kvd);
   const attention::AttentionDims d = batch_dims(lc, batch, seq_len);
-  attention::attend_backward(pool, d, s.q, s.k, s.v, s.probs, datt, dq, dk, dv);
+  const attention::MaskView mask(lc.pattern, seq_len);
+  attention::tiled_backward(pool, d, {&mask, alibi}, s.q, s.k, s.v, s.att, s.lse, datt, dq, dk, dv);
   if (c.pos == model::PosType::kRope) {
     ctx.rope->apply(pool, dq, batch, seq_len, lc.heads, qd, 0, true);
     ctx.rope->apply(pool, dk, batch, seq_len, lc.kv_heads, kvd, 0, true);

@@ -38,7 +38,7 @@ struct AttentionSaved {
   float* k = nullptr;
   float* v = nullptr;
   float* att = nullptr;         // attention output before Wo
-  float* probs = nullptr;       // [batch, heads, seq_len, seq_len]
+  float* lse = nullptr;         // [batch, heads, seq_len] log-sum-exp of the scores
 };
 
 // x_out may not alias x_in. alibi: per-head slopes or null.
@@ -48,7 +48,7 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
 
 // dx: on entry the gradient w.r.t. x_out, on exit w.r.t. x_in. Gradients accumulate into g.
 void attention_backward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
-                        AttentionParams<float*> g, const AttentionSaved& s, int64_t batch, int64_t seq_len,
-                        float* dx);
+                        AttentionParams<float*> g, const float* alibi, const AttentionSaved& s, int64_t batch,
+                        int64_t seq_len, float* dx);
 
 }  // namespace longctx::layers

@@ -16,7 +16,8 @@ const std::set<std::string>& known_keys() {
       "longctx.context_length", "longctx.embedding_length", "longctx.block_count", "longctx.vocab_size",
       "longctx.norm", "longctx.norm_epsilon", "longctx.mlp", "longctx.bias", "longctx.tied_embeddings",
       "longctx.position", "longctx.rope.freq_base", "longctx.attention.head_count",
-      "longctx.attention.head_count_kv", "longctx.attention.key_length", "longctx.feed_forward_length"};
+      "longctx.attention.head_count_kv", "longctx.attention.key_length", "longctx.feed_forward_length",
+      "longctx.attention.pattern"};
   return k;
 }
 
@@ -36,7 +37,9 @@ void write_config_keys(io::GgufWriter& w, const ModelConfig& c) {
   w.set_string("longctx.position", pos_name(c.pos));
   w.set_f32("longctx.rope.freq_base", c.rope_theta);
   std::vector<int32_t> heads, kv, hd, ff;
+  std::vector<std::string> patterns;
   for (const auto& l : c.layers) {
+    patterns.push_back(attention::format_pattern(l.pattern));
     heads.push_back(l.heads);
     kv.push_back(l.kv_heads);
     hd.push_back(l.head_dim);
@@ -46,6 +49,7 @@ void write_config_keys(io::GgufWriter& w, const ModelConfig& c) {
   w.set_i32_array("longctx.attention.head_count_kv", kv);
   w.set_i32_array("longctx.attention.key_length", hd);
   w.set_i32_array("longctx.feed_forward_length", ff);
+  w.set_string_array("longctx.attention.pattern", patterns);
 }
 
 Expected<ModelConfig> read_config(const io::GgufFile& f) {
@@ -112,6 +116,18 @@ Expected<ModelConfig> read_config(const io::GgufFile& f) {
   }
   for (int l = 0; l < n_layers; ++l)
     c.layers.push_back({int(vals[0][l]), int(vals[1][l]), int(vals[2][l]), int(vals[3][l])});
+  if (f.find("longctx.attention.pattern")) {  // absent: causal everywhere (older checkpoints)
+    auto pats = f.get_string_array("longctx.attention.pattern");
+    if (!pats.ok()) return pats.status();
+    if (static_cast<int>(pats->size()) != n_layers)
+      return Status::Error("key 'longctx.attention.pattern' has " + std::to_string(pats->size()) +
+                           " entries, expected block_count = " + std::to_string(n_layers));
+    for (int l = 0; l < n_layers; ++l) {
+      auto p = attention::parse_pattern((*pats)[l]);
+      if (!p.ok()) return p.status();
+      c.layers[l].pattern = *p;
+    }
+  }
   LONGCTX_RETURN_IF_ERROR(c.validate());
   return c;
 }

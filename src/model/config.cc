@@ -53,6 +53,11 @@ Status ModelConfig::validate() const {
     if (pos == PosType::kRope && l.head_dim != layers[0].head_dim)
       return bad(at + "RoPE needs the same head_dim in every layer");
     if (l.ff_dim < 1 || l.ff_dim > (1 << 20)) return bad(at + "ff_dim must be in [1, 1048576]");
+    Status ps = attention::validate_pattern(l.pattern);
+    if (!ps.ok()) return bad(at + ps.message());
+    if (!attention::is_causal(l.pattern))
+      return bad(at + "pattern '" + attention::format_pattern(l.pattern) +
+                 "' is bidirectional; a decoder-only language model needs a causal pattern");
   }
   return Status::Ok();
 }

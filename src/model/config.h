@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "attention/pattern.h"
 #include "core/status.h"
 
 namespace longctx::model {
@@ -25,6 +26,7 @@ struct LayerConfig {
   int kv_heads = 4;
   int head_dim = 64;
   int ff_dim = 1024;
+  attention::Pattern pattern = attention::Causal{};  // which keys a query sees
 };
 
 struct ModelConfig {

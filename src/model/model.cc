@@ -54,7 +54,7 @@ int64_t Model::train_arena_floats(int64_t batch, int64_t seq_len) const {
   int64_t fwd = rows * D + slack, bwd_max = 0;
   for (const auto& l : config_.layers) {
     const int64_t qd = int64_t(l.heads) * l.head_dim, kvd = int64_t(l.kv_heads) * l.head_dim;
-    fwd += rows * (D + 2 + 2 * qd + 2 * kvd + D) + batch * l.heads * seq_len * seq_len + 9 * slack;
+    fwd += rows * (D + 2 + 2 * qd + 2 * kvd + D) + batch * l.heads * seq_len + 9 * slack;
     fwd += rows * (D + 2 + 3 * int64_t(l.ff_dim) + D) + 7 * slack;
     bwd_max = std::max(bwd_max, rows * (2 * qd + 2 * kvd + D) + 5 * slack);
     bwd_max = std::max(bwd_max, rows * (3 * int64_t(l.ff_dim) + D) + 5 * slack);
@@ -146,8 +146,8 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
                                   layers::FeedForwardParams<float*>::at(G, o.layers[l]), ffn_saved_[l], rows, dx);
     arena.rewind(m);
     layers::attention_backward(ctx, lc, layers::AttentionParams<const float*>::at(P, o.layers[l]),
-                               layers::AttentionParams<float*>::at(G, o.layers[l]), attn_saved_[l], batch, seq_len,
-                               dx);
+                               layers::AttentionParams<float*>::at(G, o.layers[l]),
+                               alibi_[l].empty() ? nullptr : alibi_[l].data(), attn_saved_[l], batch, seq_len, dx);
     arena.rewind(m);
   }
   layers::embedding_backward(ctx, {G + o.token_embd, o.position_embd >= 0 ? G + o.position_embd : nullptr}, tokens,

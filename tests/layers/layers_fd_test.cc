@@ -90,7 +90,7 @@ TEST_P(AttentionFd, BackwardMatchesFiniteDifferences) {
                             0, nullptr, y.data(), &saved);
   std::vector<float> dx = r;  // dL/dy = r, and the block's backward turns it into dL/dx
   layers::attention_backward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o),
-                             layers::AttentionParams<float*>::at(grads.data(), o), saved, B, T, dx.data());
+                             layers::AttentionParams<float*>::at(grads.data(), o), alibi, saved, B, T, dx.data());
   check_fd("x", x, dx, loss, 3);
   check_fd("params", params, grads, loss, 5);
 }

@@ -101,6 +101,28 @@ float ExpSum(float* x, float sub, int64_t n) {
   return s;
 }
 
+void AddRamp(float* x, float a, float b, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto va = hn::Set(d, a), vb = hn::Set(d, b), iota = hn::Iota(d, 0.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto idx = hn::Add(iota, hn::Set(d, static_cast<float>(i)));  // exact below 2^24
+    hn::StoreU(hn::Add(hn::LoadU(d, x + i), hn::MulAdd(idx, vb, va)), d, x + i);
+  }
+  for (; i < n; ++i) x[i] += a + b * static_cast<float>(i);
+}
+
+void SoftmaxBackward(const float* p, float* dp, float c, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto vc = hn::Set(d, c);
+  int64_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Mul(hn::LoadU(d, p + i), hn::Sub(hn::LoadU(d, dp + i), vc)), d, dp + i);
+  for (; i < n; ++i) dp[i] = p[i] * (dp[i] - c);
+}
+
 constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
 constexpr float kGeluA = 0.044715f;
 
@@ -226,6 +248,8 @@ HWY_EXPORT(Axpy);
 HWY_EXPORT(Scale);
 HWY_EXPORT(Add);
 HWY_EXPORT(ExpSum);
+HWY_EXPORT(AddRamp);
+HWY_EXPORT(SoftmaxBackward);
 HWY_EXPORT(Gelu);
 HWY_EXPORT(GeluBackward);
 HWY_EXPORT(Swiglu);
@@ -248,6 +272,10 @@ void vec_axpy(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPAT
 void vec_scale(float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(Scale)(x, a, n); }
 void vec_add(const float* a, const float* b, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Add)(a, b, y, n); }
 float vec_exp_sum(float* x, float sub, int64_t n) { return HWY_DYNAMIC_DISPATCH(ExpSum)(x, sub, n); }
+void vec_add_ramp(float* x, float a, float b, int64_t n) { HWY_DYNAMIC_DISPATCH(AddRamp)(x, a, b, n); }
+void vec_softmax_backward(const float* p, float* dp, float c, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SoftmaxBackward)(p, dp, c, n);
+}
 void vec_gelu(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Gelu)(x, y, n); }
 void vec_gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
   HWY_DYNAMIC_DISPATCH(GeluBackward)(x, dy, dx, n);

@@ -1,0 +1,52 @@
+// Scaled dot-product attention over head groups (MHA / GQA / MQA) under a pattern, forward and
+// backward: the one attention engine of the project (tiled.cc). reference.h holds its
+// materialised-score twin for tests and benchmarks.
+//
+// Shapes (row-major; a "row" is one token):
+//   q, dq, out, dout  [batch, seq_len, heads * head_dim]      row stride q_stride
+//   k, v, dk, dv      [batch, kv_len, kv_heads * head_dim]    row stride kv_stride,
+//                                                               batch stride kv_batch_stride
+//   lse               [batch, heads, seq_len]                  log-sum-exp of each query's scores
+// Query row t sits at position q_pos0 + t; key row j at position j. So one call serves training
+// (q_pos0 = 0, kv_len = seq_len), chunked prefill and decoding over a cache (q_pos0 > 0).
+// Query head h reads key/value head h / (heads / kv_heads): K/V are never expanded to `heads`.
+// Score(q, k) = scale * q.k - slope[h] * (q_pos - k_pos) (the ALiBi term when slopes are given);
+// keys the pattern hides get exactly zero weight. A query that sees no key outputs zeros
+// (lse = -inf).
+#pragma once
+#include <cstdint>
+
+#include "attention/pattern.h"
+#include "core/thread_pool.h"
+
+namespace longctx::attention {
+
+struct AttentionDims {
+  int64_t batch = 1, seq_len = 0, kv_len = 0, q_pos0 = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t q_stride = 0, kv_stride = 0, kv_batch_stride = 0;
+};
+
+struct AttentionSpec {
+  const MaskView* mask = nullptr;      // required; its kv_len must equal dims.kv_len
+  const float* alibi_slopes = nullptr;  // [heads] or null
+  float scale = 0.0f;                   // 0: 1 / sqrt(head_dim)
+};
+
+// Tile sizes of the tiled driver; 0 picks the defaults (see tiled.cc for how they were chosen).
+struct TileSizes {
+  int64_t query_rows = 0;  // query rows per tile, summed over the heads of a group
+  int64_t key_cols = 0;    // keys per tile
+};
+
+// out and lse (if not null) are overwritten.
+void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,
+                   const float* k, const float* v, float* out, float* lse, TileSizes tiles = {});
+
+// Needs the forward's out and lse. dq is overwritten; dk and dv are accumulated (callers zero
+// them).
+void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,
+                    const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                    float* dq, float* dk, float* dv, TileSizes tiles = {});
+
+}  // namespace longctx::attention

@@ -1,0 +1,336 @@
+// Tiled exact attention (FlashAttention-2 style) on the CPU.
+//
+// Work list ("plan"): queries are cut into blocks of `br` positions (aligned to multiples of br
+// in absolute position), keys into a grid of `bc` columns. For each query block the pattern
+// yields the key spans it visits; each span is cut at the grid lines into tiles, flagged when a
+// per-row mask is needed. Only visited tiles are computed, so the cost follows the pattern.
+//
+// The heads of a GQA group share K/V: a task packs the group's query rows of one block on top
+// of each other (group * br rows) and runs each tile as two OpenBLAS products on the calling
+// thread:
+//   forward   S = (scale Q) K^T, online softmax (running max m, sum l, O rescaled), O += P V;
+//             saves lse = m + log l per row. Tasks: (batch, kv head, query block).
+//   backward  two passes that each recompute P = exp(S - lse) from the saved lse, so nothing
+//             of size seq_len x kv_len is ever stored:
+//             dQ pass  (batch, kv head, query block): dP = dO V^T, dS = P (dP - D), dQ += dS K
+//             dKV pass (batch, kv head, key column): dV += P^T dO, dK += dS^T (scale Q)
+//             with D = rowsum(dO * O). Each pass writes disjoint rows: no locks, no atomics,
+//             results independent of the thread count.
+// Tasks are taken dynamically (causal blocks differ in cost), heaviest first.
+//
+// Tile sizes: 128 stacked query rows x 256 keys by default (measured on the 2-core Xeon with
+// 48 KiB L1d / 2 MiB L2 per core, head_dim 64; docs/BENCHMARKS.md has the sweep). A tile's S is
+// 128 KiB and Q, K, V blocks 32 + 64 + 64 KiB: all of it stays in L2 while OpenBLAS streams.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "attention/attention.h"
+#include "core/check.h"
+#include "kernels/matmul.h"
+#include "kernels/vec.h"
+
+namespace longctx::attention {
+namespace {
+
+constexpr int64_t kQueryRows = 128;
+constexpr int64_t kKeyCols = 256;
+
+struct Tile {
+  int64_t qb, lo, hi;
+  bool masked;
+};
+
+struct Plan {
+  int64_t br = 0, bc = 0, group = 0, n_qb = 0, n_cells = 0;
+  std::vector<int64_t> q_lo, q_hi;      // local query rows [q_lo, q_hi) of each block
+  std::vector<Tile> tiles;              // grouped by query block
+  std::vector<int64_t> q_begin;         // tiles of block i: [q_begin[i], q_begin[i+1])
+  std::vector<int64_t> cell_tiles;      // tile indices grouped by key column cell
+  std::vector<int64_t> cell_begin;
+};
+
+Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts) {
+  Plan p;
+  p.group = d.heads / d.kv_heads;
+  const int64_t rows = ts.query_rows > 0 ? ts.query_rows : kQueryRows;
+  p.br = mask.query_block_hint() > 0 ? mask.query_block_hint() : std::max<int64_t>(1, rows / p.group);
+  p.bc = ts.key_cols > 0 ? ts.key_cols : kKeyCols;
+  // Query blocks aligned to absolute multiples of br.
+  for (int64_t t = 0; t < d.seq_len;) {
+    const int64_t pos = d.q_pos0 + t;
+    const int64_t end = std::min(d.seq_len, (pos / p.br + 1) * p.br - d.q_pos0);
+    p.q_lo.push_back(t);
+    p.q_hi.push_back(end);
+    t = end;
+  }
+  p.n_qb = static_cast<int64_t>(p.q_lo.size());
+  p.n_cells = (d.kv_len + p.bc - 1) / p.bc;
+  std::vector<KeySpan> spans;
+  p.q_begin.push_back(0);
+  for (int64_t i = 0; i < p.n_qb; ++i) {
+    spans.clear();
+    mask.key_spans(d.q_pos0 + p.q_lo[i], d.q_pos0 + p.q_hi[i], &spans);
+    for (const KeySpan& s : spans)
+      for (int64_t lo = s.lo; lo < s.hi;) {
+        const int64_t hi = std::min(s.hi, (lo / p.bc + 1) * p.bc);
+        p.tiles.push_back({i, lo, hi, s.masked});
+        lo = hi;
+      }
+    p.q_begin.push_back(static_cast<int64_t>(p.tiles.size()));
+  }
+  std::vector<int64_t> count(p.n_cells + 1, 0);
+  for (const Tile& t : p.tiles) ++count[t.lo / p.bc + 1];
+  for (int64_t c = 0; c < p.n_cells; ++c) count[c + 1] += count[c];
+  p.cell_begin = count;
+  p.cell_tiles.resize(p.tiles.size());
+  for (int64_t i = 0; i < static_cast<int64_t>(p.tiles.size()); ++i) p.cell_tiles[count[p.tiles[i].lo / p.bc]++] = i;
+  return p;
+}
+
+// Per-thread scratch, allocated once per call (no state survives between calls).
+struct Scratch {
+  std::unique_ptr<float[]> mem;
+  float *qs, *dos, *s, *dp, *acc, *acc2, *m, *l, *lse, *D;
+  std::vector<KeySpan> spans;
+  Scratch(int64_t R, int64_t bc, int64_t hd) {
+    const int64_t sizes[10] = {R * hd, R * hd, R * bc, R * bc, std::max(R, bc) * hd, bc * hd, R, R, R, R};
+    int64_t total = 0;
+    for (int64_t n : sizes) total += (n + 15) / 16 * 16;
+    mem.reset(new float[total]);
+    float* p = mem.get();
+    float** dst[10] = {&qs, &dos, &s, &dp, &acc, &acc2, &m, &l, &lse, &D};
+    for (int i = 0; i < 10; ++i) {
+      *dst[i] = p;
+      p += (sizes[i] + 15) / 16 * 16;
+    }
+  }
+};
+
+// Everything a task needs about the call, with the row bookkeeping of a stacked block.
+struct Ctx {
+  const AttentionDims& d;
+  const AttentionSpec& spec;
+  const Plan& plan;
+  float scale;
+  Ctx(const AttentionDims& dims, const AttentionSpec& sp, const Plan& p)
+      : d(dims), spec(sp), plan(p),
+        scale(sp.scale > 0 ? sp.scale : 1.0f / std::sqrt(static_cast<float>(dims.head_dim))) {}
+
+  int64_t rows(int64_t qb) const { return plan.q_hi[qb] - plan.q_lo[qb]; }
+  // Stacked row r of block qb: head g * group + r / rows, local query row q_lo + r % rows.
+  int head_of(int g, int64_t qb, int64_t r) const { return g * int(plan.group) + int(r / rows(qb)); }
+  int64_t t_of(int64_t qb, int64_t r) const { return plan.q_lo[qb] + r % rows(qb); }
+  template <class T>
+  T* kv(T* base, int64_t b, int g, int64_t j) const {
+    return base + b * d.kv_batch_stride + j * d.kv_stride + int64_t(g) * d.head_dim;
+  }
+
+  // dst[r] = alpha * src row (b, t, h) for the stacked rows of block qb.
+  void pack(const float* src, int64_t b, int g, int64_t qb, float alpha, float* dst) const {
+    const int64_t n = rows(qb), hd = d.head_dim;
+    for (int64_t r = 0; r < plan.group * n; ++r) {
+      const float* row = src + (b * d.seq_len + t_of(qb, r)) * d.q_stride + int64_t(head_of(g, qb, r)) * hd;
+      if (alpha == 1.0f) std::memcpy(dst + r * hd, row, hd * sizeof(float));
+      else for (int64_t i = 0; i < hd; ++i) dst[r * hd + i] = alpha * row[i];
+    }
+  }
+
+  // Scores of tile t for the packed queries: S = Qs K^T, then the ALiBi term and the mask.
+  void scores(const Tile& t, int64_t b, int g, const float* k, const float* qs, float* s,
+              std::vector<KeySpan>& spans) const {
+    const int64_t R = plan.group * rows(t.qb), cols = t.hi - t.lo;
+    kernels::gemm_serial(false, true, R, cols, d.head_dim, 1.0f, qs, d.head_dim, kv(k, b, g, t.lo), d.kv_stride,
+                         0.0f, s, cols);
+    if (!spec.alibi_slopes && !t.masked) return;
+    for (int64_t r = 0; r < R; ++r) {
+      float* row = s + r * cols;
+      const int64_t qp = d.q_pos0 + t_of(t.qb, r);
+      if (spec.alibi_slopes) {
+        const float slope = spec.alibi_slopes[head_of(g, t.qb, r)];
+        // -slope * (qp - k) for k = lo + j
+        kernels::vec_add_ramp(row, slope * static_cast<float>(t.lo - qp), slope, cols);
+      }
+      if (t.masked) {
+        spans.clear();
+        spec.mask->row_spans(qp, t.lo, t.hi, &spans);
+        int64_t j = t.lo;
+        for (const KeySpan& sp : spans) {
+          std::fill(row + (j - t.lo), row + (sp.lo - t.lo), -INFINITY);
+          j = sp.hi;
+        }
+        std::fill(row + (j - t.lo), row + cols, -INFINITY);
+      }
+    }
+  }
+
+  // P = exp(S - lse) in place (rows with lse = -inf see nothing: zeros).
+  void probs_from_lse(float* s, int64_t R, int64_t cols, const float* lse) const {
+    for (int64_t r = 0; r < R; ++r) {
+      if (lse[r] == -INFINITY) std::fill(s + r * cols, s + (r + 1) * cols, 0.0f);
+      else kernels::vec_exp_sum(s + r * cols, lse[r], cols);
+    }
+  }
+
+  // Per-row lse and D = rowsum(dO * O) of the stacked block, from the [batch, heads, seq] arrays.
+  void gather_rows(const float* src, int64_t b, int g, int64_t qb, float* dst) const {
+    for (int64_t r = 0; r < plan.group * rows(qb); ++r)
+      dst[r] = src[(b * d.heads + head_of(g, qb, r)) * d.seq_len + t_of(qb, r)];
+  }
+};
+
+void check_dims(const AttentionDims& d, const AttentionSpec& spec) {
+  CHECK(d.heads > 0 && d.kv_heads > 0 && d.heads % d.kv_heads == 0 && d.head_dim > 0);
+  CHECK_MSG(spec.mask && spec.mask->kv_len() == d.kv_len, "attention: mask built for another kv_len");
+  CHECK(d.q_stride >= int64_t(d.heads) * d.head_dim && d.kv_stride >= int64_t(d.kv_heads) * d.head_dim);
+}
+
+}  // namespace
+
+void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,
+                   const float* k, const float* v, float* out, float* lse, TileSizes ts) {
+  check_dims(d, spec);
+  if (d.seq_len == 0) return;
+  const Plan plan = make_plan(d, *spec.mask, ts);
+  const Ctx c(d, spec, plan);
+  const int64_t hd = d.head_dim, Rmax = plan.group * plan.br;
+  std::vector<std::unique_ptr<Scratch>> scratch(pool.threads());
+  const int64_t n_tasks = d.batch * d.kv_heads * plan.n_qb;
+  pool.parallel_for_dynamic(n_tasks, [&](int64_t task, int thread) {
+    if (!scratch[thread]) scratch[thread] = std::make_unique<Scratch>(Rmax, plan.bc, hd);
+    Scratch& w = *scratch[thread];
+    const int64_t qb = plan.n_qb - 1 - task % plan.n_qb;  // late (heavier causal) blocks first
+    const int64_t bg = task / plan.n_qb;
+    const int64_t b = bg / d.kv_heads;
+    const int g = static_cast<int>(bg % d.kv_heads);
+    const int64_t R = plan.group * c.rows(qb);
+    c.pack(q, b, g, qb, c.scale, w.qs);
+    std::fill(w.m, w.m + R, -INFINITY);
+    std::fill(w.l, w.l + R, 0.0f);
+    std::fill(w.acc, w.acc + R * hd, 0.0f);
+    for (int64_t ti = plan.q_begin[qb]; ti < plan.q_begin[qb + 1]; ++ti) {
+      const Tile& t = plan.tiles[ti];
+      const int64_t cols = t.hi - t.lo;
+      c.scores(t, b, g, k, w.qs, w.s, w.spans);
+      for (int64_t r = 0; r < R; ++r) {
+        float* row = w.s + r * cols;
+        const float m_new = std::max(w.m[r], kernels::vec_max(row, cols));
+        if (m_new == -INFINITY) {  // nothing visible yet in this row
+          std::fill(row, row + cols, 0.0f);
+          continue;
+        }
+        const float alpha = w.m[r] == -INFINITY ? 0.0f : std::exp(w.m[r] - m_new);
+        const float sum = kernels::vec_exp_sum(row, m_new, cols);
+        w.l[r] = w.l[r] * alpha + sum;
+        if (alpha != 1.0f) kernels::vec_scale(w.acc + r * hd, alpha, hd);
+        w.m[r] = m_new;
+      }
+      kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, c.kv(v, b, g, t.lo), d.kv_stride, 1.0f, w.acc,
+                           hd);
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const int h = c.head_of(g, qb, r);
+      const int64_t t = c.t_of(qb, r);
+      float* o = out + (b * d.seq_len + t) * d.q_stride + int64_t(h) * hd;
+      const float inv = w.l[r] > 0 ? 1.0f / w.l[r] : 0.0f;
+      for (int64_t i = 0; i < hd; ++i) o[i] = w.acc[r * hd + i] * inv;
+      if (lse) lse[(b * d.heads + h) * d.seq_len + t] = w.l[r] > 0 ? w.m[r] + std::log(w.l[r]) : -INFINITY;
+    }
+  });
+}
+
+void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,
+                    const float* k, const float* v, const float* out, const float* lse, const float* dout,
+                    float* dq, float* dk, float* dv, TileSizes ts) {
+  check_dims(d, spec);
+  if (d.seq_len == 0) return;
+  const Plan plan = make_plan(d, *spec.mask, ts);
+  const Ctx c(d, spec, plan);
+  const int64_t hd = d.head_dim, Rmax = plan.group * plan.br;
+  std::vector<std::unique_ptr<Scratch>> scratch(pool.threads());
+  auto get = [&](int thread) -> Scratch& {
+    if (!scratch[thread]) scratch[thread] = std::make_unique<Scratch>(Rmax, plan.bc, hd);
+    return *scratch[thread];
+  };
+  // D = rowsum(dO * O), [batch, heads, seq_len].
+  std::vector<float> Dsum(d.batch * d.heads * d.seq_len);
+  pool.parallel_range(d.batch * d.seq_len, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t row = r0; row < r1; ++row)
+      for (int h = 0; h < d.heads; ++h) {
+        const int64_t off = row * d.q_stride + int64_t(h) * hd;
+        Dsum[((row / d.seq_len) * d.heads + h) * d.seq_len + row % d.seq_len] = kernels::vec_dot(dout + off, out + off, hd);
+      }
+  });
+
+  // dQ pass.
+  pool.parallel_for_dynamic(d.batch * d.kv_heads * plan.n_qb, [&](int64_t task, int thread) {
+    Scratch& w = get(thread);
+    const int64_t qb = plan.n_qb - 1 - task % plan.n_qb;
+    const int64_t b = task / plan.n_qb / d.kv_heads;
+    const int g = static_cast<int>(task / plan.n_qb % d.kv_heads);
+    const int64_t R = plan.group * c.rows(qb);
+    c.pack(q, b, g, qb, c.scale, w.qs);
+    c.pack(dout, b, g, qb, 1.0f, w.dos);
+    c.gather_rows(lse, b, g, qb, w.lse);
+    c.gather_rows(Dsum.data(), b, g, qb, w.D);
+    std::fill(w.acc, w.acc + R * hd, 0.0f);
+    for (int64_t ti = plan.q_begin[qb]; ti < plan.q_begin[qb + 1]; ++ti) {
+      const Tile& t = plan.tiles[ti];
+      const int64_t cols = t.hi - t.lo;
+      c.scores(t, b, g, k, w.qs, w.s, w.spans);
+      c.probs_from_lse(w.s, R, cols, w.lse);
+      kernels::gemm_serial(false, true, R, cols, hd, 1.0f, w.dos, hd, c.kv(v, b, g, t.lo), d.kv_stride, 0.0f, w.dp,
+                           cols);
+      for (int64_t r = 0; r < R; ++r) kernels::vec_softmax_backward(w.s + r * cols, w.dp + r * cols, w.D[r], cols);
+      kernels::gemm_serial(false, false, R, hd, cols, c.scale, w.dp, cols, c.kv(k, b, g, t.lo), d.kv_stride, 1.0f,
+                           w.acc, hd);
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      float* o = dq + (b * d.seq_len + c.t_of(qb, r)) * d.q_stride + int64_t(c.head_of(g, qb, r)) * hd;
+      std::memcpy(o, w.acc + r * hd, hd * sizeof(float));
+    }
+  });
+
+  // dK / dV pass: one task per key column cell, visiting the query blocks that see it.
+  pool.parallel_for_dynamic(d.batch * d.kv_heads * plan.n_cells, [&](int64_t task, int thread) {
+    Scratch& w = get(thread);
+    const int64_t cell = task % plan.n_cells;
+    const int64_t b = task / plan.n_cells / d.kv_heads;
+    const int g = static_cast<int>(task / plan.n_cells % d.kv_heads);
+    const int64_t c_lo = cell * plan.bc, c_hi = std::min(d.kv_len, c_lo + plan.bc);
+    float* dK = w.acc;
+    float* dV = w.acc2;
+    std::fill(dK, dK + (c_hi - c_lo) * hd, 0.0f);
+    std::fill(dV, dV + (c_hi - c_lo) * hd, 0.0f);
+    int64_t packed = -1;
+    for (int64_t ci = plan.cell_begin[cell]; ci < plan.cell_begin[cell + 1]; ++ci) {
+      const Tile& t = plan.tiles[plan.cell_tiles[ci]];
+      const int64_t cols = t.hi - t.lo, R = plan.group * c.rows(t.qb);
+      if (packed != t.qb) {
+        c.pack(q, b, g, t.qb, c.scale, w.qs);
+        c.pack(dout, b, g, t.qb, 1.0f, w.dos);
+        c.gather_rows(lse, b, g, t.qb, w.lse);
+        c.gather_rows(Dsum.data(), b, g, t.qb, w.D);
+        packed = t.qb;
+      }
+      c.scores(t, b, g, k, w.qs, w.s, w.spans);
+      c.probs_from_lse(w.s, R, cols, w.lse);
+      float* dVt = dV + (t.lo - c_lo) * hd;
+      float* dKt = dK + (t.lo - c_lo) * hd;
+      kernels::gemm_serial(true, false, cols, hd, R, 1.0f, w.s, cols, w.dos, hd, 1.0f, dVt, hd);
+      kernels::gemm_serial(false, true, R, cols, hd, 1.0f, w.dos, hd, c.kv(v, b, g, t.lo), d.kv_stride, 0.0f, w.dp,
+                           cols);
+      for (int64_t r = 0; r < R; ++r) kernels::vec_softmax_backward(w.s + r * cols, w.dp + r * cols, w.D[r], cols);
+      kernels::gemm_serial(true, false, cols, hd, R, 1.0f, w.dp, cols, w.qs, hd, 1.0f, dKt, hd);
+    }
+    if (plan.cell_begin[cell] == plan.cell_begin[cell + 1]) return;
+    for (int64_t j = c_lo; j < c_hi; ++j) {
+      kernels::vec_axpy(1.0f, dK + (j - c_lo) * hd, c.kv(dk, b, g, j), hd);
+      kernels::vec_axpy(1.0f, dV + (j - c_lo) * hd, c.kv(dv, b, g, j), hd);
+    }
+  });
+}
+
+}  // namespace longctx::attention
