@@ -6,7 +6,7 @@ pkgs=(cmake ninja-build g++ pkg-config
       libopenblas-dev libhwy-dev libcli11-dev nlohmann-json3-dev libpcre2-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       clang libclang-rt-14-dev
-      bible-kjv python3-torch python3-numpy)
+      bible-kjv python3-torch python3-numpy python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,9 @@
 // Work list ("plan"): queries are cut into blocks of `br` positions (aligned to multiples of br
 // in absolute position), keys into a grid of `bc` columns. For each query block the pattern
 // yields the key spans it visits; each span is cut at the grid lines into tiles, flagged when a
-// per-row mask is needed. Only visited tiles are computed, so the cost follows the pattern.
+// per-row mask is needed. Only visited tiles are computed, so the cost follows the pattern, and
+// the plan itself is linear in length (spans per query block, runs of query blocks per key
+// column), so memory is O(seq_len) beyond the per-thread tile buffers.
 //
 // The heads of a GQA group share K/V: a task packs the group's query rows of one block on top
 // of each other (group * br rows) and runs each tile as two OpenBLAS products on the calling
@@ -43,13 +45,31 @@ struct Tile {
   bool masked;
 };
 
+// Memory O(seq_len + kv_len): per query block its merged key spans (a causal block has two),
+// per key cell runs of consecutive query blocks that visit the same keys. Tiles are cut on the
+// fly, so nothing quadratic is ever stored.
 struct Plan {
+  struct Run {
+    int64_t qb_lo, qb_hi, lo, hi;  // query blocks [qb_lo, qb_hi) all visit keys [lo, hi)
+    bool masked;
+  };
   int64_t br = 0, bc = 0, group = 0, n_qb = 0, n_cells = 0;
-  std::vector<int64_t> q_lo, q_hi;      // local query rows [q_lo, q_hi) of each block
-  std::vector<Tile> tiles;              // grouped by query block
-  std::vector<int64_t> q_begin;         // tiles of block i: [q_begin[i], q_begin[i+1])
-  std::vector<int64_t> cell_tiles;      // tile indices grouped by key column cell
+  std::vector<int64_t> q_lo, q_hi;    // local query rows [q_lo, q_hi) of each block
+  std::vector<KeySpan> spans;         // spans of block i: [span_begin[i], span_begin[i+1])
+  std::vector<int64_t> span_begin;
+  std::vector<Run> runs;              // runs of cell c: [cell_begin[c], cell_begin[c+1])
   std::vector<int64_t> cell_begin;
+
+  // Calls f(Tile) for the tiles of query block qb: its spans cut at the key grid.
+  template <class F>
+  void for_tiles(int64_t qb, F&& f) const {
+    for (int64_t i = span_begin[qb]; i < span_begin[qb + 1]; ++i)
+      for (int64_t lo = spans[i].lo; lo < spans[i].hi;) {
+        const int64_t hi = std::min(spans[i].hi, (lo / bc + 1) * bc);
+        f(Tile{qb, lo, hi, spans[i].masked});
+        lo = hi;
+      }
+  }
 };
 
 Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts) {
@@ -68,25 +88,24 @@ Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts) {
   }
   p.n_qb = static_cast<int64_t>(p.q_lo.size());
   p.n_cells = (d.kv_len + p.bc - 1) / p.bc;
-  std::vector<KeySpan> spans;
-  p.q_begin.push_back(0);
+  p.span_begin.push_back(0);
+  std::vector<std::vector<Plan::Run>> per_cell(p.n_cells);
   for (int64_t i = 0; i < p.n_qb; ++i) {
-    spans.clear();
-    mask.key_spans(d.q_pos0 + p.q_lo[i], d.q_pos0 + p.q_hi[i], &spans);
-    for (const KeySpan& s : spans)
-      for (int64_t lo = s.lo; lo < s.hi;) {
-        const int64_t hi = std::min(s.hi, (lo / p.bc + 1) * p.bc);
-        p.tiles.push_back({i, lo, hi, s.masked});
-        lo = hi;
-      }
-    p.q_begin.push_back(static_cast<int64_t>(p.tiles.size()));
+    mask.key_spans(d.q_pos0 + p.q_lo[i], d.q_pos0 + p.q_hi[i], &p.spans);
+    p.span_begin.push_back(static_cast<int64_t>(p.spans.size()));
+    p.for_tiles(i, [&](const Tile& t) {
+      auto& v = per_cell[t.lo / p.bc];
+      if (!v.empty() && v.back().qb_hi == i && v.back().lo == t.lo && v.back().hi == t.hi && v.back().masked == t.masked)
+        ++v.back().qb_hi;
+      else
+        v.push_back({i, i + 1, t.lo, t.hi, t.masked});
+    });
   }
-  std::vector<int64_t> count(p.n_cells + 1, 0);
-  for (const Tile& t : p.tiles) ++count[t.lo / p.bc + 1];
-  for (int64_t c = 0; c < p.n_cells; ++c) count[c + 1] += count[c];
-  p.cell_begin = count;
-  p.cell_tiles.resize(p.tiles.size());
-  for (int64_t i = 0; i < static_cast<int64_t>(p.tiles.size()); ++i) p.cell_tiles[count[p.tiles[i].lo / p.bc]++] = i;
+  p.cell_begin.push_back(0);
+  for (auto& v : per_cell) {
+    p.runs.insert(p.runs.end(), v.begin(), v.end());
+    p.cell_begin.push_back(static_cast<int64_t>(p.runs.size()));
+  }
   return p;
 }
 
@@ -210,8 +229,7 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
     std::fill(w.m, w.m + R, -INFINITY);
     std::fill(w.l, w.l + R, 0.0f);
     std::fill(w.acc, w.acc + R * hd, 0.0f);
-    for (int64_t ti = plan.q_begin[qb]; ti < plan.q_begin[qb + 1]; ++ti) {
-      const Tile& t = plan.tiles[ti];
+    plan.for_tiles(qb, [&](const Tile& t) {
       const int64_t cols = t.hi - t.lo;
       c.scores(t, b, g, k, w.qs, w.s, w.spans);
       for (int64_t r = 0; r < R; ++r) {
@@ -229,7 +247,7 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
       }
       kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, c.kv(v, b, g, t.lo), d.kv_stride, 1.0f, w.acc,
                            hd);
-    }
+    });
     for (int64_t r = 0; r < R; ++r) {
       const int h = c.head_of(g, qb, r);
       const int64_t t = c.t_of(qb, r);
@@ -276,8 +294,7 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
     c.gather_rows(lse, b, g, qb, w.lse);
     c.gather_rows(Dsum.data(), b, g, qb, w.D);
     std::fill(w.acc, w.acc + R * hd, 0.0f);
-    for (int64_t ti = plan.q_begin[qb]; ti < plan.q_begin[qb + 1]; ++ti) {
-      const Tile& t = plan.tiles[ti];
+    plan.for_tiles(qb, [&](const Tile& t) {
       const int64_t cols = t.hi - t.lo;
       c.scores(t, b, g, k, w.qs, w.s, w.spans);
       c.probs_from_lse(w.s, R, cols, w.lse);
@@ -286,7 +303,7 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
       for (int64_t r = 0; r < R; ++r) kernels::vec_softmax_backward(w.s + r * cols, w.dp + r * cols, w.D[r], cols);
       kernels::gemm_serial(false, false, R, hd, cols, c.scale, w.dp, cols, c.kv(k, b, g, t.lo), d.kv_stride, 1.0f,
                            w.acc, hd);
-    }
+    });
     for (int64_t r = 0; r < R; ++r) {
       float* o = dq + (b * d.seq_len + c.t_of(qb, r)) * d.q_stride + int64_t(c.head_of(g, qb, r)) * hd;
       std::memcpy(o, w.acc + r * hd, hd * sizeof(float));
@@ -305,8 +322,7 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
     std::fill(dK, dK + (c_hi - c_lo) * hd, 0.0f);
     std::fill(dV, dV + (c_hi - c_lo) * hd, 0.0f);
     int64_t packed = -1;
-    for (int64_t ci = plan.cell_begin[cell]; ci < plan.cell_begin[cell + 1]; ++ci) {
-      const Tile& t = plan.tiles[plan.cell_tiles[ci]];
+    auto tile = [&](const Tile& t) {
       const int64_t cols = t.hi - t.lo, R = plan.group * c.rows(t.qb);
       if (packed != t.qb) {
         c.pack(q, b, g, t.qb, c.scale, w.qs);
@@ -324,6 +340,10 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
                            cols);
       for (int64_t r = 0; r < R; ++r) kernels::vec_softmax_backward(w.s + r * cols, w.dp + r * cols, w.D[r], cols);
       kernels::gemm_serial(true, false, cols, hd, R, 1.0f, w.dp, cols, w.qs, hd, 1.0f, dKt, hd);
+    };
+    for (int64_t ri = plan.cell_begin[cell]; ri < plan.cell_begin[cell + 1]; ++ri) {
+      const Plan::Run& run = plan.runs[ri];
+      for (int64_t qb = run.qb_lo; qb < run.qb_hi; ++qb) tile(Tile{qb, run.lo, run.hi, run.masked});
     }
     if (plan.cell_begin[cell] == plan.cell_begin[cell + 1]) return;
     for (int64_t j = c_lo; j < c_hi; ++j) {

@@ -107,6 +107,7 @@ void register_bench(CLI::App& app, Commands& cmds) {
   tr->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   tr->add_flag("--json", f->json, "One JSON line");
   tr->callback([f, &cmds] { cmds.run = [f] { return run_bench_train(*f); }; });
+  register_bench_attention(*bench, cmds);
 }
 
 }  // namespace longctx::cli

@@ -77,6 +77,22 @@ TEST(Vec, ElementwiseMatchScalar) {
   }
 }
 
+TEST(Vec, AttentionHelpersMatchScalar) {
+  for (int64_t n : {1, 7, 16, 33, 300}) {
+    auto x = randv(n, 11), dp = randv(n, 12);
+    auto y = x;
+    vec_add_ramp(y.data(), -3.25f, 0.125f, n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], x[i] + (-3.25 + 0.125 * i), 1e-5 * (1 + std::fabs(y[i]))) << i;
+    // Exactly -inf stays -inf (masked scores).
+    std::vector<float> m(n, -INFINITY);
+    vec_add_ramp(m.data(), 1.0f, 1.0f, n);
+    for (float v : m) EXPECT_EQ(v, -INFINITY);
+    auto out = dp;
+    vec_softmax_backward(x.data(), out.data(), 0.5f, n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(out[i], double(x[i]) * (double(dp[i]) - 0.5), 1e-6 * (1 + std::fabs(out[i])));
+  }
+}
+
 TEST(Vec, AdamWMatchesScalar) {
   const int64_t n = 1031;
   auto p = randv(n, 7), g = randv(n, 8), m = randv(n, 9, 0.1), v = randv(n, 10, 0.1);

@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""Markdown tables from `longctx bench attention --json` and bench/torch_attention.py --json:
+time and peak memory per length side by side, then the attention engine's targets as ratios.
+
+Usage: attention_report.py LONGCTX.json TORCH.json
+"""
+import json
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        print("attention_report.py: error: %s: %s" % (path, e), file=sys.stderr)
+        sys.exit(1)
+
+
+def main():
+    if len(sys.argv) != 3:
+        print("attention_report.py: error: usage: attention_report.py LONGCTX.json TORCH.json", file=sys.stderr)
+        sys.exit(1)
+    ours, torch = load(sys.argv[1]), load(sys.argv[2])
+    rec = {}
+    for doc in (ours, torch):
+        for r in doc["results"]:
+            if "skipped" not in r:
+                rec[(r["impl"], r["pass"], r["seq_len"])] = r
+    impls = ["reference", "tiled-causal", "window-512", "bigbird", "torch-standard", "torch-sdpa"]
+    lens = sorted({k[2] for k in rec})
+    print("sgemm: longctx %.0f GFLOP/s, torch %.0f GFLOP/s; %d threads, %d heads, head_dim %d\n"
+          % (ours["sgemm_gflops"], torch["sgemm_gflops"], ours["threads"], ours["heads"], ours["head_dim"]))
+    for p in ("fwd", "fwd+bwd"):
+        present = [i for i in impls if any((i, p, n) in rec for n in lens)]
+        print("**%s** — seconds / peak MiB\n" % p)
+        print("| seq_len | " + " | ".join(present) + " |")
+        print("|---" * (len(present) + 1) + "|")
+        for n in lens:
+            cells = []
+            for i in present:
+                r = rec.get((i, p, n))
+                cells.append("%.3g s / %.0f" % (r["seconds"], r["peak_bytes"] / 2**20) if r else "—")
+            print("| %d | %s |" % (n, " | ".join(cells)))
+        print()
+
+    def get(i, p, n, key="seconds"):
+        r = rec.get((i, p, n))
+        return r[key] if r else None
+
+    print("| target | measured | goal |\n|---|---|---|")
+    for p in ("fwd", "fwd+bwd"):
+        a, b = get("torch-standard", p, 8192), get("tiled-causal", p, 8192)
+        if a and b:
+            print("| tiled causal %s at 8K vs PyTorch standard | %.1fx (%.3f s vs %.2f s) | >= 4x |" % (p, a / b, b, a))
+    g = get("tiled-causal", "fwd", 8192, "gflops")
+    if g:
+        print("| tiled causal fwd at 8K, share of sgemm | %.0f%% (%.0f of %.0f GFLOP/s) | >= 40%% |"
+              % (100 * g / ours["sgemm_gflops"], g, ours["sgemm_gflops"]))
+    for p in ("fwd", "fwd+bwd"):
+        a, b = get("tiled-causal", p, 16384, "peak_bytes"), get("tiled-causal", p, 65536, "peak_bytes")
+        if a and b:
+            print("| tiled causal %s peak memory 64K / 16K | %.2f (%.1f / %.1f MiB) | <= 5 |" % (p, b / a, b / 2**20, a / 2**20))
+        a, b = get("window-512", p, 8192), get("window-512", p, 65536)
+        if a and b:
+            print("| window 512 %s time 64K / 8K | %.2f (%.3f / %.3f s) | <= 9 |" % (p, b / a, b, a))
+
+
+if __name__ == "__main__":
+    main()
