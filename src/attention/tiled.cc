@@ -60,6 +60,11 @@ struct Plan {
   std::vector<Run> runs;              // runs of cell c: [cell_begin[c], cell_begin[c+1])
   std::vector<int64_t> cell_begin;
 
+  int64_t max_rows() const {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n_qb; ++i) m = std::max(m, q_hi[i] - q_lo[i]);
+    return m;
+  }
   // Calls f(Tile) for the tiles of query block qb: its spans cut at the key grid.
   template <class F>
   void for_tiles(int64_t qb, F&& f) const {
@@ -214,7 +219,7 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts);
   const Ctx c(d, spec, plan);
-  const int64_t hd = d.head_dim, Rmax = plan.group * plan.br;
+  const int64_t hd = d.head_dim, Rmax = plan.group * plan.max_rows();
   std::vector<std::unique_ptr<Scratch>> scratch(pool.threads());
   const int64_t n_tasks = d.batch * d.kv_heads * plan.n_qb;
   pool.parallel_for_dynamic(n_tasks, [&](int64_t task, int thread) {
@@ -266,7 +271,7 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts);
   const Ctx c(d, spec, plan);
-  const int64_t hd = d.head_dim, Rmax = plan.group * plan.br;
+  const int64_t hd = d.head_dim, Rmax = plan.group * plan.max_rows();
   std::vector<std::unique_ptr<Scratch>> scratch(pool.threads());
   auto get = [&](int thread) -> Scratch& {
     if (!scratch[thread]) scratch[thread] = std::make_unique<Scratch>(Rmax, plan.bc, hd);

@@ -1,21 +1,26 @@
 // longctx train --preset tiny --data corpus.txt [--tokenizer tok.gguf] --steps 2000 --ctx 256 --batch 16
 //               -o run/ckpt.gguf [--resume run/ckpt.gguf] [--seed 1] [--eval-every 200]
 //               [--save-every 500] [-t THREADS] [--json]
+//               [--attn window:128,causal] [--rope-scaling yarn:4[,ORIG]]   (fresh models only)
 #include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "attention/pattern.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/blas_setup.h"
 #include "core/thread_pool.h"
 #include "kernels/vec.h"
 #include "model/checkpoint.h"
+#include "position/rope.h"
 #include "train/trainer.h"
 
 namespace longctx::cli {
@@ -26,14 +31,51 @@ extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 struct TrainFlags {
   std::string preset = "tiny", data, tokenizer, out, resume;
-  std::string pos, norm, mlp;
+  std::string pos, norm, mlp, attn, rope_scaling;
   int kv_heads = 0, vocab = 0, threads = 0, layers = 0;
-  bool json = false;
+  bool json = false, preset_given = false;
   train::TrainOptions opt;
 };
 
+// The shortest prefix of the layers' patterns that repeats cyclically to give all of them: the
+// --attn spec that rebuilds this stack ("window:128,causal" for an alternating one).
+std::string pattern_summary(const model::ModelConfig& c) {
+  std::vector<std::string> names;
+  for (const auto& l : c.layers) names.push_back(attention::format_pattern(l.pattern));
+  size_t period = 1;
+  for (; period < names.size(); ++period) {
+    bool repeats = true;
+    for (size_t i = period; i < names.size() && repeats; ++i) repeats = names[i] == names[i % period];
+    if (repeats) break;
+  }
+  std::string out;
+  for (size_t i = 0; i < period && i < names.size(); ++i) out += (i ? "," : "") + names[i];
+  return out;
+}
+
 int run_train(TrainFlags& f) {
   using clock = std::chrono::steady_clock;
+  // Architecture flags describe a fresh model; a resumed run keeps the checkpoint's config.
+  if (!f.resume.empty()) {
+    const std::pair<const char*, bool> arch[] = {
+        {"--attn", !f.attn.empty()}, {"--rope-scaling", !f.rope_scaling.empty()}, {"--pos", !f.pos.empty()},
+        {"--norm", !f.norm.empty()}, {"--mlp", !f.mlp.empty()},           {"--kv-heads", f.kv_heads > 0},
+        {"--layers", f.layers > 0},  {"--preset", f.preset_given}};
+    for (const auto& [flag, given] : arch)
+      if (given) return fail(std::string(flag) + " cannot be combined with --resume (the checkpoint's config is kept)");
+  }
+  std::vector<attention::Pattern> patterns;
+  if (!f.attn.empty()) {
+    auto p = attention::parse_pattern_list(f.attn);
+    if (!p.ok()) return fail(p.status());
+    patterns = std::move(*p);
+  }
+  std::optional<position::RopeScaling> rope_scaling;
+  if (!f.rope_scaling.empty()) {
+    auto rs = position::parse_rope_scaling(f.rope_scaling);
+    if (!rs.ok()) return fail(rs.status());
+    rope_scaling = *rs;
+  }
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
   if (f.out.empty() && !f.resume.empty()) f.out = f.resume;
@@ -98,6 +140,15 @@ int run_train(TrainFlags& f) {
     }
     if (f.kv_heads > 0)
       for (auto& l : cfg->layers) l.kv_heads = f.kv_heads;
+    // One pattern per layer, the list repeated cyclically ("window:128,causal" alternates).
+    for (size_t l = 0; l < cfg->layers.size() && !patterns.empty(); ++l)
+      cfg->layers[l].pattern = patterns[l % patterns.size()];
+    if (rope_scaling) {
+      cfg->rope_scaling = *rope_scaling;
+      // "yarn:F" without ORIG: the model's own context is the one being extended.
+      if (cfg->rope_scaling.type == position::RopeScalingType::kYarn && cfg->rope_scaling.original_ctx == 0)
+        cfg->rope_scaling.original_ctx = cfg->ctx;
+    }
     Status cv = cfg->validate();
     if (!cv.ok()) return fail(cv);
     model = std::make_unique<model::Model>(*cfg);
@@ -118,10 +169,13 @@ int run_train(TrainFlags& f) {
   const train::TrainOptions& opt = trainer.options();
   const auto& mc = trainer.model().config();
   if (human) {
-    std::printf("model: %d layers, dim %d, heads %d/%d, ff %d, vocab %d, %s, %s, %s | %.2fM params\n", mc.n_layers(),
-                mc.model_dim, mc.layers[0].heads, mc.layers[0].kv_heads, mc.layers[0].ff_dim, mc.vocab_size,
-                model::pos_name(mc.pos), model::norm_name(mc.norm), model::mlp_name(mc.mlp),
-                trainer.model().n_params() / 1e6);
+    std::string pos = model::pos_name(mc.pos);
+    if (mc.rope_scaling.type != position::RopeScalingType::kNone)
+      pos += " " + position::format_rope_scaling(mc.rope_scaling);
+    std::printf("model: %d layers, dim %d, heads %d/%d, ff %d, vocab %d, %s, %s, %s, attn %s | %.2fM params\n",
+                mc.n_layers(), mc.model_dim, mc.layers[0].heads, mc.layers[0].kv_heads, mc.layers[0].ff_dim,
+                mc.vocab_size, pos.c_str(), model::norm_name(mc.norm), model::mlp_name(mc.mlp),
+                pattern_summary(mc).c_str(), trainer.model().n_params() / 1e6);
     std::printf("data: %lld train tokens, %lld held-out tokens | batch %lld x ctx %lld x accum %lld | %d threads, %s, BLAS %s\n",
                 (long long)trainer.train_tokens(), (long long)trainer.val_tokens(), (long long)opt.batch,
                 (long long)opt.ctx, (long long)opt.accum, pool.threads(), kernels::simd_target_name(), blas_core_name());
@@ -222,7 +276,7 @@ int run_train(TrainFlags& f) {
 void register_train(CLI::App& app, Commands& cmds) {
   auto* c = app.add_subcommand("train", "Train a model from scratch or resume a checkpoint");
   auto f = std::make_shared<TrainFlags>();
-  c->add_option("--preset", f->preset, "Model preset: tiny or small");
+  auto* preset = c->add_option("--preset", f->preset, "Model preset: tiny or small");
   c->add_option("--data", f->data, "Text corpus (split into train / held-out by a fixed rule)")->required();
   c->add_option("--tokenizer", f->tokenizer, "Tokenizer GGUF (default: train one on the corpus)");
   c->add_option("-o,--output", f->out, "Checkpoint path (GGUF); state goes to <name>.state.gguf");
@@ -244,11 +298,19 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--norm", f->norm, "layernorm or rmsnorm");
   c->add_option("--mlp", f->mlp, "gelu or swiglu");
   c->add_option("--kv-heads", f->kv_heads, "Key/value heads per layer (GQA / MQA)");
+  c->add_option("--attn", f->attn,
+                "Attention pattern per layer, repeated over the layers: causal, window:W, bigbird:B,W,G,R[,SEED] "
+                "(e.g. window:128,causal alternates local and global)");
+  c->add_option("--rope-scaling", f->rope_scaling,
+                "RoPE scaling: none, linear:F, ntk:F, yarn:F or yarn:F,ORIG (ORIG defaults to the model's ctx)");
   c->add_option("--layers", f->layers, "Override the preset's number of layers");
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object per line instead of the human display");
-  c->callback([f, &cmds] { cmds.run = [f] { return run_train(*f); }; });
+  c->callback([f, preset, &cmds] {
+    f->preset_given = preset->count() > 0;
+    cmds.run = [f] { return run_train(*f); };
+  });
 }
 
 }  // namespace longctx::cli

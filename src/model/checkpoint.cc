@@ -17,8 +17,49 @@ const std::set<std::string>& known_keys() {
       "longctx.norm", "longctx.norm_epsilon", "longctx.mlp", "longctx.bias", "longctx.tied_embeddings",
       "longctx.position", "longctx.rope.freq_base", "longctx.attention.head_count",
       "longctx.attention.head_count_kv", "longctx.attention.key_length", "longctx.feed_forward_length",
-      "longctx.attention.pattern"};
+      "longctx.attention.pattern", "longctx.rope.scaling.type", "longctx.rope.scaling.factor",
+      "longctx.rope.scaling.original_context_length", "longctx.rope.scaling.yarn_beta_fast",
+      "longctx.rope.scaling.yarn_beta_slow", "longctx.rope.scaling.attn_factor"};
   return k;
+}
+
+// The longctx.rope.scaling.* keys; each is optional (absent: RopeScaling's default, so a
+// checkpoint without them has no scaling). validate() then checks the values together.
+Status read_rope_scaling(const io::GgufFile& f, position::RopeScaling* out) {
+  position::RopeScaling rs;
+  if (f.find("longctx.rope.scaling.type")) {
+    auto type = f.get_string("longctx.rope.scaling.type");
+    if (!type.ok()) return type.status();
+    bool known = false;
+    for (auto t : {position::RopeScalingType::kNone, position::RopeScalingType::kLinear,
+                   position::RopeScalingType::kNtk, position::RopeScalingType::kYarn})
+      if (*type == position::rope_scaling_name(t)) {
+        rs.type = t;
+        known = true;
+      }
+    if (!known)
+      return Status::Error("key 'longctx.rope.scaling.type' is '" + *type +
+                           "' (expected none, linear, ntk or yarn)");
+  }
+  auto f32 = [&](const char* key, float* dst) -> Status {
+    if (!f.find(key)) return Status::Ok();
+    auto v = f.get_float(key);
+    if (!v.ok()) return v.status();
+    *dst = static_cast<float>(*v);
+    return Status::Ok();
+  };
+  LONGCTX_RETURN_IF_ERROR(f32("longctx.rope.scaling.factor", &rs.factor));
+  LONGCTX_RETURN_IF_ERROR(f32("longctx.rope.scaling.yarn_beta_fast", &rs.beta_fast));
+  LONGCTX_RETURN_IF_ERROR(f32("longctx.rope.scaling.yarn_beta_slow", &rs.beta_slow));
+  LONGCTX_RETURN_IF_ERROR(f32("longctx.rope.scaling.attn_factor", &rs.attn_factor));
+  if (f.find("longctx.rope.scaling.original_context_length")) {
+    auto v = f.get_uint("longctx.rope.scaling.original_context_length");
+    if (!v.ok()) return v.status();
+    if (*v > (1u << 30)) return Status::Error("key 'longctx.rope.scaling.original_context_length' is out of range");
+    rs.original_ctx = static_cast<int64_t>(*v);
+  }
+  *out = rs;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -36,6 +77,13 @@ void write_config_keys(io::GgufWriter& w, const ModelConfig& c) {
   w.set_bool("longctx.tied_embeddings", c.tied_embeddings);
   w.set_string("longctx.position", pos_name(c.pos));
   w.set_f32("longctx.rope.freq_base", c.rope_theta);
+  const position::RopeScaling& rs = c.rope_scaling;
+  w.set_string("longctx.rope.scaling.type", position::rope_scaling_name(rs.type));
+  w.set_f32("longctx.rope.scaling.factor", rs.factor);
+  w.set_u32("longctx.rope.scaling.original_context_length", static_cast<uint32_t>(rs.original_ctx));
+  w.set_f32("longctx.rope.scaling.yarn_beta_fast", rs.beta_fast);
+  w.set_f32("longctx.rope.scaling.yarn_beta_slow", rs.beta_slow);
+  w.set_f32("longctx.rope.scaling.attn_factor", rs.attn_factor);
   std::vector<int32_t> heads, kv, hd, ff;
   std::vector<std::string> patterns;
   for (const auto& l : c.layers) {
@@ -94,6 +142,7 @@ Expected<ModelConfig> read_config(const io::GgufFile& f) {
   auto theta = f.get_float("longctx.rope.freq_base");
   if (!theta.ok()) return theta.status();
   c.rope_theta = static_cast<float>(*theta);
+  LONGCTX_RETURN_IF_ERROR(read_rope_scaling(f, &c.rope_scaling));
   auto bias = f.get_bool("longctx.bias");
   if (!bias.ok()) return bias.status();
   c.bias = *bias;

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <string>
 
 namespace longctx::model {
@@ -42,6 +43,22 @@ Status ModelConfig::validate() const {
   if (!(norm_eps > 0.0f) || norm_eps > 1.0f) return bad("norm_eps must be in (0, 1]");
   if (!(rope_theta > 1.0f)) return bad("rope_theta must be > 1");
   if (pos == PosType::kSinusoidal && model_dim % 2) return bad("sinusoidal positions need an even model_dim");
+  if (rope_scaling.type != position::RopeScalingType::kNone) {
+    // Rope's constructor CHECKs these; a config from a file or the command line must fail here.
+    const position::RopeScaling& rs = rope_scaling;
+    const std::string at = "rope scaling '" + position::format_rope_scaling(rs) + "': ";
+    if (pos != PosType::kRope) return bad(at + "needs pos = rope, got " + pos_name(pos));
+    if (!std::isfinite(rs.factor) || rs.factor < 1.0f) return bad(at + "factor must be finite and >= 1");
+    if (rs.type == position::RopeScalingType::kYarn) {
+      if (rs.original_ctx < 1 || rs.original_ctx > ctx)
+        return bad(at + "yarn needs the original context in [1, ctx = " + std::to_string(ctx) + "], got " +
+                   std::to_string(rs.original_ctx));
+      if (!std::isfinite(rs.beta_fast) || !std::isfinite(rs.beta_slow) || !(rs.beta_fast > rs.beta_slow))
+        return bad(at + "yarn needs finite beta_fast > beta_slow");
+      if (!std::isfinite(rs.attn_factor) || rs.attn_factor < 0.0f)
+        return bad(at + "yarn attn_factor must be finite and >= 0 (0 = default)");
+    }
+  }
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerConfig& l = layers[i];
     const std::string at = "layer " + std::to_string(i) + ": ";

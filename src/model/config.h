@@ -7,6 +7,7 @@
 
 #include "attention/pattern.h"
 #include "core/status.h"
+#include "position/rope.h"
 
 namespace longctx::model {
 
@@ -40,6 +41,8 @@ struct ModelConfig {
   bool tied_embeddings = true;
   PosType pos = PosType::kRope;
   float rope_theta = 10000.0f;
+  // RoPE frequency scaling for context extension (position/rope.h); only meaningful with kRope.
+  position::RopeScaling rope_scaling;
   std::vector<LayerConfig> layers;
 
   int n_layers() const { return static_cast<int>(layers.size()); }

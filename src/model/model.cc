@@ -14,7 +14,7 @@ Model::Model(ModelConfig config) : config_(std::move(config)), layout_(config_) 
   params_.resize(layout_.total());
   if (config_.pos == PosType::kRope) {
     // One table serves every layer (validate() requires one head_dim under RoPE).
-    rope_ = position::Rope(config_.layers[0].head_dim, config_.rope_theta, config_.ctx);
+    rope_ = position::Rope(config_.layers[0].head_dim, config_.rope_theta, config_.ctx, config_.rope_scaling);
   }
   alibi_.resize(config_.n_layers());
   if (config_.pos == PosType::kAlibi)

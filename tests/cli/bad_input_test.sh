@@ -28,6 +28,14 @@ expect_error ctx-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" -
 expect_error negative-lr "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --lr -1 -o "$work/o.gguf"
 expect_error kv-heads "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --kv-heads 3 -o "$work/o.gguf"
 expect_error unknown-pos "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --pos spiral -o "$work/o.gguf"
+expect_error attn-window-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --attn window:0 -o "$work/o.gguf"
+expect_error attn-unknown "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --attn sparse -o "$work/o.gguf"
+expect_error attn-list-bad-item "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --attn window:64,bigbird:4,2 -o "$work/o.gguf"
+expect_error attn-bidirectional "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --vocab-size 300 --attn full -o "$work/o.gguf"
+expect_error rope-scaling-below-one "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --rope-scaling linear:0.5 -o "$work/o.gguf"
+expect_error rope-scaling-unknown "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --rope-scaling spiral:2 -o "$work/o.gguf"
+expect_error rope-scaling-yarn-orig "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --vocab-size 300 --rope-scaling yarn:2,100000 -o "$work/o.gguf"
+expect_error rope-scaling-not-rope "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --vocab-size 300 --pos alibi --rope-scaling linear:2 -o "$work/o.gguf"
 expect_error corpus-too-short "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --vocab-size 300 --steps 1 -o "$work/o.gguf"
 # A real checkpoint to damage (the held-out part needs 20 blocks of 16 KiB: a larger corpus).
 for i in $(seq 1 5000); do echo "In the beginning was the Word, and the Word was with God. Line $i."; done > "$work/big.txt"
@@ -42,6 +50,8 @@ for f in truncated truncated_header badmagic empty nope; do
   expect_error "generate-$f" "" -- "$bin" generate -m "$work/$f.gguf" -p hi -n 1
   expect_error "resume-$f" "" -- "$bin" train --data "$work/big.txt" --resume "$work/$f.gguf" --steps 2 -o "$work/r.gguf"
 done
+expect_error resume-with-attn "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --attn window:4 --steps 2 -o "$work/r.gguf"
+expect_error resume-with-rope-scaling "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --rope-scaling linear:2 --steps 2 -o "$work/r.gguf"
 expect_error bad-temp "" -- "$bin" generate -m "$work/good.gguf" -p hi --temp -1
 expect_error bad-top-p "" -- "$bin" generate -m "$work/good.gguf" -p hi --top-p 0
 expect_error prompt-too-long "" -- "$bin" generate -m "$work/good.gguf" -p "$(head -c 4000 "$work/corpus.txt")" -n 1

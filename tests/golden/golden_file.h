@@ -15,7 +15,8 @@
 // Records in a model file:
 //   "config"  string   JSON model config (vocab_size, model_dim, n_layers, heads,
 //                      kv_heads, head_dim, ff_dim, ctx, norm, norm_eps, mlp, bias,
-//                      tied_embeddings, pos, rope_theta)
+//                      tied_embeddings, pos, rope_theta; optionally patterns, one
+//                      attention pattern per layer, and rope_scaling)
 //   "meta"    string   JSON: batch, seq_len, seed, init, generator
 //   "tokens"  int32    [B, T];  "targets" int32 [B, T]
 //   "loss"    float64  []       mean cross-entropy over the B*T positions

@@ -18,6 +18,10 @@ complex rotation, sinusoidal table), a central finite-difference check of
 several gradient entries per config in float64, and a float32 replay of the loss.
 
 Usage: /usr/bin/python3 tests/golden/make_model_golden.py [--out DIR] [--check-only]
+                                                         [--only NAME[,NAME...]]
+(--only writes just the named configs, e.g. new ones, leaving the others' files untouched;
+each config's seed depends only on its position in CONFIGS, so appending keeps the old files
+byte-identical.)
 
 Golden file format (all little-endian; read by tests/golden/golden_file.h):
   magic    4 bytes  "LCGT"
@@ -32,7 +36,9 @@ Golden file format (all little-endian; read by tests/golden/golden_file.h):
   and nothing after the last record.
 Records written, in this order:
   "config"   string  JSON model config (exactly the model keys, incl. the
-                     defaults norm_eps / rope_theta; sorted)
+                     defaults norm_eps / rope_theta; sorted). The optional
+                     keys patterns / rope_scaling appear only in configs
+                     that set them.
   "meta"     string  JSON: batch, seq_len, seed, init description, generator
   "tokens"   int32   [B, T]   input ids
   "targets"  int32   [B, T]   target ids
@@ -57,6 +63,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_model as tm  # noqa: E402
 
 B, T = 2, 11
+# Configs that need longer sequences (BigBird blocks only matter past a few blocks).
+SEQ_LEN = {"bigbird_rope": 24}
 BASE = dict(vocab_size=67, model_dim=32, n_layers=2, heads=4, kv_heads=4, head_dim=8,
             ff_dim=48, ctx=16, norm_eps=1e-5, rope_theta=10000.0)
 
@@ -90,6 +98,28 @@ CONFIGS = [
     ("rope_wide_gqa", cfg(pos="rope", norm="layernorm", mlp="swiglu", bias=True,
                           tied_embeddings=False, heads=4, kv_heads=2, head_dim=16,
                           n_layers=1)),
+    # Attention patterns and RoPE scaling (optional config keys "patterns", "rope_scaling").
+    # Local / global layers with ALiBi and GQA; windows 4 and 2 < T = 11. ff_dim 32 keeps the
+    # three layers under 200 KB.
+    ("window_alibi_gqa", cfg(pos="alibi", norm="rmsnorm", mlp="swiglu", bias=False,
+                             tied_embeddings=True, kv_heads=2, n_layers=3, ff_dim=32,
+                             patterns=["window:4", "causal", "window:2"])),
+    # BigBird (block 4, 2 window blocks, 1 global block, no random blocks) in every layer:
+    # 24 tokens = 6 blocks, so blocks 2..5 skip the ones between the global block and
+    # their window.
+    ("bigbird_rope", cfg(pos="rope", norm="layernorm", mlp="gelu", bias=True,
+                         tied_embeddings=True, kv_heads=2, ctx=24,
+                         patterns=["bigbird:4,2,1,0", "bigbird:4,2,1,0"])),
+    # YaRN 4x from an original context of 256 (ctx 1024): with head_dim 8 and theta 1e4 the
+    # pairs turn 40.7, 4.07, 0.41, 0.04 times over 256 positions, so one pair is kept, one
+    # blended and two interpolated; cos/sin carry 0.1 ln 4 + 1.
+    ("yarn_window", cfg(pos="rope", norm="rmsnorm", mlp="swiglu", bias=False,
+                        tied_embeddings=False, kv_heads=1, ctx=1024, rope_scaling="yarn:4,256",
+                        patterns=["window:5", "causal"])),
+    # Position interpolation 2x with a small BigBird (block 2) and a window layer.
+    ("linear_rope_mixed", cfg(pos="rope", norm="rmsnorm", mlp="gelu", bias=True,
+                              tied_embeddings=True, kv_heads=4, ctx=32, rope_scaling="linear:2",
+                              patterns=["bigbird:2,2,1,0", "window:3"])),
 ]
 
 MAX_BYTES = 200 * 1024
@@ -151,6 +181,36 @@ def check_conventions():
     ang = pos * 10000.0 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)
     rc = torch.view_as_real(xc * torch.polar(torch.ones_like(ang), ang)[None, :, None, :])
     assert torch.allclose(r, rc.reshape(1, 5, 2, 8), atol=1e-14)
+    # Masks: the vectorised pattern_mask against the definitions, one pair at a time.
+    def visible(spec, q, k):
+        if k > q:
+            return False
+        if spec == "causal":
+            return True
+        if spec.startswith("window:"):
+            return q - k < int(spec[7:])
+        blk, win, glob, _ = (int(v) for v in spec[8:].split(","))
+        i, j = q // blk, k // blk
+        return i < glob or j < glob or i - win + 1 <= j <= i
+    for spec in ("causal", "window:1", "window:4", "bigbird:4,2,1,0", "bigbird:2,3,2,0",
+                 "bigbird:3,1,0,0"):
+        m = tm.pattern_mask(spec, 26)
+        for q in range(26):
+            for k in range(26):
+                assert bool(m[q, k]) == (not visible(spec, q, k)), (spec, q, k)
+    # RoPE scaling: linear = positions divided by F; yarn pair by pair in scalar math.
+    c1, s1 = tm.rope_tables(9, 8, 10000.0, tm.parse_rope_scaling("linear:3", 16))
+    c0, s0 = tm.rope_tables(27, 8, 10000.0)
+    assert torch.allclose(c1[3], c0[1], atol=1e-15) and torch.allclose(s1[6], s0[2], atol=1e-15)
+    cy, sy = tm.rope_tables(300, 8, 10000.0, tm.parse_rope_scaling("yarn:4,256", 1024))
+    mag = 0.1 * math.log(4) + 1
+    for i in range(4):
+        f = 10000.0 ** (-2.0 * i / 8)
+        rot = 256 / (2 * math.pi / f)
+        gm = min(max((rot - 1) / 31, 0.0), 1.0)
+        f2 = (1 - gm) * f / 4 + gm * f
+        assert abs(cy[299, i] - mag * math.cos(299 * f2)) < 1e-12
+        assert abs(sy[299, i] - mag * math.sin(299 * f2)) < 1e-12
     # Sinusoidal table spot check.
     pe = tm.sinusoidal_table(4, 6)
     assert abs(pe[3, 2] - math.sin(3 / 10000 ** (2 / 6))) < 1e-15
@@ -226,17 +286,47 @@ def sensitivity(model, tokens):
         out["no_pos"] = (model(tokens) - base).abs().max().item()
         c["pos"] = saved
         model._cache.clear()
+
+    def with_key(key, value):
+        saved = c.get(key)
+        c[key] = value
+        model._cache.clear()
+        try:
+            return (model(tokens) - base).abs().max().item()
+        finally:
+            c[key] = saved
+            model._cache.clear()
+
+    pats = c.get("patterns")
+    if pats and any(p != "causal" for p in pats):
+        out["all_causal"] = with_key("patterns", ["causal"] * len(pats))
+
+        def off_by_one(p):  # a window one key wider, a BigBird window one block wider
+            if p.startswith("window:"):
+                return "window:%d" % (int(p[7:]) + 1)
+            if p.startswith("bigbird:"):
+                b, w, g, r = p[8:].split(",")
+                return "bigbird:%s,%d,%s,%s" % (b, int(w) + 1, g, r)
+            return p
+        out["window_plus_one"] = with_key("patterns", [off_by_one(p) for p in pats])
+        if any(p.startswith("bigbird:") for p in pats):
+            out["no_global"] = with_key("patterns", [
+                p if not p.startswith("bigbird:") else
+                ",".join(p.split(",")[:2] + ["0"] + p.split(",")[3:]) for p in pats])
+    if c.get("rope_scaling", "none") != "none" and c["pos"] == "rope":
+        out["no_scaling"] = with_key("rope_scaling", "none")
     return out
 
 
 # ---------------------------------------------------------------------------
 def build_one(idx, name, c):
     seed = 1000 + idx
+    seq_len = SEQ_LEN.get(name, T)
     model = tm.DecoderLM(c, dtype=torch.float64)
     model.init_weights(seed, qk_std=QK_STD)
     g = torch.Generator().manual_seed(seed + 500)
     V = c["vocab_size"]
-    seq = torch.randint(0, V, (B, T + 1), generator=g)
+    seq = torch.randint(0, V, (B, seq_len + 1), generator=g)
     seq[0, 0] = 0          # exercise both ends of the vocabulary
     seq[1, 3] = V - 1
     tokens, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
@@ -271,7 +361,7 @@ def build_one(idx, name, c):
             m32.param(n).copy_(p.float())
     loss32 = m32.loss(tokens, targets)[1].item()
 
-    meta = dict(batch=B, seq_len=T, seed=seed,
+    meta = dict(batch=B, seq_len=seq_len, seed=seed,
                 init="N(0,0.02) matrices+embeddings, 1+N(0,0.1) norm weights, N(0,0.02) biases, "
                      "N(0,%g) attn_q/attn_k weights; float64 draws rounded to float32" % QK_STD,
                 generator="tests/golden/make_model_golden.py (torch %s, float64)" % torch.__version__)
@@ -294,20 +384,29 @@ def main():
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--check-only", action="store_true", help="run the checks, write nothing")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every FD entry")
+    ap.add_argument("--only", default="", help="comma-separated config names to build (default: all)")
     args = ap.parse_args()
+    only = [n for n in args.only.split(",") if n]
+    unknown = set(only) - {n for n, _ in CONFIGS}
+    if unknown:
+        sys.exit("unknown config(s): %s" % ", ".join(sorted(unknown)))
 
     torch.set_num_threads(1)
     check_conventions()
     print("conventions (alibi slopes, adjacent-pair rope, sinusoidal): ok")
     worst_all = 0.0
     failed = False
+    written = 0
     for idx, (name, c) in enumerate(CONFIGS):
+        if only and name not in only:
+            continue
         records, loss, loss32, worst, fd_ok, lines, nparams, sens = build_one(idx, name, c)
         worst_all = max(worst_all, worst)
         path = os.path.join(args.out, "model_%s.bin" % name)
         size = sum(len(r) for r in records) + 12
         if not args.check_only:
             size = write_golden(path, records)
+            written += 1
         ok = (fd_ok and size < MAX_BYTES and abs(loss - loss32) < 1e-4
               and all(v > 1e-2 for v in sens.values()))
         failed |= not ok
@@ -316,6 +415,10 @@ def main():
               % (name, c["pos"], c["norm"], c["mlp"], c["bias"], c["tied_embeddings"],
                  c["heads"], c["kv_heads"], c["head_dim"], c["model_dim"], c["n_layers"],
                  nparams, loss, loss32, worst, size, "ok" if ok else "FAIL"))
+        if "patterns" in c or "rope_scaling" in c:
+            print("    patterns %s, rope_scaling %s, seq_len %d"
+                  % (",".join(c.get("patterns", ["causal"])), c.get("rope_scaling", "none"),
+                     SEQ_LEN.get(name, T)))
         if sens:
             print("    logits max|change| if done wrong: " +
                   ", ".join("%s %.3f" % kv for kv in sens.items()))
@@ -325,7 +428,7 @@ def main():
     if failed:
         print("SELF-CHECK FAILED")
         sys.exit(1)
-    print("wrote %d files to %s" % (0 if args.check_only else len(CONFIGS), args.out))
+    print("wrote %d files to %s" % (written, args.out))
 
 
 if __name__ == "__main__":

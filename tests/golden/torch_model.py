@@ -9,6 +9,23 @@ Config keys (JSON): vocab_size V, model_dim D, n_layers L, heads H, kv_heads KVH
 (divides H), head_dim hd, ff_dim F, ctx (max positions), norm ("layernorm" |
 "rmsnorm"), norm_eps, mlp ("gelu" | "swiglu"), bias (bool), tied_embeddings
 (bool), pos ("none" | "learned" | "sinusoidal" | "rope" | "alibi"), rope_theta.
+Optional keys (absent = the default, and then not written by config_json, so
+older configs serialise unchanged):
+  patterns      list of n_layers strings, the attention mask of each layer
+                (default: "causal" everywhere):
+                  "causal"          key k visible to query q iff k <= q
+                  "window:W"        iff k <= q and q - k < W
+                  "bigbird:B,W,G,0" causal BigBird without random blocks: with
+                                    i = q // B and j = k // B, iff k <= q and
+                                    (i < G or j < G or i - W < j)
+  rope_scaling  "none" | "linear:F" | "yarn:F" | "yarn:F,ORIG" (default none;
+                yarn without ORIG uses ctx). pos == rope only:
+                  linear  angle_i = (pos / F) * freq_i
+                  yarn    per pair i: wavelength = 2 pi / freq_i,
+                          r = ORIG / wavelength,
+                          gamma = clamp((r - 1) / (32 - 1), 0, 1),
+                          freq'_i = (1 - gamma) freq_i / F + gamma freq_i,
+                          cos and sin both multiplied by 0.1 ln(F) + 1
 
 Parameter names / shapes (row-major, PyTorch Linear convention [out, in]):
   token_embd.weight [V, D]
@@ -51,6 +68,80 @@ DEFAULT_CONFIG = {
 POS_KINDS = ("none", "learned", "sinusoidal", "rope", "alibi")
 
 
+def _ints(text, what):
+    try:
+        vals = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError("bad %s %r" % (what, text))
+    return vals
+
+
+def parse_pattern(spec):
+    """'causal' | 'window:W' | 'bigbird:B,W,G,0' -> (kind, params tuple)."""
+    if spec == "causal":
+        return ("causal", ())
+    if spec.startswith("window:"):
+        (w,) = _ints(spec[len("window:"):], "window pattern")
+        if w < 1:
+            raise ValueError("window must be >= 1 in %r" % spec)
+        return ("window", (w,))
+    if spec.startswith("bigbird:"):
+        vals = _ints(spec[len("bigbird:"):], "bigbird pattern")
+        if len(vals) != 4:
+            raise ValueError("bigbird needs B,W,G,R in %r" % spec)
+        blk, win, glob, rnd = vals
+        if blk < 1 or win < 1 or glob < 0:
+            raise ValueError("bad bigbird sizes in %r" % spec)
+        if rnd != 0:
+            raise ValueError("the reference has no random blocks (R must be 0) in %r" % spec)
+        return ("bigbird", (blk, win, glob))
+    raise ValueError("unknown attention pattern %r" % spec)
+
+
+def pattern_mask(spec, T):
+    """Bool [T, T], True where key k (column) is HIDDEN from query q (row)."""
+    kind, a = parse_pattern(spec)
+    q = torch.arange(T)[:, None]
+    k = torch.arange(T)[None, :]
+    visible = k <= q
+    if kind == "window":
+        visible = visible & (q - k < a[0])
+    elif kind == "bigbird":
+        blk, win, glob = a
+        qb, kb = q // blk, k // blk
+        # own block and the win - 1 blocks before it; the first glob key blocks;
+        # global query blocks see every (earlier) key.
+        visible = visible & ((kb > qb - win) | (kb < glob) | (qb < glob))
+    return ~visible
+
+
+def parse_rope_scaling(spec, ctx):
+    """-> (kind, factor, original_ctx); kind in none | linear | yarn."""
+    if spec == "none":
+        return ("none", 1.0, 0)
+    kind, _, rest = spec.partition(":")
+    if kind not in ("linear", "yarn") or not rest:
+        raise ValueError("bad rope_scaling %r (none, linear:F, yarn:F[,ORIG])" % spec)
+    parts = rest.split(",")
+    factor = float(parts[0])
+    if not (math.isfinite(factor) and factor >= 1.0):
+        raise ValueError("rope_scaling factor must be >= 1 in %r" % spec)
+    if kind == "linear":
+        if len(parts) != 1:
+            raise ValueError("linear takes one number in %r" % spec)
+        return ("linear", factor, 0)
+    if len(parts) > 2:
+        raise ValueError("yarn takes F or F,ORIG in %r" % spec)
+    orig = int(parts[1]) if len(parts) == 2 else int(ctx)
+    if not 1 <= orig <= ctx:
+        raise ValueError("yarn original context must be in [1, ctx] in %r" % spec)
+    return ("yarn", factor, orig)
+
+
+def layer_patterns(cfg):
+    return list(cfg.get("patterns", ["causal"] * cfg["n_layers"]))
+
+
 def full_config(cfg):
     out = dict(DEFAULT_CONFIG)
     out.update(cfg)
@@ -71,6 +162,15 @@ def full_config(cfg):
         raise ValueError("rope needs an even head_dim")
     if out["pos"] == "sinusoidal" and out["model_dim"] % 2 != 0:
         raise ValueError("sinusoidal needs an even model_dim")
+    if "patterns" in out:
+        if len(out["patterns"]) != out["n_layers"]:
+            raise ValueError("patterns needs one entry per layer")
+        for spec in out["patterns"]:
+            parse_pattern(spec)
+    if "rope_scaling" in out:
+        kind = parse_rope_scaling(out["rope_scaling"], out["ctx"])[0]
+        if kind != "none" and out["pos"] != "rope":
+            raise ValueError("rope_scaling needs pos == rope")
     return out
 
 
@@ -137,11 +237,23 @@ def sinusoidal_table(T, D):
     return pe
 
 
-def rope_tables(T, hd, theta):
+def rope_tables(T, hd, theta, scaling=("none", 1.0, 0)):
+    """cos, sin [T, hd/2]; scaling = parse_rope_scaling(...)."""
+    kind, factor, orig = scaling
     pos = torch.arange(T, dtype=torch.float64)[:, None]
     i = torch.arange(hd // 2, dtype=torch.float64)[None, :]
-    ang = pos * torch.pow(torch.tensor(float(theta), dtype=torch.float64), -2.0 * i / hd)
-    return torch.cos(ang), torch.sin(ang)  # [T, hd/2] each
+    freq = torch.pow(torch.tensor(float(theta), dtype=torch.float64), -2.0 * i / hd)
+    mag = 1.0
+    if kind == "linear":
+        pos = pos / factor  # position interpolation
+    elif kind == "yarn":
+        wavelength = 2.0 * math.pi / freq
+        r = orig / wavelength  # turns over the original context
+        gamma = torch.clamp((r - 1.0) / (32.0 - 1.0), 0.0, 1.0)
+        freq = (1.0 - gamma) * freq / factor + gamma * freq
+        mag = 0.1 * math.log(factor) + 1.0
+    ang = pos * freq
+    return mag * torch.cos(ang), mag * torch.sin(ang)
 
 
 def apply_rope(x, cos, sin):
@@ -211,11 +323,12 @@ class DecoderLM(torch.nn.Module):
         if t is not None:
             return t
         c = self.cfg
-        t = {"mask": torch.triu(torch.ones(T, T, dtype=torch.bool, device=device), diagonal=1)}
+        t = {"masks": [pattern_mask(spec, T).to(device=device) for spec in layer_patterns(c)]}
         if c["pos"] == "sinusoidal":
             t["pe"] = sinusoidal_table(T, c["model_dim"]).to(dtype=dtype, device=device)
         if c["pos"] == "rope":
-            cos, sin = rope_tables(T, c["head_dim"], c["rope_theta"])
+            scaling = parse_rope_scaling(c.get("rope_scaling", "none"), c["ctx"])
+            cos, sin = rope_tables(T, c["head_dim"], c["rope_theta"], scaling)
             t["cos"] = cos.to(dtype=dtype, device=device)
             t["sin"] = sin.to(dtype=dtype, device=device)
         if c["pos"] == "alibi":
@@ -272,7 +385,7 @@ class DecoderLM(torch.nn.Module):
             s = torch.matmul(q, k.transpose(-1, -2)) * scale  # [B, H, T, T]
             if c["pos"] == "alibi":
                 s = s + tb["alibi"][None]
-            s = s.masked_fill(tb["mask"], float("-inf"))
+            s = s.masked_fill(tb["masks"][l], float("-inf"))
             pr = torch.softmax(s, dim=-1)
             a = torch.matmul(pr, v).transpose(1, 2).reshape(B, T, H * hd)
             e = e + self._linear(a, p + "attn_output")

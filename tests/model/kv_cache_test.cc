@@ -1,13 +1,16 @@
 // Decoding token by token through the KV cache equals one full forward pass, for every
-// positional scheme and head grouping; checkpoint save/load is exact.
+// positional scheme and head grouping, and with attention patterns and RoPE scaling;
+// checkpoint save/load is exact.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 
+#include "attention/pattern.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
+#include "position/rope.h"
 
 namespace longctx {
 namespace {
@@ -70,6 +73,38 @@ INSTANTIATE_TEST_SUITE_P(Schemes, KvCacheTest,
                          ::testing::Values(Case{model::PosType::kNone, 6}, Case{model::PosType::kLearned, 6},
                                            Case{model::PosType::kSinusoidal, 3}, Case{model::PosType::kRope, 2},
                                            Case{model::PosType::kRope, 1}, Case{model::PosType::kAlibi, 3}));
+
+// Per-layer patterns (a window shorter than the sequence, BigBird with random blocks) and YaRN
+// RoPE scaling: token-by-token decoding still equals the full pass.
+TEST(KvCache, PatternsAndRopeScalingDecodeLikeTheFullPass) {
+  model::ModelConfig cfg = small_config(model::PosType::kRope, 2);
+  auto pats = attention::parse_pattern_list("window:5,bigbird:4,2,1,1,9,causal");
+  ASSERT_TRUE(pats.ok()) << pats.status().message();
+  for (int l = 0; l < cfg.n_layers(); ++l) cfg.layers[l].pattern = (*pats)[l % pats->size()];
+  auto rs = position::parse_rope_scaling("yarn:4,10");
+  ASSERT_TRUE(rs.ok());
+  cfg.rope_scaling = *rs;
+  ASSERT_TRUE(cfg.validate().ok()) << cfg.validate().message();
+  model::Model m(cfg);
+  Rng rng(9);
+  m.init(rng);
+  for (int64_t i = 0; i < m.layout().total(); ++i) m.params()[i] *= 4.0f;
+  ThreadPool pool(2);
+  Arena arena;
+  const int64_t T = 37, V = cfg.vocab_size;
+  std::vector<int32_t> tokens(T);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng.below(V));
+  std::vector<float> full(T * V), step(V);
+  m.forward_logits(pool, arena, tokens.data(), 1, T, full.data());
+  arena.reset();
+  model::KvCache cache = m.make_cache(cfg.ctx);
+  double max_diff = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    m.forward_cached(pool, arena, cache, &tokens[t], 1, t, step.data(), false);
+    for (int64_t v = 0; v < V; ++v) max_diff = std::max(max_diff, double(std::fabs(step[v] - full[t * V + v])));
+  }
+  EXPECT_LE(max_diff, 1e-4);
+}
 
 TEST(Checkpoint, SaveLoadIsExact) {
   model::ModelConfig cfg = small_config(model::PosType::kRope, 2);

@@ -1,5 +1,6 @@
 // The whole model against PyTorch (tests/golden/make_model_golden.py, float64): logits, loss and
-// the gradient of every parameter, for each positional scheme and MHA / GQA / MQA.
+// the gradient of every parameter, for each positional scheme and MHA / GQA / MQA, per-layer
+// attention patterns (sliding window, BigBird without random blocks) and RoPE scaling (linear, YaRN).
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,10 +1,16 @@
-// Helpers shared by model tests: a ModelConfig from the golden files' JSON config.
+// Helpers shared by model tests: a ModelConfig from the golden files' JSON config, including the
+// optional keys "patterns" (one attention pattern per layer; absent = causal) and "rope_scaling"
+// (a parse_rope_scaling spec; absent = none; "yarn:F" without ORIG extends ctx, as in
+// tests/golden/torch_model.py).
 #pragma once
 #include <nlohmann/json.hpp>
 
 #include <string>
 
+#include "attention/pattern.h"
+#include "core/check.h"
 #include "model/config.h"
+#include "position/rope.h"
 
 namespace longctx::testing {
 
@@ -22,6 +28,22 @@ inline model::ModelConfig config_from_json(const std::string& text) {
   c.pos = *model::parse_pos(j["pos"].get<std::string>());
   c.rope_theta = j["rope_theta"];
   c.set_uniform_layers(j["n_layers"], model::LayerConfig{j["heads"], j["kv_heads"], j["head_dim"], j["ff_dim"]});
+  if (j.contains("patterns")) {
+    const auto& pats = j["patterns"];
+    CHECK_MSG(pats.size() == c.layers.size(), "golden config: 'patterns' needs one entry per layer");
+    for (size_t l = 0; l < c.layers.size(); ++l) {
+      auto p = attention::parse_pattern(pats[l].get<std::string>());
+      CHECK_MSG(p.ok(), "golden config: bad pattern");
+      c.layers[l].pattern = *p;
+    }
+  }
+  if (j.contains("rope_scaling")) {
+    auto rs = position::parse_rope_scaling(j["rope_scaling"].get<std::string>());
+    CHECK_MSG(rs.ok(), "golden config: bad rope_scaling");
+    c.rope_scaling = *rs;
+    if (c.rope_scaling.type == position::RopeScalingType::kYarn && c.rope_scaling.original_ctx == 0)
+      c.rope_scaling.original_ctx = c.ctx;
+  }
   return c;
 }
 
