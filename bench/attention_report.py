@@ -40,7 +40,7 @@ def main():
             cells = []
             for i in present:
                 r = rec.get((i, p, n))
-                cells.append("%.3g s / %.0f" % (r["seconds"], r["peak_bytes"] / 2**20) if r else "—")
+                cells.append("%.3g s / %.1f" % (r["seconds"], r["peak_bytes"] / 2**20) if r else "—")
             print("| %d | %s |" % (n, " | ".join(cells)))
         print()
 

@@ -164,7 +164,7 @@ def main(argv):
         ax.grid(True, which="minor", axis="y", alpha=0.12)
 
     headers = [doc for _, doc, _ in loaded]
-    fig.suptitle("Causal attention, fp32 CPU: threads=%s, heads=%s, head_dim=%s"
+    fig.suptitle("Attention, fp32 CPU, batch 1: threads=%s, heads=%s, head_dim=%s"
                  % (describe(headers, "threads"), describe(headers, "heads"), describe(headers, "head_dim")))
 
     handles = [Line2D([], [], color=colour[l], linewidth=2.5, label=l) for l in impl_order]
