@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2 (and what .ci/run calls): installs what is missing, builds, runs every test
-# through CTest; then the unit tests again under ASan + UBSan, then each libFuzzer target for
+# through CTest and the extrapolation experiment at smoke size; then the unit tests again under ASan + UBSan, then each libFuzzer target for
 # FUZZ_SECONDS (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,11 @@ jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build -j "$jobs"
 LONGCTX_CORPUS="$PWD/data/kjv.txt" ctest --test-dir build --output-on-failure -j "$jobs"
+# The context-extension experiment end to end at smoke size: it must complete and write its table.
+bash experiments/extrapolation/run.sh --quick > build/extrapolation-quick.log 2>&1 ||
+  { tail -30 build/extrapolation-quick.log; echo "experiments/extrapolation/run.sh --quick failed"; exit 1; }
+grep -q '^| alibi |' run/experiments/extrapolation/extrapolation.md
+echo "extrapolation --quick: table written (run/experiments/extrapolation/extrapolation.md)"
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLONGCTX_SANITIZE=ON -DLONGCTX_BENCH=OFF \

@@ -1,7 +1,8 @@
 // longctx train --preset tiny --data corpus.txt [--tokenizer tok.gguf] --steps 2000 --ctx 256 --batch 16
 //               -o run/ckpt.gguf [--resume run/ckpt.gguf] [--seed 1] [--eval-every 200]
 //               [--save-every 500] [-t THREADS] [--json]
-//               [--attn window:128,causal] [--rope-scaling yarn:4[,ORIG]]   (fresh models only)
+//               [--attn window:128,causal] [--rope-scaling yarn:4[,ORIG]]   (fresh models, --init)
+//               [--init CKPT]   (stage two: the checkpoint's weights, a longer --ctx, a new optimizer)
 #include <csignal>
 #include <chrono>
 #include <cstdio>
@@ -30,10 +31,10 @@ volatile std::sig_atomic_t g_stop_signal = 0;
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 struct TrainFlags {
-  std::string preset = "tiny", data, tokenizer, out, resume;
+  std::string preset = "tiny", data, tokenizer, out, resume, init;
   std::string pos, norm, mlp, attn, rope_scaling;
   int kv_heads = 0, vocab = 0, threads = 0, layers = 0;
-  bool json = false, preset_given = false;
+  bool json = false, preset_given = false, ctx_given = false;
   train::TrainOptions opt;
 };
 
@@ -56,6 +57,17 @@ std::string pattern_summary(const model::ModelConfig& c) {
 int run_train(TrainFlags& f) {
   using clock = std::chrono::steady_clock;
   // Architecture flags describe a fresh model; a resumed run keeps the checkpoint's config.
+  if (!f.resume.empty() && !f.init.empty()) return fail("--init and --resume exclude each other");
+  if (!f.init.empty()) {
+    // Stage two of context extension: the checkpoint's weights and config, a new context (and
+    // optionally new patterns or RoPE scaling), a fresh optimizer.
+    const std::pair<const char*, bool> fixed[] = {
+        {"--pos", !f.pos.empty()},   {"--norm", !f.norm.empty()},          {"--mlp", !f.mlp.empty()},
+        {"--kv-heads", f.kv_heads > 0}, {"--layers", f.layers > 0},         {"--preset", f.preset_given},
+        {"--tokenizer", !f.tokenizer.empty()}, {"--vocab-size", f.vocab > 0}};
+    for (const auto& [flag, given] : fixed)
+      if (given) return fail(std::string(flag) + " cannot be combined with --init (the checkpoint's weights fix it)");
+  }
   if (!f.resume.empty()) {
     const std::pair<const char*, bool> arch[] = {
         {"--attn", !f.attn.empty()}, {"--rope-scaling", !f.rope_scaling.empty()}, {"--pos", !f.pos.empty()},
@@ -100,6 +112,25 @@ int run_train(TrainFlags& f) {
     if (!loaded.ok()) return fail(loaded.status());
     model = std::move(loaded->model);
     tok.emplace(std::move(loaded->tokenizer));
+  } else if (!f.init.empty()) {
+    auto loaded = model::load_checkpoint(f.init);
+    if (!loaded.ok()) return fail(loaded.status());
+    model::ModelConfig cfg = loaded->model->config();
+    const int trained_ctx = cfg.ctx;
+    if (!f.ctx_given) f.opt.ctx = cfg.ctx;
+    cfg.ctx = std::max<int>(cfg.ctx, static_cast<int>(f.opt.ctx));
+    for (size_t l = 0; l < cfg.layers.size() && !patterns.empty(); ++l)
+      cfg.layers[l].pattern = patterns[l % patterns.size()];
+    if (rope_scaling) {
+      cfg.rope_scaling = *rope_scaling;
+      // "yarn:F" without ORIG: the checkpoint's context is the one being extended.
+      if (cfg.rope_scaling.type == position::RopeScalingType::kYarn && cfg.rope_scaling.original_ctx == 0)
+        cfg.rope_scaling.original_ctx = trained_ctx;
+    }
+    auto m = loaded->model->with_config(cfg);
+    if (!m.ok()) return fail("--init '" + f.init + "': " + m.status().message());
+    model = std::move(*m);
+    tok.emplace(std::move(loaded->tokenizer));
   } else {
     if (!f.tokenizer.empty()) {
       auto t = model::load_tokenizer(f.tokenizer);
@@ -121,7 +152,7 @@ int run_train(TrainFlags& f) {
     auto cfg = model::preset(f.preset, tok->vocab_size());
     if (!cfg.ok()) return fail(cfg.status());
     cfg->vocab_size = tok->vocab_size();
-    if (f.opt.ctx > cfg->ctx) cfg->ctx = static_cast<int>(f.opt.ctx);
+    cfg->ctx = static_cast<int>(f.opt.ctx);  // the model is built for the length it trains on
     if (f.layers > 0) cfg->set_uniform_layers(f.layers, cfg->layers[0]);
     if (!f.pos.empty()) {
       auto p = model::parse_pos(f.pos);
@@ -153,6 +184,7 @@ int run_train(TrainFlags& f) {
     if (!cv.ok()) return fail(cv);
     model = std::make_unique<model::Model>(*cfg);
   }
+  if (!f.ctx_given && !f.resume.empty()) f.opt.ctx = model->config().ctx;  // resume: keep training length
   if (f.opt.ctx > model->config().ctx)
     return fail("--ctx " + std::to_string(f.opt.ctx) + " exceeds the model's context of " +
                 std::to_string(model->config().ctx));
@@ -161,7 +193,7 @@ int run_train(TrainFlags& f) {
   if (!f.resume.empty()) {
     Status s = trainer.load_state(f.resume);
     if (!s.ok()) return fail(s);
-  } else {
+  } else if (f.init.empty()) {
     trainer.init_weights();
   }
   Status cs = trainer.set_corpus(*text);
@@ -281,8 +313,10 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--tokenizer", f->tokenizer, "Tokenizer GGUF (default: train one on the corpus)");
   c->add_option("-o,--output", f->out, "Checkpoint path (GGUF); state goes to <name>.state.gguf");
   c->add_option("--resume", f->resume, "Continue from this checkpoint");
+  c->add_option("--init", f->init,
+                "Start from this checkpoint's weights with a fresh optimizer (e.g. stage two at a longer --ctx)");
   c->add_option("--steps", f->opt.steps, "Optimizer steps");
-  c->add_option("--ctx", f->opt.ctx, "Sequence length of a training window");
+  auto* ctx = c->add_option("--ctx", f->opt.ctx, "Sequence length of a training window (default: the model's context)");
   c->add_option("--batch", f->opt.batch, "Sequences per micro-batch");
   c->add_option("--accum", f->opt.accum, "Micro-batches per step (gradient accumulation)");
   c->add_option("--lr", f->opt.lr, "Peak learning rate");
@@ -307,8 +341,9 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object per line instead of the human display");
-  c->callback([f, preset, &cmds] {
+  c->callback([f, preset, ctx, &cmds] {
     f->preset_given = preset->count() > 0;
+    f->ctx_given = ctx->count() > 0;
     cmds.run = [f] { return run_train(*f); };
   });
 }

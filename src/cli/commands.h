@@ -14,6 +14,7 @@ void register_tokenizer(CLI::App& app, Commands& cmds);
 void register_train(CLI::App& app, Commands& cmds);
 void register_generate(CLI::App& app, Commands& cmds);
 void register_bench(CLI::App& app, Commands& cmds);
+void register_eval(CLI::App& app, Commands& cmds);
 void register_bench_attention(CLI::App& bench, Commands& cmds);  // under `bench`
 
 }  // namespace longctx::cli

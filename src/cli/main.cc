@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   register_tokenizer(app, cmds);
   register_train(app, cmds);
   register_generate(app, cmds);
+  register_eval(app, cmds);
   register_bench(app, cmds);
   try {
     app.parse(argc, argv);

@@ -21,6 +21,21 @@ Model::Model(ModelConfig config) : config_(std::move(config)), layout_(config_) 
     for (int l = 0; l < config_.n_layers(); ++l) alibi_[l] = position::alibi_slopes(config_.layers[l].heads);
 }
 
+Expected<std::unique_ptr<Model>> Model::with_config(const ModelConfig& changed) const {
+  if (config_.pos == PosType::kLearned && changed.ctx > config_.ctx)
+    return Status::Error("learned positions cover " + std::to_string(config_.ctx) + " positions; length " +
+                         std::to_string(changed.ctx) + " is past the table");
+  LONGCTX_RETURN_IF_ERROR(changed.validate());
+  auto m = std::make_unique<Model>(changed);
+  const auto& a = layout_.tensors();
+  const auto& b = m->layout_.tensors();
+  bool same = a.size() == b.size() && layout_.total() == m->layout_.total();
+  for (size_t i = 0; same && i < a.size(); ++i) same = a[i].name == b[i].name && a[i].shape == b[i].shape;
+  if (!same) return Status::Error("with_config: the new config changes the weights' shapes");
+  std::memcpy(m->params(), params(), layout_.total() * sizeof(float));
+  return m;
+}
+
 int64_t Model::n_params() const {
   int64_t n = 0;
   for (const auto& t : layout_.tensors()) n += t.numel;

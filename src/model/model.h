@@ -28,6 +28,10 @@ struct KvCache {
 class Model {
  public:
   explicit Model(ModelConfig config);  // config must be valid (ModelConfig::validate)
+  // The same weights under a config that differs only in context length, RoPE scaling or
+  // attention patterns (evaluating or fine-tuning past the trained length). Learned positions
+  // cannot grow: asking for more than their table is an error naming both lengths.
+  Expected<std::unique_ptr<Model>> with_config(const ModelConfig& changed) const;
 
   const ModelConfig& config() const { return config_; }
   const ParamLayout& layout() const { return layout_; }

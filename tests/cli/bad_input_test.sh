@@ -52,6 +52,16 @@ for f in truncated truncated_header badmagic empty nope; do
 done
 expect_error resume-with-attn "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --attn window:4 --steps 2 -o "$work/r.gguf"
 expect_error resume-with-rope-scaling "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --rope-scaling linear:2 --steps 2 -o "$work/r.gguf"
+expect_error init-with-resume "" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --resume "$work/good.gguf" -o "$work/r.gguf"
+expect_error init-with-pos "$work/r.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --pos alibi -o "$work/r.gguf"
+expect_error init-missing "$work/r.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/nope.gguf" -o "$work/r.gguf"
+expect_error eval-bad-lengths "" -- "$bin" eval -m "$work/good.gguf" --data "$work/big.txt" --lengths 8,x
+expect_error eval-stride-too-long "" -- "$bin" eval -m "$work/good.gguf" --data "$work/big.txt" --lengths 8 --stride 9
+expect_error eval-no-held-out "" -- "$bin" eval -m "$work/good.gguf" --data "$work/corpus.txt" --lengths 8
+expect_error eval-truncated "" -- "$bin" eval -m "$work/truncated.gguf" --data "$work/big.txt" --lengths 8
+expect_error bench-attention-bad-len "" -- "$bin" bench attention --seq-len 0
+expect_error bench-attention-bad-impl "" -- "$bin" bench attention --seq-len 64 --impl dense
+expect_error bench-attention-bad-tiles "" -- "$bin" bench attention --seq-len 64 --tiles 16
 expect_error bad-temp "" -- "$bin" generate -m "$work/good.gguf" -p hi --temp -1
 expect_error bad-top-p "" -- "$bin" generate -m "$work/good.gguf" -p hi --top-p 0
 expect_error prompt-too-long "" -- "$bin" generate -m "$work/good.gguf" -p "$(head -c 4000 "$work/corpus.txt")" -n 1
