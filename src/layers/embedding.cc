@@ -1,11 +1,15 @@
 #include "layers/embedding.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "kernels/vec.h"
 #include "position/sinusoidal.h"
 
 namespace longctx::layers {
+namespace {
+float sinusoidal_token_scale(int64_t model_dim) { return std::sqrt(static_cast<float>(model_dim)); }
+}  // namespace
 
 void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p, const int32_t* tokens,
                        int64_t batch, int64_t seq_len, int64_t pos0, float* x) {
@@ -18,8 +22,12 @@ void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p,
         kernels::vec_add(x + r * D, p.position + (pos0 + r % seq_len) * D, x + r * D, D);
     }
   });
-  if (c.pos == model::PosType::kSinusoidal)
+  if (c.pos == model::PosType::kSinusoidal) {
+    // Token embeddings scaled by sqrt(model_dim) (Vaswani et al. 2017, 3.4): the table's entries
+    // are O(1), the embeddings start at O(0.02).
+    kernels::vec_scale(x, sinusoidal_token_scale(D), batch * seq_len * D);
     for (int64_t b = 0; b < batch; ++b) position::sinusoidal_add(x + b * seq_len * D, seq_len, D, pos0);
+  }
 }
 
 void embedding_backward(const LayerContext& ctx, EmbeddingParams<float*> g, const int32_t* tokens,
@@ -28,10 +36,10 @@ void embedding_backward(const LayerContext& ctx, EmbeddingParams<float*> g, cons
   const int64_t D = c.model_dim;
   // Split over columns: each thread owns a slice of every gradient row, so repeated tokens
   // never race and the sum order is fixed.
+  const float tscale = c.pos == model::PosType::kSinusoidal ? sinusoidal_token_scale(D) : 1.0f;
   ctx.pool->parallel_range(D, [&](int64_t c0, int64_t c1, int) {
     for (int64_t r = 0; r < batch * seq_len; ++r) {
-      kernels::vec_add(g.token + int64_t(tokens[r]) * D + c0, dx + r * D + c0, g.token + int64_t(tokens[r]) * D + c0,
-                       c1 - c0);
+      kernels::vec_axpy(tscale, dx + r * D + c0, g.token + int64_t(tokens[r]) * D + c0, c1 - c0);
       if (c.pos == model::PosType::kLearned && g.position)
         kernels::vec_add(g.position + (pos0 + r % seq_len) * D + c0, dx + r * D + c0,
                          g.position + (pos0 + r % seq_len) * D + c0, c1 - c0);

@@ -1,4 +1,5 @@
-// Token embedding plus the positions that act on the input: learned table or sinusoidal.
+// Token embedding plus the positions that act on the input: learned table or sinusoidal (with
+// the token embeddings scaled by sqrt(model_dim), as in the original Transformer).
 // tokens: [batch, seq_len] at positions pos0 ..; x: [batch * seq_len, model_dim].
 #pragma once
 #include <cstdint>

@@ -364,7 +364,9 @@ class DecoderLM(torch.nn.Module):
         if c["pos"] == "learned":
             e = e + self._by_name["position_embd.weight"][:T][None]
         elif c["pos"] == "sinusoidal":
-            e = e + tb["pe"][None]
+            # Token embeddings scaled by sqrt(model_dim) under sinusoidal positions (Vaswani et
+            # al. 2017, section 3.4), so the table does not drown the tokens.
+            e = e * math.sqrt(c["model_dim"]) + tb["pe"][None]
 
         scale = 1.0 / math.sqrt(hd)
         for l in range(c["n_layers"]):
