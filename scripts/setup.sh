@@ -19,3 +19,15 @@ if ((${#missing[@]})); then
 else
   echo "setup: all Debian packages present"
 fi
+
+# Python packages for tests and goldens (PyPI, for the default python3): Hugging Face
+# `tokenizers` (tests/tokenizer/make_hf_golden.py) and `gguf` (reading GGUF files in Python).
+py_pkgs=(tokenizers gguf)
+py_missing=()
+for p in "${py_pkgs[@]}"; do
+  python3 -c "import $p" 2>/dev/null || py_missing+=("$p")
+done
+if ((${#py_missing[@]})); then
+  echo "setup: pip installing ${py_missing[*]}"
+  python3 -m pip install --quiet "${py_missing[@]}"
+fi

@@ -1,4 +1,5 @@
-// longctx generate -m run/ckpt.gguf -p "In the beginning" -n 200 --temp 0.8 --top-k 40 --top-p 0.95 --seed 1
+// longctx generate -m MODEL -p "In the beginning" -n 200 --temp 0.8 --top-k 40 --top-p 0.95 --seed 1 [--ctx N]
+// MODEL: a longctx checkpoint or a pretrained GGUF of a supported architecture.
 #include <cstdio>
 #include <memory>
 
@@ -8,7 +9,7 @@
 #include "cli/common.h"
 #include "core/thread_pool.h"
 #include "infer/session.h"
-#include "model/checkpoint.h"
+#include "model/pretrained.h"
 
 namespace longctx::cli {
 
@@ -17,12 +18,13 @@ void register_generate(CLI::App& app, Commands& cmds) {
   struct Opts {
     std::string model, prompt;
     int64_t n = 200;
-    int threads = 0;
+    int threads = 0, ctx = 0;
     bool json = false;
     infer::SamplerOptions s;
   };
   auto o = std::make_shared<Opts>();
-  c->add_option("-m,--model", o->model, "Checkpoint (GGUF)")->required();
+  c->add_option("-m,--model", o->model, "Model: a longctx checkpoint or a pretrained GGUF (llama)")->required();
+  c->add_option("--ctx", o->ctx, "Context length (default: the model's)");
   c->add_option("-p,--prompt", o->prompt, "Prompt text");
   c->add_option("-n,--n-predict", o->n, "Tokens to generate at most");
   c->add_option("--temp", o->s.temp, "Temperature (0: greedy)");
@@ -39,7 +41,10 @@ void register_generate(CLI::App& app, Commands& cmds) {
       Status sv = o->s.validate();
       if (!sv.ok()) return fail(sv);
       ThreadPool::set_default_threads(o->threads);
-      auto loaded = model::load_checkpoint(o->model);
+      if (o->ctx < 0) return fail("--ctx must be >= 0");
+      model::LoadOptions lo;
+      lo.ctx = o->ctx;
+      auto loaded = model::load_model(o->model, lo);
       if (!loaded.ok()) return fail(loaded.status());
       infer::Session session(*loaded->model, loaded->tokenizer, ThreadPool::global());
       std::string text;

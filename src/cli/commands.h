@@ -15,6 +15,9 @@ void register_train(CLI::App& app, Commands& cmds);
 void register_generate(CLI::App& app, Commands& cmds);
 void register_bench(CLI::App& app, Commands& cmds);
 void register_eval(CLI::App& app, Commands& cmds);
+void register_quantize(CLI::App& app, Commands& cmds);
+void register_info(CLI::App& app, Commands& cmds);
+void register_chat(CLI::App& app, Commands& cmds);
 void register_bench_attention(CLI::App& bench, Commands& cmds);  // under `bench`
 
 }  // namespace longctx::cli

@@ -19,7 +19,10 @@ int main(int argc, char** argv) {
   register_train(app, cmds);
   register_generate(app, cmds);
   register_eval(app, cmds);
+  register_info(app, cmds);
+  register_chat(app, cmds);
   register_bench(app, cmds);
+  register_quantize(app, cmds);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

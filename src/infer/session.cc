@@ -1,48 +1,70 @@
 #include "infer/session.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace longctx::infer {
 
+using clock_type = std::chrono::steady_clock;
+
 Session::Session(model::Model& model, const tokenizer::BpeTokenizer& tok, ThreadPool& pool)
-    : model_(model), tok_(tok), pool_(pool) {}
+    : model_(model), tok_(tok), pool_(pool), logits_(model.config().vocab_size) {}
+
+Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* stats) {
+  const int64_t ctx = model_.config().ctx, n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return Status::Error("nothing to run: the prompt is empty");
+  if (n > ctx)
+    return Status::Error("the prompt is " + std::to_string(n) + " tokens, longer than the context of " +
+                         std::to_string(ctx));
+  if (cache_.capacity < ctx) cache_ = model_.make_cache(ctx);
+  // Keep the common prefix, but always run at least the last token (its logits are needed).
+  int64_t keep = 0;
+  const int64_t held = static_cast<int64_t>(tokens_.size());
+  while (keep < std::min(held, n - 1) && tokens_[keep] == tokens[keep]) ++keep;
+  const auto t0 = clock_type::now();
+  model_.forward_cached(pool_, arena_, cache_, tokens.data() + keep, n - keep, keep, logits_.data(), false);
+  tokens_ = tokens;
+  if (stats) {
+    stats->prompt_tokens = n;
+    stats->reused_tokens = keep;
+    stats->prefill_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+  }
+  return Status::Ok();
+}
+
+void Session::continue_tokens(int64_t n, Sampler& sampler, const std::vector<int32_t>& stop,
+                              const std::function<void(int32_t)>& on_token, GenerateStats* stats) {
+  const int64_t ctx = model_.config().ctx, V = model_.config().vocab_size;
+  const auto t0 = clock_type::now();
+  std::vector<float> work(V);
+  for (int64_t i = 0; i < n && static_cast<int64_t>(tokens_.size()) < ctx; ++i) {
+    std::copy(logits_.begin(), logits_.end(), work.begin());  // the sampler edits its input
+    const int32_t next = sampler.sample(work.data(), V, tokens_);
+    if (next == tok_.eos_id() || std::find(stop.begin(), stop.end(), next) != stop.end()) {
+      if (stats) stats->stopped_at_eos = true;
+      break;
+    }
+    tokens_.push_back(next);
+    if (stats) ++stats->generated;
+    on_token(next);
+    if (i + 1 == n || static_cast<int64_t>(tokens_.size()) == ctx) break;
+    model_.forward_cached(pool_, arena_, cache_, &tokens_.back(), 1, static_cast<int64_t>(tokens_.size()) - 1,
+                          logits_.data(), false);
+  }
+  if (stats) stats->decode_s += std::chrono::duration<double>(clock_type::now() - t0).count();
+}
 
 Expected<GenerateStats> Session::generate(const std::string& prompt, int64_t n, const SamplerOptions& sampling,
                                           const std::function<void(const std::string&)>& on_text) {
   LONGCTX_RETURN_IF_ERROR(sampling.validate());
   if (n < 0) return Status::Error("-n must be >= 0");
-  const int64_t ctx = model_.config().ctx;
-  std::vector<int32_t> tokens{tok_.bos_id()};
+  std::vector<int32_t> tokens;
+  if (tok_.add_bos()) tokens.push_back(tok_.bos_id());
   tok_.encode_append(prompt, tokens);
-  if (static_cast<int64_t>(tokens.size()) > ctx)
-    return Status::Error("the prompt is " + std::to_string(tokens.size()) + " tokens, longer than the context of " +
-                         std::to_string(ctx));
   GenerateStats st;
-  st.prompt_tokens = static_cast<int64_t>(tokens.size());
-  n = std::min<int64_t>(n, ctx - st.prompt_tokens);
-  model::KvCache cache = model_.make_cache(ctx);
-  const int64_t V = model_.config().vocab_size;
-  std::vector<float> logits(V);
+  LONGCTX_RETURN_IF_ERROR(set_tokens(tokens, &st));
   Sampler sampler(sampling);
-  using clock = std::chrono::steady_clock;
-  auto t0 = clock::now();
-  model_.forward_cached(pool_, arena_, cache, tokens.data(), st.prompt_tokens, 0, logits.data(), false);
-  auto t1 = clock::now();
-  st.prefill_s = std::chrono::duration<double>(t1 - t0).count();
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t next = sampler.sample(logits.data(), V, tokens);
-    if (next == tok_.eos_id()) {
-      st.stopped_at_eos = true;
-      break;
-    }
-    tokens.push_back(next);
-    ++st.generated;
-    on_text(tok_.token_bytes(next));
-    if (i + 1 == n) break;
-    model_.forward_cached(pool_, arena_, cache, &tokens.back(), 1, static_cast<int64_t>(tokens.size()) - 1,
-                          logits.data(), false);
-  }
-  st.decode_s = std::chrono::duration<double>(clock::now() - t1).count();
+  continue_tokens(n, sampler, {}, [&](int32_t id) { on_text(tok_.token_bytes(id)); }, &st);
   return st;
 }
 

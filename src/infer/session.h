@@ -1,5 +1,6 @@
-// Session: KV-cached incremental decoding of one sequence. The prompt is prefilled in one pass,
-// then each new token is one forward over the cache.
+// Session: KV-cached incremental decoding of one sequence. Prompts are prefilled in one pass,
+// then each new token is one forward over the cache. The cache outlives a call: set_tokens keeps
+// the longest prefix it already holds (a chat's history is not recomputed every turn).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -16,24 +17,39 @@
 namespace longctx::infer {
 
 struct GenerateStats {
-  int64_t prompt_tokens = 0, generated = 0;
+  int64_t prompt_tokens = 0, reused_tokens = 0, generated = 0;
   double prefill_s = 0, decode_s = 0;
-  bool stopped_at_eos = false;
+  bool stopped_at_eos = false;  // stopped at EOS or another stop token
 };
 
 class Session {
  public:
   Session(model::Model& model, const tokenizer::BpeTokenizer& tok, ThreadPool& pool);
-  // Encodes the prompt (after a BOS token), then samples up to n tokens, calling on_text with
-  // each token's bytes as it comes. Stops at EOS. Error when the prompt does not fit the context.
+
+  // Encodes the prompt (after BOS when the tokenizer asks for one), then samples up to n
+  // tokens, calling on_text with each token's bytes. Stops at EOS. Error when the prompt does
+  // not fit the context.
   Expected<GenerateStats> generate(const std::string& prompt, int64_t n, const SamplerOptions& sampling,
                                    const std::function<void(const std::string&)>& on_text);
+
+  // Makes the cache hold exactly `tokens`, computing only what differs from what it holds;
+  // afterwards the next-token logits are those after the last token. Fills prefill stats.
+  Status set_tokens(const std::vector<int32_t>& tokens, GenerateStats* stats);
+  // Samples up to n tokens after the current ones; stops (without emitting it) at EOS, at any
+  // id in `stop`, or at the end of the context.
+  void continue_tokens(int64_t n, Sampler& sampler, const std::vector<int32_t>& stop,
+                       const std::function<void(int32_t)>& on_token, GenerateStats* stats);
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  void reset() { tokens_.clear(); }
 
  private:
   model::Model& model_;
   const tokenizer::BpeTokenizer& tok_;
   ThreadPool& pool_;
   Arena arena_;
+  model::KvCache cache_;
+  std::vector<int32_t> tokens_;  // what the cache holds
+  std::vector<float> logits_;    // after tokens_.back()
 };
 
 }  // namespace longctx::infer

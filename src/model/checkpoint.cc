@@ -182,14 +182,24 @@ Expected<ModelConfig> read_config(const io::GgufFile& f) {
 }
 
 void write_tokenizer_keys(io::GgufWriter& w, const tokenizer::BpeTokenizer& tok) {
-  w.set_string("tokenizer.ggml.model", "gpt2");
-  w.set_string("tokenizer.ggml.pre", "longctx");
-  w.set_string_array("tokenizer.ggml.tokens", tok.gguf_tokens());
-  w.set_i32_array("tokenizer.ggml.token_type", tok.gguf_token_types());
-  w.set_string_array("tokenizer.ggml.merges", tok.gguf_merges());
-  w.set_u32("tokenizer.ggml.bos_token_id", tok.bos_id());
-  w.set_u32("tokenizer.ggml.eos_token_id", tok.eos_id());
-  w.set_u32("tokenizer.ggml.padding_token_id", tok.pad_id());
+  const tokenizer::GgufVocab v = tok.gguf_vocab();
+  w.set_string("tokenizer.ggml.model", v.model);
+  if (v.model == "gpt2") w.set_string("tokenizer.ggml.pre", v.pre);
+  w.set_string_array("tokenizer.ggml.tokens", v.tokens);
+  w.set_i32_array("tokenizer.ggml.token_type", v.token_types);
+  if (v.model == "gpt2") w.set_string_array("tokenizer.ggml.merges", v.merges);
+  if (v.model == "llama") {
+    w.set_f32_array("tokenizer.ggml.scores", v.scores);
+    w.set_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+  }
+  const std::pair<const char*, int32_t> ids[] = {{"tokenizer.ggml.bos_token_id", v.bos},
+                                                 {"tokenizer.ggml.eos_token_id", v.eos},
+                                                 {"tokenizer.ggml.padding_token_id", v.pad},
+                                                 {"tokenizer.ggml.unknown_token_id", v.unk}};
+  for (const auto& [key, id] : ids)
+    if (id >= 0) w.set_u32(key, static_cast<uint32_t>(id));
+  w.set_bool("tokenizer.ggml.add_bos_token", v.add_bos);
+  if (!v.chat_template.empty()) w.set_string("tokenizer.chat_template", v.chat_template);
 }
 
 Status save_tokenizer(const std::string& path, const tokenizer::BpeTokenizer& tok) {
@@ -199,27 +209,72 @@ Status save_tokenizer(const std::string& path, const tokenizer::BpeTokenizer& to
   return w.write(path);
 }
 
+// Our checkpoints and real models (llama.cpp's conventions: a gpt2 vocabulary without a
+// pre-tokenizer name gets "default"; Llama-3 names and SentencePiece vocabularies add BOS unless
+// tokenizer.ggml.add_bos_token says otherwise). The tokenizer validates the rest.
 Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
+  tokenizer::GgufVocab v;
   auto model = f.get_string("tokenizer.ggml.model");
   if (!model.ok()) return model.status();
-  if (*model != "gpt2") return Status::Error("tokenizer model '" + *model + "' is not supported (expected gpt2)");
+  if (*model != "gpt2" && *model != "llama")
+    return Status::Error("tokenizer model '" + *model + "' is not supported (expected gpt2 or llama)");
+  v.model = *model;
+  const bool spm = v.model == "llama";
+  v.pre = "default";
+  if (f.find("tokenizer.ggml.pre")) {
+    auto pre = f.get_string("tokenizer.ggml.pre");
+    if (!pre.ok()) return pre.status();
+    v.pre = *pre;
+  }
   auto tokens = f.get_string_array("tokenizer.ggml.tokens");
   if (!tokens.ok()) return tokens.status();
-  auto merges = f.get_string_array("tokenizer.ggml.merges");
-  if (!merges.ok()) return merges.status();
-  auto id = [&](const char* key) -> Expected<int32_t> {
-    auto v = f.get_uint(key);
-    if (!v.ok()) return v.status();
-    if (*v >= tokens->size()) return Status::Error(std::string("key '") + key + "' is not a token id");
-    return static_cast<int32_t>(*v);
+  v.tokens = std::move(*tokens);
+  if (!spm) {
+    auto merges = f.get_string_array("tokenizer.ggml.merges");
+    if (!merges.ok()) return merges.status();
+    v.merges = std::move(*merges);
+  }
+  if (f.find("tokenizer.ggml.scores")) {
+    auto scores = f.get_float_array("tokenizer.ggml.scores");
+    if (!scores.ok()) return scores.status();
+    v.scores.assign(scores->begin(), scores->end());
+  }
+  if (f.find("tokenizer.ggml.token_type")) {
+    auto types = f.get_int_array("tokenizer.ggml.token_type");
+    if (!types.ok()) return types.status();
+    for (int64_t t : *types) v.token_types.push_back(t < 0 || t > 1000 ? -1 : static_cast<int32_t>(t));
+  }
+  auto id = [&](const char* key, int32_t* out) -> Status {
+    if (!f.find(key)) return Status::Ok();
+    auto u = f.get_uint(key);
+    if (!u.ok()) return u.status();
+    if (*u >= v.tokens.size()) return Status::Error(std::string("key '") + key + "' is not a token id");
+    *out = static_cast<int32_t>(*u);
+    return Status::Ok();
   };
-  auto bos = id("tokenizer.ggml.bos_token_id");
-  if (!bos.ok()) return bos.status();
-  auto eos = id("tokenizer.ggml.eos_token_id");
-  if (!eos.ok()) return eos.status();
-  auto pad = id("tokenizer.ggml.padding_token_id");
-  if (!pad.ok()) return pad.status();
-  return tokenizer::BpeTokenizer::from_gguf(*tokens, *merges, *bos, *eos, *pad);
+  if (spm) v.bos = 1, v.eos = 2, v.unk = 0;  // llama.cpp's defaults for SentencePiece vocabularies
+  LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.bos_token_id", &v.bos));
+  LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.eos_token_id", &v.eos));
+  LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.padding_token_id", &v.pad));
+  LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.unknown_token_id", &v.unk));
+  for (int32_t* x : {&v.bos, &v.eos, &v.unk})
+    if (*x >= static_cast<int64_t>(v.tokens.size())) *x = -1;  // a default past a tiny vocabulary
+  v.add_bos = spm || v.pre == "llama3" || v.pre == "llama-v3" || v.pre == "llama-bpe" || v.pre == "falcon3";
+  auto flag = [&](const char* key, bool* out) -> Status {
+    if (!f.find(key)) return Status::Ok();
+    auto b = f.get_bool(key);
+    if (!b.ok()) return b.status();
+    *out = *b;
+    return Status::Ok();
+  };
+  LONGCTX_RETURN_IF_ERROR(flag("tokenizer.ggml.add_bos_token", &v.add_bos));
+  LONGCTX_RETURN_IF_ERROR(flag("tokenizer.ggml.add_space_prefix", &v.add_space_prefix));
+  if (f.find("tokenizer.chat_template")) {
+    auto tmpl = f.get_string("tokenizer.chat_template");
+    if (!tmpl.ok()) return tmpl.status();
+    v.chat_template = std::move(*tmpl);
+  }
+  return tokenizer::BpeTokenizer::from_gguf(v);
 }
 
 Expected<tokenizer::BpeTokenizer> load_tokenizer(const std::string& path) {

@@ -1,4 +1,6 @@
-// BpeTokenizer: encoding, decoding and the GGUF "gpt2" convention. Training is in bpe_train.cc.
+// BpeTokenizer: GPT-2's byte alphabet, encoding, decoding and the export of the GGUF keys.
+// Loading a vocabulary is in bpe_vocab.cc, SentencePiece encoding in spm.cc, training in
+// bpe_train.cc.
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
@@ -38,15 +40,6 @@ const Gpt2Alphabet& alphabet() {
   static const Gpt2Alphabet a;
   return a;
 }
-
-std::string quote(std::string_view s) {
-  constexpr size_t kMax = 40;
-  std::string q = "'";
-  q.append(s.substr(0, kMax));
-  if (s.size() > kMax) q += "...";
-  return q + "'";
-}
-
 }  // namespace
 
 std::string gpt2_bytes_to_text(std::string_view bytes) {
@@ -123,20 +116,41 @@ void BpeTokenizer::index_merges() {
   }
 }
 
-void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
-  const int32_t n = static_cast<int32_t>(piece.size());
-  if (n == 1) {
-    out.push_back(byte_id_[static_cast<unsigned char>(piece[0])]);
-    return;
+TokenType BpeTokenizer::token_type(int32_t id) const {
+  CHECK_MSG(id >= 0 && id < vocab_size(), "token id outside the vocabulary");
+  return types_[id];
+}
+
+void BpeTokenizer::finish() {
+  if (types_.empty()) {
+    types_.assign(token_bytes_.size(), TokenType::kNormal);
+    for (const auto& [id, text] : special_text_) types_[id] = TokenType::kControl;
   }
-  // Symbols in a doubly linked list over the piece's byte positions; a merge keeps the left
-  // symbol and unlinks the right one. The heap pops the lowest rank first and, within a rank,
-  // the leftmost position, which is exactly "apply merges in rank order, each left to right
-  // without overlap" as training did. Entries go stale when a neighbour changes; they are
-  // recognised because the pair at their position no longer matches their rank. This keeps a
-  // long piece (a megabyte of letters) at O(n log n) instead of O(n^2).
-  struct Symbol {
-    int32_t id;
+  std::vector<SpecialTokenMatcher::Entry> entries;
+  for (const auto& [id, text] : special_text_) {
+    entries.push_back({text, id, types_[id] != TokenType::kUserDefined});
+  }
+  specials_ = SpecialTokenMatcher(std::move(entries));
+  whole_piece_id_.clear();
+  if (spm_ || pre_.ignore_merges()) {
+    for (int32_t id = 0; id < vocab_size(); ++id) {
+      if (types_[id] == TokenType::kNormal) {
+        whole_piece_id_.emplace(spm_ ? spm_text_[id] : token_bytes_[id], id);
+      }
+    }
+  }
+}
+
+void BpeTokenizer::apply_merges(std::span<int32_t> ids) const {
+  const int32_t n = static_cast<int32_t>(ids.size());
+  if (n < 2) return;
+  // Symbols in a doubly linked list over the slots; a merge keeps the left symbol and unlinks
+  // the right one. The heap pops the lowest rank first and, within a rank, the leftmost
+  // position, which is exactly "apply merges in rank order, each left to right without overlap"
+  // as training did (and as HF's BPE::merge_word and llama.cpp do). Entries go stale when a
+  // neighbour changes; they are recognised because the pair at their position no longer matches
+  // their rank. This keeps a long piece (a megabyte of letters) at O(n log n) instead of O(n^2).
+  struct Link {
     int32_t prev;
     int32_t next;
   };
@@ -147,49 +161,69 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
   };
-  std::vector<Symbol> sym(n);
+  std::vector<Link> link(n);
   std::vector<Candidate> heap_storage;
   heap_storage.reserve(n);
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap(
       std::greater<Candidate>(), std::move(heap_storage));
-  for (int32_t i = 0; i < n; ++i) {
-    sym[i] = {byte_id_[static_cast<unsigned char>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1};
-  }
+  for (int32_t i = 0; i < n; ++i) link[i] = {i - 1, i + 1 < n ? i + 1 : -1};
   for (int32_t i = 0; i + 1 < n; ++i) {
-    const int32_t r = merge_rank(sym[i].id, sym[i + 1].id);
+    const int32_t r = merge_rank(ids[i], ids[i + 1]);
     if (r >= 0) heap.push({r, i});
   }
   while (!heap.empty()) {
     const Candidate c = heap.top();
     heap.pop();
-    Symbol& left = sym[c.pos];
-    if (left.id < 0 || left.next < 0) continue;
-    Symbol& right = sym[left.next];
+    const int32_t right = link[c.pos].next;
+    if (ids[c.pos] == kMerged || right < 0) continue;
     const Merge& m = merges_[c.rank];
-    if (left.id != m.left || right.id != m.right) continue;  // stale
-    left.id = m.result;
-    right.id = -1;
-    left.next = right.next;
-    if (left.next >= 0) sym[left.next].prev = c.pos;
-    if (left.prev >= 0) {
-      const int32_t r = merge_rank(sym[left.prev].id, left.id);
-      if (r >= 0) heap.push({r, left.prev});
+    if (ids[c.pos] != m.left || ids[right] != m.right) continue;  // stale
+    ids[c.pos] = m.result;
+    ids[right] = kMerged;
+    link[c.pos].next = link[right].next;
+    if (link[c.pos].next >= 0) link[link[c.pos].next].prev = c.pos;
+    if (const int32_t prev = link[c.pos].prev; prev >= 0) {
+      const int32_t r = merge_rank(ids[prev], ids[c.pos]);
+      if (r >= 0) heap.push({r, prev});
     }
-    if (left.next >= 0) {
-      const int32_t r = merge_rank(left.id, sym[left.next].id);
+    if (const int32_t next = link[c.pos].next; next >= 0) {
+      const int32_t r = merge_rank(ids[c.pos], ids[next]);
       if (r >= 0) heap.push({r, c.pos});
     }
   }
-  for (int32_t i = 0; i >= 0; i = sym[i].next) out.push_back(sym[i].id);
 }
 
-void BpeTokenizer::encode_append(std::string_view text, std::vector<int32_t>& out) const {
+void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
+  if (piece.size() == 1) {
+    const int32_t id = byte_id_[static_cast<unsigned char>(piece[0])];
+    if (id >= 0) out.push_back(id);
+    return;
+  }
+  if (!whole_piece_id_.empty()) {  // ignore_merges: a piece that is a token is that token
+    auto it = whole_piece_id_.find(std::string(piece));
+    if (it != whole_piece_id_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  }
+  // A byte without a token (SmolLM2 has none for 21 bytes, e.g. 0x04 and 0xFF) is dropped
+  // before merging, as HF's BPE drops a character that is not in the vocabulary when there is no
+  // unk token: ".\x04." encodes as "..".
+  const size_t old = out.size();
+  for (unsigned char b : piece) {
+    if (byte_id_[b] >= 0) out.push_back(byte_id_[b]);
+  }
+  apply_merges(std::span<int32_t>(out).subspan(old));
+  out.erase(std::remove(out.begin() + old, out.end(), kMerged), out.end());
+}
+
+void BpeTokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
   // Natural text repeats its words, so each distinct piece is merged once per call and later
   // copies come from where its ids already sit in `out`: piece -> (offset, count).
   std::unordered_map<std::string_view, std::pair<size_t, size_t>> seen;
-  for_each_piece(text, [&](std::string_view piece) {
+  pre_.split(text, [&](std::string_view piece) {
     if (piece.size() == 1) {
-      out.push_back(byte_id_[static_cast<unsigned char>(piece[0])]);
+      encode_piece(piece, out);
       return;
     }
     auto [it, inserted] = seen.try_emplace(piece);
@@ -206,10 +240,33 @@ void BpeTokenizer::encode_append(std::string_view text, std::vector<int32_t>& ou
   });
 }
 
+void BpeTokenizer::encode_append(std::string_view text, std::vector<int32_t>& out,
+                                 bool parse_special) const {
+  const auto run = [&](std::string_view t) {
+    if (spm_) {
+      encode_text_spm(t, out);
+    } else {
+      encode_text(t, out);
+    }
+  };
+  if (!specials_.can_match(parse_special)) {
+    if (!text.empty()) run(text);
+    return;
+  }
+  specials_.split(text, parse_special, run, [&](int32_t id) { out.push_back(id); });
+}
+
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 16);
-  encode_append(text, out);
+  encode_append(text, out, false);
+  return out;
+}
+
+std::vector<int32_t> BpeTokenizer::encode_special(std::string_view text) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 16);
+  encode_append(text, out, true);
   return out;
 }
 
@@ -218,29 +275,44 @@ const std::string& BpeTokenizer::token_bytes(int32_t id) const {
   return token_bytes_[id];
 }
 
-std::string BpeTokenizer::decode(std::span<const int32_t> ids) const {
-  std::string out;
-  for (int32_t id : ids) out += token_bytes(id);
-  return out;
-}
-
-Expected<std::string> BpeTokenizer::decode_checked(std::span<const int32_t> ids) const {
+Expected<std::string> BpeTokenizer::decode_checked(std::span<const int32_t> ids,
+                                                   bool render_special) const {
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= vocab_size()) {
-      return Status::Error("bpe: token id " + std::to_string(ids[i]) + " at position " +
+    const int32_t id = ids[i];
+    if (id < 0 || id >= vocab_size()) {
+      return Status::Error("bpe: token id " + std::to_string(id) + " at position " +
                            std::to_string(i) + " is outside the vocabulary [0, " +
                            std::to_string(vocab_size()) + ")");
     }
-    out += token_bytes_[ids[i]];
+    if (render_special &&
+        (types_[id] == TokenType::kControl || types_[id] == TokenType::kUnknown)) {
+      auto it = std::lower_bound(special_text_.begin(), special_text_.end(), id,
+                                 [](const auto& e, int32_t v) { return e.first < v; });
+      CHECK(it != special_text_.end() && it->first == id);
+      out += it->second;
+    } else {
+      out += token_bytes_[id];
+    }
   }
+  // HF's decoder for SentencePiece vocabularies (Strip(" ", 1, 0)) removes the space that
+  // add_space_prefix put in front of the text.
+  if (spm_ && add_space_prefix_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
   return out;
+}
+
+std::string BpeTokenizer::decode(std::span<const int32_t> ids, bool render_special) const {
+  for (int32_t id : ids) CHECK_MSG(id >= 0 && id < vocab_size(), "token id outside the vocabulary");
+  return decode_checked(ids, render_special).value();
 }
 
 std::vector<std::string> BpeTokenizer::gguf_tokens() const {
   std::vector<std::string> tokens(token_bytes_.size());
+  if (spm_) return spm_text_;
   for (size_t i = 0; i < token_bytes_.size(); ++i) {
-    if (!is_special(static_cast<int32_t>(i))) tokens[i] = gpt2_bytes_to_text(token_bytes_[i]);
+    if (types_[i] != TokenType::kControl && types_[i] != TokenType::kUserDefined) {
+      tokens[i] = gpt2_bytes_to_text(token_bytes_[i]);
+    }
   }
   for (const auto& [id, text] : special_text_) tokens[id] = text;
   return tokens;
@@ -248,6 +320,7 @@ std::vector<std::string> BpeTokenizer::gguf_tokens() const {
 
 std::vector<std::string> BpeTokenizer::gguf_merges() const {
   std::vector<std::string> out;
+  if (spm_) return out;  // SentencePiece vocabularies store scores, not merges
   out.reserve(merges_.size());
   for (const Merge& m : merges_) {
     out.push_back(gpt2_bytes_to_text(token_bytes_[m.left]) + " " +
@@ -257,100 +330,24 @@ std::vector<std::string> BpeTokenizer::gguf_merges() const {
 }
 
 std::vector<int32_t> BpeTokenizer::gguf_token_types() const {
-  constexpr int32_t kNormal = 1, kControl = 3;  // llama.cpp's LLAMA_TOKEN_TYPE_*
-  std::vector<int32_t> types(token_bytes_.size(), kNormal);
-  for (int32_t id : {bos_, eos_, pad_}) types[id] = kControl;
+  std::vector<int32_t> types(types_.size());
+  for (size_t i = 0; i < types_.size(); ++i) types[i] = static_cast<int32_t>(types_[i]);
   return types;
 }
 
-Expected<BpeTokenizer> BpeTokenizer::from_gguf(const std::vector<std::string>& tokens,
-                                               const std::vector<std::string>& merges, int32_t bos,
-                                               int32_t eos, int32_t pad) {
-  const auto error = [](const std::string& msg) { return Status::Error("bpe: " + msg); };
-  const size_t n = tokens.size();
-  if (n == 0) return error("the vocabulary is empty");
-  if (n > static_cast<size_t>(kMaxVocabSize)) {
-    return error("vocabulary of " + std::to_string(n) + " tokens exceeds the limit of " +
-                 std::to_string(kMaxVocabSize));
-  }
-  const std::pair<const char*, int32_t> specials[] = {{"bos", bos}, {"eos", eos}, {"pad", pad}};
-  for (const auto& [name, id] : specials) {
-    if (id < 0 || static_cast<size_t>(id) >= n) {
-      return error(std::string(name) + " id " + std::to_string(id) +
-                   " is outside the vocabulary [0, " + std::to_string(n) + ")");
-    }
-  }
-
-  BpeTokenizer t;
-  t.bos_ = bos, t.eos_ = eos, t.pad_ = pad;
-  t.token_bytes_.resize(n);
-  t.byte_id_.fill(-1);
-  std::unordered_map<std::string_view, int32_t> by_text;
-  by_text.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    const std::string& text = tokens[i];
-    const int32_t id = static_cast<int32_t>(i);
-    if (text.empty()) return error("token " + std::to_string(i) + " is empty");
-    auto [it, inserted] = by_text.emplace(text, id);
-    if (!inserted) {
-      return error("tokens " + std::to_string(it->second) + " and " + std::to_string(i) +
-                   " are both " + quote(text));
-    }
-    Expected<std::string> bytes = gpt2_text_to_bytes(text);
-    if (t.is_special(id)) {
-      // A special that is also a byte token would make that byte unencodable.
-      if (bytes.ok() && bytes.value().size() == 1) {
-        return error("special token " + std::to_string(i) + " " + quote(text) +
-                     " is a single-byte token");
-      }
-      t.special_text_.emplace_back(id, text);
-      continue;
-    }
-    if (!bytes.ok())
-      return bytes.status().Wrap("bpe: token " + std::to_string(i) + " " + quote(text));
-    t.token_bytes_[i] = std::move(bytes.value());
-    if (t.token_bytes_[i].size() == 1)
-      t.byte_id_[static_cast<unsigned char>(t.token_bytes_[i][0])] = id;
-  }
-  for (int b = 0; b < 256; ++b) {
-    if (t.byte_id_[b] < 0) {
-      return error("no token for byte " + std::to_string(b) + " (" +
-                   quote(gpt2_bytes_to_text(std::string(1, static_cast<char>(b)))) + ")");
-    }
-  }
-
-  t.merges_.reserve(merges.size());
-  t.merge_rank_.reserve(merges.size());
-  for (size_t r = 0; r < merges.size(); ++r) {
-    const std::string& m = merges[r];
-    const std::string where = "merge " + std::to_string(r) + " " + quote(m);
-    const size_t space = m.find(' ');
-    if (space == std::string::npos || space == 0 || space + 1 == m.size() ||
-        m.find(' ', space + 1) != std::string::npos) {
-      return error(where + " is not two tokens separated by one space");
-    }
-    const std::string_view left_text = std::string_view(m).substr(0, space);
-    const std::string_view right_text = std::string_view(m).substr(space + 1);
-    const std::string joined = std::string(left_text) + std::string(right_text);
-    int32_t ids[3];
-    const std::string_view parts[3] = {left_text, right_text, joined};
-    const char* roles[3] = {"left side", "right side", "joined result"};
-    for (int k = 0; k < 3; ++k) {
-      auto it = by_text.find(parts[k]);
-      if (it == by_text.end()) {
-        return error(where + ": " + roles[k] + " " + quote(parts[k]) + " is not a token");
-      }
-      if (t.is_special(it->second)) {
-        return error(where + ": " + roles[k] + " is the special token " +
-                     std::to_string(it->second));
-      }
-      ids[k] = it->second;
-    }
-    auto [it, inserted] = t.merge_rank_.emplace(pair_key(ids[0], ids[1]), static_cast<int32_t>(r));
-    if (!inserted) return error(where + " repeats merge " + std::to_string(it->second));
-    t.merges_.push_back({ids[0], ids[1], ids[2]});
-  }
-  return t;
+GgufVocab BpeTokenizer::gguf_vocab() const {
+  GgufVocab v;
+  v.model = spm_ ? "llama" : "gpt2";
+  v.pre = spm_ ? "" : pre_.name();
+  v.tokens = gguf_tokens();
+  v.merges = gguf_merges();
+  v.scores = scores_;
+  v.token_types = gguf_token_types();
+  v.bos = bos_, v.eos = eos_, v.pad = pad_, v.unk = unk_;
+  v.add_bos = add_bos_;
+  v.add_space_prefix = add_space_prefix_;
+  v.chat_template = chat_template_;
+  return v;
 }
 
 }  // namespace longctx::tokenizer

@@ -205,6 +205,7 @@ Expected<BpeTokenizer> BpeTokenizer::train(std::string_view text, const TrainOpt
     t.token_bytes_.emplace_back();
     t.special_text_.emplace_back(*ids[k], names[k]);
   }
+  t.finish();
   return t;
 }
 

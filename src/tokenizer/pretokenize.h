@@ -1,7 +1,11 @@
-// Pre-tokenizer: splits raw bytes into the pieces that BPE merges stay inside (a merge never
-// crosses a piece boundary). Used by both BpeTokenizer::train and BpeTokenizer::encode.
+// Pre-tokenizers: split raw bytes into the pieces that BPE merges stay inside (a merge never
+// crosses a piece boundary). Two kinds:
+//   - our own "longctx" splitter below (piece_end / for_each_piece), used by BpeTokenizer::train
+//     and by every tokenizer we train;
+//   - PreTokenizer::by_name, the regex pre-tokenizers of real models, chosen by the GGUF key
+//     tokenizer.ggml.pre (see the end of this file and pretokenize_regex.cc).
 //
-// The rule is GPT-2's pattern
+// The "longctx" rule is GPT-2's pattern
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 // evaluated over bytes instead of Unicode code points, with these byte classes:
 //   letter:     A-Z, a-z, and every byte >= 0x80 (so UTF-8 words, and invalid UTF-8, stay in
@@ -22,8 +26,13 @@
 // Every byte belongs to exactly one piece, so concatenating the pieces gives back the input.
 #pragma once
 #include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/status.h"
 
 namespace longctx::tokenizer {
 
@@ -44,5 +53,40 @@ void for_each_piece(std::string_view text, Fn&& fn) {
 
 // All pieces of `text` (views into it), in order.
 std::vector<std::string_view> pretokenize(std::string_view text);
+
+// A pre-tokenizer chosen by name (GGUF tokenizer.ggml.pre), as llama.cpp and Hugging Face
+// `tokenizers` define it: "longctx" is the byte-class splitter above; the others are a list of
+// regular expressions (PCRE2, UTF-8, Unicode properties) applied in turn, each one splitting every
+// piece the previous ones made into its matches and the gaps between them (HF's Split with the
+// Isolated behaviour, llama.cpp's unicode_regex_split). names() lists the accepted names.
+//
+// Unicode: \p{L} and \p{N} come from PCRE2's tables (Debian's 10.42: Unicode 14), so characters
+// assigned later (Unicode 15/16, e.g. U+1C89, CJK extension I) are "other" here but letters or
+// digits in HF. \s is taken as Unicode White_Space (what HF's Oniguruma does; PCRE2's own \s
+// also matches U+180E). Invalid UTF-8 never matches a pattern item, so those bytes end up in the
+// gaps, which are pieces too: every byte belongs to exactly one piece for any input.
+// Copies share the compiled patterns; split() is const and thread-safe.
+class PreTokenizer {
+ public:
+  PreTokenizer() = default;  // "longctx"
+  // Errors: an unknown name (the message lists the known ones).
+  static Expected<PreTokenizer> by_name(std::string_view name);
+  static std::vector<std::string> names();
+
+  const std::string& name() const { return name_; }
+  // Whether a piece that is itself a vocabulary token skips the merges (HF BPE's ignore_merges).
+  // GGUF has no key for it: llama.cpp ties it to the Llama-3 names, and so do we.
+  bool ignore_merges() const { return ignore_merges_; }
+  // Calls fn(piece) for every piece of `text`, in order; the pieces concatenate to `text`.
+  void split(std::string_view text, const std::function<void(std::string_view)>& fn) const;
+  std::vector<std::string_view> split(std::string_view text) const;
+
+  struct Regexes;  // compiled patterns (pretokenize_regex.cc)
+
+ private:
+  std::string name_ = "longctx";
+  bool ignore_merges_ = false;
+  std::shared_ptr<const Regexes> regexes_;  // null for "longctx"
+};
 
 }  // namespace longctx::tokenizer

@@ -68,6 +68,14 @@ expect_error prompt-too-long "" -- "$bin" generate -m "$work/good.gguf" -p "$(he
 expect_error tokenizer-missing-data "$work/t.gguf" -- "$bin" tokenizer train --data "$work/nope.txt" -o "$work/t.gguf"
 expect_error tokenizer-bad-vocab "$work/t.gguf" -- "$bin" tokenizer train --data "$work/corpus.txt" --vocab-size 10 -o "$work/t.gguf"
 # Inconsistent shapes and unknown required keys need a crafted GGUF: done in C++ (tests/model).
+for f in truncated truncated_header badmagic empty nope; do
+  expect_error "quantize-$f" "$work/q.gguf" -- "$bin" quantize "$work/$f.gguf" "$work/q.gguf" q8_0
+done
+expect_error quantize-unknown-type "$work/q.gguf" -- "$bin" quantize "$work/good.gguf" "$work/q.gguf" q3_x
+expect_error quantize-k-type "$work/q.gguf" -- "$bin" quantize "$work/good.gguf" "$work/q.gguf" q4_k
+expect_error quantize-missing-type "$work/q.gguf" -- "$bin" quantize "$work/good.gguf" "$work/q.gguf"
+expect_error quantize-no-out-dir "$work/nodir/q.gguf" -- "$bin" quantize "$work/good.gguf" "$work/nodir/q.gguf" q8_0
+expect_error quantize-out-is-dir "" -- "$bin" quantize "$work/good.gguf" "$work" q8_0
 ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

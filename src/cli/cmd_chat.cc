@@ -1,0 +1,118 @@
+// longctx chat -m MODEL [--system TEXT] [--chat-template NAME] [-n 512] [generation flags]
+// Interactive chat with a model that has a chat template: one user message per line, the answer
+// streams back. /reset starts a new conversation, Ctrl-D (end of input) quits. With standard
+// input piped, each line is one message and each answer is printed followed by a newline, so
+// a conversation can be scripted. The KV cache keeps the conversation between turns.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/thread_pool.h"
+#include "infer/chat_template.h"
+#include "infer/session.h"
+#include "model/pretrained.h"
+
+namespace longctx::cli {
+namespace {
+
+struct ChatFlags {
+  std::string model, system, chat_template;
+  int64_t n = 512;
+  int threads = 0, ctx = 0;
+  infer::SamplerOptions s;
+};
+
+int run_chat(const ChatFlags& f) {
+  Status sv = f.s.validate();
+  if (!sv.ok()) return fail(sv);
+  if (f.n < 1) return fail("-n must be >= 1");
+  ThreadPool::set_default_threads(f.threads);
+  model::LoadOptions lo;
+  lo.ctx = f.ctx;
+  auto loaded = model::load_model(f.model, lo);
+  if (!loaded.ok()) return fail(loaded.status());
+  const tokenizer::BpeTokenizer& tok = loaded->tokenizer;
+  Expected<infer::ChatTemplate> tmpl = Status::Error("");
+  if (!f.chat_template.empty()) {
+    tmpl = infer::ChatTemplate::by_name(f.chat_template);
+  } else {
+    tmpl = infer::ChatTemplate::detect(tok.chat_template());
+  }
+  if (!tmpl.ok()) return fail(tmpl.status().Wrap("model '" + f.model + "'"));
+  // Generation also stops at the token that ends an assistant turn, when it is one token.
+  std::vector<int32_t> stop;
+  const std::vector<int32_t> eot = tok.encode_special(tmpl->end_of_turn());
+  if (eot.size() == 1) stop.push_back(eot[0]);
+
+  infer::Session session(*loaded->model, tok, ThreadPool::global());
+  infer::Sampler sampler(f.s);
+  std::vector<infer::ChatMessage> history;
+  auto start = [&] {
+    history.clear();
+    if (!f.system.empty()) history.push_back({"system", f.system});
+  };
+  start();
+  const bool interactive = isatty(STDIN_FILENO) == 1;
+  if (interactive)
+    std::printf("chat with %s (%s template; /reset starts over, Ctrl-D quits)\n", f.model.c_str(), tmpl->name());
+  std::string line;
+  for (;;) {
+    if (interactive) {
+      std::printf("> ");
+      std::fflush(stdout);
+    }
+    if (!std::getline(std::cin, line)) break;
+    if (line == "/reset") {
+      start();
+      session.reset();
+      if (interactive) std::printf("(new conversation)\n");
+      continue;
+    }
+    if (line.empty()) continue;
+    history.push_back({"user", line});
+    const std::vector<int32_t> prompt = tok.encode_special(tmpl->render(history, true));
+    infer::GenerateStats st;
+    Status ps = session.set_tokens(prompt, &st);
+    if (!ps.ok()) return fail(ps.message() + " (the conversation no longer fits; /reset or a larger --ctx)");
+    std::string answer;
+    session.continue_tokens(f.n, sampler, stop, [&](int32_t id) {
+      const std::string& piece = tok.token_bytes(id);
+      answer += piece;
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }, &st);
+    std::printf("\n");
+    std::fflush(stdout);
+    history.push_back({"assistant", answer});
+  }
+  if (interactive) std::printf("\n");
+  return 0;
+}
+
+}  // namespace
+
+void register_chat(CLI::App& app, Commands& cmds) {
+  auto* c = app.add_subcommand("chat", "Chat with a model (one message per line; /reset; Ctrl-D quits)");
+  auto f = std::make_shared<ChatFlags>();
+  c->add_option("-m,--model", f->model, "Model (GGUF)")->required();
+  c->add_option("--system", f->system, "System message");
+  c->add_option("--chat-template", f->chat_template, "chatml, llama2, llama3 or mistral (default: from the model)");
+  c->add_option("-n,--n-predict", f->n, "Tokens per answer at most");
+  c->add_option("--ctx", f->ctx, "Context length (default: the model's)");
+  c->add_option("--temp", f->s.temp, "Temperature (0: greedy)");
+  c->add_option("--top-k", f->s.top_k, "Keep the k most likely tokens (0: off)");
+  c->add_option("--top-p", f->s.top_p, "Nucleus sampling threshold (1: off)");
+  c->add_option("--min-p", f->s.min_p, "Drop tokens below min-p times the best one's probability (0: off)");
+  c->add_option("--repeat-penalty", f->s.repeat_penalty, "Penalty on recently seen tokens (1: off)");
+  c->add_option("--repeat-last-n", f->s.repeat_last_n, "How many recent tokens the penalty looks at");
+  c->add_option("--seed", f->s.seed, "Sampling seed");
+  c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  c->callback([f, &cmds] { cmds.run = [f] { return run_chat(*f); }; });
+}
+
+}  // namespace longctx::cli

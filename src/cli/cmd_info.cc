@@ -1,0 +1,139 @@
+// longctx info MODEL [--ctx N] [--tensors] [--json]
+// What a model file holds: metadata, the model config longctx reads from it, tensor types and
+// sizes, and the memory plan of running it (fp32 weights as loaded, KV cache per token and for
+// the whole context, activation scratch).
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "attention/pattern.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "io/gguf.h"
+#include "model/architectures/llama.h"
+#include "model/checkpoint.h"
+
+namespace longctx::cli {
+namespace {
+
+struct InfoFlags {
+  std::string model;
+  int ctx = 0;
+  bool tensors = false, json = false;
+};
+
+double mib(double bytes) { return bytes / 1048576.0; }
+
+int run_info(const InfoFlags& f) {
+  auto file = io::GgufFile::open(f.model);
+  if (!file.ok()) return fail(file.status());
+  auto arch = file->get_string("general.architecture");
+  if (!arch.ok()) return fail(arch.status().Wrap("model '" + f.model + "'"));
+  Expected<model::ModelConfig> cfg = Status::Error("architecture '" + *arch + "' is not supported");
+  if (*arch == "longctx") cfg = model::read_config(*file);
+  else if (*arch == "llama") cfg = model::arch::llama_config(*file);
+  if (!cfg.ok()) return fail(cfg.status().Wrap("model '" + f.model + "'"));
+  if (f.ctx < 0) return fail("--ctx must be >= 0");
+  if (f.ctx > 0) cfg->ctx = f.ctx;
+  const model::ModelConfig& c = *cfg;
+
+  // Tensors by type.
+  std::map<std::string, std::pair<int64_t, uint64_t>> by_type;
+  uint64_t file_weights = 0, n_elements = 0;
+  for (const auto& t : file->tensors()) {
+    auto& e = by_type[io::ggml_type_name(t.type)];
+    ++e.first;
+    e.second += t.n_bytes;
+    file_weights += t.n_bytes;
+    n_elements += t.n_elements;
+  }
+  // Memory plan: weights as fp32 (how they are loaded), K and V per layer per token, and the
+  // activations of one token's decode plus the logits.
+  double kv_per_token = 0;
+  for (const auto& l : c.layers) kv_per_token += 2.0 * l.kv_heads * l.head_dim * sizeof(float);
+  const double weights = double(n_elements) * sizeof(float);
+  const double kv = kv_per_token * c.ctx;
+  int64_t widest = 0;
+  for (const auto& l : c.layers) widest = std::max<int64_t>(widest, std::max<int64_t>(l.ff_dim * 3, l.heads * l.head_dim * 4));
+  const double scratch = double(c.vocab_size + 8 * c.model_dim + widest) * sizeof(float) * 512;  // a 512-token prefill
+  std::string patterns;
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    const std::string p = attention::format_pattern(c.layers[i].pattern);
+    if (i == 0 || p != attention::format_pattern(c.layers[i - 1].pattern)) patterns += (i ? "," : "") + p;
+  }
+  const auto name = file->get_string("general.name");
+  const auto chat = file->get_string("tokenizer.chat_template");
+
+  if (f.json) {
+    nlohmann::json j = {{"file", f.model},
+                        {"file_bytes", file->file_size()},
+                        {"gguf_version", file->version()},
+                        {"architecture", *arch},
+                        {"name", name.ok() ? *name : ""},
+                        {"layers", c.n_layers()},
+                        {"model_dim", c.model_dim},
+                        {"heads", c.layers[0].heads},
+                        {"kv_heads", c.layers[0].kv_heads},
+                        {"head_dim", c.layers[0].head_dim},
+                        {"ff_dim", c.layers[0].ff_dim},
+                        {"vocab_size", c.vocab_size},
+                        {"ctx", c.ctx},
+                        {"position", model::pos_name(c.pos)},
+                        {"attention", patterns},
+                        {"parameters", n_elements},
+                        {"memory", {{"weights_bytes", weights}, {"kv_bytes_per_token", kv_per_token},
+                                    {"kv_bytes", kv}, {"scratch_bytes", scratch},
+                                    {"total_bytes", weights + kv + scratch}}}};
+    nlohmann::json types = nlohmann::json::object();
+    for (const auto& [t, e] : by_type) types[t] = {{"tensors", e.first}, {"bytes", e.second}};
+    j["tensor_types"] = types;
+    std::printf("%s\n", j.dump(1).c_str());
+    return 0;
+  }
+  std::printf("file: %s (%.1f MiB, GGUF v%u, %zu tensors, %zu metadata keys)\n", f.model.c_str(),
+              mib(double(file->file_size())), file->version(), file->tensors().size(), file->metadata().size());
+  std::printf("model: %s%s%s | %d layers, dim %d, heads %d/%d, head_dim %d, ff %d, vocab %d, ctx %d | %s",
+              arch->c_str(), name.ok() ? " " : "", name.ok() ? name->c_str() : "", c.n_layers(), c.model_dim,
+              c.layers[0].heads, c.layers[0].kv_heads, c.layers[0].head_dim, c.layers[0].ff_dim, c.vocab_size, c.ctx,
+              model::pos_name(c.pos));
+  if (c.pos == model::PosType::kRope) std::printf(" theta %g", c.rope_theta);
+  std::printf(", %s eps %g, %s, %s output, attention %s | %.1fM parameters\n", model::norm_name(c.norm), c.norm_eps,
+              model::mlp_name(c.mlp), c.tied_embeddings ? "tied" : "separate", patterns.c_str(), n_elements / 1e6);
+  std::printf("tensor types:");
+  for (const auto& [t, e] : by_type) std::printf(" %s x%lld (%.1f MiB)", t.c_str(), (long long)e.first, mib(double(e.second)));
+  std::printf("\n");
+  std::printf("memory plan at ctx %d: weights %.1f MiB (fp32 as loaded; %.1f MiB in the file) + KV cache %.1f KiB/token"
+              " x %d = %.1f MiB + scratch %.1f MiB = %.1f MiB\n",
+              c.ctx, mib(weights), mib(double(file_weights)), kv_per_token / 1024, c.ctx, mib(kv), mib(scratch),
+              mib(weights + kv + scratch));
+  if (chat.ok()) std::printf("chat template: %zu characters in tokenizer.chat_template\n", chat->size());
+  std::printf("metadata:\n");
+  for (const auto& kv : file->metadata())
+    std::printf("  %-44s %s\n", kv.key.c_str(), io::format_gguf_value(kv.value).c_str());
+  if (f.tensors) {
+    std::printf("tensors:\n");
+    for (const auto& t : file->tensors()) {
+      std::string dims;
+      for (size_t i = 0; i < t.dims.size(); ++i) dims += (i ? " x " : "") + std::to_string(t.dims[i]);
+      std::printf("  %-32s %-6s [%s] %.2f MiB\n", t.name.c_str(), io::ggml_type_name(t.type).c_str(), dims.c_str(),
+                  mib(double(t.n_bytes)));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_info(CLI::App& app, Commands& cmds) {
+  auto* c = app.add_subcommand("info", "Metadata, config, tensors and memory plan of a model file");
+  auto f = std::make_shared<InfoFlags>();
+  c->add_option("model", f->model, "Model (GGUF)")->required();
+  c->add_option("--ctx", f->ctx, "Context for the memory plan (default: the model's)");
+  c->add_flag("--tensors", f->tensors, "List every tensor");
+  c->add_flag("--json", f->json, "One JSON object");
+  c->callback([f, &cmds] { cmds.run = [f] { return run_info(*f); }; });
+}
+
+}  // namespace longctx::cli

@@ -1,0 +1,96 @@
+// The real model, SmolLM2-135M-Instruct (llama architecture, Q4_1/Q8_0 GGUF), through the
+// engine: logits at the first 64 positions of 5 prompts against an independent float64 NumPy
+// forward over gguf-py's dequantized tensors (tests/golden/make_smollm2_golden.py), and a
+// greedy chat answer. The model comes from scripts/fetch_model.sh (CI runs it); without it the
+// tests fail with a message saying so.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "golden/smollm2_golden.h"
+#include "infer/chat_template.h"
+#include "infer/session.h"
+#include "model/pretrained.h"
+
+namespace longctx {
+namespace {
+
+const std::string kModel = std::string(LONGCTX_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+Expected<model::LoadedModel> load_or_explain() {
+  if (!std::filesystem::exists(kModel))
+    return Status::Error(kModel + " is missing: run `bash scripts/fetch_model.sh` (scripts/test.sh does)");
+  return model::load_model(kModel);
+}
+
+TEST(SmolLM2, LogitsMatchIndependentFloat64Reference) {
+  std::string err;
+  auto golden = testing::load_smollm2_golden(std::string(LONGCTX_SOURCE_DIR) + "/tests/golden/smollm2_logits.bin", &err);
+  ASSERT_TRUE(golden) << err;
+  auto loaded = load_or_explain();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  model::Model& m = *loaded->model;
+  ASSERT_EQ(m.config().vocab_size, static_cast<int>(golden->vocab_size));
+  ThreadPool pool(2);
+  Arena arena;
+  const int64_t T = golden->seq_len, V = golden->vocab_size;
+  std::vector<float> logits(T * V);
+  double worst = 0;
+  int argmax_checked = 0;
+  for (size_t p = 0; p < golden->prompts.size(); ++p) {
+    const auto& g = golden->prompts[p];
+    arena.reset();
+    m.forward_logits(pool, arena, g.tokens.data(), 1, T, logits.data());
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = logits.data() + t * V;
+      const auto& ref = g.rows[t];
+      // Log-probabilities: logits minus the full-vocabulary log-sum-exp, in double.
+      double mx = row[0], z = 0;
+      for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(row[v]));
+      for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
+      const double lse = mx + std::log(z);
+      const double range = ref.subset_range();
+      double row_err = 0;
+      for (size_t i = 0; i < golden->subset_ids.size(); ++i) {
+        const int32_t id = golden->subset_ids[i];
+        row_err = std::max(row_err, std::fabs(double(row[id]) - ref.subset_logits[i]));
+        row_err = std::max(row_err, std::fabs((double(row[id]) - lse) - (ref.subset_logits[i] - ref.logsumexp)));
+      }
+      row_err = std::max(row_err, std::fabs(double(row[ref.argmax_id]) - ref.argmax_logit));
+      worst = std::max(worst, row_err / range);
+      EXPECT_LE(row_err, 1e-3 * range) << "prompt " << p << " position " << t;
+      if (ref.argmax_margin() > 2e-3 * range) {
+        const int64_t ours = std::max_element(row, row + V) - row;
+        EXPECT_EQ(ours, ref.argmax_id) << "prompt " << p << " position " << t;
+        ++argmax_checked;
+      }
+    }
+  }
+  EXPECT_GT(argmax_checked, 300);
+  std::printf("worst |logit error| / logit range over %zu x %lld rows: %.2e\n", golden->prompts.size(),
+              (long long)T, worst);
+}
+
+TEST(SmolLM2, GreedyChatAnswerNamesParis) {
+  auto loaded = load_or_explain();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  const auto& tok = loaded->tokenizer;
+  auto tmpl = infer::ChatTemplate::detect(tok.chat_template());
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status().message();
+  ThreadPool pool(2);
+  infer::Session session(*loaded->model, tok, pool);
+  const auto prompt = tok.encode_special(tmpl->render({{"user", "What is the capital of France?"}}, true));
+  infer::GenerateStats st;
+  ASSERT_TRUE(session.set_tokens(prompt, &st).ok());
+  infer::SamplerOptions greedy;
+  greedy.temp = 0;
+  infer::Sampler sampler(greedy);
+  const auto eot = tok.encode_special(tmpl->end_of_turn());
+  std::string answer;
+  session.continue_tokens(40, sampler, eot, [&](int32_t id) { answer += tok.token_bytes(id); }, &st);
+  EXPECT_NE(answer.find("Paris"), std::string::npos) << answer;
+}
+
+}  // namespace
+}  // namespace longctx
