@@ -96,7 +96,22 @@ int run_bench_train(const BenchFlags& f) {
 
 void register_bench(CLI::App& app, Commands& cmds) {
   auto* bench = app.add_subcommand("bench", "Benchmarks (see docs/BENCHMARKS.md)");
-  bench->require_subcommand(1);
+  // `bench -m MODEL` measures a model's inference speed; `bench train` / `bench attention` the rest.
+  bench->require_subcommand(0, 1);
+  auto mf = std::make_shared<BenchModelFlags>();
+  bench->add_option("-m,--model", mf->model, "Model to measure (prefill and generation speed)");
+  bench->add_option("-p,--n-prompt", mf->prompt, "Prompt tokens of the prefill test (0: skip)");
+  bench->add_option("-n,--n-gen", mf->gen, "Tokens of the generation test (0: skip)");
+  bench->add_option("-r,--repetitions", mf->reps, "Runs per test");
+  bench->add_option("-t,--threads", mf->threads, "Threads (default: all cores)");
+  bench->add_flag("--json", mf->json, "One JSON object");
+  bench->callback([bench, mf, &cmds] {
+    if (!bench->get_subcommands().empty()) return;
+    cmds.run = [mf] {
+      if (mf->model.empty()) return fail("bench: give -m MODEL, or one of the subcommands train, attention");
+      return run_bench_model(*mf);
+    };
+  });
   auto* tr = bench->add_subcommand("train", "Training throughput of a preset on random tokens");
   auto f = std::make_shared<BenchFlags>();
   tr->add_option("--preset", f->preset, "Model preset");

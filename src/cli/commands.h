@@ -19,5 +19,15 @@ void register_quantize(CLI::App& app, Commands& cmds);
 void register_info(CLI::App& app, Commands& cmds);
 void register_chat(CLI::App& app, Commands& cmds);
 void register_bench_attention(CLI::App& bench, Commands& cmds);  // under `bench`
+void register_perplexity(CLI::App& app, Commands& cmds);
+
+// `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
+struct BenchModelFlags {
+  std::string model;
+  int64_t prompt = 512, gen = 128;
+  int reps = 5, threads = 0;
+  bool json = false;
+};
+int run_bench_model(const BenchModelFlags& f);
 
 }  // namespace longctx::cli

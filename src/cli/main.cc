@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   register_eval(app, cmds);
   register_info(app, cmds);
   register_chat(app, cmds);
+  register_perplexity(app, cmds);
   register_bench(app, cmds);
   register_quantize(app, cmds);
   try {

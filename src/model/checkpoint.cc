@@ -1,6 +1,8 @@
 #include "model/checkpoint.h"
 
 #include <cstring>
+
+#include "quant/formats.h"
 #include <set>
 
 namespace longctx::model {
@@ -296,6 +298,25 @@ Status save_checkpoint(const std::string& path, const Model& model, const tokeni
   return w.write(path);
 }
 
+Status read_weights(const io::GgufFile& f, Model& m) {
+  const ParamLayout& layout = m.layout();
+  for (const auto& ti : f.tensors())
+    if (!layout.find(ti.name)) return Status::Error("unexpected tensor '" + ti.name + "'");
+  for (const ParamTensor& t : layout.tensors()) {
+    const io::GgufTensorInfo* ti = f.find_tensor(t.name);
+    if (!ti) return Status::Error("tensor '" + t.name + "' is missing");
+    const std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
+    if (ti->dims != dims) return Status::Error("tensor '" + t.name + "' has a shape inconsistent with the config");
+    const int64_t row = dims[0], rows = t.numel / row;
+    const int64_t row_bytes = static_cast<int64_t>(ti->n_bytes) / rows;
+    for (int64_t r = 0; r < rows; ++r) {
+      Status st = quant::dequantize_row(ti->type, ti->data + r * row_bytes, m.params() + t.offset + r * row, row);
+      if (!st.ok()) return st.Wrap("tensor '" + t.name + "'");
+    }
+  }
+  return Status::Ok();
+}
+
 Expected<LoadedModel> load_checkpoint(const std::string& path) {
   auto f = io::GgufFile::open(path);
   if (!f.ok()) return f.status();
@@ -308,18 +329,8 @@ Expected<LoadedModel> load_checkpoint(const std::string& path) {
     return fail(Status::Error("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens but the model " +
                               std::to_string(cfg->vocab_size)));
   LoadedModel out{std::make_unique<Model>(*cfg), std::move(*tok)};
-  const ParamLayout& layout = out.model->layout();
-  for (const auto& ti : f->tensors())
-    if (!layout.find(ti.name)) return fail(Status::Error("unexpected tensor '" + ti.name + "'"));
-  for (const ParamTensor& t : layout.tensors()) {
-    const io::GgufTensorInfo* ti = f->find_tensor(t.name);
-    if (!ti) return fail(Status::Error("tensor '" + t.name + "' is missing"));
-    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
-    if (ti->dims != dims) return fail(Status::Error("tensor '" + t.name + "' has a shape inconsistent with the config"));
-    if (ti->type != kGgmlF32) return fail(Status::Error("tensor '" + t.name + "' is " + io::ggml_type_name(ti->type) +
-                                                        ", checkpoints hold F32"));
-    std::memcpy(out.model->params() + t.offset, ti->data, t.numel * sizeof(float));
-  }
+  Status st = read_weights(*f, *out.model);
+  if (!st.ok()) return fail(st);
   return out;
 }
 

@@ -21,6 +21,10 @@ struct LoadedModel {
 Status save_checkpoint(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok);
 Expected<LoadedModel> load_checkpoint(const std::string& path);
 
+// Copies every tensor of m's layout from f (any supported tensor type, dequantized to fp32).
+// Errors: a tensor missing, of another shape, of an unsupported type, or one m does not have.
+Status read_weights(const io::GgufFile& f, Model& m);
+
 // Tokenizer keys alone (what `longctx tokenizer train` writes) or inside any checkpoint.
 void write_tokenizer_keys(io::GgufWriter& w, const tokenizer::BpeTokenizer& tok);
 Status save_tokenizer(const std::string& path, const tokenizer::BpeTokenizer& tok);

@@ -1,35 +1,8 @@
 #include "model/pretrained.h"
 
-#include <vector>
-
 #include "model/architectures/llama.h"
-#include "quant/formats.h"
 
 namespace longctx::model {
-namespace {
-
-// Copies every tensor of the layout from the file, dequantizing rows to fp32. Every tensor of
-// the file must be one the layout knows, with the layout's shape.
-Status load_weights(const io::GgufFile& f, Model& m) {
-  const ParamLayout& layout = m.layout();
-  for (const auto& ti : f.tensors())
-    if (!layout.find(ti.name)) return Status::Error("unexpected tensor '" + ti.name + "' for this architecture");
-  for (const ParamTensor& t : layout.tensors()) {
-    const io::GgufTensorInfo* ti = f.find_tensor(t.name);
-    if (!ti) return Status::Error("tensor '" + t.name + "' is missing");
-    const std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
-    if (ti->dims != dims) return Status::Error("tensor '" + t.name + "' has a shape inconsistent with the config");
-    const int64_t row = dims[0], rows = t.numel / row;
-    const int64_t row_bytes = static_cast<int64_t>(ti->n_bytes) / rows;
-    for (int64_t r = 0; r < rows; ++r) {
-      Status st = quant::dequantize_row(ti->type, ti->data + r * row_bytes, m.params() + t.offset + r * row, row);
-      if (!st.ok()) return st.Wrap("tensor '" + t.name + "'");
-    }
-  }
-  return Status::Ok();
-}
-
-}  // namespace
 
 Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt) {
   auto f = io::GgufFile::open(path);
@@ -57,7 +30,7 @@ Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt
     return fail(Status::Error("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens but the model " +
                               std::to_string(cfg->vocab_size)));
   LoadedModel out{std::make_unique<Model>(*cfg), std::move(*tok)};
-  Status st = load_weights(*f, *out.model);
+  Status st = read_weights(*f, *out.model);
   if (!st.ok()) return fail(st);
   return out;
 }

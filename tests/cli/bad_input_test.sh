@@ -62,6 +62,16 @@ expect_error eval-truncated "" -- "$bin" eval -m "$work/truncated.gguf" --data "
 expect_error bench-attention-bad-len "" -- "$bin" bench attention --seq-len 0
 expect_error bench-attention-bad-impl "" -- "$bin" bench attention --seq-len 64 --impl dense
 expect_error bench-attention-bad-tiles "" -- "$bin" bench attention --seq-len 64 --tiles 16
+expect_error info-missing "" -- "$bin" info "$work/nope.gguf"
+expect_error info-truncated "" -- "$bin" info "$work/truncated_header.gguf"
+expect_error perplexity-missing-text "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/nope.txt"
+expect_error perplexity-text-too-short "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/empty.txt"
+expect_error perplexity-bad-model "" -- "$bin" perplexity -m "$work/badmagic.gguf" -f "$work/corpus.txt"
+expect_error chat-unknown-template "" -- "$bin" chat -m "$work/good.gguf" --chat-template alpaca
+expect_error chat-no-template "" -- "$bin" chat -m "$work/good.gguf"
+expect_error bench-model-missing "" -- "$bin" bench -m "$work/nope.gguf"
+expect_error bench-model-too-long "" -- "$bin" bench -m "$work/good.gguf" -p 100000
+expect_error bench-nothing "" -- "$bin" bench
 expect_error bad-temp "" -- "$bin" generate -m "$work/good.gguf" -p hi --temp -1
 expect_error bad-top-p "" -- "$bin" generate -m "$work/good.gguf" -p hi --top-p 0
 expect_error prompt-too-long "" -- "$bin" generate -m "$work/good.gguf" -p "$(head -c 4000 "$work/corpus.txt")" -n 1

@@ -1,0 +1,63 @@
+// Linear layers over GGUF-quantized weights, for inference: y[n, out] = x[n, in] W^T (+ bias),
+// W [out, in] row-major in ggml blocks (the PyTorch / GGUF convention, as kernels::linear_forward).
+//
+// Quantized W (Q8_0, Q4_0, Q4_1): each row of x is quantized to 8 bits in blocks of 32 (the
+// "Q8" activations of ggml's vec_dot_q*_q8_*), then every block product is an exact integer dot
+// product scaled once per block:
+//   x block b:  d_b = amax_b / 127 (fp32, not rounded to fp16), id_b = d_b != 0 ? 1 / d_b : 0,
+//               q_j = round-half-to-even(x_j * id_b) clamped to [-127, 127],  s_b = d_b * sum_j q_j
+//   Q8_0 / Q4_0 (w_j = dw * c_j, c_j = q or nibble - 8):  y += dw * (d_b * sum_j c_j q_j)
+//   Q4_1        (w_j = dw * nibble_j + m):                y += dw * (d_b * sum_j nibble_j q_j) + m * s_b
+// s_b is the Q8_1 idea: Q4_1's offset m meets the block sum of x, not each element.
+// The error against fp32 x W^T is that of the activation rounding: |x_j - d_b q_j| <= d_b / 2.
+// F16 W: fp32 x times W converted to fp32 (no quantization). F32 W: kernels::linear_forward.
+//
+// Paths (chosen at run time with CPUID; the build itself is baseline x86-64):
+//   kAvx512Vnni  AVX-512 F/BW/DQ/VL + VNNI: vpdpbusd on two blocks per 512-bit register (the
+//                unsigned operand is the weight: Q4 nibbles as they are, Q8_0 as q + 128, with
+//                the constant removed through x's per-lane sums, so every block sum is exact)
+//   kAvx2        AVX2 + FMA + F16C: vpmaddubsw / vpmaddwd (Q8_0 through the sign trick)
+//   kScalar      plain C++ (any CPU; the twin the SIMD paths are tested against)
+// All paths quantize x identically (bit for bit), so they differ only in the order of the fp32
+// additions (~1e-6 relative).
+//
+// Threading: n == 1 (decode) splits W's rows over the pool; n > 1 (prefill) tiles 4 rows of x
+// against chunks of W's rows that stay in cache, so each W block is loaded once per 4 rows of x.
+// Every output is computed by one thread with one fixed order of operations: results do not
+// depend on the thread count, nor on the tiling.
+#pragma once
+#include <cstdint>
+
+#include "core/thread_pool.h"
+
+namespace longctx::kernels {
+
+// A weight matrix W [rows = out, cols = in] in one GGUF tensor type (quant::kQ8_0, kQ4_0,
+// kQ4_1, kF16 or kF32). Row r starts at data + r * row_bytes (row_bytes >= the bytes of cols
+// elements, quant::row_bytes; usually equal). For quantized types cols % 32 == 0.
+// The data need no alignment.
+struct QMatrix {
+  uint32_t type = 0;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+  int64_t row_bytes = 0;
+};
+
+enum class QPath { kAuto, kScalar, kAvx2, kAvx512Vnni };
+
+// True for the types qlinear_forward takes.
+bool qmatmul_supports(uint32_t type);
+// Whether this CPU (and OS) can run a path; kAuto and kScalar always can.
+bool qmatmul_path_supported(QPath path);
+// The path kAuto picks on this CPU (the best supported one), and names for logs.
+QPath qmatmul_best_path();
+const char* qmatmul_path_name(QPath path);
+
+// y[n_rows_x, w.rows] = x[n_rows_x, w.cols] W^T (+ bias[w.rows] on every row; bias may be null).
+// y must not overlap x. `path` forces one path (tests, benchmarks); forcing a path this CPU lacks
+// is a CHECK failure, like an unsupported type or a malformed QMatrix (the loader validates
+// files). Call from outside pool tasks (it runs parallel_range on `pool`).
+void qlinear_forward(ThreadPool& pool, const float* x, int64_t n_rows_x, const QMatrix& w, const float* bias,
+                     float* y, QPath path = QPath::kAuto);
+
+}  // namespace longctx::kernels
