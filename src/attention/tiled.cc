@@ -135,6 +135,20 @@ struct Scratch {
   }
 };
 
+// One Scratch per pool thread, made on the thread's first task of a call.
+class ScratchSet {
+ public:
+  ScratchSet(int threads, int64_t rows, int64_t bc, int64_t hd) : s_(threads), rows_(rows), bc_(bc), hd_(hd) {}
+  Scratch& get(int thread) {
+    if (!s_[thread]) s_[thread] = std::make_unique<Scratch>(rows_, bc_, hd_);
+    return *s_[thread];
+  }
+
+ private:
+  std::vector<std::unique_ptr<Scratch>> s_;
+  int64_t rows_, bc_, hd_;
+};
+
 // Everything a task needs about the call, with the row bookkeeping of a stacked block.
 struct Ctx {
   const AttentionDims& d;
@@ -221,12 +235,11 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts);
   const Ctx c(d, spec, plan);
-  const int64_t hd = d.head_dim, Rmax = plan.group * plan.max_rows();
-  std::vector<std::unique_ptr<Scratch>> scratch(pool.threads());
+  const int64_t hd = d.head_dim;
+  ScratchSet scratch(pool.threads(), plan.group * plan.max_rows(), plan.bc, hd);
   const int64_t n_tasks = d.batch * d.kv_heads * plan.n_qb;
   pool.parallel_for_dynamic(n_tasks, [&](int64_t task, int thread) {
-    if (!scratch[thread]) scratch[thread] = std::make_unique<Scratch>(Rmax, plan.bc, hd);
-    Scratch& w = *scratch[thread];
+    Scratch& w = scratch.get(thread);
     const int64_t qb = plan.n_qb - 1 - task % plan.n_qb;  // late (heavier causal) blocks first
     const int64_t bg = task / plan.n_qb;
     const int64_t b = bg / d.kv_heads;
@@ -273,12 +286,8 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts);
   const Ctx c(d, spec, plan);
-  const int64_t hd = d.head_dim, Rmax = plan.group * plan.max_rows();
-  std::vector<std::unique_ptr<Scratch>> scratch(pool.threads());
-  auto get = [&](int thread) -> Scratch& {
-    if (!scratch[thread]) scratch[thread] = std::make_unique<Scratch>(Rmax, plan.bc, hd);
-    return *scratch[thread];
-  };
+  const int64_t hd = d.head_dim;
+  ScratchSet scratch(pool.threads(), plan.group * plan.max_rows(), plan.bc, hd);
   // D = rowsum(dO * O), [batch, heads, seq_len].
   std::vector<float> Dsum(d.batch * d.heads * d.seq_len);
   pool.parallel_range(d.batch * d.seq_len, [&](int64_t r0, int64_t r1, int) {
@@ -291,7 +300,7 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
 
   // dQ pass.
   pool.parallel_for_dynamic(d.batch * d.kv_heads * plan.n_qb, [&](int64_t task, int thread) {
-    Scratch& w = get(thread);
+    Scratch& w = scratch.get(thread);
     const int64_t qb = plan.n_qb - 1 - task % plan.n_qb;
     const int64_t b = task / plan.n_qb / d.kv_heads;
     const int g = static_cast<int>(task / plan.n_qb % d.kv_heads);
@@ -319,7 +328,7 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
 
   // dK / dV pass: one task per key column cell, visiting the query blocks that see it.
   pool.parallel_for_dynamic(d.batch * d.kv_heads * plan.n_cells, [&](int64_t task, int thread) {
-    Scratch& w = get(thread);
+    Scratch& w = scratch.get(thread);
     const int64_t cell = task % plan.n_cells;
     const int64_t b = task / plan.n_cells / d.kv_heads;
     const int g = static_cast<int>(task / plan.n_cells % d.kv_heads);

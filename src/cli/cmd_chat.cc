@@ -104,13 +104,7 @@ void register_chat(CLI::App& app, Commands& cmds) {
   c->add_option("--chat-template", f->chat_template, "chatml, llama2, llama3 or mistral (default: from the model)");
   c->add_option("-n,--n-predict", f->n, "Tokens per answer at most");
   c->add_option("--ctx", f->ctx, "Context length (default: the model's)");
-  c->add_option("--temp", f->s.temp, "Temperature (0: greedy)");
-  c->add_option("--top-k", f->s.top_k, "Keep the k most likely tokens (0: off)");
-  c->add_option("--top-p", f->s.top_p, "Nucleus sampling threshold (1: off)");
-  c->add_option("--min-p", f->s.min_p, "Drop tokens below min-p times the best one's probability (0: off)");
-  c->add_option("--repeat-penalty", f->s.repeat_penalty, "Penalty on recently seen tokens (1: off)");
-  c->add_option("--repeat-last-n", f->s.repeat_last_n, "How many recent tokens the penalty looks at");
-  c->add_option("--seed", f->s.seed, "Sampling seed");
+  add_sampling_flags(c, f->s);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_chat(*f); }; });
 }

@@ -27,13 +27,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
   c->add_option("--ctx", o->ctx, "Context length (default: the model's)");
   c->add_option("-p,--prompt", o->prompt, "Prompt text");
   c->add_option("-n,--n-predict", o->n, "Tokens to generate at most");
-  c->add_option("--temp", o->s.temp, "Temperature (0: greedy)");
-  c->add_option("--top-k", o->s.top_k, "Keep the k most likely tokens (0: off)");
-  c->add_option("--top-p", o->s.top_p, "Nucleus sampling threshold (1: off)");
-  c->add_option("--min-p", o->s.min_p, "Drop tokens below min-p times the best one's probability (0: off)");
-  c->add_option("--repeat-penalty", o->s.repeat_penalty, "Penalty on recently seen tokens (1: off)");
-  c->add_option("--repeat-last-n", o->s.repeat_last_n, "How many recent tokens the penalty looks at");
-  c->add_option("--seed", o->s.seed, "Sampling seed");
+  add_sampling_flags(c, o->s);
   c->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   c->add_flag("--json", o->json, "Print one JSON object with the text and timings instead of streaming");
   c->callback([o, &cmds] {

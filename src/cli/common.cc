@@ -33,4 +33,14 @@ std::string format_rate(double v) {
   return buf;
 }
 
+void add_sampling_flags(CLI::App* c, infer::SamplerOptions& s) {
+  c->add_option("--temp", s.temp, "Temperature (0: greedy)");
+  c->add_option("--top-k", s.top_k, "Keep the k most likely tokens (0: off)");
+  c->add_option("--top-p", s.top_p, "Nucleus sampling threshold (1: off)");
+  c->add_option("--min-p", s.min_p, "Drop tokens below min-p times the best one's probability (0: off)");
+  c->add_option("--repeat-penalty", s.repeat_penalty, "Penalty on recently seen tokens (1: off)");
+  c->add_option("--repeat-last-n", s.repeat_last_n, "How many recent tokens the penalty looks at");
+  c->add_option("--seed", s.seed, "Sampling seed");
+}
+
 }  // namespace longctx::cli

@@ -3,7 +3,10 @@
 #include <cstdio>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include "core/status.h"
+#include "infer/sampler.h"
 
 namespace longctx::cli {
 
@@ -13,6 +16,8 @@ int fail(const std::string& message);
 bool stdout_is_tty();
 std::string format_duration(double seconds);  // "4m12s"
 std::string format_rate(double per_s);        // "12.3k"
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed.
+void add_sampling_flags(CLI::App* c, infer::SamplerOptions& s);
 
 
 }  // namespace longctx::cli

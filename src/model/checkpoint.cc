@@ -317,20 +317,23 @@ Status read_weights(const io::GgufFile& f, Model& m) {
   return Status::Ok();
 }
 
+Expected<LoadedModel> build_loaded(const io::GgufFile& f, const ModelConfig& cfg) {
+  auto tok = read_tokenizer(f);
+  if (!tok.ok()) return tok.status();
+  if (tok->vocab_size() != cfg.vocab_size)
+    return Status::Error("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens but the model " +
+                         std::to_string(cfg.vocab_size));
+  LoadedModel out{std::make_unique<Model>(cfg), std::move(*tok)};
+  LONGCTX_RETURN_IF_ERROR(read_weights(f, *out.model));
+  return out;
+}
+
 Expected<LoadedModel> load_checkpoint(const std::string& path) {
   auto f = io::GgufFile::open(path);
   if (!f.ok()) return f.status();
-  auto fail = [&](const Status& s) { return s.Wrap("checkpoint '" + path + "'"); };
   auto cfg = read_config(*f);
-  if (!cfg.ok()) return fail(cfg.status());
-  auto tok = read_tokenizer(*f);
-  if (!tok.ok()) return fail(tok.status());
-  if (tok->vocab_size() != cfg->vocab_size)
-    return fail(Status::Error("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens but the model " +
-                              std::to_string(cfg->vocab_size)));
-  LoadedModel out{std::make_unique<Model>(*cfg), std::move(*tok)};
-  Status st = read_weights(*f, *out.model);
-  if (!st.ok()) return fail(st);
+  Expected<LoadedModel> out = cfg.ok() ? build_loaded(*f, *cfg) : Expected<LoadedModel>(cfg.status());
+  if (!out.ok()) return out.status().Wrap("checkpoint '" + path + "'");
   return out;
 }
 

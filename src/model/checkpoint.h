@@ -24,6 +24,8 @@ Expected<LoadedModel> load_checkpoint(const std::string& path);
 // Copies every tensor of m's layout from f (any supported tensor type, dequantized to fp32).
 // Errors: a tensor missing, of another shape, of an unsupported type, or one m does not have.
 Status read_weights(const io::GgufFile& f, Model& m);
+// A model of config `cfg` with f's tokenizer and weights (any architecture's GGUF).
+Expected<LoadedModel> build_loaded(const io::GgufFile& f, const ModelConfig& cfg);
 
 // Tokenizer keys alone (what `longctx tokenizer train` writes) or inside any checkpoint.
 void write_tokenizer_keys(io::GgufWriter& w, const tokenizer::BpeTokenizer& tok);

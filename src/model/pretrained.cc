@@ -24,14 +24,8 @@ Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt
   if (*arch == "llama") cfg = arch::llama_config(*f);
   if (!cfg.ok()) return fail(cfg.status());
   if (opt.ctx > 0) cfg->ctx = opt.ctx;
-  auto tok = read_tokenizer(*f);
-  if (!tok.ok()) return fail(tok.status());
-  if (tok->vocab_size() != cfg->vocab_size)
-    return fail(Status::Error("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens but the model " +
-                              std::to_string(cfg->vocab_size)));
-  LoadedModel out{std::make_unique<Model>(*cfg), std::move(*tok)};
-  Status st = read_weights(*f, *out.model);
-  if (!st.ok()) return fail(st);
+  auto out = build_loaded(*f, *cfg);
+  if (!out.ok()) return fail(out.status());
   return out;
 }
 
