@@ -10,19 +10,23 @@
 //   Q4_1        (w_j = dw * nibble_j + m):                y += dw * (d_b * sum_j nibble_j q_j) + m * s_b
 // s_b is the Q8_1 idea: Q4_1's offset m meets the block sum of x, not each element.
 // The error against fp32 x W^T is that of the activation rounding: |x_j - d_b q_j| <= d_b / 2.
-// F16 W: fp32 x times W converted to fp32 (no quantization). F32 W: kernels::linear_forward.
+// F16 W: fp32 x times W converted to fp32 (no quantization). F32 W: the OpenBLAS product
+// (kernels::gemm), whatever the path.
 //
-// Paths (chosen at run time with CPUID; the build itself is baseline x86-64):
-//   kAvx512Vnni  AVX-512 F/BW/DQ/VL + VNNI: vpdpbusd on two blocks per 512-bit register (the
-//                unsigned operand is the weight: Q4 nibbles as they are, Q8_0 as q + 128, with
-//                the constant removed through x's per-lane sums, so every block sum is exact)
+// Paths (chosen at run time with CPUID and XGETBV; the build itself is baseline x86-64):
+//   kAvx512Vnni  AVX-512 F/BW/DQ/VL + VNNI: vpdpbusd, the weight as the unsigned operand (Q4
+//                nibbles as they are, Q8_0 as q + 128, the constant removed exactly through x's
+//                sums). Q8_0 two blocks per register; Q4 16 blocks at a time, reduced to one
+//                integer per block in registers (cpu/qmatmul_avx512.cc)
 //   kAvx2        AVX2 + FMA + F16C: vpmaddubsw / vpmaddwd (Q8_0 through the sign trick)
 //   kScalar      plain C++ (any CPU; the twin the SIMD paths are tested against)
-// All paths quantize x identically (bit for bit), so they differ only in the order of the fp32
-// additions (~1e-6 relative).
+// All paths quantize x identically (bit for bit, finite x), so they differ only in the order of
+// the fp32 additions (~1e-6 relative).
 //
 // Threading: n == 1 (decode) splits W's rows over the pool; n > 1 (prefill) tiles 4 rows of x
 // against chunks of W's rows that stay in cache, so each W block is loaded once per 4 rows of x.
+// Products under 16384 blocks (~16 us on one core) stay on the calling thread: waking the pool
+// costs about as much.
 // Every output is computed by one thread with one fixed order of operations: results do not
 // depend on the thread count, nor on the tiling.
 #pragma once
@@ -57,7 +61,7 @@ const char* qmatmul_path_name(QPath path);
 // y must not overlap x. `path` forces one path (tests, benchmarks); forcing a path this CPU lacks
 // is a CHECK failure, like an unsupported type or a malformed QMatrix (the loader validates
 // files). Call from outside pool tasks (it runs parallel_range on `pool`).
-void qlinear_forward(ThreadPool& pool, const float* x, int64_t n_rows_x, const QMatrix& w, const float* bias,
-                     float* y, QPath path = QPath::kAuto);
+void qlinear_forward(ThreadPool& pool, const float* x, int64_t n_rows_x, const QMatrix& w, const float* bias, float* y,
+                     QPath path = QPath::kAuto);
 
 }  // namespace longctx::kernels
