@@ -12,8 +12,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "io/gguf.h"
-#include "model/architectures/llama.h"
-#include "model/checkpoint.h"
+#include "model/pretrained.h"
 
 namespace longctx::cli {
 namespace {
@@ -31,9 +30,7 @@ int run_info(const InfoFlags& f) {
   if (!file.ok()) return fail(file.status());
   auto arch = file->get_string("general.architecture");
   if (!arch.ok()) return fail(arch.status().Wrap("model '" + f.model + "'"));
-  Expected<model::ModelConfig> cfg = Status::Error("architecture '" + *arch + "' is not supported");
-  if (*arch == "longctx") cfg = model::read_config(*file);
-  else if (*arch == "llama") cfg = model::arch::llama_config(*file);
+  auto cfg = model::config_of(*file);
   if (!cfg.ok()) return fail(cfg.status().Wrap("model '" + f.model + "'"));
   if (f.ctx < 0) return fail("--ctx must be >= 0");
   if (f.ctx > 0) cfg->ctx = f.ctx;

@@ -4,6 +4,14 @@
 
 namespace longctx::model {
 
+Expected<ModelConfig> config_of(const io::GgufFile& f) {
+  auto arch = f.get_string("general.architecture");
+  if (!arch.ok()) return arch.status();
+  if (*arch == "longctx") return read_config(f);
+  if (*arch == "llama") return arch::llama_config(f);
+  return Status::Error("architecture '" + *arch + "' is not supported (expected longctx or llama)");
+}
+
 Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt) {
   auto f = io::GgufFile::open(path);
   if (!f.ok()) return f.status();
@@ -20,8 +28,7 @@ Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt
     loaded->model = std::move(*m);
     return loaded;
   }
-  Expected<ModelConfig> cfg = Status::Error("architecture '" + *arch + "' is not supported (expected longctx or llama)");
-  if (*arch == "llama") cfg = arch::llama_config(*f);
+  auto cfg = config_of(*f);
   if (!cfg.ok()) return fail(cfg.status());
   if (opt.ctx > 0) cfg->ctx = opt.ctx;
   auto out = build_loaded(*f, *cfg);

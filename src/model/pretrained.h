@@ -14,5 +14,7 @@ struct LoadOptions {
 };
 
 Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt = {});
+// The ModelConfig of a GGUF of any supported architecture (general.architecture decides).
+Expected<ModelConfig> config_of(const io::GgufFile& f);
 
 }  // namespace longctx::model
