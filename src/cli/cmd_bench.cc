@@ -105,6 +105,7 @@ void register_bench(CLI::App& app, Commands& cmds) {
   bench->add_option("-r,--repetitions", mf->reps, "Runs per test");
   bench->add_option("-t,--threads", mf->threads, "Threads (default: all cores)");
   bench->add_flag("--json", mf->json, "One JSON object");
+  add_dequantize_flag(bench, mf->dequantize);
   bench->callback([bench, mf, &cmds] {
     if (!bench->get_subcommands().empty()) return;
     cmds.run = [mf] {

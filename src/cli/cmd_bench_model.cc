@@ -39,7 +39,9 @@ int run_bench_model(const BenchModelFlags& f) {
   if (f.prompt < 0 || f.gen < 0 || f.reps < 1) return fail("-p and -n must be >= 0 and -r >= 1");
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
-  auto loaded = model::load_model(f.model);
+  model::LoadOptions lo;
+  lo.keep_quantized = !f.dequantize;
+  auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
   model::Model& m = *loaded->model;
   const int64_t ctx = m.config().ctx, V = m.config().vocab_size;

@@ -24,6 +24,7 @@ struct ChatFlags {
   std::string model, system, chat_template;
   int64_t n = 512;
   int threads = 0, ctx = 0;
+  bool dequantize = false;
   infer::SamplerOptions s;
 };
 
@@ -34,6 +35,7 @@ int run_chat(const ChatFlags& f) {
   ThreadPool::set_default_threads(f.threads);
   model::LoadOptions lo;
   lo.ctx = f.ctx;
+  lo.keep_quantized = !f.dequantize;
   auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
   const tokenizer::BpeTokenizer& tok = loaded->tokenizer;
@@ -105,6 +107,7 @@ void register_chat(CLI::App& app, Commands& cmds) {
   c->add_option("-n,--n-predict", f->n, "Tokens per answer at most");
   c->add_option("--ctx", f->ctx, "Context length (default: the model's)");
   add_sampling_flags(c, f->s);
+  add_dequantize_flag(c, f->dequantize);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_chat(*f); }; });
 }

@@ -19,7 +19,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
     std::string model, prompt;
     int64_t n = 200;
     int threads = 0, ctx = 0;
-    bool json = false;
+    bool json = false, dequantize = false;
     infer::SamplerOptions s;
   };
   auto o = std::make_shared<Opts>();
@@ -28,6 +28,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
   c->add_option("-p,--prompt", o->prompt, "Prompt text");
   c->add_option("-n,--n-predict", o->n, "Tokens to generate at most");
   add_sampling_flags(c, o->s);
+  add_dequantize_flag(c, o->dequantize);
   c->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   c->add_flag("--json", o->json, "Print one JSON object with the text and timings instead of streaming");
   c->callback([o, &cmds] {
@@ -38,6 +39,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
       if (o->ctx < 0) return fail("--ctx must be >= 0");
       model::LoadOptions lo;
       lo.ctx = o->ctx;
+      lo.keep_quantized = !o->dequantize;
       auto loaded = model::load_model(o->model, lo);
       if (!loaded.ok()) return fail(loaded.status());
       infer::Session session(*loaded->model, loaded->tokenizer, ThreadPool::global());

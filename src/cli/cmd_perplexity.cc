@@ -24,14 +24,16 @@ struct PplFlags {
   std::string model, file;
   int ctx = 0, threads = 0;
   int64_t stride = 0, chunks = 0;
-  bool json = false;
+  bool json = false, dequantize = false;
 };
 
 int run_perplexity(const PplFlags& f) {
   if (f.ctx < 0 || f.stride < 0 || f.chunks < 0) return fail("--ctx, --stride and --chunks must be >= 0");
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
-  auto loaded = model::load_model(f.model);
+  model::LoadOptions lo;
+  lo.keep_quantized = !f.dequantize;
+  auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
   const int L = f.ctx > 0 ? f.ctx : std::min(512, loaded->model->config().ctx);
   if (L > loaded->model->config().ctx) {
@@ -80,6 +82,7 @@ void register_perplexity(CLI::App& app, Commands& cmds) {
   c->add_option("--chunks", f->chunks, "Score at most this many windows' worth of tokens (0: the whole file)");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object");
+  add_dequantize_flag(c, f->dequantize);
   c->callback([f, &cmds] { cmds.run = [f] { return run_perplexity(*f); }; });
 }
 

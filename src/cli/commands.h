@@ -26,7 +26,7 @@ struct BenchModelFlags {
   std::string model;
   int64_t prompt = 512, gen = 128;
   int reps = 5, threads = 0;
-  bool json = false;
+  bool json = false, dequantize = false;
 };
 int run_bench_model(const BenchModelFlags& f);
 

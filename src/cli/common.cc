@@ -33,6 +33,11 @@ std::string format_rate(double v) {
   return buf;
 }
 
+void add_dequantize_flag(CLI::App* c, bool& dequantize) {
+  c->add_flag("--dequantize", dequantize,
+              "Dequantize all weights to fp32 on load (reference path: slower, several times the memory)");
+}
+
 void add_sampling_flags(CLI::App* c, infer::SamplerOptions& s) {
   c->add_option("--temp", s.temp, "Temperature (0: greedy)");
   c->add_option("--top-k", s.top_k, "Keep the k most likely tokens (0: off)");

@@ -18,6 +18,9 @@ std::string format_duration(double seconds);  // "4m12s"
 std::string format_rate(double per_s);        // "12.3k"
 // --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed.
 void add_sampling_flags(CLI::App* c, infer::SamplerOptions& s);
+// --dequantize: every weight dequantized to fp32 on load (the reference path), instead of the
+// matrices read in place in their file type.
+void add_dequantize_flag(CLI::App* c, bool& dequantize);
 
 
 }  // namespace longctx::cli

@@ -1,11 +1,12 @@
 // TensorView: a non-owning, strided fp32 view of up to 4 dimensions (row-major, last dim fastest).
-// Buffer: an owning, 64-byte aligned fp32 allocation.
+// Buffer: an owning, 64-byte aligned, zero-filled fp32 allocation.
 #pragma once
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <utility>
 
 #include "core/check.h"
 
@@ -43,27 +44,40 @@ struct TensorView {
   float* row(int64_t r) const { return data + r * stride[ndim - 2 >= 0 ? ndim - 2 : 0]; }
 };
 
-struct AlignedFree { void operator()(float* p) const { std::free(p); } };
-
+// Buffer: zero-filled on creation. Allocations of 1 MiB and more come straight from the kernel
+// (anonymous mmap), whose pages are zero and become resident only when first written: a model
+// whose matrices are read from the file mapping never pays for their fp32 slots.
 class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(int64_t n) { resize(n); }
-  void resize(int64_t n) {
-    size_ = n;
-    size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
-    if (bytes == 0) bytes = 64;
-    p_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    CHECK_MSG(p_ != nullptr, "out of memory");
-    std::memset(p_.get(), 0, bytes);
+  Buffer(Buffer&& o) noexcept { swap(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    Buffer tmp(std::move(o));
+    swap(tmp);
+    return *this;
   }
-  float* data() const { return p_.get(); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { release(); }
+
+  void resize(int64_t n);
+  float* data() const { return p_; }
   int64_t size() const { return size_; }
-  void zero() { if (size_) std::memset(p_.get(), 0, size_ * sizeof(float)); }
+  void zero() { if (size_) std::memset(p_, 0, size_ * sizeof(float)); }
 
  private:
-  std::unique_ptr<float, AlignedFree> p_;
+  void release();
+  void swap(Buffer& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(size_, o.size_);
+    std::swap(bytes_, o.bytes_);
+    std::swap(mapped_, o.mapped_);
+  }
+  float* p_ = nullptr;
   int64_t size_ = 0;
+  size_t bytes_ = 0;
+  bool mapped_ = false;
 };
 
 }  // namespace longctx

@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 
 #include "core/check.h"
@@ -39,19 +40,48 @@ void ThreadPool::run_slot(int slot) {
   if (b < e) (*job_)(b, e, slot);
 }
 
+namespace {
+constexpr int64_t kSpinMicros = 200;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until done() or kSpinMicros have passed; true when done() held.
+template <class F>
+bool spin_until(F done) {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + std::chrono::microseconds(kSpinMicros);
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && clock::now() > deadline) return done();
+  }
+}
+}  // namespace
+
+// Sleeping and waking: a sleeper registers (sleepers_ / caller_sleeping_) under mu_ before it
+// re-checks its condition, and a waker changes the condition before it reads the registration,
+// both sequentially consistent: either the sleeper sees the change, or the waker sees the
+// sleeper and notifies under mu_.
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    {
+    auto started = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(started)) {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      sleepers_.fetch_add(1);
+      cv_start_.wait(lk, started);
+      sleepers_.fetch_sub(1);
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     run_slot(index);
-    {
+    if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+      cv_done_.notify_one();
     }
   }
 }
@@ -61,17 +91,22 @@ void ThreadPool::parallel_range(int64_t n, const std::function<void(int64_t, int
   CHECK_MSG(!t_in_task, "ThreadPool::parallel_range called from inside a pool task");
   TaskScope scope;
   if (threads_ == 1 || n == 1) { fn(0, n, 0); return; }
-  {
+  n_ = n;
+  job_ = &fn;
+  pending_.store(threads_ - 1);
+  generation_.fetch_add(1);  // publishes n_, job_ and pending_ to the workers
+  if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lk(mu_);
-    n_ = n;
-    job_ = &fn;
-    pending_ = threads_ - 1;
-    ++generation_;
+    cv_start_.notify_all();
   }
-  cv_start_.notify_all();
   run_slot(0);
-  std::unique_lock<std::mutex> lk(mu_);
-  cv_done_.wait(lk, [&] { return pending_ == 0; });
+  auto finished = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(finished)) {
+    std::unique_lock<std::mutex> lk(mu_);
+    caller_sleeping_.store(true);
+    cv_done_.wait(lk, finished);
+    caller_sleeping_.store(false);
+  }
   job_ = nullptr;
 }
 

@@ -20,8 +20,13 @@
 //                integer per block in registers (cpu/qmatmul_avx512.cc)
 //   kAvx2        AVX2 + FMA + F16C: vpmaddubsw / vpmaddwd (Q8_0 through the sign trick)
 //   kScalar      plain C++ (any CPU; the twin the SIMD paths are tested against)
-// All paths quantize x identically (bit for bit, finite x), so they differ only in the order of
-// the fp32 additions (~1e-6 relative).
+//   kDequant     W dequantized to fp32 in panels of rows (exactly the gguf values), then the
+//                OpenBLAS product of fp32 x: no activation rounding. kAuto takes it for prefill
+//                (n >= 32 rows of x), where it is faster on a 2-core AVX-512 VM (pp512 of
+//                SmolLM2-135M Q4_1: see docs/BENCHMARKS.md) and more accurate; the integer
+//                paths serve decode, where W's bytes are the cost.
+// All integer paths quantize x identically (bit for bit, finite x), so they differ only in the
+// order of the fp32 additions (~1e-6 relative).
 //
 // Threading: n == 1 (decode) splits W's rows over the pool; n > 1 (prefill) tiles 4 rows of x
 // against chunks of W's rows that stay in cache, so each W block is loaded once per 4 rows of x.
@@ -47,7 +52,7 @@ struct QMatrix {
   int64_t row_bytes = 0;
 };
 
-enum class QPath { kAuto, kScalar, kAvx2, kAvx512Vnni };
+enum class QPath { kAuto, kScalar, kAvx2, kAvx512Vnni, kDequant };
 
 // True for the types qlinear_forward takes.
 bool qmatmul_supports(uint32_t type);

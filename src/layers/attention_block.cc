@@ -27,7 +27,7 @@ attention::AttentionDims batch_dims(const model::LayerConfig& lc, int64_t batch,
 }  // namespace
 
 void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
-                       const float* alibi, const float* x_in, int64_t batch, int64_t seq_len, int64_t pos0,
+                       const BlockMatrices* mats, const float* alibi, const float* x_in, int64_t batch, int64_t seq_len, int64_t pos0,
                        KvStore* cache, float* x_out, AttentionSaved* saved) {
   const auto& c = *ctx.config;
   ThreadPool& pool = *ctx.pool;
@@ -41,9 +41,9 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
   float* q = arena.alloc(rows * qd);
   float* k = arena.alloc(rows * kvd);
   float* v = arena.alloc(rows * kvd);
-  kernels::linear_forward(pool, h, rows, D, p.wq, p.bq, qd, q);
-  kernels::linear_forward(pool, h, rows, D, p.wk, p.bk, kvd, k);
-  kernels::linear_forward(pool, h, rows, D, p.wv, p.bv, kvd, v);
+  linear(ctx, h, rows, D, p.wq, mats ? &mats->wq : nullptr, p.bq, qd, q);
+  linear(ctx, h, rows, D, p.wk, mats ? &mats->wk : nullptr, p.bk, kvd, k);
+  linear(ctx, h, rows, D, p.wv, mats ? &mats->wv : nullptr, p.bv, kvd, v);
   if (c.pos == model::PosType::kRope) {
     ctx.rope->apply(pool, q, batch, seq_len, lc.heads, qd, pos0, false);
     ctx.rope->apply(pool, k, batch, seq_len, lc.kv_heads, kvd, pos0, false);
@@ -70,7 +70,7 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
   float* lse = saved ? arena.alloc(batch * lc.heads * seq_len) : nullptr;
   const attention::MaskView mask(lc.pattern, d.kv_len, pos0, pos0 + seq_len);
   attention::tiled_forward(pool, d, {&mask, alibi}, q, kk, vv, att, lse);
-  kernels::linear_forward_residual(pool, att, rows, qd, p.wo, p.bo, D, x_in, x_out);
+  linear_residual(ctx, att, rows, qd, p.wo, mats ? &mats->wo : nullptr, p.bo, D, x_in, x_out);
   if (saved) *saved = AttentionSaved{x_in, h, mean, rstd, q, k, v, att, lse};
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "layers/context.h"
+#include "layers/linear.h"
 #include "layers/norm.h"
 #include "model/params.h"
 
@@ -41,9 +42,10 @@ struct AttentionSaved {
   float* lse = nullptr;         // [batch, heads, seq_len] log-sum-exp of the scores
 };
 
-// x_out may not alias x_in. alibi: per-head slopes or null.
+// x_out may not alias x_in. alibi: per-head slopes or null. mats: the inference views of the
+// matrices (null, or views without data: the fp32 parameters in p).
 void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
-                       const float* alibi, const float* x_in, int64_t batch, int64_t seq_len, int64_t pos0,
+                       const BlockMatrices* mats, const float* alibi, const float* x_in, int64_t batch, int64_t seq_len, int64_t pos0,
                        KvStore* cache, float* x_out, AttentionSaved* saved);
 
 // dx: on entry the gradient w.r.t. x_out, on exit w.r.t. x_in. Gradients accumulate into g.

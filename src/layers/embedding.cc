@@ -5,19 +5,26 @@
 
 #include "kernels/vec.h"
 #include "position/sinusoidal.h"
+#include "quant/formats.h"
 
 namespace longctx::layers {
 namespace {
 float sinusoidal_token_scale(int64_t model_dim) { return std::sqrt(static_cast<float>(model_dim)); }
 }  // namespace
 
-void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p, const int32_t* tokens,
+void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p, const kernels::QMatrix* qtoken,
+                       const int32_t* tokens,
                        int64_t batch, int64_t seq_len, int64_t pos0, float* x) {
   const auto& c = *ctx.config;
   const int64_t D = c.model_dim;
   ctx.pool->parallel_range(batch * seq_len, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
-      std::memcpy(x + r * D, p.token + int64_t(tokens[r]) * D, D * sizeof(float));
+      if (qtoken && qtoken->data) {
+        const auto* row = static_cast<const uint8_t*>(qtoken->data) + int64_t(tokens[r]) * qtoken->row_bytes;
+        CHECK(quant::dequantize_row(qtoken->type, row, x + r * D, D).ok());
+      } else {
+        std::memcpy(x + r * D, p.token + int64_t(tokens[r]) * D, D * sizeof(float));
+      }
       if (c.pos == model::PosType::kLearned)
         kernels::vec_add(x + r * D, p.position + (pos0 + r % seq_len) * D, x + r * D, D);
     }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/qmatmul.h"
 #include "layers/context.h"
 
 namespace longctx::layers {
@@ -14,7 +15,10 @@ struct EmbeddingParams {
   P position = nullptr;  // [ctx, model_dim], learned positions only
 };
 
-void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p, const int32_t* tokens,
+// qtoken: the token table as a view in its file type (rows dequantized on lookup), or null / a
+// view without data for the fp32 p.token.
+void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p, const kernels::QMatrix* qtoken,
+                       const int32_t* tokens,
                        int64_t batch, int64_t seq_len, int64_t pos0, float* x);
 // Accumulates dx rows into the gradient rows of the tokens (and positions) that produced them.
 void embedding_backward(const LayerContext& ctx, EmbeddingParams<float*> g, const int32_t* tokens,

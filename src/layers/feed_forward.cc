@@ -8,7 +8,7 @@
 namespace longctx::layers {
 
 void feed_forward_forward(const LayerContext& ctx, const model::LayerConfig& lc, FeedForwardParams<const float*> p,
-                          const float* x_in, int64_t rows, float* x_out, FeedForwardSaved* saved) {
+                          const BlockMatrices* mats, const float* x_in, int64_t rows, float* x_out, FeedForwardSaved* saved) {
   const auto& c = *ctx.config;
   ThreadPool& pool = *ctx.pool;
   Arena& arena = *ctx.arena;
@@ -21,15 +21,15 @@ void feed_forward_forward(const LayerContext& ctx, const model::LayerConfig& lc,
   float* gate = swiglu ? arena.alloc(rows * F) : nullptr;
   float* up = arena.alloc(rows * F);
   float* act = arena.alloc(rows * F);
-  if (swiglu) kernels::linear_forward(pool, h, rows, D, p.w_gate, p.b_gate, F, gate);
-  kernels::linear_forward(pool, h, rows, D, p.w_up, p.b_up, F, up);
+  if (swiglu) linear(ctx, h, rows, D, p.w_gate, mats ? &mats->gate : nullptr, p.b_gate, F, gate);
+  linear(ctx, h, rows, D, p.w_up, mats ? &mats->up : nullptr, p.b_up, F, up);
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
     if (swiglu)
       kernels::vec_swiglu(gate + r0 * F, up + r0 * F, act + r0 * F, (r1 - r0) * F);
     else
       kernels::vec_gelu(up + r0 * F, act + r0 * F, (r1 - r0) * F);
   });
-  kernels::linear_forward_residual(pool, act, rows, F, p.w_down, p.b_down, D, x_in, x_out);
+  linear_residual(ctx, act, rows, F, p.w_down, mats ? &mats->down : nullptr, p.b_down, D, x_in, x_out);
   if (saved) *saved = FeedForwardSaved{x_in, h, mean, rstd, gate, up, act};
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "layers/context.h"
+#include "layers/linear.h"
 #include "layers/norm.h"
 #include "model/params.h"
 
@@ -34,8 +35,9 @@ struct FeedForwardSaved {
   float* act = nullptr;   // input of Wdown
 };
 
+// mats: the inference views of the matrices, or null (see attention_forward).
 void feed_forward_forward(const LayerContext& ctx, const model::LayerConfig& lc, FeedForwardParams<const float*> p,
-                          const float* x_in, int64_t rows, float* x_out, FeedForwardSaved* saved);
+                          const BlockMatrices* mats, const float* x_in, int64_t rows, float* x_out, FeedForwardSaved* saved);
 void feed_forward_backward(const LayerContext& ctx, const model::LayerConfig& lc, FeedForwardParams<const float*> p,
                            FeedForwardParams<float*> g, const FeedForwardSaved& s, int64_t rows, float* dx);
 

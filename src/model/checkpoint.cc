@@ -1,9 +1,10 @@
 #include "model/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "quant/formats.h"
-#include <set>
 
 namespace longctx::model {
 namespace {
@@ -288,6 +289,8 @@ Expected<tokenizer::BpeTokenizer> load_tokenizer(const std::string& path) {
 }
 
 Status save_checkpoint(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok) {
+  if (model.has_mapped_weights())
+    return Status::Error("cannot save '" + path + "': the model's matrices are mapped from its file, not held in fp32");
   io::GgufWriter w;
   write_config_keys(w, model.config());
   write_tokenizer_keys(w, tok);
@@ -298,7 +301,7 @@ Status save_checkpoint(const std::string& path, const Model& model, const tokeni
   return w.write(path);
 }
 
-Status read_weights(const io::GgufFile& f, Model& m) {
+Status read_weights(const io::GgufFile& f, Model& m, const std::vector<std::string>& skip) {
   const ParamLayout& layout = m.layout();
   for (const auto& ti : f.tensors())
     if (!layout.find(ti.name)) return Status::Error("unexpected tensor '" + ti.name + "'");
@@ -307,6 +310,7 @@ Status read_weights(const io::GgufFile& f, Model& m) {
     if (!ti) return Status::Error("tensor '" + t.name + "' is missing");
     const std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
     if (ti->dims != dims) return Status::Error("tensor '" + t.name + "' has a shape inconsistent with the config");
+    if (std::find(skip.begin(), skip.end(), t.name) != skip.end()) continue;
     const int64_t row = dims[0], rows = t.numel / row;
     const int64_t row_bytes = static_cast<int64_t>(ti->n_bytes) / rows;
     for (int64_t r = 0; r < rows; ++r) {
@@ -317,14 +321,18 @@ Status read_weights(const io::GgufFile& f, Model& m) {
   return Status::Ok();
 }
 
-Expected<LoadedModel> build_loaded(const io::GgufFile& f, const ModelConfig& cfg) {
+Expected<LoadedModel> build_loaded(std::shared_ptr<const io::GgufFile> fp, const ModelConfig& cfg,
+                                   bool map_matrices) {
+  const io::GgufFile& f = *fp;
   auto tok = read_tokenizer(f);
   if (!tok.ok()) return tok.status();
   if (tok->vocab_size() != cfg.vocab_size)
     return Status::Error("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens but the model " +
                          std::to_string(cfg.vocab_size));
   LoadedModel out{std::make_unique<Model>(cfg), std::move(*tok)};
-  LONGCTX_RETURN_IF_ERROR(read_weights(f, *out.model));
+  std::vector<std::string> mapped;
+  if (map_matrices) mapped = out.model->map_matrices(std::move(fp));
+  LONGCTX_RETURN_IF_ERROR(read_weights(f, *out.model, mapped));
   return out;
 }
 
@@ -332,7 +340,9 @@ Expected<LoadedModel> load_checkpoint(const std::string& path) {
   auto f = io::GgufFile::open(path);
   if (!f.ok()) return f.status();
   auto cfg = read_config(*f);
-  Expected<LoadedModel> out = cfg.ok() ? build_loaded(*f, *cfg) : Expected<LoadedModel>(cfg.status());
+  Expected<LoadedModel> out =
+      cfg.ok() ? build_loaded(std::make_shared<const io::GgufFile>(std::move(*f)), *cfg, false)
+               : Expected<LoadedModel>(cfg.status());
   if (!out.ok()) return out.status().Wrap("checkpoint '" + path + "'");
   return out;
 }

@@ -6,6 +6,7 @@
 #include "kernels/matmul.h"
 #include "layers/embedding.h"
 #include "position/alibi.h"
+#include "quant/formats.h"
 
 namespace longctx::model {
 
@@ -21,10 +22,15 @@ Model::Model(ModelConfig config) : config_(std::move(config)), layout_(config_) 
     for (int l = 0; l < config_.n_layers(); ++l) alibi_[l] = position::alibi_slopes(config_.layers[l].heads);
 }
 
+Status check_context_growth(const ModelConfig& c, int64_t ctx) {
+  if (c.pos == PosType::kLearned && ctx > c.ctx)
+    return Status::Error("learned positions cover " + std::to_string(c.ctx) + " positions; length " +
+                         std::to_string(ctx) + " is past the table");
+  return Status::Ok();
+}
+
 Expected<std::unique_ptr<Model>> Model::with_config(const ModelConfig& changed) const {
-  if (config_.pos == PosType::kLearned && changed.ctx > config_.ctx)
-    return Status::Error("learned positions cover " + std::to_string(config_.ctx) + " positions; length " +
-                         std::to_string(changed.ctx) + " is past the table");
+  LONGCTX_RETURN_IF_ERROR(check_context_growth(config_, changed.ctx));
   LONGCTX_RETURN_IF_ERROR(changed.validate());
   auto m = std::make_unique<Model>(changed);
   const auto& a = layout_.tensors();
@@ -32,8 +38,73 @@ Expected<std::unique_ptr<Model>> Model::with_config(const ModelConfig& changed) 
   bool same = a.size() == b.size() && layout_.total() == m->layout_.total();
   for (size_t i = 0; same && i < a.size(); ++i) same = a[i].name == b[i].name && a[i].shape == b[i].shape;
   if (!same) return Status::Error("with_config: the new config changes the weights' shapes");
-  std::memcpy(m->params(), params(), layout_.total() * sizeof(float));
+  // Tensor by tensor, so that the never-written slots of mapped matrices stay non-resident.
+  for (const auto& t : a)
+    if (!mapped_names_.count(t.name))
+      std::memcpy(m->params() + t.offset, params() + t.offset, t.numel * sizeof(float));
+  m->mapped_file_ = mapped_file_;
+  m->mapped_names_ = mapped_names_;
+  m->mats_ = mats_;
+  m->token_q_ = token_q_;
+  m->output_q_ = output_q_;
   return m;
+}
+
+std::vector<std::string> Model::map_matrices(std::shared_ptr<const io::GgufFile> f) {
+  CHECK(f != nullptr);
+  std::vector<std::string> names;
+  // A view of tensor `name` when f holds it in a type qlinear_forward takes with the shape
+  // [rows, cols] (PyTorch order); otherwise an empty view (the fp32 parameter is used).
+  auto view = [&](const std::string& name, int64_t rows, int64_t cols) {
+    kernels::QMatrix q;
+    const io::GgufTensorInfo* ti = f->find_tensor(name);
+    if (!ti || !kernels::qmatmul_supports(ti->type)) return q;
+    if (ti->dims != std::vector<int64_t>{cols, rows}) return q;
+    const int64_t rb = quant::row_bytes(ti->type, cols);
+    if (rb <= 0 || static_cast<uint64_t>(rb) * static_cast<uint64_t>(rows) != ti->n_bytes) return q;
+    q.type = ti->type;
+    q.rows = rows;
+    q.cols = cols;
+    q.data = ti->data;
+    q.row_bytes = rb;
+    names.push_back(name);
+    return q;
+  };
+  const int64_t D = config_.model_dim, V = config_.vocab_size;
+  mats_.assign(config_.n_layers(), {});
+  for (int l = 0; l < config_.n_layers(); ++l) {
+    const LayerConfig& lc = config_.layers[l];
+    const int64_t qd = int64_t(lc.heads) * lc.head_dim, kvd = int64_t(lc.kv_heads) * lc.head_dim, F = lc.ff_dim;
+    const std::string p = "blk." + std::to_string(l) + ".";
+    layers::BlockMatrices& b = mats_[l];
+    b.wq = view(p + "attn_q.weight", qd, D);
+    b.wk = view(p + "attn_k.weight", kvd, D);
+    b.wv = view(p + "attn_v.weight", kvd, D);
+    b.wo = view(p + "attn_output.weight", D, qd);
+    if (config_.mlp == MlpType::kSwiglu) b.gate = view(p + "ffn_gate.weight", F, D);
+    b.up = view(p + "ffn_up.weight", F, D);
+    b.down = view(p + "ffn_down.weight", D, F);
+  }
+  token_q_ = view("token_embd.weight", V, D);
+  if (!config_.tied_embeddings) output_q_ = view("output.weight", V, D);
+  else output_q_ = token_q_;
+  for (const auto& n : names) CHECK_MSG(layout_.find(n), "map_matrices: a mapped tensor is not in the layout");
+  mapped_names_.insert(names.begin(), names.end());
+  mapped_file_ = std::move(f);
+  return names;
+}
+
+int64_t Model::weight_bytes() const {
+  int64_t n = 0;
+  for (const auto& t : layout_.tensors()) {
+    if (!mapped_names_.count(t.name)) {
+      n += t.numel * static_cast<int64_t>(sizeof(float));
+      continue;
+    }
+    const io::GgufTensorInfo* ti = mapped_file_->find_tensor(t.name);
+    n += static_cast<int64_t>(ti->n_bytes);
+  }
+  return n;
 }
 
 int64_t Model::n_params() const {
@@ -97,7 +168,7 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
   Arena& arena = *ctx.arena;
   float* x = arena.alloc(rows * D);
   layers::embedding_forward(ctx, {P + o.token_embd, o.position_embd >= 0 ? P + o.position_embd : nullptr},
-                            tokens, batch, seq_len, pos0, x);
+                            save ? nullptr : &token_q_, tokens, batch, seq_len, pos0, x);
   if (save) {
     attn_saved_.assign(config_.n_layers(), {});
     ffn_saved_.assign(config_.n_layers(), {});
@@ -108,10 +179,11 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
     const int64_t m = arena.mark();
     float* x1 = arena.alloc(rows * D);
     layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(P, o.layers[l]),
-                              alibi_[l].empty() ? nullptr : alibi_[l].data(), x, batch, seq_len, pos0,
+                              save ? nullptr : mats(l), alibi_[l].empty() ? nullptr : alibi_[l].data(), x, batch, seq_len, pos0,
                               cache ? &cache->stores[l] : nullptr, x1, save ? &attn_saved_[l] : nullptr);
     float* x2 = arena.alloc(rows * D);
-    layers::feed_forward_forward(ctx, lc, layers::FeedForwardParams<const float*>::at(P, o.layers[l]), x1, rows, x2,
+    layers::feed_forward_forward(ctx, lc, layers::FeedForwardParams<const float*>::at(P, o.layers[l]),
+                                 save ? nullptr : mats(l), x1, rows, x2,
                                  save ? &ffn_saved_[l] : nullptr);
     if (!save) {
       // Keep only x2: move it to the mark (regions may overlap, memmove is safe).
@@ -128,6 +200,7 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
 double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
                                int64_t batch, int64_t seq_len, float grad_scale) {
   CHECK(seq_len <= config_.ctx);
+  CHECK_MSG(!has_mapped_weights(), "training needs the fp32 weights (load the model with keep_quantized off)");
   const int64_t rows = batch * seq_len, D = config_.model_dim, V = config_.vocab_size;
   arena.reserve(train_arena_floats(batch, seq_len));
   arena.reset();
@@ -183,7 +256,7 @@ double Model::forward_loss(ThreadPool& pool, Arena& arena, const int32_t* tokens
 void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
                            float* logits) {
   CHECK(seq_len <= config_.ctx);
-  const int64_t rows = batch * seq_len, D = config_.model_dim, V = config_.vocab_size;
+  const int64_t rows = batch * seq_len, D = config_.model_dim;
   const int64_t need = infer_arena_floats(rows, seq_len);
   if (arena.capacity() - arena.used() < need) {
     CHECK_MSG(arena.used() == 0, "forward_logits: arena too small");
@@ -197,7 +270,7 @@ void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens
   float* xn = arena.alloc(rows * D);
   layers::norm_forward(ctx, {P + o.output_norm_w, o.output_norm_b >= 0 ? P + o.output_norm_b : nullptr}, x, rows, xn,
                        nullptr, nullptr);
-  kernels::gemm(pool, false, true, rows, V, D, 1.0f, xn, D, output_weight(), D, 0.0f, logits, V);
+  project_output(pool, xn, rows, logits);
   arena.rewind(m);
 }
 
@@ -216,7 +289,7 @@ KvCache Model::make_cache(int64_t capacity) const {
 void Model::forward_cached(ThreadPool& pool, Arena& arena, KvCache& cache, const int32_t* tokens, int64_t n,
                            int64_t pos0, float* logits, bool all_rows) {
   CHECK(pos0 + n <= cache.capacity && pos0 + n <= config_.ctx);
-  const int64_t D = config_.model_dim, V = config_.vocab_size;
+  const int64_t D = config_.model_dim;
   arena.reserve(infer_arena_floats(n, pos0 + n));
   arena.reset();
   const auto ctx = context(pool, arena);
@@ -227,7 +300,15 @@ void Model::forward_cached(ThreadPool& pool, Arena& arena, KvCache& cache, const
   float* xn = arena.alloc(rows * D);
   layers::norm_forward(ctx, {P + o.output_norm_w, o.output_norm_b >= 0 ? P + o.output_norm_b : nullptr},
                        x + first * D, rows, xn, nullptr, nullptr);
-  kernels::gemm(pool, false, true, rows, V, D, 1.0f, xn, D, output_weight(), D, 0.0f, logits, V);
+  project_output(pool, xn, rows, logits);
+}
+
+void Model::project_output(ThreadPool& pool, const float* xn, int64_t rows, float* logits) const {
+  const int64_t D = config_.model_dim, V = config_.vocab_size;
+  if (output_q_.data)
+    kernels::qlinear_forward(pool, xn, rows, output_q_, nullptr, logits);
+  else
+    kernels::gemm(pool, false, true, rows, V, D, 1.0f, xn, D, output_weight(), D, 0.0f, logits, V);
 }
 
 }  // namespace longctx::model

@@ -4,14 +4,19 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/arena.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "io/gguf.h"
+#include "kernels/qmatmul.h"
 #include "layers/attention_block.h"
 #include "layers/feed_forward.h"
+#include "layers/linear.h"
 #include "model/config.h"
 #include "model/params.h"
 #include "position/rope.h"
@@ -24,6 +29,9 @@ struct KvCache {
   std::vector<layers::KvStore> stores;
   int64_t capacity = 0;
 };
+
+// Learned positions cannot grow: an error naming both lengths when ctx is past c's table.
+Status check_context_growth(const ModelConfig& c, int64_t ctx);
 
 class Model {
  public:
@@ -43,6 +51,16 @@ class Model {
   void zero_grads();
 
   void init(Rng& rng) { init_params(config_, layout_, params_.data(), rng); }
+
+  // Inference straight from a model file: every matrix of f (token table, block matrices,
+  // output) whose type kernels::qlinear_forward takes (Q8_0, Q4_0, Q4_1, F16, F32) and whose
+  // shape matches is read in place from f's mapping, which the model keeps open. Returns the
+  // names of those tensors; their fp32 parameters are never filled (and never become resident),
+  // so the caller loads only the rest (read_weights' `skip`). Training and saving then refuse.
+  std::vector<std::string> map_matrices(std::shared_ptr<const io::GgufFile> f);
+  bool has_mapped_weights() const { return mapped_file_ != nullptr; }
+  // Bytes of weights the inference path reads: mapped tensors in their file type, the rest fp32.
+  int64_t weight_bytes() const;
 
   // Floats of activation arena needed for a training step / an inference call of `rows` tokens.
   int64_t train_arena_floats(int64_t batch, int64_t seq_len) const;
@@ -71,12 +89,20 @@ class Model {
   float* run_blocks(const layers::LayerContext& ctx, const int32_t* tokens, int64_t batch, int64_t seq_len,
                     int64_t pos0, KvCache* cache, bool save);
   const float* output_weight() const;
+  const layers::BlockMatrices* mats(int l) const { return mats_.empty() ? nullptr : &mats_[l]; }
+  // Logits [rows, vocab] of final-normed hidden states xn [rows, model_dim].
+  void project_output(ThreadPool& pool, const float* xn, int64_t rows, float* logits) const;
 
   ModelConfig config_;
   ParamLayout layout_;
   Buffer params_, grads_;
   position::Rope rope_;
   std::vector<std::vector<float>> alibi_;  // per layer, empty unless ALiBi
+  // Set by map_matrices: the file, the names of the tensors read from it, and the views.
+  std::shared_ptr<const io::GgufFile> mapped_file_;
+  std::unordered_set<std::string> mapped_names_;
+  std::vector<layers::BlockMatrices> mats_;
+  kernels::QMatrix token_q_, output_q_;
   // Saved activations of the last training forward.
   std::vector<layers::AttentionSaved> attn_saved_;
   std::vector<layers::FeedForwardSaved> ffn_saved_;

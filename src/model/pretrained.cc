@@ -13,25 +13,18 @@ Expected<ModelConfig> config_of(const io::GgufFile& f) {
 }
 
 Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt) {
-  auto f = io::GgufFile::open(path);
-  if (!f.ok()) return f.status();
-  auto arch = f->get_string("general.architecture");
-  if (!arch.ok()) return arch.status().Wrap("model '" + path + "'");
+  auto opened = io::GgufFile::open(path);
+  if (!opened.ok()) return opened.status();
+  auto f = std::make_shared<const io::GgufFile>(std::move(*opened));
   auto fail = [&](const Status& s) { return s.Wrap("model '" + path + "'"); };
-  if (*arch == "longctx") {
-    auto loaded = load_checkpoint(path);
-    if (!loaded.ok() || opt.ctx <= 0 || opt.ctx == loaded->model->config().ctx) return loaded;
-    ModelConfig cfg = loaded->model->config();
-    cfg.ctx = opt.ctx;
-    auto m = loaded->model->with_config(cfg);
-    if (!m.ok()) return fail(m.status());
-    loaded->model = std::move(*m);
-    return loaded;
-  }
   auto cfg = config_of(*f);
   if (!cfg.ok()) return fail(cfg.status());
-  if (opt.ctx > 0) cfg->ctx = opt.ctx;
-  auto out = build_loaded(*f, *cfg);
+  if (opt.ctx > 0 && opt.ctx != cfg->ctx) {
+    if (auto st = check_context_growth(*cfg, opt.ctx); !st.ok()) return fail(st);
+    cfg->ctx = opt.ctx;
+    if (auto st = cfg->validate(); !st.ok()) return fail(st);
+  }
+  auto out = build_loaded(std::move(f), *cfg, opt.keep_quantized);
   if (!out.ok()) return fail(out.status());
   return out;
 }

@@ -1,6 +1,7 @@
 // Loading any model file longctx runs: its own checkpoints (general.architecture "longctx") and
-// pretrained GGUF models of the architectures in model/architectures/ (weights of any supported
-// tensor type, dequantized to fp32 on load), with the tokenizer stored in the file.
+// pretrained GGUF models of the architectures in model/architectures/, with the tokenizer stored
+// in the file. By default the matrices stay in the file's tensor types and are read in place
+// (Model::map_matrices); `keep_quantized = false` dequantizes every weight to fp32 instead.
 #pragma once
 #include <string>
 
@@ -10,7 +11,8 @@
 namespace longctx::model {
 
 struct LoadOptions {
-  int ctx = 0;  // context to build the model for; 0: the one it was trained with
+  int ctx = 0;                // context to build the model for; 0: the one it was trained with
+  bool keep_quantized = true;  // matrices read in place in their file type (inference only)
 };
 
 Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt = {});

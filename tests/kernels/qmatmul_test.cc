@@ -308,5 +308,39 @@ TEST(QMatmul, F32WeightsUseTheFp32Product) {
   }
 }
 
+// kDequant (and kAuto from 32 rows of x, which takes it): fp32 x times the dequantized W, so the
+// reference is the unrounded product in double, within fp32 summation error. Shapes include W
+// split into several 4 MiB panels (in 4096 -> 256 rows per panel; in 576 -> 1820 rows).
+TEST(QMatmul, DequantPathIsTheFp32ProductOfTheDequantizedWeights) {
+  const Shape shapes[] = {{32, 576, 37}, {40, 4096, 401}, {33, 576, 2000}, {1, 64, 7}, {64, 96, 9}};
+  ThreadPool pool(2);
+  for (uint32_t type : kTypes) {
+    for (const Shape& s : shapes) {
+      for (QPath path : {QPath::kDequant, QPath::kAuto}) {
+        if (path == QPath::kAuto && s.n < 32) continue;
+        const Weights w = make_weights(type, s.out, s.in, 500 + s.out, 8);
+        const auto x = randv(s.n * s.in, 3 + s.n, 2.0);
+        const auto bias = randv(s.out, 4);
+        std::vector<float> y(s.n * s.out, NAN);
+        qlinear_forward(pool, x.data(), s.n, w.view(), bias.data(), y.data(), path);
+        int bad = 0;
+        for (int64_t i = 0; i < s.n; ++i) {
+          for (int64_t r = 0; r < s.out; ++r) {
+            double want = bias[r], mag = std::fabs(bias[r]);
+            for (int64_t j = 0; j < s.in; ++j) {
+              want += double(w.deq[r * s.in + j]) * x[i * s.in + j];
+              mag += std::fabs(double(w.deq[r * s.in + j]) * x[i * s.in + j]);
+            }
+            if (!(std::fabs(y[i * s.out + r] - want) <= 1e-5 * mag) && bad++ < 5)
+              ADD_FAILURE() << quant::type_name(type) << " " << qmatmul_path_name(path) << " n=" << s.n
+                            << " out=" << s.out << ": y[" << i << "," << r << "] = " << y[i * s.out + r] << " want "
+                            << want;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace longctx::kernels

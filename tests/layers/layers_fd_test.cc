@@ -78,7 +78,7 @@ TEST_P(AttentionFd, BackwardMatchesFiniteDifferences) {
   std::vector<float> y(rows * D);
   auto loss = [&] {
     arena.reset();
-    layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o), alibi, x.data(), B,
+    layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o), nullptr, alibi, x.data(), B,
                               T, 0, nullptr, y.data(), nullptr);
     double L = 0;
     for (int64_t i = 0; i < rows * D; ++i) L += double(r[i]) * y[i];
@@ -86,7 +86,7 @@ TEST_P(AttentionFd, BackwardMatchesFiniteDifferences) {
   };
   arena.reset();
   layers::AttentionSaved saved;
-  layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o), alibi, x.data(), B, T,
+  layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o), nullptr, alibi, x.data(), B, T,
                             0, nullptr, y.data(), &saved);
   std::vector<float> dx = r;  // dL/dy = r, and the block's backward turns it into dL/dx
   layers::attention_backward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o),
@@ -124,14 +124,14 @@ TEST_P(FeedForwardFd, BackwardMatchesFiniteDifferences) {
   auto P = [&] { return layers::FeedForwardParams<const float*>::at(params.data(), o); };
   auto loss = [&] {
     arena.reset();
-    layers::feed_forward_forward(ctx, c.layers[0], P(), x.data(), rows, y.data(), nullptr);
+    layers::feed_forward_forward(ctx, c.layers[0], P(), nullptr, x.data(), rows, y.data(), nullptr);
     double L = 0;
     for (int64_t i = 0; i < rows * D; ++i) L += double(r[i]) * y[i];
     return L;
   };
   arena.reset();
   layers::FeedForwardSaved saved;
-  layers::feed_forward_forward(ctx, c.layers[0], P(), x.data(), rows, y.data(), &saved);
+  layers::feed_forward_forward(ctx, c.layers[0], P(), nullptr, x.data(), rows, y.data(), &saved);
   std::vector<float> dx = r;
   layers::feed_forward_backward(ctx, c.layers[0], P(), layers::FeedForwardParams<float*>::at(grads.data(), o), saved,
                                 rows, dx.data());
@@ -161,7 +161,7 @@ TEST(EmbeddingFd, LearnedPositionsBackwardMatchesFiniteDifferences) {
   Arena arena;
   layers::LayerContext ctx{&c, &pool, &arena, nullptr};
   auto loss = [&] {
-    layers::embedding_forward(ctx, {params.data() + o.token_embd, params.data() + o.position_embd}, tokens.data(), B, T,
+    layers::embedding_forward(ctx, {params.data() + o.token_embd, params.data() + o.position_embd}, nullptr, tokens.data(), B, T,
                               0, x.data());
     double L = 0;
     for (size_t i = 0; i < x.size(); ++i) L += double(r[i]) * x[i];

@@ -195,7 +195,10 @@ constexpr int kRowsX = 4;                      // rows of x per tile in prefill
 constexpr int64_t kXBlock = 64;                // rows of x per task in prefill (a multiple of kRowsX)
 constexpr int64_t kChunkBytes = 256 << 10;     // bytes of W per prefill task: stays in L2 over its x rows
 constexpr int64_t kDecodeRows = 16;            // rows of W per decode task
-constexpr int64_t kMinParallelBlocks = 16384;  // below ~16 us of work: one thread (see below)
+constexpr int64_t kMinParallelBlocks = 2048;  // below ~2 us of work: one thread (see below)
+
+constexpr int64_t kDequantMinRows = 32;         // prefill from this many rows of x: kDequant
+constexpr int64_t kPanelFloats = int64_t{1} << 20;  // 4 MiB of dequantized W per panel
 
 // The quantized activations live in a buffer of the calling thread, reused across calls.
 uint8_t* scratch(int64_t bytes) {
@@ -203,6 +206,30 @@ uint8_t* scratch(int64_t bytes) {
   if (static_cast<int64_t>(buf.size()) < bytes + 64) buf.resize(static_cast<size_t>(bytes + 64));
   const uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
   return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
+}
+
+// kDequant: W in panels of rows, each dequantized by all threads, then multiplied by the pool's
+// gemm. Every W element is converted once per call; the panel stays in L2/L3 for the product.
+void dequant_gemm(ThreadPool& pool, const float* x, int64_t n, const QMatrix& w, const float* bias, float* y) {
+  const int64_t in = w.cols, out = w.rows;
+  const int64_t panel = std::max<int64_t>(1, std::min(out, kPanelFloats / in));
+  thread_local std::vector<float> wf;
+  if (static_cast<int64_t>(wf.size()) < panel * in) wf.resize(static_cast<size_t>(panel * in));
+  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  for (int64_t p0 = 0; p0 < out; p0 += panel) {
+    const int64_t rows = std::min(panel, out - p0);
+    float* dst = wf.data();
+    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r)
+        CHECK(quant::dequantize_row(w.type, wdata + (p0 + r) * w.row_bytes, dst + r * in, in).ok());
+    });
+    if (bias) {
+      pool.parallel_range(n, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) std::copy(bias + p0, bias + p0 + rows, y + i * out + p0);
+      });
+    }
+    gemm(pool, false, true, n, rows, in, 1.0f, x, in, dst, in, bias ? 1.0f : 0.0f, y + p0, out);
+  }
 }
 
 }  // namespace
@@ -215,6 +242,7 @@ bool qmatmul_path_supported(QPath path) {
   switch (path) {
     case QPath::kAuto:
     case QPath::kScalar:
+    case QPath::kDequant:
       return true;
     case QPath::kAvx2:
       return cpu().avx2;
@@ -240,6 +268,8 @@ const char* qmatmul_path_name(QPath path) {
       return "avx2";
     case QPath::kAvx512Vnni:
       return "avx512-vnni";
+    case QPath::kDequant:
+      return "dequant-sgemm";
   }
   return "?";
 }
@@ -266,8 +296,9 @@ void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix&
     return;
   }
 
-  if (path == QPath::kAuto) path = qmatmul_best_path();
+  if (path == QPath::kAuto) path = n >= kDequantMinRows ? QPath::kDequant : qmatmul_best_path();
   CHECK_MSG(qmatmul_path_supported(path), "qlinear_forward: this CPU lacks the forced path");
+  if (path == QPath::kDequant) return dequant_gemm(pool, x, n, w, bias, y);
 
   // Quantize x (Q types); F16 reads the fp32 rows directly.
   XRows xr;

@@ -1,0 +1,25 @@
+// The matrices of a model as the inference path reads them. A model loaded for inference keeps
+// its matrices in the file's own tensor type (Q8_0, Q4_0, Q4_1, F16 or F32, zero-copy views of the
+// file mapping) and runs them through kernels::qlinear_forward; training, and tensors of other
+// types, use the fp32 parameters.
+#pragma once
+#include <cstdint>
+
+#include "kernels/qmatmul.h"
+#include "layers/context.h"
+
+namespace longctx::layers {
+
+// One block's matrices; a view whose data is null means "use the fp32 parameter".
+struct BlockMatrices {
+  kernels::QMatrix wq, wk, wv, wo, gate, up, down;
+};
+
+// y[rows, out] = x[rows, in] W^T (+ b): through q when it has data, else the fp32 w [out, in].
+void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
+            const kernels::QMatrix* q, const float* b, int64_t out, float* y);
+// y = residual + x W^T (+ b); y may alias residual, not x.
+void linear_residual(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
+                     const kernels::QMatrix* q, const float* b, int64_t out, const float* residual, float* y);
+
+}  // namespace longctx::layers
