@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# README command 2 (and what .ci/run calls): installs what is missing, builds, runs every test
+# README command 2 (and what .ci/run calls): installs what is missing (llama.cpp through pip's
+# llama-cpp-python included: about 10 minutes of building on a fresh machine), builds, runs every test
 # through CTest and the extrapolation experiment at smoke size; then the unit tests again under ASan + UBSan, then each libFuzzer target for
 # FUZZ_SECONDS (default 60).
 set -euo pipefail
@@ -7,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/corpus.sh
 bash scripts/fetch_model.sh
+bash scripts/setup_llamacpp.sh
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build -j "$jobs"

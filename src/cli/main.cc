@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   register_perplexity(app, cmds);
   register_bench(app, cmds);
   register_quantize(app, cmds);
+  register_export(app, cmds);
+  register_logits(app, cmds);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

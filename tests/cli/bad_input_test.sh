@@ -69,6 +69,16 @@ expect_error perplexity-text-too-short "" -- "$bin" perplexity -m "$work/good.gg
 expect_error perplexity-bad-model "" -- "$bin" perplexity -m "$work/badmagic.gguf" -f "$work/corpus.txt"
 expect_error chat-unknown-template "" -- "$bin" chat -m "$work/good.gguf" --chat-template alpaca
 expect_error chat-no-template "" -- "$bin" chat -m "$work/good.gguf"
+expect_error export-unknown-arch "$work/x.gguf" -- "$bin" export "$work/good.gguf" "$work/x.gguf" --arch gpt5
+expect_error export-missing "$work/x.gguf" -- "$bin" export "$work/nope.gguf" "$work/x.gguf"
+expect_error export-truncated "$work/x.gguf" -- "$bin" export "$work/truncated.gguf" "$work/x.gguf"
+"$bin" train --preset tiny --layers 1 --vocab-size 300 --pos alibi --data "$work/big.txt" --ctx 8 --batch 2 --steps 1 \
+  --eval-every 0 -o "$work/alibi.gguf" > /dev/null 2>&1 || { echo "FAIL could not make an alibi checkpoint"; fails=$((fails+1)); }
+expect_error export-not-llama "$work/x.gguf" -- "$bin" export "$work/alibi.gguf" "$work/x.gguf"
+expect_error logits-bad-token "$work/l.npy" -- "$bin" logits -m "$work/good.gguf" --tokens 1,x -o "$work/l.npy"
+expect_error logits-token-range "$work/l.npy" -- "$bin" logits -m "$work/good.gguf" --tokens 1,999999 -o "$work/l.npy"
+expect_error logits-prompt-and-tokens "$work/l.npy" -- "$bin" logits -m "$work/good.gguf" -p hi --tokens 1 -o "$work/l.npy"
+expect_error logits-too-long "$work/l.npy" -- "$bin" logits -m "$work/good.gguf" --tokens 1,1,1,1,1,1,1,1,1 -o "$work/l.npy"
 expect_error bench-model-missing "" -- "$bin" bench -m "$work/nope.gguf"
 expect_error bench-model-too-long "" -- "$bin" bench -m "$work/good.gguf" -p 100000
 expect_error bench-nothing "" -- "$bin" bench

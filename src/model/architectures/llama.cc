@@ -1,6 +1,8 @@
 #include "model/architectures/llama.h"
 
+#include <cmath>
 #include <string>
+#include <variant>
 
 namespace longctx::model::arch {
 
@@ -88,6 +90,49 @@ Expected<ModelConfig> llama_config(const io::GgufFile& f) {
   c.set_uniform_layers(*layers, layer);
   LONGCTX_RETURN_IF_ERROR(c.validate());
   return c;
+}
+
+Status llama_exportable(const ModelConfig& c) {
+  auto no = [](const std::string& what) { return Status::Error("not a llama model: " + what); };
+  if (c.pos != PosType::kRope) return no(std::string("positions are ") + pos_name(c.pos) + ", llama needs rope");
+  if (c.norm != NormType::kRmsNorm) return no("layernorm; llama needs rmsnorm");
+  if (c.mlp != MlpType::kSwiglu) return no("gelu MLP; llama needs swiglu");
+  if (c.bias) return no("the model has biases");
+  if (c.rope_scaling.type == position::RopeScalingType::kYarn)
+    return no("yarn RoPE scaling is exported only by longctx checkpoints (llama.cpp's yarn differs in detail)");
+  const LayerConfig& l0 = c.layers.at(0);
+  for (int l = 0; l < c.n_layers(); ++l) {
+    const LayerConfig& lc = c.layers[l];
+    if (!std::holds_alternative<attention::Causal>(lc.pattern))
+      return no("layer " + std::to_string(l) + " attends with " + attention::format_pattern(lc.pattern) +
+                "; llama attends causally to every key");
+    if (lc.heads != l0.heads || lc.kv_heads != l0.kv_heads || lc.head_dim != l0.head_dim || lc.ff_dim != l0.ff_dim)
+      return no("layer " + std::to_string(l) + " differs in shape from layer 0");
+  }
+  if (l0.heads * l0.head_dim != c.model_dim) return no("heads * head_dim != model_dim");
+  return Status::Ok();
+}
+
+void write_llama_keys(io::GgufWriter& w, const ModelConfig& c) {
+  const LayerConfig& l0 = c.layers.at(0);
+  w.set_string("general.architecture", "llama");
+  w.set_u32("llama.context_length", c.ctx);
+  w.set_u32("llama.embedding_length", c.model_dim);
+  w.set_u32("llama.block_count", c.n_layers());
+  w.set_u32("llama.feed_forward_length", l0.ff_dim);
+  w.set_u32("llama.attention.head_count", l0.heads);
+  w.set_u32("llama.attention.head_count_kv", l0.kv_heads);
+  w.set_u32("llama.rope.dimension_count", l0.head_dim);
+  w.set_u32("llama.vocab_size", c.vocab_size);
+  w.set_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
+  double theta = c.rope_theta;
+  if (c.rope_scaling.type == position::RopeScalingType::kNtk && l0.head_dim > 2)  // as position/rope.cc
+    theta *= std::pow(static_cast<double>(c.rope_scaling.factor), double(l0.head_dim) / (l0.head_dim - 2));
+  w.set_f32("llama.rope.freq_base", static_cast<float>(theta));
+  if (c.rope_scaling.type == position::RopeScalingType::kLinear) {
+    w.set_string("llama.rope.scaling.type", "linear");
+    w.set_f32("llama.rope.scaling.factor", c.rope_scaling.factor);
+  }
 }
 
 }  // namespace longctx::model::arch

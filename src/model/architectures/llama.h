@@ -13,4 +13,12 @@ namespace longctx::model::arch {
 // (partial rotary dimensions, Llama 3.1's rope frequency tensor, ...).
 Expected<ModelConfig> llama_config(const io::GgufFile& f);
 
+// Whether a longctx config is a llama model llama.cpp runs as one: RoPE (no scaling, linear, or
+// NTK, which becomes the base it implies), RMSNorm, SwiGLU, no biases, full causal attention in
+// every layer and the same heads / kv_heads / ff_dim everywhere, heads * head_dim == model_dim.
+// The error names the first thing that is not.
+Status llama_exportable(const ModelConfig& c);
+// The llama.* keys (and general.architecture) of an exportable config.
+void write_llama_keys(io::GgufWriter& w, const ModelConfig& c);
+
 }  // namespace longctx::model::arch

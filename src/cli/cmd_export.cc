@@ -1,0 +1,37 @@
+// longctx export CKPT OUT [--arch llama]
+// Writes a longctx checkpoint as a GGUF of a standard architecture (fp32), so that llama.cpp and
+// other GGUF readers run it; `longctx quantize OUT ... TYPE` converts it further.
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "model/pretrained.h"
+
+namespace longctx::cli {
+
+void register_export(CLI::App& app, Commands& cmds) {
+  auto* c = app.add_subcommand("export", "Write a longctx checkpoint as a llama-architecture GGUF (llama.cpp runs it)");
+  struct Opts {
+    std::string in, out, arch = "llama";
+  };
+  auto o = std::make_shared<Opts>();
+  c->add_option("CKPT", o->in, "longctx checkpoint (or any model longctx loads)")->required();
+  c->add_option("OUT", o->out, "Output GGUF (written atomically)")->required();
+  c->add_option("--arch", o->arch, "Target architecture: llama");
+  c->callback([o, &cmds] {
+    cmds.run = [o] {
+      model::LoadOptions lo;
+      lo.keep_quantized = false;
+      auto loaded = model::load_model(o->in, lo);
+      if (!loaded.ok()) return fail(loaded.status());
+      Status st = model::export_model(o->out, *loaded->model, loaded->tokenizer, o->arch);
+      if (!st.ok()) return fail(st.Wrap("export '" + o->in + "'"));
+      std::printf("export: %s -> %s (%s, %lld parameters, F32)\n", o->in.c_str(), o->out.c_str(), o->arch.c_str(),
+                  static_cast<long long>(loaded->model->n_params()));
+      return 0;
+    };
+  });
+}
+
+}  // namespace longctx::cli

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""longctx against llama.cpp (pip's llama-cpp-python, built from source by
+scripts/setup_llamacpp.sh), run by CTest:
+
+  compare_logits.py LONGCTX_BINARY SOURCE_DIR
+
+1. A checkpoint trained by longctx (2 layers, GQA) and one with MQA and NTK RoPE scaling,
+   exported with `longctx export` as general.architecture = llama: llama.cpp loads them, gives the
+   same logits for the same tokens (within 1e-3 of each row's range; a prefill pass in both), and
+   tokenizes an ASCII sentence to the same ids.
+2. The export quantized to Q8_0 by `longctx quantize`, decoded one token at a time by both
+   engines (both round activations to 8 bits): within 1e-2 of the row range.
+3. SmolLM2-135M-Instruct Q4_1 decoded one token at a time with the weights kept quantized: no
+   further from the fp32 forward (longctx --dequantize, itself checked against a float64 NumPy
+   reference in tests/model/smollm2_test.cc) than llama.cpp's decode of the same file is, in mean
+   KL divergence (at most 1.25x llama.cpp's) and top-1 agreement (at most 5 points lower).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+try:
+    import llama_cpp
+except ImportError:
+    sys.exit("FAIL: llama-cpp-python is not installed: run `bash scripts/setup_llamacpp.sh` (scripts/test.sh does)")
+
+BIN, SRC = sys.argv[1], sys.argv[2]
+SMOLLM2 = os.path.join(SRC, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+SENTENCE = "In the beginning God created the heaven and the earth. And the earth was without form."
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def run(*args):
+    r = subprocess.run([BIN, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"FAIL: longctx {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def our_logits(model, tokens, out, decode=False, dequantize=False):
+    flags = ["--decode"] if decode else []
+    flags += ["--dequantize"] if dequantize else []
+    run("logits", "-m", model, "--tokens", ",".join(map(str, tokens)), "-o", out, "-t", "2", *flags)
+    return np.load(out).astype(np.float64)
+
+
+def llama_logits(model, tokens, batch):
+    llm = llama_cpp.Llama(model, n_ctx=max(64, len(tokens)), n_threads=2, n_batch=batch, n_ubatch=batch,
+                          logits_all=True, verbose=False)
+    llm.eval(tokens)
+    out = np.array(llm.scores[: len(tokens)], dtype=np.float64)
+    ids = llm.tokenize(SENTENCE.encode(), add_bos=False, special=False)
+    del llm
+    return out, ids
+
+
+def worst_rel(a, ref):
+    return float((np.abs(a - ref).max(axis=1) / (ref.max(axis=1) - ref.min(axis=1))).max())
+
+
+def log_softmax(x):
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def mean_kl(ref, q):
+    p, lq = log_softmax(ref), log_softmax(q)
+    return float((np.exp(p) * (p - lq)).sum(axis=1).mean())
+
+
+def corpus(path):
+    src = os.environ.get("LONGCTX_CORPUS", "")
+    if src and os.path.exists(src):
+        with open(src, "rb") as f:
+            data = f.read(400_000)
+    else:
+        words = "the of and to in that he shall unto for his a lord they be is him not them it with all".split()
+        rng = np.random.default_rng(1)
+        data = "\n".join(" ".join(rng.choice(words, 12)) + "." for _ in range(20000)).encode()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def exported_checkpoints(tmp):
+    text = os.path.join(tmp, "corpus.txt")
+    corpus(text)
+    for name, extra in (("gqa", ["--kv-heads", "2"]), ("mqa-ntk", ["--kv-heads", "1", "--rope-scaling", "ntk:2"])):
+        ck, ll = os.path.join(tmp, name + ".gguf"), os.path.join(tmp, name + "-llama.gguf")
+        run("train", "--preset", "tiny", "--layers", "2", "--vocab-size", "512", "--data", text, "--ctx", "64",
+            "--batch", "4", "--steps", "30", "--eval-every", "0", "-t", "2", "-o", ck, *extra)
+        run("export", ck, ll)
+        yield name, ck, ll
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, ck, ll in exported_checkpoints(tmp):
+            tokens = json.loads(run("logits", "-m", ck, "-p", SENTENCE, "-o", os.path.join(tmp, "p.npy")))["tokens"]
+            ours = our_logits(ll, tokens, os.path.join(tmp, "a.npy"))
+            ref, ids = llama_logits(ll, tokens, len(tokens))
+            e = worst_rel(ours, ref)
+            check(e <= 1e-3, f"{name}: exported checkpoint, logits vs llama.cpp: worst {e:.2e} of the row range (<= 1e-3)")
+            check(ids == tokens, f"{name}: llama.cpp tokenizes the sentence to longctx's ids")
+            q8 = os.path.join(tmp, name + "-q8_0.gguf")
+            run("quantize", ll, q8, "q8_0")
+            ours = our_logits(q8, tokens, os.path.join(tmp, "d.npy"), decode=True)
+            ref, _ = llama_logits(q8, tokens, 1)
+            e = worst_rel(ours, ref)
+            check(e <= 1e-2, f"{name}: Q8_0 decode vs llama.cpp decode: worst {e:.2e} of the row range (<= 1e-2)")
+
+        if not os.path.exists(SMOLLM2):
+            sys.exit(f"FAIL: {SMOLLM2} is missing: run `bash scripts/fetch_model.sh`")
+        tokens = json.loads(run("logits", "-m", SMOLLM2, "-p", SENTENCE, "-o", os.path.join(tmp, "s.npy")))["tokens"]
+        fp32 = our_logits(SMOLLM2, tokens, os.path.join(tmp, "f.npy"), dequantize=True)
+        ours = our_logits(SMOLLM2, tokens, os.path.join(tmp, "q.npy"), decode=True)
+        ref, _ = llama_logits(SMOLLM2, tokens, 1)
+        k_ours, k_ref = mean_kl(fp32, ours), mean_kl(fp32, ref)
+        t_ours = float((ours.argmax(1) == fp32.argmax(1)).mean())
+        t_ref = float((ref.argmax(1) == fp32.argmax(1)).mean())
+        check(k_ours <= 1.25 * k_ref,
+              f"SmolLM2 Q4_1 decode: mean KL to fp32 {k_ours:.4f}, llama.cpp's {k_ref:.4f} (<= 1.25x)")
+        check(t_ours >= t_ref - 0.05, f"SmolLM2 Q4_1 decode: top-1 agreement with fp32 {t_ours:.3f}, llama.cpp's {t_ref:.3f}")
+    if failures:
+        sys.exit(f"{len(failures)} check(s) failed")
+    print("all llama.cpp comparisons passed")
+
+
+if __name__ == "__main__":
+    main()
