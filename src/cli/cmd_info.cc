@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "io/gguf.h"
+#include "kernels/qmatmul.h"
 #include "model/pretrained.h"
 
 namespace longctx::cli {
@@ -39,18 +40,21 @@ int run_info(const InfoFlags& f) {
   // Tensors by type.
   std::map<std::string, std::pair<int64_t, uint64_t>> by_type;
   uint64_t file_weights = 0, n_elements = 0;
+  // Memory plan: weights as inference holds them (matrices of the types kernels::qlinear_forward
+  // takes read in place from the mapping, everything else dequantized to fp32), K and V per
+  // layer per token, and the activations of a 512-token prefill plus the logits.
+  double weights = 0;
   for (const auto& t : file->tensors()) {
     auto& e = by_type[io::ggml_type_name(t.type)];
     ++e.first;
     e.second += t.n_bytes;
     file_weights += t.n_bytes;
     n_elements += t.n_elements;
+    const bool mapped = t.dims.size() >= 2 && kernels::qmatmul_supports(t.type);
+    weights += mapped ? double(t.n_bytes) : double(t.n_elements) * sizeof(float);
   }
-  // Memory plan: weights as fp32 (how they are loaded), K and V per layer per token, and the
-  // activations of one token's decode plus the logits.
   double kv_per_token = 0;
   for (const auto& l : c.layers) kv_per_token += 2.0 * l.kv_heads * l.head_dim * sizeof(float);
-  const double weights = double(n_elements) * sizeof(float);
   const double kv = kv_per_token * c.ctx;
   int64_t widest = 0;
   for (const auto& l : c.layers) widest = std::max<int64_t>(widest, std::max<int64_t>(l.ff_dim * 3, l.heads * l.head_dim * 4));
@@ -101,7 +105,7 @@ int run_info(const InfoFlags& f) {
   std::printf("tensor types:");
   for (const auto& [t, e] : by_type) std::printf(" %s x%lld (%.1f MiB)", t.c_str(), (long long)e.first, mib(double(e.second)));
   std::printf("\n");
-  std::printf("memory plan at ctx %d: weights %.1f MiB (fp32 as loaded; %.1f MiB in the file) + KV cache %.1f KiB/token"
+  std::printf("memory plan at ctx %d: weights %.1f MiB (as run; %.1f MiB in the file) + KV cache %.1f KiB/token"
               " x %d = %.1f MiB + scratch %.1f MiB = %.1f MiB\n",
               c.ctx, mib(weights), mib(double(file_weights)), kv_per_token / 1024, c.ctx, mib(kv), mib(scratch),
               mib(weights + kv + scratch));
