@@ -9,6 +9,7 @@ bash scripts/setup.sh
 bash scripts/corpus.sh
 bash scripts/fetch_model.sh
 bash scripts/setup_llamacpp.sh
+bash scripts/setup_hf.sh
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build -j "$jobs"

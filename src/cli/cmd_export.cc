@@ -1,6 +1,7 @@
-// longctx export CKPT OUT [--arch llama]
-// Writes a longctx checkpoint as a GGUF of a standard architecture (fp32), so that llama.cpp and
-// other GGUF readers run it; `longctx quantize OUT ... TYPE` converts it further.
+// longctx export CKPT OUT [--arch llama|gpt2]
+// Writes a longctx checkpoint (or any model longctx loads, e.g. a Hugging Face safetensors
+// directory) as a GGUF of a standard architecture (fp32), so that llama.cpp and other GGUF
+// readers run it; `longctx quantize OUT ... TYPE` converts it further.
 #include <cstdio>
 #include <memory>
 
@@ -11,14 +12,14 @@
 namespace longctx::cli {
 
 void register_export(CLI::App& app, Commands& cmds) {
-  auto* c = app.add_subcommand("export", "Write a longctx checkpoint as a llama-architecture GGUF (llama.cpp runs it)");
+  auto* c = app.add_subcommand("export", "Write a checkpoint or Hugging Face model as a llama / gpt2 GGUF (llama.cpp runs it)");
   struct Opts {
     std::string in, out, arch = "llama";
   };
   auto o = std::make_shared<Opts>();
   c->add_option("CKPT", o->in, "longctx checkpoint (or any model longctx loads)")->required();
   c->add_option("OUT", o->out, "Output GGUF (written atomically)")->required();
-  c->add_option("--arch", o->arch, "Target architecture: llama");
+  c->add_option("--arch", o->arch, "Target architecture: llama or gpt2");
   c->callback([o, &cmds] {
     cmds.run = [o] {
       model::LoadOptions lo;

@@ -1,5 +1,5 @@
 // longctx info MODEL [--ctx N] [--tensors] [--json]
-// What a model file holds: metadata, the model config longctx reads from it, tensor types and
+// What a model (GGUF file or Hugging Face safetensors directory) holds: metadata, the model config longctx reads from it, tensor types and
 // sizes, and the memory plan of running it (fp32 weights as loaded, KV cache per token and for
 // the whole context, activation scratch).
 #include <cstdio>
@@ -27,32 +27,60 @@ struct InfoFlags {
 double mib(double bytes) { return bytes / 1048576.0; }
 
 int run_info(const InfoFlags& f) {
-  auto file = io::GgufFile::open(f.model);
-  if (!file.ok()) return fail(file.status());
-  auto arch = file->get_string("general.architecture");
-  if (!arch.ok()) return fail(arch.status().Wrap("model '" + f.model + "'"));
-  auto cfg = model::config_of(*file);
-  if (!cfg.ok()) return fail(cfg.status().Wrap("model '" + f.model + "'"));
   if (f.ctx < 0) return fail("--ctx must be >= 0");
-  if (f.ctx > 0) cfg->ctx = f.ctx;
-  const model::ModelConfig& c = *cfg;
+  auto wrap = [&](const Status& st) { return fail(st.Wrap("model '" + f.model + "'")); };
+  // Either a GGUF file (its metadata listed) or a Hugging Face directory (config.json + safetensors).
+  std::shared_ptr<const io::GgufFile> file;
+  model::TensorStore store;
+  model::WeightMap map;
+  model::ModelConfig cfg;
+  std::string arch, format;
+  uint64_t file_bytes = 0;
+  if (model::is_hf_model_path(f.model)) {
+    auto hf = model::read_hf_model(f.model);
+    if (!hf.ok()) return wrap(hf.status());
+    arch = hf->model_type;
+    cfg = hf->config;
+    map = hf->weights;
+    store = model::TensorStore::from_safetensors(hf->tensors);
+    format = "safetensors, " + std::to_string(hf->tensors->files().size()) + " file(s)";
+  } else {
+    auto opened = io::GgufFile::open(f.model);
+    if (!opened.ok()) return fail(opened.status());
+    file = std::make_shared<const io::GgufFile>(std::move(*opened));
+    auto a = file->get_string("general.architecture");
+    if (!a.ok()) return wrap(a.status());
+    arch = *a;
+    auto c = model::config_of(*file);
+    if (!c.ok()) return wrap(c.status());
+    cfg = *c;
+    map = model::weights_of(arch, cfg);
+    store = model::TensorStore::from_gguf(file);
+    format = "GGUF v" + std::to_string(file->version());
+    file_bytes = file->file_size();
+  }
+  if (f.ctx > 0) {
+    if (auto st = model::check_context_growth(cfg, f.ctx); !st.ok()) return wrap(st);
+    cfg.ctx = f.ctx;
+  }
+  const model::ModelConfig& c = cfg;
 
-  // Tensors by type.
+  // Tensors by type. Memory plan: weights as inference holds them (Model::planned_weight_bytes:
+  // matrices read in place where their type and layout allow, the rest fp32), K and V per layer
+  // per token, and the activations of a 512-token prefill plus the logits.
   std::map<std::string, std::pair<int64_t, uint64_t>> by_type;
-  uint64_t file_weights = 0, n_elements = 0;
-  // Memory plan: weights as inference holds them (matrices of the types kernels::qlinear_forward
-  // takes read in place from the mapping, everything else dequantized to fp32), K and V per
-  // layer per token, and the activations of a 512-token prefill plus the logits.
-  double weights = 0;
-  for (const auto& t : file->tensors()) {
-    auto& e = by_type[io::ggml_type_name(t.type)];
+  uint64_t stored_weights = 0, n_elements = 0;
+  for (const auto& t : store.tensors()) {
+    auto& e = by_type[t.type_name];
     ++e.first;
     e.second += t.n_bytes;
-    file_weights += t.n_bytes;
-    n_elements += t.n_elements;
-    const bool mapped = t.dims.size() >= 2 && kernels::qmatmul_supports(t.type);
-    weights += mapped ? double(t.n_bytes) : double(t.n_elements) * sizeof(float);
+    stored_weights += t.n_bytes;
+    uint64_t n = 1;
+    for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
+    n_elements += n;
   }
+  if (!file_bytes) file_bytes = stored_weights;
+  const double weights = double(model::Model::planned_weight_bytes(c, store, map, true));
   double kv_per_token = 0;
   for (const auto& l : c.layers) kv_per_token += 2.0 * l.kv_heads * l.head_dim * sizeof(float);
   const double kv = kv_per_token * c.ctx;
@@ -64,14 +92,14 @@ int run_info(const InfoFlags& f) {
     const std::string p = attention::format_pattern(c.layers[i].pattern);
     if (i == 0 || p != attention::format_pattern(c.layers[i - 1].pattern)) patterns += (i ? "," : "") + p;
   }
-  const auto name = file->get_string("general.name");
-  const auto chat = file->get_string("tokenizer.chat_template");
+  const auto name = file ? file->get_string("general.name") : Expected<std::string>(Status::Error("none"));
+  const auto chat = file ? file->get_string("tokenizer.chat_template") : Expected<std::string>(Status::Error("none"));
 
   if (f.json) {
     nlohmann::json j = {{"file", f.model},
-                        {"file_bytes", file->file_size()},
-                        {"gguf_version", file->version()},
-                        {"architecture", *arch},
+                        {"file_bytes", file_bytes},
+                        {"format", format},
+                        {"architecture", arch},
                         {"name", name.ok() ? *name : ""},
                         {"layers", c.n_layers()},
                         {"model_dim", c.model_dim},
@@ -93,10 +121,12 @@ int run_info(const InfoFlags& f) {
     std::printf("%s\n", j.dump(1).c_str());
     return 0;
   }
-  std::printf("file: %s (%.1f MiB, GGUF v%u, %zu tensors, %zu metadata keys)\n", f.model.c_str(),
-              mib(double(file->file_size())), file->version(), file->tensors().size(), file->metadata().size());
+  std::printf("file: %s (%.1f MiB, %s, %zu tensors", f.model.c_str(), mib(double(file_bytes)), format.c_str(),
+              store.tensors().size());
+  if (file) std::printf(", %zu metadata keys", file->metadata().size());
+  std::printf(")\n");
   std::printf("model: %s%s%s | %d layers, dim %d, heads %d/%d, head_dim %d, ff %d, vocab %d, ctx %d | %s",
-              arch->c_str(), name.ok() ? " " : "", name.ok() ? name->c_str() : "", c.n_layers(), c.model_dim,
+              arch.c_str(), name.ok() ? " " : "", name.ok() ? name->c_str() : "", c.n_layers(), c.model_dim,
               c.layers[0].heads, c.layers[0].kv_heads, c.layers[0].head_dim, c.layers[0].ff_dim, c.vocab_size, c.ctx,
               model::pos_name(c.pos));
   if (c.pos == model::PosType::kRope) std::printf(" theta %g", c.rope_theta);
@@ -107,18 +137,20 @@ int run_info(const InfoFlags& f) {
   std::printf("\n");
   std::printf("memory plan at ctx %d: weights %.1f MiB (as run; %.1f MiB in the file) + KV cache %.1f KiB/token"
               " x %d = %.1f MiB + scratch %.1f MiB = %.1f MiB\n",
-              c.ctx, mib(weights), mib(double(file_weights)), kv_per_token / 1024, c.ctx, mib(kv), mib(scratch),
+              c.ctx, mib(weights), mib(double(stored_weights)), kv_per_token / 1024, c.ctx, mib(kv), mib(scratch),
               mib(weights + kv + scratch));
   if (chat.ok()) std::printf("chat template: %zu characters in tokenizer.chat_template\n", chat->size());
-  std::printf("metadata:\n");
-  for (const auto& kv : file->metadata())
-    std::printf("  %-44s %s\n", kv.key.c_str(), io::format_gguf_value(kv.value).c_str());
+  if (file) {
+    std::printf("metadata:\n");
+    for (const auto& kv : file->metadata())
+      std::printf("  %-44s %s\n", kv.key.c_str(), io::format_gguf_value(kv.value).c_str());
+  }
   if (f.tensors) {
-    std::printf("tensors:\n");
-    for (const auto& t : file->tensors()) {
+    std::printf("tensors (shapes slowest dimension first):\n");
+    for (const auto& t : store.tensors()) {
       std::string dims;
-      for (size_t i = 0; i < t.dims.size(); ++i) dims += (i ? " x " : "") + std::to_string(t.dims[i]);
-      std::printf("  %-32s %-6s [%s] %.2f MiB\n", t.name.c_str(), io::ggml_type_name(t.type).c_str(), dims.c_str(),
+      for (size_t i = 0; i < t.shape.size(); ++i) dims += (i ? " x " : "") + std::to_string(t.shape[i]);
+      std::printf("  %-32s %-6s [%s] %.2f MiB\n", t.name.c_str(), t.type_name.c_str(), dims.c_str(),
                   mib(double(t.n_bytes)));
     }
   }
@@ -130,7 +162,7 @@ int run_info(const InfoFlags& f) {
 void register_info(CLI::App& app, Commands& cmds) {
   auto* c = app.add_subcommand("info", "Metadata, config, tensors and memory plan of a model file");
   auto f = std::make_shared<InfoFlags>();
-  c->add_option("model", f->model, "Model (GGUF)")->required();
+  c->add_option("model", f->model, "Model (GGUF file, or Hugging Face directory / .safetensors)")->required();
   c->add_option("--ctx", f->ctx, "Context for the memory plan (default: the model's)");
   c->add_flag("--tensors", f->tensors, "List every tensor");
   c->add_flag("--json", f->json, "One JSON object");

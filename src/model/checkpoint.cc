@@ -301,38 +301,15 @@ Status save_checkpoint(const std::string& path, const Model& model, const tokeni
   return w.write(path);
 }
 
-Status read_weights(const io::GgufFile& f, Model& m, const std::vector<std::string>& skip) {
-  const ParamLayout& layout = m.layout();
-  for (const auto& ti : f.tensors())
-    if (!layout.find(ti.name)) return Status::Error("unexpected tensor '" + ti.name + "'");
-  for (const ParamTensor& t : layout.tensors()) {
-    const io::GgufTensorInfo* ti = f.find_tensor(t.name);
-    if (!ti) return Status::Error("tensor '" + t.name + "' is missing");
-    const std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
-    if (ti->dims != dims) return Status::Error("tensor '" + t.name + "' has a shape inconsistent with the config");
-    if (std::find(skip.begin(), skip.end(), t.name) != skip.end()) continue;
-    const int64_t row = dims[0], rows = t.numel / row;
-    const int64_t row_bytes = static_cast<int64_t>(ti->n_bytes) / rows;
-    for (int64_t r = 0; r < rows; ++r) {
-      Status st = quant::dequantize_row(ti->type, ti->data + r * row_bytes, m.params() + t.offset + r * row, row);
-      if (!st.ok()) return st.Wrap("tensor '" + t.name + "'");
-    }
-  }
-  return Status::Ok();
-}
-
-Expected<LoadedModel> build_loaded(std::shared_ptr<const io::GgufFile> fp, const ModelConfig& cfg,
-                                   bool map_matrices) {
-  const io::GgufFile& f = *fp;
-  auto tok = read_tokenizer(f);
-  if (!tok.ok()) return tok.status();
-  if (tok->vocab_size() != cfg.vocab_size)
-    return Status::Error("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens but the model " +
+Expected<LoadedModel> build_loaded(const TensorStore& store, const WeightMap& map, tokenizer::BpeTokenizer tok,
+                                   const ModelConfig& cfg, bool map_matrices) {
+  if (tok.vocab_size() != cfg.vocab_size)
+    return Status::Error("tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
                          std::to_string(cfg.vocab_size));
-  LoadedModel out{std::make_unique<Model>(cfg), std::move(*tok)};
+  LoadedModel out{std::make_unique<Model>(cfg), std::move(tok)};
   std::vector<std::string> mapped;
-  if (map_matrices) mapped = out.model->map_matrices(std::move(fp));
-  LONGCTX_RETURN_IF_ERROR(read_weights(f, *out.model, mapped));
+  if (map_matrices) mapped = out.model->map_matrices(store, map);
+  LONGCTX_RETURN_IF_ERROR(read_weights(store, map, *out.model, mapped));
   return out;
 }
 
@@ -340,9 +317,11 @@ Expected<LoadedModel> load_checkpoint(const std::string& path) {
   auto f = io::GgufFile::open(path);
   if (!f.ok()) return f.status();
   auto cfg = read_config(*f);
+  auto tok = cfg.ok() ? read_tokenizer(*f) : Expected<tokenizer::BpeTokenizer>(cfg.status());
   Expected<LoadedModel> out =
-      cfg.ok() ? build_loaded(std::make_shared<const io::GgufFile>(std::move(*f)), *cfg, false)
-               : Expected<LoadedModel>(cfg.status());
+      tok.ok() ? build_loaded(TensorStore::from_gguf(std::make_shared<const io::GgufFile>(std::move(*f))), WeightMap{},
+                              std::move(*tok), *cfg, false)
+               : Expected<LoadedModel>(tok.status());
   if (!out.ok()) return out.status().Wrap("checkpoint '" + path + "'");
   return out;
 }

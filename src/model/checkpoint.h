@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "model/weights.h"
 #include "tokenizer/bpe.h"
 
 namespace longctx::model {
@@ -22,16 +23,11 @@ struct LoadedModel {
 Status save_checkpoint(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok);
 Expected<LoadedModel> load_checkpoint(const std::string& path);
 
-// Copies every tensor of m's layout from f (any supported tensor type, dequantized to fp32),
-// except those named in `skip` (the ones Model::map_matrices reads in place); their presence
-// and shape are still checked. Errors: a tensor missing, of another shape, of an unsupported
-// type, or one m does not have.
-Status read_weights(const io::GgufFile& f, Model& m, const std::vector<std::string>& skip = {});
-// A model of config `cfg` with f's tokenizer and weights (any architecture's GGUF). With
-// map_matrices the matrices stay in f's tensor types, read in place (Model::map_matrices);
-// otherwise everything is dequantized to fp32 (training, reference checks).
-Expected<LoadedModel> build_loaded(std::shared_ptr<const io::GgufFile> f, const ModelConfig& cfg,
-                                   bool map_matrices);
+// A model of config `cfg` with tokenizer `tok` and the weights of `store` as `map` locates them
+// (model/weights.h). With map_matrices the matrices stay in their stored types, read in place
+// (Model::map_matrices); otherwise everything is converted to fp32 (training, reference checks).
+Expected<LoadedModel> build_loaded(const TensorStore& store, const WeightMap& map, tokenizer::BpeTokenizer tok,
+                                   const ModelConfig& cfg, bool map_matrices);
 
 // Tokenizer keys alone (what `longctx tokenizer train` writes) or inside any checkpoint.
 void write_tokenizer_keys(io::GgufWriter& w, const tokenizer::BpeTokenizer& tok);

@@ -40,69 +40,102 @@ Expected<std::unique_ptr<Model>> Model::with_config(const ModelConfig& changed) 
   if (!same) return Status::Error("with_config: the new config changes the weights' shapes");
   // Tensor by tensor, so that the never-written slots of mapped matrices stay non-resident.
   for (const auto& t : a)
-    if (!mapped_names_.count(t.name))
+    if (!mapped_bytes_.count(t.name))
       std::memcpy(m->params() + t.offset, params() + t.offset, t.numel * sizeof(float));
-  m->mapped_file_ = mapped_file_;
-  m->mapped_names_ = mapped_names_;
+  m->mapped_owner_ = mapped_owner_;
+  m->mapped_bytes_ = mapped_bytes_;
   m->mats_ = mats_;
   m->token_q_ = token_q_;
   m->output_q_ = output_q_;
   return m;
 }
 
-std::vector<std::string> Model::map_matrices(std::shared_ptr<const io::GgufFile> f) {
-  CHECK(f != nullptr);
-  std::vector<std::string> names;
-  // A view of tensor `name` when f holds it in a type qlinear_forward takes with the shape
-  // [rows, cols] (PyTorch order); otherwise an empty view (the fp32 parameter is used).
-  auto view = [&](const std::string& name, int64_t rows, int64_t cols) {
-    kernels::QMatrix q;
-    const io::GgufTensorInfo* ti = f->find_tensor(name);
-    if (!ti || !kernels::qmatmul_supports(ti->type)) return q;
-    if (ti->dims != std::vector<int64_t>{cols, rows}) return q;
-    const int64_t rb = quant::row_bytes(ti->type, cols);
-    if (rb <= 0 || static_cast<uint64_t>(rb) * static_cast<uint64_t>(rows) != ti->n_bytes) return q;
-    q.type = ti->type;
-    q.rows = rows;
-    q.cols = cols;
-    q.data = ti->data;
-    q.row_bytes = rb;
-    names.push_back(name);
-    return q;
-  };
-  const int64_t D = config_.model_dim, V = config_.vocab_size;
-  mats_.assign(config_.n_layers(), {});
-  for (int l = 0; l < config_.n_layers(); ++l) {
-    const LayerConfig& lc = config_.layers[l];
+std::vector<MatrixSlot> Model::matrix_slots(const ModelConfig& c) {
+  std::vector<MatrixSlot> out;
+  const int64_t D = c.model_dim, V = c.vocab_size;
+  for (int l = 0; l < c.n_layers(); ++l) {
+    const LayerConfig& lc = c.layers[l];
     const int64_t qd = int64_t(lc.heads) * lc.head_dim, kvd = int64_t(lc.kv_heads) * lc.head_dim, F = lc.ff_dim;
     const std::string p = "blk." + std::to_string(l) + ".";
-    layers::BlockMatrices& b = mats_[l];
-    b.wq = view(p + "attn_q.weight", qd, D);
-    b.wk = view(p + "attn_k.weight", kvd, D);
-    b.wv = view(p + "attn_v.weight", kvd, D);
-    b.wo = view(p + "attn_output.weight", D, qd);
-    if (config_.mlp == MlpType::kSwiglu) b.gate = view(p + "ffn_gate.weight", F, D);
-    b.up = view(p + "ffn_up.weight", F, D);
-    b.down = view(p + "ffn_down.weight", D, F);
+    out.push_back({p + "attn_q.weight", qd, D});
+    out.push_back({p + "attn_k.weight", kvd, D});
+    out.push_back({p + "attn_v.weight", kvd, D});
+    out.push_back({p + "attn_output.weight", D, qd});
+    if (c.mlp == MlpType::kSwiglu) out.push_back({p + "ffn_gate.weight", F, D});
+    out.push_back({p + "ffn_up.weight", F, D});
+    out.push_back({p + "ffn_down.weight", D, F});
   }
-  token_q_ = view("token_embd.weight", V, D);
-  if (!config_.tied_embeddings) output_q_ = view("output.weight", V, D);
-  else output_q_ = token_q_;
+  out.push_back({"token_embd.weight", V, D});
+  if (!c.tied_embeddings) out.push_back({"output.weight", V, D});
+  return out;
+}
+
+kernels::QMatrix Model::in_place_view(const TensorStore& store, const WeightMap& map, const MatrixSlot& slot) {
+  kernels::QMatrix q;
+  const WeightSource src = map.source_of(slot.name);
+  if (!src.plain()) return q;
+  auto r = resolve_source(store, src, slot.name, {slot.rows, slot.cols});
+  if (!r.ok() || !kernels::qmatmul_supports(r->tensor->type)) return q;
+  const int64_t rb = quant::row_bytes(r->tensor->type, slot.cols);
+  q.type = r->tensor->type;
+  q.rows = slot.rows;
+  q.cols = slot.cols;
+  q.data = r->tensor->data + r->row0 * rb;
+  q.row_bytes = rb;
+  return q;
+}
+
+int64_t Model::planned_weight_bytes(const ModelConfig& c, const TensorStore& store, const WeightMap& map,
+                                    bool keep_quantized) {
+  const ParamLayout layout(c);
+  int64_t n = 0;
+  for (const auto& t : layout.tensors()) n += t.numel * static_cast<int64_t>(sizeof(float));
+  if (!keep_quantized) return n;
+  for (const MatrixSlot& s : matrix_slots(c)) {
+    const kernels::QMatrix q = in_place_view(store, map, s);
+    if (q.data) n += q.row_bytes * q.rows - s.rows * s.cols * static_cast<int64_t>(sizeof(float));
+  }
+  return n;
+}
+
+std::vector<std::string> Model::map_matrices(const TensorStore& store, const WeightMap& map) {
+  std::vector<std::string> names;
+  std::unordered_map<std::string, kernels::QMatrix> views;
+  for (const MatrixSlot& s : matrix_slots(config_)) {
+    const kernels::QMatrix q = in_place_view(store, map, s);
+    if (!q.data) continue;
+    views[s.name] = q;
+    names.push_back(s.name);
+    mapped_bytes_[s.name] = q.row_bytes * q.rows;
+  }
+  auto view = [&](const std::string& name) {
+    auto it = views.find(name);
+    return it == views.end() ? kernels::QMatrix{} : it->second;
+  };
+  mats_.assign(config_.n_layers(), {});
+  for (int l = 0; l < config_.n_layers(); ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    layers::BlockMatrices& b = mats_[l];
+    b.wq = view(p + "attn_q.weight");
+    b.wk = view(p + "attn_k.weight");
+    b.wv = view(p + "attn_v.weight");
+    b.wo = view(p + "attn_output.weight");
+    b.gate = view(p + "ffn_gate.weight");
+    b.up = view(p + "ffn_up.weight");
+    b.down = view(p + "ffn_down.weight");
+  }
+  token_q_ = view("token_embd.weight");
+  output_q_ = config_.tied_embeddings ? token_q_ : view("output.weight");
   for (const auto& n : names) CHECK_MSG(layout_.find(n), "map_matrices: a mapped tensor is not in the layout");
-  mapped_names_.insert(names.begin(), names.end());
-  mapped_file_ = std::move(f);
+  if (!names.empty()) mapped_owner_ = store.owner();
   return names;
 }
 
 int64_t Model::weight_bytes() const {
   int64_t n = 0;
   for (const auto& t : layout_.tensors()) {
-    if (!mapped_names_.count(t.name)) {
-      n += t.numel * static_cast<int64_t>(sizeof(float));
-      continue;
-    }
-    const io::GgufTensorInfo* ti = mapped_file_->find_tensor(t.name);
-    n += static_cast<int64_t>(ti->n_bytes);
+    auto it = mapped_bytes_.find(t.name);
+    n += it != mapped_bytes_.end() ? it->second : t.numel * static_cast<int64_t>(sizeof(float));
   }
   return n;
 }

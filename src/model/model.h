@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "core/arena.h"
@@ -19,6 +19,7 @@
 #include "layers/linear.h"
 #include "model/config.h"
 #include "model/params.h"
+#include "model/weights.h"
 #include "position/rope.h"
 
 namespace longctx::model {
@@ -32,6 +33,12 @@ struct KvCache {
 
 // Learned positions cannot grow: an error naming both lengths when ctx is past c's table.
 Status check_context_growth(const ModelConfig& c, int64_t ctx);
+
+// A weight matrix of the model: parameter name and [rows, cols].
+struct MatrixSlot {
+  std::string name;
+  int64_t rows = 0, cols = 0;
+};
 
 class Model {
  public:
@@ -52,13 +59,22 @@ class Model {
 
   void init(Rng& rng) { init_params(config_, layout_, params_.data(), rng); }
 
-  // Inference straight from a model file: every matrix of f (token table, block matrices,
-  // output) whose type kernels::qlinear_forward takes (Q8_0, Q4_0, Q4_1, F16, F32) and whose
-  // shape matches is read in place from f's mapping, which the model keeps open. Returns the
-  // names of those tensors; their fp32 parameters are never filled (and never become resident),
-  // so the caller loads only the rest (read_weights' `skip`). Training and saving then refuse.
-  std::vector<std::string> map_matrices(std::shared_ptr<const io::GgufFile> f);
-  bool has_mapped_weights() const { return mapped_file_ != nullptr; }
+  // Inference straight from a model file: every matrix (token table, block matrices, output)
+  // whose source in `store` is stored as it is used (WeightSource::plain: no transpose, no row
+  // reordering; a block of rows of a fused tensor is fine), in a type kernels::qlinear_forward
+  // takes (Q8_0, Q4_0, Q4_1, F16, F32) and of the right shape, is read in place from the store's
+  // mapping, which the model keeps open. Returns the names of those parameters; their fp32 slots
+  // are never filled (and never become resident), so the caller loads only the rest
+  // (read_weights' `skip`). Training and saving then refuse.
+  std::vector<std::string> map_matrices(const TensorStore& store, const WeightMap& map);
+  // The matrices map_matrices considers, and the view it would take of one (empty when the
+  // source cannot be read in place).
+  static std::vector<MatrixSlot> matrix_slots(const ModelConfig& c);
+  static kernels::QMatrix in_place_view(const TensorStore& store, const WeightMap& map, const MatrixSlot& slot);
+  // weight_bytes() of the model load_model would build, before building it (memory plans).
+  static int64_t planned_weight_bytes(const ModelConfig& c, const TensorStore& store, const WeightMap& map,
+                                      bool keep_quantized);
+  bool has_mapped_weights() const { return mapped_owner_ != nullptr; }
   // Bytes of weights the inference path reads: mapped tensors in their file type, the rest fp32.
   int64_t weight_bytes() const;
 
@@ -98,9 +114,10 @@ class Model {
   Buffer params_, grads_;
   position::Rope rope_;
   std::vector<std::vector<float>> alibi_;  // per layer, empty unless ALiBi
-  // Set by map_matrices: the file, the names of the tensors read from it, and the views.
-  std::shared_ptr<const io::GgufFile> mapped_file_;
-  std::unordered_set<std::string> mapped_names_;
+  // Set by map_matrices: what keeps the file mapped, the parameters read from it (with their
+  // bytes there), and the views.
+  std::shared_ptr<const void> mapped_owner_;
+  std::unordered_map<std::string, int64_t> mapped_bytes_;
   std::vector<layers::BlockMatrices> mats_;
   kernels::QMatrix token_q_, output_q_;
   // Saved activations of the last training forward.

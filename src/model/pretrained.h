@@ -6,7 +6,9 @@
 #include <string>
 
 #include "core/status.h"
+#include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/weights.h"
 
 namespace longctx::model {
 
@@ -15,12 +17,29 @@ struct LoadOptions {
   bool keep_quantized = true;  // matrices read in place in their file type (inference only)
 };
 
+// `path` is a GGUF file, or a Hugging Face model: a directory with config.json, tokenizer.json
+// (tokenizer_config.json optional) and model.safetensors or model.safetensors.index.json with
+// its shards, or one of those .safetensors / index files inside such a directory.
 Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt = {});
+
+// Whether load_model takes `path` as a Hugging Face model (a directory, .safetensors or .json).
+bool is_hf_model_path(const std::string& path);
+// The parts of a Hugging Face model before any weight is read: config, weight map, tensors.
+struct HfModelInfo {
+  std::string dir;         // the directory holding config.json and the tokenizer files
+  std::string model_type;  // config.json's
+  ModelConfig config;
+  WeightMap weights;
+  std::shared_ptr<const io::SafetensorsModel> tensors;
+};
+Expected<HfModelInfo> read_hf_model(const std::string& path);
 // The ModelConfig of a GGUF of any supported architecture (general.architecture decides).
 Expected<ModelConfig> config_of(const io::GgufFile& f);
+// Where a GGUF of general.architecture `arch` keeps each parameter (model/weights.h).
+WeightMap weights_of(const std::string& arch, const ModelConfig& c);
 
-// Writes `model` as a GGUF of the standard architecture `arch` (only "llama" so far:
-// arch::llama_exportable says which configs qualify), fp32 weights, with the tokenizer, so that
+// Writes `model` as a GGUF of the standard architecture `arch`, "llama" or "gpt2"
+// (arch::llama_exportable / gpt2_exportable say which configs qualify), fp32 weights, with the tokenizer, so that
 // llama.cpp and other GGUF readers run it; `longctx quantize` converts it further. Our own
 // byte-class pre-tokenizer ("longctx") is written as llama.cpp's "gpt-2", which splits ASCII text the same
 // way (text outside ASCII may split differently in other engines). Atomic, like checkpoints.

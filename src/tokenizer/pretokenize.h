@@ -72,6 +72,13 @@ class PreTokenizer {
   // Errors: an unknown name (the message lists the known ones).
   static Expected<PreTokenizer> by_name(std::string_view name);
   static std::vector<std::string> names();
+  // What by_name(name) uses, without compiling it: the regex list, in order and as written in
+  // pretokenize_regex.cc (empty for "longctx"), and its ignore_merges(). Errors: an unknown name.
+  struct Definition {
+    std::vector<std::string> patterns;
+    bool ignore_merges = false;
+  };
+  static Expected<Definition> definition(std::string_view name);
 
   const std::string& name() const { return name_; }
   // Whether a piece that is itself a vocabulary token skips the merges (HF BPE's ignore_merges).

@@ -120,6 +120,16 @@ std::vector<std::string> PreTokenizer::names() {
   return out;
 }
 
+Expected<PreTokenizer::Definition> PreTokenizer::definition(std::string_view name) {
+  if (name == "longctx") return Definition{};
+  for (const Spec& s : specs()) {
+    for (const char* n : s.names) {
+      if (name == n) return Definition{{s.patterns.begin(), s.patterns.end()}, s.ignore_merges};
+    }
+  }
+  return Status::Error("unknown pre-tokenizer '" + std::string(name) + "'");
+}
+
 Expected<PreTokenizer> PreTokenizer::by_name(std::string_view name) {
   PreTokenizer t;
   t.name_ = std::string(name);

@@ -92,6 +92,109 @@ Expected<ModelConfig> llama_config(const io::GgufFile& f) {
   return c;
 }
 
+Expected<ModelConfig> llama_config_hf(const HfConfig& hf) {
+  auto model_type = hf.get_string("model_type");
+  if (!model_type.ok()) return model_type.status();
+  ModelConfig c;
+  auto dim = hf.get_int("hidden_size"), layers = hf.get_int("num_hidden_layers", nullptr, 1, 1024),
+       heads = hf.get_int("num_attention_heads"), ff = hf.get_int("intermediate_size"),
+       ctx = hf.get_int("max_position_embeddings"), vocab = hf.get_int("vocab_size");
+  for (auto* e : {&dim, &layers, &heads, &ff, &ctx, &vocab})
+    if (!e->ok()) return e->status();
+  auto kv = hf.get_int("num_key_value_heads", &*heads);
+  if (!kv.ok()) return kv.status();
+  const int64_t default_hd = *dim / *heads;
+  auto hd = hf.get_int("head_dim", &default_hd);
+  if (!hd.ok()) return hd.status();
+  const std::string silu = "silu";
+  auto act = hf.get_string("hidden_act", &silu);
+  if (!act.ok()) return act.status();
+  if (*act != "silu") return hf.error("hidden_act", "is '" + *act + "'; the llama architecture runs silu");
+  for (const char* key : {"attention_bias", "mlp_bias"}) {
+    auto b = hf.get_bool(key, false);
+    if (!b.ok()) return b.status();
+    if (*b) return hf.error(key, "is true; biases in a llama model are not supported");
+  }
+  const double eps_default = 1e-6, theta_default = 10000.0;
+  auto eps = hf.get_float("rms_norm_eps", &eps_default);
+  auto theta = hf.get_float("rope_theta", &theta_default);
+  auto tied = hf.get_bool("tie_word_embeddings", false);
+  if (!eps.ok()) return eps.status();
+  if (!theta.ok()) return theta.status();
+  if (!tied.ok()) return tied.status();
+  c.vocab_size = static_cast<int>(*vocab);
+  c.model_dim = static_cast<int>(*dim);
+  c.ctx = static_cast<int>(*ctx);
+  c.norm = NormType::kRmsNorm;
+  c.norm_eps = static_cast<float>(*eps);
+  c.mlp = MlpType::kSwiglu;
+  c.bias = false;
+  c.tied_embeddings = *tied;
+  c.pos = PosType::kRope;
+  c.rope_theta = static_cast<float>(*theta);
+  if (hf.has("rope_scaling")) {
+    auto rs = hf.get_object("rope_scaling");
+    if (!rs.ok()) return rs.status();
+    const std::string none = "default";
+    auto type = rs->has("rope_type") ? rs->get_string("rope_type") : rs->get_string("type", &none);
+    if (!type.ok()) return type.status();
+    if (*type == "linear") {
+      auto factor = rs->get_float("factor");
+      if (!factor.ok()) return factor.status();
+      c.rope_scaling.type = position::RopeScalingType::kLinear;
+      c.rope_scaling.factor = static_cast<float>(*factor);
+    } else if (*type != "default") {
+      return hf.error("rope_scaling", "has type '" + *type + "'; supported: linear");
+    }
+  }
+  LayerConfig layer{static_cast<int>(*heads), static_cast<int>(*kv), static_cast<int>(*hd), static_cast<int>(*ff)};
+  if (*model_type == "mistral" && hf.has("sliding_window")) {
+    // transformers' Mistral masks keys more than sliding_window positions back: a query sees
+    // itself and the sliding_window keys before it (llama.cpp's GGUF key counts the query).
+    auto w = hf.get_int("sliding_window");
+    if (!w.ok()) return w.status();
+    layer.pattern = attention::SlidingWindow{*w + 1};
+  }
+  c.set_uniform_layers(static_cast<int>(*layers), layer);
+  if (Status st = c.validate(); !st.ok()) return st.Wrap(hf.path());
+  return c;
+}
+
+WeightMap llama_hf_weights(const ModelConfig& c) {
+  WeightMap m;
+  const int heads = c.layers.at(0).heads, kv_heads = c.layers.at(0).kv_heads;
+  m.source = [heads, kv_heads](const std::string& p) {
+    WeightSource s;
+    int layer = -1;
+    std::string rest;
+    if (split_block_name(p, &layer, &rest)) {
+      static const std::pair<const char*, const char*> kBlock[] = {
+          {"attn_norm.weight", "input_layernorm.weight"},   {"attn_q.weight", "self_attn.q_proj.weight"},
+          {"attn_k.weight", "self_attn.k_proj.weight"},     {"attn_v.weight", "self_attn.v_proj.weight"},
+          {"attn_output.weight", "self_attn.o_proj.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
+          {"ffn_gate.weight", "mlp.gate_proj.weight"},      {"ffn_up.weight", "mlp.up_proj.weight"},
+          {"ffn_down.weight", "mlp.down_proj.weight"}};
+      for (const auto& [ours, theirs] : kBlock)
+        if (rest == ours) s.names = {"model.layers." + std::to_string(layer) + "." + theirs};
+      if (rest == "attn_q.weight") s.rope_heads = heads;
+      if (rest == "attn_k.weight") s.rope_heads = kv_heads;
+    } else if (p == "token_embd.weight") {
+      s.names = {"model.embed_tokens.weight"};
+    } else if (p == "output_norm.weight") {
+      s.names = {"model.norm.weight"};
+    } else if (p == "output.weight") {
+      s.names = {"lm_head.weight"};
+    }
+    if (s.names.empty()) s.names = {p};
+    return s;
+  };
+  const bool tied = c.tied_embeddings;
+  m.ignore = [tied](const std::string& stored) {
+    return (tied && stored == "lm_head.weight") || stored.find("rotary_emb.inv_freq") != std::string::npos;
+  };
+  return m;
+}
+
 Status llama_exportable(const ModelConfig& c) {
   auto no = [](const std::string& what) { return Status::Error("not a llama model: " + what); };
   if (c.pos != PosType::kRope) return no(std::string("positions are ") + pos_name(c.pos) + ", llama needs rope");

@@ -1,0 +1,209 @@
+#include "model/architectures/gpt2.h"
+
+#include <string>
+#include <variant>
+
+namespace longctx::model::arch {
+namespace {
+
+// GPT-2's fixed choices; the caller fills sizes and the output tie.
+ModelConfig gpt2_base(int vocab, int dim, int layers, int heads, int ff, int ctx, float eps, bool tied) {
+  ModelConfig c;
+  c.vocab_size = vocab;
+  c.model_dim = dim;
+  c.ctx = ctx;
+  c.norm = NormType::kLayerNorm;
+  c.norm_eps = eps;
+  c.mlp = MlpType::kGelu;
+  c.bias = true;
+  c.tied_embeddings = tied;
+  c.pos = PosType::kLearned;
+  c.set_uniform_layers(layers, LayerConfig{heads, heads, heads > 0 ? dim / heads : 0, ff});
+  return c;
+}
+
+// Q, K, V as row blocks of the fused [3D, D] QKV matrix (and its [3D] bias).
+bool qkv_part(const std::string& rest, int* part, std::string* suffix) {
+  static const char* kParts[3] = {"attn_q.", "attn_k.", "attn_v."};
+  for (int i = 0; i < 3; ++i)
+    if (rest.rfind(kParts[i], 0) == 0) {
+      *part = i;
+      *suffix = rest.substr(7);
+      return true;
+    }
+  return false;
+}
+
+}  // namespace
+
+Expected<ModelConfig> gpt2_config(const io::GgufFile& f) {
+  auto u = [&](const char* key) -> Expected<int> {
+    auto v = f.get_uint(key);
+    if (!v.ok()) return v.status();
+    if (*v < 1 || *v > (1u << 24)) return Status::Error(std::string("key '") + key + "' is out of range");
+    return static_cast<int>(*v);
+  };
+  auto dim = u("gpt2.embedding_length"), layers = u("gpt2.block_count"), heads = u("gpt2.attention.head_count"),
+       ff = u("gpt2.feed_forward_length"), ctx = u("gpt2.context_length");
+  for (auto* e : {&dim, &layers, &heads, &ff, &ctx})
+    if (!e->ok()) return e->status();
+  if (*dim % *heads) return Status::Error("gpt2.embedding_length is not a multiple of the head count");
+  if (f.find("gpt2.attention.head_count_kv")) {
+    auto kv = u("gpt2.attention.head_count_kv");
+    if (!kv.ok()) return kv.status();
+    if (*kv != *heads) return Status::Error("gpt2.attention.head_count_kv differs from the head count (not GPT-2)");
+  }
+  auto eps = f.get_float("gpt2.attention.layer_norm_epsilon");
+  if (!eps.ok()) return eps.status();
+  int vocab = 0;
+  auto toks = f.get_string_array("tokenizer.ggml.tokens");
+  if (!toks.ok()) return toks.status();
+  vocab = static_cast<int>(toks->size());
+  if (const io::GgufTensorInfo* te = f.find_tensor("token_embd.weight"); te && te->dims.size() == 2)
+    vocab = static_cast<int>(te->dims[1]);  // the table decides; the tokenizer must then agree
+  ModelConfig c = gpt2_base(vocab, *dim, *layers, *heads, *ff, *ctx, static_cast<float>(*eps),
+                            f.find_tensor("output.weight") == nullptr);
+  LONGCTX_RETURN_IF_ERROR(c.validate());
+  return c;
+}
+
+WeightMap gpt2_gguf_weights(const ModelConfig& c) {
+  WeightMap m;
+  const int64_t D = c.model_dim;
+  m.source = [D](const std::string& p) {
+    WeightSource s;
+    int layer = -1, part = 0;
+    std::string rest, suffix;
+    if (split_block_name(p, &layer, &rest) && qkv_part(rest, &part, &suffix)) {
+      s.names = {"blk." + std::to_string(layer) + ".attn_qkv." + suffix};
+      s.row0 = part * D;
+      s.rows = D;
+      s.total_rows = 3 * D;
+    } else {
+      s.names = {p};
+    }
+    return s;
+  };
+  return m;
+}
+
+Expected<ModelConfig> gpt2_config_hf(const HfConfig& hf) {
+  auto dim = hf.get_int("n_embd"), layers = hf.get_int("n_layer", nullptr, 1, 1024), heads = hf.get_int("n_head"),
+       vocab = hf.get_int("vocab_size");
+  for (auto* e : {&dim, &layers, &heads, &vocab})
+    if (!e->ok()) return e->status();
+  auto ctx = hf.has("n_positions") ? hf.get_int("n_positions") : hf.get_int("n_ctx");
+  if (!ctx.ok()) return ctx.status();
+  const int64_t ff_default = 4 * *dim;
+  auto ff = hf.get_int("n_inner", &ff_default);
+  if (!ff.ok()) return ff.status();
+  const std::string gelu_new = "gelu_new";
+  auto act = hf.get_string("activation_function", &gelu_new);
+  if (!act.ok()) return act.status();
+  if (*act != "gelu_new" && *act != "gelu_pytorch_tanh")
+    return hf.error("activation_function", "is '" + *act + "'; supported: gelu_new, gelu_pytorch_tanh (the tanh GELU)");
+  auto by_layer = hf.get_bool("scale_attn_by_inverse_layer_idx", false);
+  auto scale = hf.get_bool("scale_attn_weights", true);
+  auto tied = hf.get_bool("tie_word_embeddings", true);
+  for (auto* e : {&by_layer, &scale, &tied})
+    if (!e->ok()) return e->status();
+  if (*by_layer) return hf.error("scale_attn_by_inverse_layer_idx", "is true; not supported");
+  if (!*scale) return hf.error("scale_attn_weights", "is false; not supported");
+  const double eps_default = 1e-5;
+  auto eps = hf.get_float("layer_norm_epsilon", &eps_default);
+  if (!eps.ok()) return eps.status();
+  if (*dim % *heads) return hf.error("n_embd", "is not a multiple of n_head");
+  ModelConfig c = gpt2_base(static_cast<int>(*vocab), static_cast<int>(*dim), static_cast<int>(*layers),
+                            static_cast<int>(*heads), static_cast<int>(*ff), static_cast<int>(*ctx),
+                            static_cast<float>(*eps), *tied);
+  if (Status st = c.validate(); !st.ok()) return st.Wrap(hf.path());
+  return c;
+}
+
+WeightMap gpt2_hf_weights(const ModelConfig& c) {
+  WeightMap m;
+  const int64_t D = c.model_dim;
+  // Names with and without the "transformer." prefix (save_pretrained writes it; the original
+  // GPT-2 checkpoints lack it).
+  auto both = [](const std::string& n) { return std::vector<std::string>{"transformer." + n, n}; };
+  m.source = [D, both](const std::string& p) {
+    WeightSource s;
+    int layer = -1, part = 0;
+    std::string rest, suffix;
+    if (split_block_name(p, &layer, &rest)) {
+      const std::string h = "h." + std::to_string(layer) + ".";
+      const bool is_weight = rest.size() > 7 && rest.compare(rest.size() - 7, 7, ".weight") == 0;
+      const std::string kind = is_weight ? "weight" : "bias";
+      if (qkv_part(rest, &part, &suffix)) {
+        s.names = both(h + "attn.c_attn." + kind);
+        s.row0 = part * D;
+        s.rows = D;
+        s.total_rows = 3 * D;
+      } else if (rest.rfind("attn_output.", 0) == 0) {
+        s.names = both(h + "attn.c_proj." + kind);
+      } else if (rest.rfind("ffn_up.", 0) == 0) {
+        s.names = both(h + "mlp.c_fc." + kind);
+      } else if (rest.rfind("ffn_down.", 0) == 0) {
+        s.names = both(h + "mlp.c_proj." + kind);
+      } else if (rest.rfind("attn_norm.", 0) == 0) {
+        s.names = both(h + "ln_1." + kind);
+      } else if (rest.rfind("ffn_norm.", 0) == 0) {
+        s.names = both(h + "ln_2." + kind);
+      }
+      s.transpose = is_weight && rest.rfind("attn_norm.", 0) != 0 && rest.rfind("ffn_norm.", 0) != 0;
+    } else if (p == "token_embd.weight") {
+      s.names = both("wte.weight");
+    } else if (p == "position_embd.weight") {
+      s.names = both("wpe.weight");
+    } else if (p == "output_norm.weight" || p == "output_norm.bias") {
+      s.names = both("ln_f." + p.substr(12));
+    } else if (p == "output.weight") {
+      s.names = {"lm_head.weight"};
+    }
+    if (s.names.empty()) s.names = {p};
+    return s;
+  };
+  const bool tied = c.tied_embeddings;
+  m.ignore = [tied](const std::string& stored) {
+    // The causal-mask buffers (attn.bias, attn.masked_bias) older versions saved.
+    const auto ends = [&](const char* suf) {
+      const std::string s(suf);
+      return stored.size() >= s.size() && stored.compare(stored.size() - s.size(), s.size(), s) == 0;
+    };
+    return (tied && stored == "lm_head.weight") || ends(".attn.bias") || ends(".attn.masked_bias");
+  };
+  return m;
+}
+
+Status gpt2_exportable(const ModelConfig& c) {
+  auto no = [](const std::string& what) { return Status::Error("not a gpt2 model: " + what); };
+  if (c.pos != PosType::kLearned) return no(std::string("positions are ") + pos_name(c.pos) + ", gpt2 needs learned");
+  if (c.norm != NormType::kLayerNorm) return no("rmsnorm; gpt2 needs layernorm");
+  if (c.mlp != MlpType::kGelu) return no("swiglu MLP; gpt2 needs gelu");
+  if (!c.bias) return no("the model has no biases; gpt2 has them everywhere");
+  const LayerConfig& l0 = c.layers.at(0);
+  for (int l = 0; l < c.n_layers(); ++l) {
+    const LayerConfig& lc = c.layers[l];
+    if (!std::holds_alternative<attention::Causal>(lc.pattern))
+      return no("layer " + std::to_string(l) + " attends with " + attention::format_pattern(lc.pattern) +
+                "; gpt2 attends causally to every key");
+    if (lc.heads != l0.heads || lc.kv_heads != l0.kv_heads || lc.head_dim != l0.head_dim || lc.ff_dim != l0.ff_dim)
+      return no("layer " + std::to_string(l) + " differs in shape from layer 0");
+  }
+  if (l0.kv_heads != l0.heads) return no("grouped-query attention; gpt2 has one K and V per head");
+  if (l0.heads * l0.head_dim != c.model_dim) return no("heads * head_dim != model_dim");
+  return Status::Ok();
+}
+
+void write_gpt2_keys(io::GgufWriter& w, const ModelConfig& c) {
+  const LayerConfig& l0 = c.layers.at(0);
+  w.set_string("general.architecture", "gpt2");
+  w.set_u32("gpt2.context_length", c.ctx);
+  w.set_u32("gpt2.embedding_length", c.model_dim);
+  w.set_u32("gpt2.block_count", c.n_layers());
+  w.set_u32("gpt2.feed_forward_length", l0.ff_dim);
+  w.set_u32("gpt2.attention.head_count", l0.heads);
+  w.set_f32("gpt2.attention.layer_norm_epsilon", c.norm_eps);
+}
+
+}  // namespace longctx::model::arch
