@@ -1,5 +1,7 @@
 #include "model/architectures/gpt2.h"
 
+#include "model/architectures/common.h"
+
 #include <string>
 #include <variant>
 
@@ -37,12 +39,7 @@ bool qkv_part(const std::string& rest, int* part, std::string* suffix) {
 }  // namespace
 
 Expected<ModelConfig> gpt2_config(const io::GgufFile& f) {
-  auto u = [&](const char* key) -> Expected<int> {
-    auto v = f.get_uint(key);
-    if (!v.ok()) return v.status();
-    if (*v < 1 || *v > (1u << 24)) return Status::Error(std::string("key '") + key + "' is out of range");
-    return static_cast<int>(*v);
-  };
+  auto u = [&](const char* key) { return gguf_size_key(f, key); };
   auto dim = u("gpt2.embedding_length"), layers = u("gpt2.block_count"), heads = u("gpt2.attention.head_count"),
        ff = u("gpt2.feed_forward_length"), ctx = u("gpt2.context_length");
   for (auto* e : {&dim, &layers, &heads, &ff, &ctx})
@@ -181,18 +178,8 @@ Status gpt2_exportable(const ModelConfig& c) {
   if (c.norm != NormType::kLayerNorm) return no("rmsnorm; gpt2 needs layernorm");
   if (c.mlp != MlpType::kGelu) return no("swiglu MLP; gpt2 needs gelu");
   if (!c.bias) return no("the model has no biases; gpt2 has them everywhere");
-  const LayerConfig& l0 = c.layers.at(0);
-  for (int l = 0; l < c.n_layers(); ++l) {
-    const LayerConfig& lc = c.layers[l];
-    if (!std::holds_alternative<attention::Causal>(lc.pattern))
-      return no("layer " + std::to_string(l) + " attends with " + attention::format_pattern(lc.pattern) +
-                "; gpt2 attends causally to every key");
-    if (lc.heads != l0.heads || lc.kv_heads != l0.kv_heads || lc.head_dim != l0.head_dim || lc.ff_dim != l0.ff_dim)
-      return no("layer " + std::to_string(l) + " differs in shape from layer 0");
-  }
-  if (l0.kv_heads != l0.heads) return no("grouped-query attention; gpt2 has one K and V per head");
-  if (l0.heads * l0.head_dim != c.model_dim) return no("heads * head_dim != model_dim");
-  return Status::Ok();
+  if (c.layers.at(0).kv_heads != c.layers.at(0).heads) return no("grouped-query attention; gpt2 has one K and V per head");
+  return check_uniform_causal(c, "gpt2");
 }
 
 void write_gpt2_keys(io::GgufWriter& w, const ModelConfig& c) {

@@ -1,5 +1,7 @@
 #include "model/architectures/llama.h"
 
+#include "model/architectures/common.h"
+
 #include <cmath>
 #include <string>
 #include <variant>
@@ -7,12 +9,7 @@
 namespace longctx::model::arch {
 
 Expected<ModelConfig> llama_config(const io::GgufFile& f) {
-  auto u = [&](const char* key) -> Expected<int> {
-    auto v = f.get_uint(key);
-    if (!v.ok()) return v.status();
-    if (*v < 1 || *v > (1u << 24)) return Status::Error(std::string("key '") + key + "' is out of range");
-    return static_cast<int>(*v);
-  };
+  auto u = [&](const char* key) { return gguf_size_key(f, key); };
   ModelConfig c;
   auto dim = u("llama.embedding_length"), layers = u("llama.block_count"), heads = u("llama.attention.head_count"),
        ff = u("llama.feed_forward_length"), ctx = u("llama.context_length");
@@ -203,17 +200,7 @@ Status llama_exportable(const ModelConfig& c) {
   if (c.bias) return no("the model has biases");
   if (c.rope_scaling.type == position::RopeScalingType::kYarn)
     return no("yarn RoPE scaling is exported only by longctx checkpoints (llama.cpp's yarn differs in detail)");
-  const LayerConfig& l0 = c.layers.at(0);
-  for (int l = 0; l < c.n_layers(); ++l) {
-    const LayerConfig& lc = c.layers[l];
-    if (!std::holds_alternative<attention::Causal>(lc.pattern))
-      return no("layer " + std::to_string(l) + " attends with " + attention::format_pattern(lc.pattern) +
-                "; llama attends causally to every key");
-    if (lc.heads != l0.heads || lc.kv_heads != l0.kv_heads || lc.head_dim != l0.head_dim || lc.ff_dim != l0.ff_dim)
-      return no("layer " + std::to_string(l) + " differs in shape from layer 0");
-  }
-  if (l0.heads * l0.head_dim != c.model_dim) return no("heads * head_dim != model_dim");
-  return Status::Ok();
+  return check_uniform_causal(c, "llama");
 }
 
 void write_llama_keys(io::GgufWriter& w, const ModelConfig& c) {

@@ -1,0 +1,19 @@
+// Pieces the architecture files share: reading a size key of a GGUF, and the check that a
+// longctx config has the one-shape, causal layers a standard architecture file describes.
+#pragma once
+#include <string>
+
+#include "core/status.h"
+#include "io/gguf.h"
+#include "model/config.h"
+
+namespace longctx::model::arch {
+
+// An unsigned key in [1, 2^24] (a dimension, count or length), as an int.
+Expected<int> gguf_size_key(const io::GgufFile& f, const std::string& key);
+
+// Every layer causal over every key, with layer 0's heads, kv_heads, head_dim and ff_dim, and
+// heads * head_dim == model_dim. The error reads "not a <arch> model: ..." and names the layer.
+Status check_uniform_causal(const ModelConfig& c, const std::string& arch);
+
+}  // namespace longctx::model::arch
