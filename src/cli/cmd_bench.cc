@@ -104,12 +104,19 @@ void register_bench(CLI::App& app, Commands& cmds) {
   bench->add_option("-n,--n-gen", mf->gen, "Tokens of the generation test (0: skip)");
   bench->add_option("-r,--repetitions", mf->reps, "Runs per test");
   bench->add_option("-t,--threads", mf->threads, "Threads (default: all cores)");
+  bench->add_option("--random-model", mf->random_model,
+                    "Random weights of a llama shape instead of -m: llama:layers=30,model_dim=576,heads=9,kv_heads=3,"
+                    "ff_dim=1536,vocab=49152[,window=W][,ctx=N][,type=q8_0]");
+  bench->add_option("-d,--depth", mf->depths, "Cache depths to measure at, comma-separated (default 0)");
+  bench->add_option("--ctx", mf->ctx, "Context to build the model for (default: the model's; random: what the depths need)");
+  bench->add_option("--ubatch", mf->ubatch, "Tokens per prefill pass when filling to a depth and in pp (default 512)");
   bench->add_flag("--json", mf->json, "One JSON object");
   add_dequantize_flag(bench, mf->dequantize);
   bench->callback([bench, mf, &cmds] {
     if (!bench->get_subcommands().empty()) return;
     cmds.run = [mf] {
-      if (mf->model.empty()) return fail("bench: give -m MODEL, or one of the subcommands train, attention");
+      if (mf->model.empty() && mf->random_model.empty())
+        return fail("bench: give -m MODEL or --random-model SPEC, or one of the subcommands train, attention");
       return run_bench_model(*mf);
     };
   });

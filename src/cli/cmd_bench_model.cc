@@ -1,11 +1,18 @@
-// longctx bench -m MODEL [-p 512] [-n 128] [-r 5] [-t 2] [--json]
-// Inference speed in the manner of llama.cpp's llama-bench: pp<P> is the prefill of P tokens
-// into an empty cache in one pass, tg<N> the generation of N tokens one at a time from an empty
-// cache; both on random token ids, reported as tokens/s mean ± standard deviation over -r runs.
+// longctx bench (-m MODEL | --random-model SPEC) [-p 512] [-n 128] [-r 5] [-t 2] [--depth 0,4096]
+//               [--ctx N] [--ubatch 512] [--json]
+// Inference speed in the manner of llama.cpp's llama-bench: pp<P> is the prefill of P tokens in
+// one pass, tg<N> the generation of N tokens one at a time; both on random token ids, reported as
+// tokens/s mean ± standard deviation over -r runs. At depth D (llama-bench's -d) the cache
+// first holds D random tokens (prefilled in chunks of --ubatch), and each run starts there:
+// "pp512 @ d4096". Each depth also reports the KV cache's bytes and the peak resident memory
+// of the process while it ran (weights, cache and scratch). --random-model builds a model of
+// any llama shape with random weights (model/random_model.h) instead of loading one.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -13,9 +20,11 @@
 #include "cli/common.h"
 #include "core/blas_setup.h"
 #include "core/rng.h"
+#include "core/memory_stats.h"
 #include "core/thread_pool.h"
 #include "kernels/vec.h"
 #include "model/pretrained.h"
+#include "model/random_model.h"
 
 namespace longctx::cli {
 namespace {
@@ -35,18 +44,56 @@ Stats stats_of(const std::vector<double>& v) {
 
 }  // namespace
 
+Expected<std::vector<int64_t>> parse_depths(const std::string& s) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t comma = s.find(',', pos);
+    if (comma == std::string::npos) comma = s.size();
+    const std::string item = s.substr(pos, comma - pos);
+    if (item.empty() || item.size() > 9 || item.find_first_not_of("0123456789") != std::string::npos)
+      return Status::Error("--depth '" + s + "': '" + item + "' is not a token count");
+    out.push_back(std::stoll(item));
+    pos = comma + 1;
+  }
+  return out;
+}
+
 int run_bench_model(const BenchModelFlags& f) {
   if (f.prompt < 0 || f.gen < 0 || f.reps < 1) return fail("-p and -n must be >= 0 and -r >= 1");
+  if (f.ubatch < 1) return fail("--ubatch must be >= 1");
+  if (f.ctx < 0) return fail("--ctx must be >= 0");
+  if (f.model.empty() == f.random_model.empty()) return fail("bench: give one of -m MODEL and --random-model SPEC");
+  auto depths = parse_depths(f.depths);
+  if (!depths.ok()) return fail(depths.status());
+  int64_t max_depth = 0;
+  for (int64_t d : *depths) max_depth = std::max(max_depth, d);
+  const int64_t need = max_depth + std::max(f.prompt, f.gen);
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
-  model::LoadOptions lo;
-  lo.keep_quantized = !f.dequantize;
-  auto loaded = model::load_model(f.model, lo);
-  if (!loaded.ok()) return fail(loaded.status());
-  model::Model& m = *loaded->model;
+  std::unique_ptr<model::Model> owned;
+  const std::string name = f.model.empty() ? f.random_model : f.model;
+  if (!f.random_model.empty()) {
+    auto spec = model::parse_random_model(f.random_model);
+    if (!spec.ok()) return fail(spec.status());
+    if (f.ctx > 0) spec->config.ctx = static_cast<int>(f.ctx);
+    else spec->config.ctx = std::max<int64_t>(spec->config.ctx, need);
+    auto m = model::make_random_model(*spec);
+    if (!m.ok()) return fail(m.status());
+    owned = std::move(*m);
+  } else {
+    model::LoadOptions lo;
+    lo.keep_quantized = !f.dequantize;
+    lo.ctx = static_cast<int>(f.ctx);
+    auto loaded = model::load_model(f.model, lo);
+    if (!loaded.ok()) return fail(loaded.status());
+    owned = std::move(loaded->model);
+  }
+  model::Model& m = *owned;
   const int64_t ctx = m.config().ctx, V = m.config().vocab_size;
-  if (f.prompt > ctx || f.gen > ctx)
-    return fail("-p and -n must fit the model's context of " + std::to_string(ctx));
+  if (need > ctx)
+    return fail("depth " + std::to_string(max_depth) + " + " + std::to_string(std::max(f.prompt, f.gen)) +
+                " tokens do not fit the context of " + std::to_string(ctx) + " (raise it with --ctx)");
   Rng rng(1);
   Arena arena;
   std::vector<float> logits(V);
@@ -56,46 +103,74 @@ int run_bench_model(const BenchModelFlags& f) {
     return t;
   };
   using clock = std::chrono::steady_clock;
-  model::KvCache cache = m.make_cache(std::max(f.prompt, f.gen));
   nlohmann::json rows = nlohmann::json::array();
   if (!f.json) {
-    std::printf("| model | threads | test | t/s |\n|---|---|---|---|\n");
+    std::printf("| model | threads | test | t/s | KV cache MiB | peak RSS MiB |\n|---|---|---|---|---|---|\n");
     std::fflush(stdout);
   }
-  auto report = [&](const std::string& test, int64_t n_tokens, const std::vector<double>& secs) {
-    std::vector<double> tps;
-    for (double s : secs) tps.push_back(n_tokens / s);
-    const Stats s = stats_of(tps);
-    if (f.json) {
-      rows.push_back({{"test", test}, {"tokens_per_s", s.mean}, {"sd", s.sd}, {"reps", f.reps}});
-    } else {
-      std::printf("| %s | %d | %s | %.2f ± %.2f |\n", f.model.c_str(), pool.threads(), test.c_str(), s.mean, s.sd);
-      std::fflush(stdout);
-    }
-  };
-  if (f.prompt > 0) {
-    std::vector<double> secs;
-    for (int r = -1; r < f.reps; ++r) {  // one warm-up run
-      const auto toks = random_tokens(f.prompt);
+  for (int64_t depth : *depths) {
+    reset_peak_rss();
+    model::KvCache cache = m.make_cache(depth + std::max(f.prompt, f.gen));
+    int64_t kv_bytes = 0;
+    for (const auto& b : cache.k) kv_bytes += static_cast<int64_t>(b.size() * sizeof(float));
+    for (const auto& b : cache.v) kv_bytes += static_cast<int64_t>(b.size() * sizeof(float));
+    const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
+    if (depth > 0) {  // fill the cache to the depth, in chunks of --ubatch
+      const auto toks = random_tokens(depth);
       const auto t0 = clock::now();
-      m.forward_cached(pool, arena, cache, toks.data(), f.prompt, 0, logits.data(), false);
-      if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+      for (int64_t i = 0; i < depth; i += f.ubatch) {
+        const int64_t n = std::min(f.ubatch, depth - i);
+        m.forward_cached(pool, arena, cache, toks.data() + i, n, i, logits.data(), false);
+        if (!f.json && isatty(STDERR_FILENO) == 1) {
+          const double s = std::chrono::duration<double>(clock::now() - t0).count();
+          std::fprintf(stderr, "\rfilling the cache to depth %lld: %lld tokens, %.0f tokens/s   ", (long long)depth,
+                       (long long)(i + n), (i + n) / s);
+        }
+      }
+      if (!f.json && isatty(STDERR_FILENO) == 1) std::fprintf(stderr, "\r%*s\r", 70, "");
     }
-    report("pp" + std::to_string(f.prompt), f.prompt, secs);
-  }
-  if (f.gen > 0) {
-    std::vector<double> secs;
-    for (int r = -1; r < f.reps; ++r) {
-      const auto toks = random_tokens(f.gen);
-      const auto t0 = clock::now();
-      for (int64_t i = 0; i < f.gen; ++i) m.forward_cached(pool, arena, cache, &toks[i], 1, i, logits.data(), false);
-      if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+    auto report = [&](const std::string& test, int64_t n_tokens, const std::vector<double>& secs) {
+      std::vector<double> tps;
+      for (double s : secs) tps.push_back(n_tokens / s);
+      const Stats s = stats_of(tps);
+      const double peak = double(peak_rss_bytes());
+      if (f.json) {
+        rows.push_back({{"test", test + at}, {"depth", depth}, {"tokens_per_s", s.mean}, {"sd", s.sd},
+                        {"reps", f.reps}, {"kv_bytes", kv_bytes}, {"peak_rss_bytes", peak}});
+      } else {
+        std::printf("| %s | %d | %s%s | %.2f ± %.2f | %.1f | %.1f |\n", name.c_str(), pool.threads(), test.c_str(),
+                    at.c_str(), s.mean, s.sd, kv_bytes / 1048576.0, peak / 1048576.0);
+        std::fflush(stdout);
+      }
+    };
+    if (f.prompt > 0) {
+      std::vector<double> secs;
+      for (int r = -1; r < f.reps; ++r) {  // one warm-up run
+        const auto toks = random_tokens(f.prompt);
+        const auto t0 = clock::now();
+        for (int64_t i = 0; i < f.prompt; i += f.ubatch) {
+          const int64_t n = std::min(f.ubatch, f.prompt - i);
+          m.forward_cached(pool, arena, cache, toks.data() + i, n, depth + i, logits.data(), false);
+        }
+        if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+      }
+      report("pp" + std::to_string(f.prompt), f.prompt, secs);
     }
-    report("tg" + std::to_string(f.gen), f.gen, secs);
+    if (f.gen > 0) {
+      std::vector<double> secs;
+      for (int r = -1; r < f.reps; ++r) {
+        const auto toks = random_tokens(f.gen);
+        const auto t0 = clock::now();
+        for (int64_t i = 0; i < f.gen; ++i)
+          m.forward_cached(pool, arena, cache, &toks[i], 1, depth + i, logits.data(), false);
+        if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+      }
+      report("tg" + std::to_string(f.gen), f.gen, secs);
+    }
   }
   if (f.json) {
-    nlohmann::json j = {{"model", f.model},       {"threads", pool.threads()},          {"simd", kernels::simd_target_name()},
-                        {"blas", blas_core_name()}, {"results", rows}};
+    nlohmann::json j = {{"model", name},       {"threads", pool.threads()},          {"simd", kernels::simd_target_name()},
+                        {"blas", blas_core_name()}, {"weight_bytes", m.weight_bytes()}, {"results", rows}};
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;

@@ -25,8 +25,8 @@ void register_logits(CLI::App& app, Commands& cmds);
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {
-  std::string model;
-  int64_t prompt = 512, gen = 128;
+  std::string model, random_model, depths = "0";
+  int64_t prompt = 512, gen = 128, ctx = 0, ubatch = 512;
   int reps = 5, threads = 0;
   bool json = false, dequantize = false;
 };

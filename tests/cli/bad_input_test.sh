@@ -96,6 +96,13 @@ expect_error quantize-k-type "$work/q.gguf" -- "$bin" quantize "$work/good.gguf"
 expect_error quantize-missing-type "$work/q.gguf" -- "$bin" quantize "$work/good.gguf" "$work/q.gguf"
 expect_error quantize-no-out-dir "$work/nodir/q.gguf" -- "$bin" quantize "$work/good.gguf" "$work/nodir/q.gguf" q8_0
 expect_error quantize-out-is-dir "" -- "$bin" quantize "$work/good.gguf" "$work" q8_0
+expect_error bench-random-bad-key "" -- "$bin" bench --random-model llama:depth=3 -p 8 -n 0 -r 1
+expect_error bench-random-bad-arch "" -- "$bin" bench --random-model gpt9:layers=1 -p 8 -n 0 -r 1
+expect_error bench-random-bad-heads "" -- "$bin" bench --random-model llama:layers=1,heads=5 -p 8 -n 0 -r 1
+expect_error bench-model-and-random "" -- "$bin" bench -m "$work/good.gguf" --random-model llama:layers=1 -p 8 -n 0 -r 1
+expect_error bench-bad-depth "" -- "$bin" bench -m "$work/good.gguf" --depth 4,x -p 4 -n 0 -r 1
+expect_error bench-depth-past-ctx "" -- "$bin" bench -m "$work/good.gguf" --depth 64 -p 4 -n 0 -r 1
+expect_error bench-ubatch-zero "" -- "$bin" bench -m "$work/good.gguf" --ubatch 0 -p 4 -n 0 -r 1
 ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
