@@ -24,6 +24,7 @@ struct ChatFlags {
   std::string model, system, chat_template;
   int64_t n = 512;
   int threads = 0, ctx = 0;
+  int64_t ubatch = 512;
   bool dequantize = false;
   infer::SamplerOptions s;
 };
@@ -32,6 +33,8 @@ int run_chat(const ChatFlags& f) {
   Status sv = f.s.validate();
   if (!sv.ok()) return fail(sv);
   if (f.n < 1) return fail("-n must be >= 1");
+  if (f.ctx < 0) return fail("--ctx must be >= 0");
+  if (f.ubatch < 1) return fail("--ubatch must be >= 1");
   ThreadPool::set_default_threads(f.threads);
   model::LoadOptions lo;
   lo.ctx = f.ctx;
@@ -52,6 +55,7 @@ int run_chat(const ChatFlags& f) {
   if (eot.size() == 1) stop.push_back(eot[0]);
 
   infer::Session session(*loaded->model, tok, ThreadPool::global());
+  session.set_ubatch(f.ubatch);
   infer::Sampler sampler(f.s);
   std::vector<infer::ChatMessage> history;
   auto start = [&] {
@@ -106,6 +110,7 @@ void register_chat(CLI::App& app, Commands& cmds) {
   c->add_option("--chat-template", f->chat_template, "chatml, llama2, llama3 or mistral (default: from the model)");
   c->add_option("-n,--n-predict", f->n, "Tokens per answer at most");
   c->add_option("--ctx", f->ctx, "Context length (default: the model's)");
+  c->add_option("--ubatch", f->ubatch, "Prompt tokens per prefill pass (default 512)");
   add_sampling_flags(c, f->s);
   add_dequantize_flag(c, f->dequantize);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");

@@ -19,12 +19,14 @@ void register_generate(CLI::App& app, Commands& cmds) {
     std::string model, prompt;
     int64_t n = 200;
     int threads = 0, ctx = 0;
+    int64_t ubatch = 512;
     bool json = false, dequantize = false;
     infer::SamplerOptions s;
   };
   auto o = std::make_shared<Opts>();
   c->add_option("-m,--model", o->model, "Model: a longctx checkpoint or a pretrained GGUF (llama)")->required();
   c->add_option("--ctx", o->ctx, "Context length (default: the model's)");
+  c->add_option("--ubatch", o->ubatch, "Prompt tokens per prefill pass (default 512)");
   c->add_option("-p,--prompt", o->prompt, "Prompt text");
   c->add_option("-n,--n-predict", o->n, "Tokens to generate at most");
   add_sampling_flags(c, o->s);
@@ -37,12 +39,14 @@ void register_generate(CLI::App& app, Commands& cmds) {
       if (!sv.ok()) return fail(sv);
       ThreadPool::set_default_threads(o->threads);
       if (o->ctx < 0) return fail("--ctx must be >= 0");
+      if (o->ubatch < 1) return fail("--ubatch must be >= 1");
       model::LoadOptions lo;
       lo.ctx = o->ctx;
       lo.keep_quantized = !o->dequantize;
       auto loaded = model::load_model(o->model, lo);
       if (!loaded.ok()) return fail(loaded.status());
       infer::Session session(*loaded->model, loaded->tokenizer, ThreadPool::global());
+      session.set_ubatch(o->ubatch);
       std::string text;
       if (!o->json) {
         std::fputs(o->prompt.c_str(), stdout);

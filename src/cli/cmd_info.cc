@@ -1,7 +1,7 @@
 // longctx info MODEL [--ctx N] [--tensors] [--json]
 // What a model (GGUF file or Hugging Face safetensors directory) holds: metadata, the model config longctx reads from it, tensor types and
-// sizes, and the memory plan of running it (fp32 weights as loaded, KV cache per token and for
-// the whole context, activation scratch).
+// sizes, and the memory plan of running it (model::plan_memory: weights as inference reads them,
+// KV cache per token and for the whole context, the scratch of a 512-token prefill pass).
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -80,13 +80,10 @@ int run_info(const InfoFlags& f) {
     n_elements += n;
   }
   if (!file_bytes) file_bytes = stored_weights;
-  const double weights = double(model::Model::planned_weight_bytes(c, store, map, true));
-  double kv_per_token = 0;
-  for (const auto& l : c.layers) kv_per_token += 2.0 * l.kv_heads * l.head_dim * sizeof(float);
-  const double kv = kv_per_token * c.ctx;
-  int64_t widest = 0;
-  for (const auto& l : c.layers) widest = std::max<int64_t>(widest, std::max<int64_t>(l.ff_dim * 3, l.heads * l.head_dim * 4));
-  const double scratch = double(c.vocab_size + 8 * c.model_dim + widest) * sizeof(float) * 512;  // a 512-token prefill
+  const model::MemoryPlan plan =
+      model::plan_memory(c, model::Model::planned_weight_bytes(c, store, map, true), c.ctx, 512);
+  const double weights = double(plan.weights), kv_per_token = double(plan.kv_per_token), kv = double(plan.kv),
+               scratch = double(plan.scratch);
   std::string patterns;
   for (size_t i = 0; i < c.layers.size(); ++i) {
     const std::string p = attention::format_pattern(c.layers[i].pattern);

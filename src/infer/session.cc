@@ -16,13 +16,19 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
   if (n > ctx)
     return Status::Error("the prompt is " + std::to_string(n) + " tokens, longer than the context of " +
                          std::to_string(ctx));
-  if (cache_.capacity < ctx) cache_ = model_.make_cache(ctx);
+  if (cache_.capacity < ctx) {
+    LONGCTX_RETURN_IF_ERROR(model::check_memory(model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_)));
+    cache_ = model_.make_cache(ctx);
+  }
   // Keep the common prefix, but always run at least the last token (its logits are needed).
   int64_t keep = 0;
   const int64_t held = static_cast<int64_t>(tokens_.size());
   while (keep < std::min(held, n - 1) && tokens_[keep] == tokens[keep]) ++keep;
   const auto t0 = clock_type::now();
-  model_.forward_cached(pool_, arena_, cache_, tokens.data() + keep, n - keep, keep, logits_.data(), false);
+  for (int64_t i = keep; i < n; i += ubatch_) {
+    const int64_t len = std::min(ubatch_, n - i);
+    model_.forward_cached(pool_, arena_, cache_, tokens.data() + i, len, i, logits_.data(), false);
+  }
   tokens_ = tokens;
   if (stats) {
     stats->prompt_tokens = n;

@@ -1,5 +1,6 @@
-// Session: KV-cached incremental decoding of one sequence. Prompts are prefilled in one pass,
-// then each new token is one forward over the cache. The cache outlives a call: set_tokens keeps
+// Session: KV-cached incremental decoding of one sequence. Prompts are prefilled in passes of
+// --ubatch tokens, then each new token is one forward over the cache. The cache of the whole
+// context is allocated on first use, after checking its memory plan against available memory. The cache outlives a call: set_tokens keeps
 // the longest prefix it already holds (a chat's history is not recomputed every turn).
 #pragma once
 #include <cstdint>
@@ -40,6 +41,9 @@ class Session {
   void continue_tokens(int64_t n, Sampler& sampler, const std::vector<int32_t>& stop,
                        const std::function<void(int32_t)>& on_token, GenerateStats* stats);
   const std::vector<int32_t>& tokens() const { return tokens_; }
+  // Prompts are prefilled in passes of at most this many tokens (--ubatch; default 512): the
+  // activation scratch is sized by it, not by the prompt.
+  void set_ubatch(int64_t n) { ubatch_ = n > 0 ? n : 512; }
   void reset() { tokens_.clear(); }
 
  private:
@@ -50,6 +54,7 @@ class Session {
   model::KvCache cache_;
   std::vector<int32_t> tokens_;  // what the cache holds
   std::vector<float> logits_;    // after tokens_.back()
+  int64_t ubatch_ = 512;
 };
 
 }  // namespace longctx::infer

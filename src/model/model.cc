@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include "kernels/cross_entropy.h"
@@ -182,15 +183,48 @@ int64_t Model::train_arena_floats(int64_t batch, int64_t seq_len) const {
   return fwd + 2 * rows * D + bwd_max + 4 * slack;  // dx, dxn
 }
 
-int64_t Model::infer_arena_floats(int64_t rows, int64_t kv_len) const {
-  const int64_t D = config_.model_dim, V = config_.vocab_size;
+int64_t infer_arena_floats(const ModelConfig& c, int64_t rows) {
+  const int64_t D = c.model_dim, V = c.vocab_size;
   int64_t n = rows * D + rows * (D + 2) + rows * V + 64;
-  for (const auto& l : config_.layers) {
+  for (const auto& l : c.layers) {
     const int64_t qd = int64_t(l.heads) * l.head_dim, kvd = int64_t(l.kv_heads) * l.head_dim;
     n += rows * (D + 2 + 2 * qd + 2 * kvd + D) + 9 * 16;
     n += rows * (D + 2 + 3 * int64_t(l.ff_dim) + D) + 7 * 16;
   }
   return n;
+}
+
+int64_t Model::infer_arena_floats(int64_t rows, int64_t kv_len) const { return model::infer_arena_floats(config_, rows); }
+
+MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch) {
+  MemoryPlan p;
+  p.weights = weight_bytes;
+  for (const auto& l : c.layers) p.kv_per_token += 2 * int64_t(l.kv_heads) * l.head_dim * int64_t(sizeof(float));
+  p.kv = p.kv_per_token * ctx;
+  p.scratch = infer_arena_floats(c, std::min(ubatch, ctx)) * int64_t(sizeof(float));
+  return p;
+}
+
+int64_t available_memory_bytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return -1;
+  char line[256];
+  long long kb = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb < 0 ? -1 : kb * 1024;
+}
+
+Status check_memory(const MemoryPlan& plan) {
+  const int64_t avail = available_memory_bytes();
+  const int64_t need = plan.kv + plan.scratch;
+  if (avail < 0 || need <= avail) return Status::Ok();
+  auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; };
+  return Status::Error("not enough memory: the KV cache needs " + mib(plan.kv) + " (" +
+                       std::to_string(plan.kv_per_token) + " bytes per token) and the scratch " + mib(plan.scratch) +
+                       ", but " + mib(avail) + " are available (weights: " + mib(plan.weights) +
+                       " already loaded); use a smaller --ctx");
 }
 
 float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens, int64_t batch, int64_t seq_len,

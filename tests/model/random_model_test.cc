@@ -82,3 +82,42 @@ TEST(RandomModel, QuantizedInPlaceAndConsistent) {
 
 }  // namespace
 }  // namespace longctx::model
+
+namespace longctx::model {
+namespace {
+
+// The memory plan is what the model then allocates: the KV cache exactly, the scratch as the
+// arena a prefill pass of ubatch tokens reserves.
+TEST(MemoryPlan, MatchesTheAllocations) {
+  auto s = parse_random_model("llama:layers=3,model_dim=64,heads=4,kv_heads=1,ff_dim=96,vocab=300,ctx=256,type=q4_0");
+  ASSERT_TRUE(s.ok());
+  auto m = make_random_model(*s);
+  ASSERT_TRUE(m.ok());
+  const int64_t ctx = 256, ubatch = 32;
+  const MemoryPlan plan = plan_memory((*m)->config(), (*m)->weight_bytes(), ctx, ubatch);
+  KvCache cache = (*m)->make_cache(ctx);
+  int64_t kv = 0;
+  for (const auto& b : cache.k) kv += static_cast<int64_t>(b.size() * sizeof(float));
+  for (const auto& b : cache.v) kv += static_cast<int64_t>(b.size() * sizeof(float));
+  EXPECT_EQ(plan.kv, kv);
+  EXPECT_EQ(plan.kv_per_token, 3 * 2 * 16 * 4);  // layers x (K, V) x kv_heads * head_dim x fp32
+  ThreadPool pool(1);
+  Arena arena;
+  std::vector<int32_t> tokens(ubatch, 7);
+  std::vector<float> logits(300);
+  (*m)->forward_cached(pool, arena, cache, tokens.data(), ubatch, 0, logits.data(), false);
+  const double measured = double(arena.capacity()) * sizeof(float);
+  EXPECT_NEAR(double(plan.scratch), measured, 0.05 * measured);
+  EXPECT_EQ(plan.total(), plan.weights + plan.kv + plan.scratch);
+  // Far past the machine: a clear error before anything is allocated.
+  MemoryPlan huge = plan;
+  huge.kv = int64_t{1} << 50;
+  const Status st = check_memory(huge);
+  if (available_memory_bytes() > 0) {
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("KV cache"), std::string::npos) << st.message();
+  }
+}
+
+}  // namespace
+}  // namespace longctx::model
