@@ -49,6 +49,7 @@ WeightSource WeightMap::source_of(const std::string& param) const {
   if (source) return source(param);
   WeightSource s;
   s.names = {param};
+  s.leading_rows = param == "position_embd.weight";
   return s;
 }
 
@@ -102,7 +103,7 @@ Expected<ResolvedSource> resolve_source(const TensorStore& store, const WeightSo
   }
   const int64_t want_rows = shape[0], want_cols = shape.size() == 2 ? shape[1] : 1;
   r.row0 = src.row0;
-  r.rows = src.rows < 0 ? r.stored_rows : src.rows;
+  r.rows = src.rows >= 0 ? src.rows : src.leading_rows ? std::min(want_rows, r.stored_rows) : r.stored_rows;
   if (r.stored_cols != want_cols || r.rows != want_rows || r.row0 < 0 || r.row0 + r.rows > r.stored_rows ||
       (src.total_rows >= 0 && r.stored_rows != src.total_rows))
     return bad("a shape inconsistent with the config");

@@ -61,6 +61,9 @@ struct WeightSource {
   bool transpose = false;
   int64_t row0 = 0, rows = -1, total_rows = -1;
   int rope_heads = 0;
+  // The parameter is the first rows of a longer stored table (learned positions run at a
+  // context shorter than the one trained): rows < 0 then means as many as the parameter has.
+  bool leading_rows = false;
   bool plain() const { return !transpose && rope_heads == 0; }  // readable in place
 };
 

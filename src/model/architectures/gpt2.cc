@@ -78,6 +78,7 @@ WeightMap gpt2_gguf_weights(const ModelConfig& c) {
       s.total_rows = 3 * D;
     } else {
       s.names = {p};
+      s.leading_rows = p == "position_embd.weight";
     }
     return s;
   };
@@ -152,6 +153,7 @@ WeightMap gpt2_hf_weights(const ModelConfig& c) {
       s.names = both("wte.weight");
     } else if (p == "position_embd.weight") {
       s.names = both("wpe.weight");
+      s.leading_rows = true;
     } else if (p == "output_norm.weight" || p == "output_norm.bias") {
       s.names = both("ln_f." + p.substr(12));
     } else if (p == "output.weight") {
