@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -183,25 +184,35 @@ int64_t Model::train_arena_floats(int64_t batch, int64_t seq_len) const {
   return fwd + 2 * rows * D + bwd_max + 4 * slack;  // dx, dxn
 }
 
-int64_t infer_arena_floats(const ModelConfig& c, int64_t rows) {
-  const int64_t D = c.model_dim, V = c.vocab_size;
-  int64_t n = rows * D + rows * (D + 2) + rows * V + 64;
+int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows) {
+  // What run_blocks and the final norm take from the arena without saving: the hidden states in
+  // two alternating buffers, one block's working set at a time (its output, the norm's rows and
+  // statistics, Q/K/V and the attention output; then the MLP's), and the normed rows whose
+  // logits are wanted. Each allocation is rounded up to 16 floats (the arena's alignment).
+  // Logits go to the caller's buffer.
+  const int64_t D = c.model_dim;
+  auto a = [](int64_t n) { return (n + 15) & ~int64_t(15); };
+  int64_t block = 0;
   for (const auto& l : c.layers) {
-    const int64_t qd = int64_t(l.heads) * l.head_dim, kvd = int64_t(l.kv_heads) * l.head_dim;
-    n += rows * (D + 2 + 2 * qd + 2 * kvd + D) + 9 * 16;
-    n += rows * (D + 2 + 3 * int64_t(l.ff_dim) + D) + 7 * 16;
+    const int64_t qd = int64_t(l.heads) * l.head_dim, kvd = int64_t(l.kv_heads) * l.head_dim, F = l.ff_dim;
+    const int64_t attn = 2 * a(rows * D) + 2 * a(rows) + 2 * a(rows * qd) + 2 * a(rows * kvd);
+    const int64_t mlp = 2 * a(rows * D) + 2 * a(rows) + (c.mlp == MlpType::kSwiglu ? 3 : 2) * a(rows * F);
+    block = std::max(block, attn + mlp);
   }
-  return n;
+  return 2 * a(rows * D) + block + a(out_rows * D);
 }
 
-int64_t Model::infer_arena_floats(int64_t rows, int64_t kv_len) const { return model::infer_arena_floats(config_, rows); }
+int64_t Model::infer_arena_floats(int64_t rows, int64_t kv_len) const {
+  return model::infer_arena_floats(config_, rows, rows);
+}
 
 MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch) {
   MemoryPlan p;
   p.weights = weight_bytes;
   for (const auto& l : c.layers) p.kv_per_token += 2 * int64_t(l.kv_heads) * l.head_dim * int64_t(sizeof(float));
   p.kv = p.kv_per_token * ctx;
-  p.scratch = infer_arena_floats(c, std::min(ubatch, ctx)) * int64_t(sizeof(float));
+  // A prefill pass keeps the logits of its last token only.
+  p.scratch = (infer_arena_floats(c, std::min(ubatch, ctx), 1) + c.vocab_size) * int64_t(sizeof(float));
   return p;
 }
 
@@ -240,9 +251,11 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
     attn_saved_.assign(config_.n_layers(), {});
     ffn_saved_.assign(config_.n_layers(), {});
   }
+  // Without saving, the hidden states alternate between two buffers and each block's
+  // temporaries are released as soon as it is done: the arena holds one block at a time.
+  float* other = save ? nullptr : arena.alloc(rows * D);
   for (int l = 0; l < config_.n_layers(); ++l) {
     const LayerConfig& lc = config_.layers[l];
-    // Without saving, the block's temporaries are released as soon as it is done.
     const int64_t m = arena.mark();
     float* x1 = arena.alloc(rows * D);
     layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(P, o.layers[l]),
@@ -253,11 +266,10 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
                                  save ? nullptr : mats(l), x1, rows, x2,
                                  save ? &ffn_saved_[l] : nullptr);
     if (!save) {
-      // Keep only x2: move it to the mark (regions may overlap, memmove is safe).
+      std::memcpy(other, x2, rows * D * sizeof(float));
       arena.rewind(m);
-      float* keep = arena.alloc(rows * D);
-      std::memmove(keep, x2, rows * D * sizeof(float));
-      x2 = keep;
+      x2 = other;
+      other = x;
     }
     x = x2;
   }
@@ -357,7 +369,7 @@ void Model::forward_cached(ThreadPool& pool, Arena& arena, KvCache& cache, const
                            int64_t pos0, float* logits, bool all_rows) {
   CHECK(pos0 + n <= cache.capacity && pos0 + n <= config_.ctx);
   const int64_t D = config_.model_dim;
-  arena.reserve(infer_arena_floats(n, pos0 + n));
+  arena.reserve(model::infer_arena_floats(config_, n, all_rows ? n : 1));
   arena.reset();
   const auto ctx = context(pool, arena);
   const auto& o = layout_.offsets();

@@ -37,14 +37,14 @@ Status check_context_growth(const ModelConfig& c, int64_t ctx);
 // What running a model for `ctx` tokens takes, before anything is allocated: its weights as
 // inference reads them (Model::weight_bytes / planned_weight_bytes), the KV cache (K and V of
 // every layer, kv_heads * head_dim floats each per token) and the activation scratch of one
-// prefill pass of `ubatch` tokens (the arena, logits included).
+// prefill pass of `ubatch` tokens (the arena, and one row of logits).
 struct MemoryPlan {
   int64_t weights = 0, kv_per_token = 0, kv = 0, scratch = 0;
   int64_t total() const { return weights + kv + scratch; }
 };
 MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch);
-// Floats of inference arena for a pass of `rows` tokens (Model::infer_arena_floats).
-int64_t infer_arena_floats(const ModelConfig& c, int64_t rows);
+// Floats of inference arena for a pass of `rows` tokens whose last `out_rows` get logits.
+int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows);
 // MemAvailable of /proc/meminfo in bytes; -1 where unknown.
 int64_t available_memory_bytes();
 // An error naming the plan's parts when the KV cache and scratch (what is still to be allocated;

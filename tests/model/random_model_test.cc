@@ -106,8 +106,9 @@ TEST(MemoryPlan, MatchesTheAllocations) {
   std::vector<int32_t> tokens(ubatch, 7);
   std::vector<float> logits(300);
   (*m)->forward_cached(pool, arena, cache, tokens.data(), ubatch, 0, logits.data(), false);
-  const double measured = double(arena.capacity()) * sizeof(float);
-  EXPECT_NEAR(double(plan.scratch), measured, 0.05 * measured);
+  // What the pass really used (the arena's high-water mark), not what it reserved from the plan.
+  const double measured = double(arena.peak() + 300) * sizeof(float);  // + the caller's row of logits
+  EXPECT_NEAR(double(plan.scratch), measured, 0.05 * measured) << plan.scratch << " planned, " << measured << " used";
   EXPECT_EQ(plan.total(), plan.weights + plan.kv + plan.scratch);
   // Far past the machine: a clear error before anything is allocated.
   MemoryPlan huge = plan;
