@@ -27,6 +27,7 @@
 // 256 KiB each; with the Q, K, V and dO blocks the working set stays inside L2.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -41,6 +42,8 @@ namespace {
 
 constexpr int64_t kQueryRows = 256;
 constexpr int64_t kKeyCols = 256;
+// Fewer forward tasks than this (decoding: one per KV head) split their key tiles (split-K).
+constexpr int64_t kMinForwardTasks = 16;
 
 struct Tile {
   int64_t qb, lo, hi;
@@ -237,19 +240,55 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
   const Ctx c(d, spec, plan);
   const int64_t hd = d.head_dim;
   ScratchSet scratch(pool.threads(), plan.group * plan.max_rows(), plan.bc, hd);
-  const int64_t n_tasks = d.batch * d.kv_heads * plan.n_qb;
-  pool.parallel_for_dynamic(n_tasks, [&](int64_t task, int thread) {
+  const int64_t n_groups = d.batch * d.kv_heads * plan.n_qb;
+  // Decoding and short chunks over a long cache have few (batch, kv head, query block) tasks:
+  // one per KV head when decoding, a single one under MQA. Their key tiles are then split into
+  // `splits` parts run as separate tasks, each keeping its own running max, sum and output, and
+  // merged afterwards (the split-K of flash decoding). The split depends only on the shapes, so
+  // results do not depend on the thread count.
+  std::vector<int64_t> n_tiles(plan.n_qb, 0);
+  int64_t min_tiles = INT64_MAX;
+  for (int64_t qb = 0; qb < plan.n_qb; ++qb) {
+    plan.for_tiles(qb, [&](const Tile&) { ++n_tiles[qb]; });
+    min_tiles = std::min(min_tiles, n_tiles[qb]);
+  }
+  int64_t splits = 1;
+  if (n_groups < kMinForwardTasks) splits = std::min((kMinForwardTasks + n_groups - 1) / n_groups, min_tiles / 2);
+  splits = std::max<int64_t>(splits, 1);
+  const int64_t r_max = plan.group * plan.max_rows();
+  // Per split: m [R], l [R], acc [R, hd].
+  const int64_t part_floats = r_max * (hd + 2);
+  std::vector<float> parts(splits > 1 ? static_cast<size_t>(n_groups * splits * part_floats) : 0);
+
+  // Writes the normalised output and lse of stacked rows [0, R) of group task `bg, qb`.
+  auto finish = [&](int64_t b, int g, int64_t qb, const float* m, const float* l, const float* acc) {
+    for (int64_t r = 0; r < plan.group * c.rows(qb); ++r) {
+      const int h = c.head_of(g, qb, r);
+      const int64_t t = c.t_of(qb, r);
+      float* o = out + (b * d.seq_len + t) * d.q_stride + int64_t(h) * hd;
+      const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+      for (int64_t i = 0; i < hd; ++i) o[i] = acc[r * hd + i] * inv;
+      if (lse) lse[(b * d.heads + h) * d.seq_len + t] = l[r] > 0 ? m[r] + std::log(l[r]) : -INFINITY;
+    }
+  };
+
+  pool.parallel_for_dynamic(n_groups * splits, [&](int64_t task, int thread) {
     Scratch& w = scratch.get(thread);
-    const int64_t qb = plan.n_qb - 1 - task % plan.n_qb;  // late (heavier causal) blocks first
-    const int64_t bg = task / plan.n_qb;
+    const int64_t group_task = task / splits, split = task % splits;
+    const int64_t qb = plan.n_qb - 1 - group_task % plan.n_qb;  // late (heavier causal) blocks first
+    const int64_t bg = group_task / plan.n_qb;
     const int64_t b = bg / d.kv_heads;
     const int g = static_cast<int>(bg % d.kv_heads);
     const int64_t R = plan.group * c.rows(qb);
+    const int64_t tile_lo = n_tiles[qb] * split / splits, tile_hi = n_tiles[qb] * (split + 1) / splits;
     c.pack(q, b, g, qb, c.scale, w.qs);
     std::fill(w.m, w.m + R, -INFINITY);
     std::fill(w.l, w.l + R, 0.0f);
     std::fill(w.acc, w.acc + R * hd, 0.0f);
+    int64_t tile_index = 0;
     plan.for_tiles(qb, [&](const Tile& t) {
+      const int64_t this_tile = tile_index++;
+      if (this_tile < tile_lo || this_tile >= tile_hi) return;
       const int64_t cols = t.hi - t.lo;
       c.scores(t, b, g, k, w.qs, w.s, w.spans);
       for (int64_t r = 0; r < R; ++r) {
@@ -268,13 +307,43 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
       kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, c.kv(v, b, g, t.lo), d.kv_stride, 1.0f, w.acc,
                            hd);
     });
-    for (int64_t r = 0; r < R; ++r) {
-      const int h = c.head_of(g, qb, r);
-      const int64_t t = c.t_of(qb, r);
-      float* o = out + (b * d.seq_len + t) * d.q_stride + int64_t(h) * hd;
-      const float inv = w.l[r] > 0 ? 1.0f / w.l[r] : 0.0f;
-      for (int64_t i = 0; i < hd; ++i) o[i] = w.acc[r * hd + i] * inv;
-      if (lse) lse[(b * d.heads + h) * d.seq_len + t] = w.l[r] > 0 ? w.m[r] + std::log(w.l[r]) : -INFINITY;
+    if (splits == 1) {
+      finish(b, g, qb, w.m, w.l, w.acc);
+      return;
+    }
+    float* part = parts.data() + task * part_floats;
+    std::copy(w.m, w.m + R, part);
+    std::copy(w.l, w.l + R, part + r_max);
+    std::copy(w.acc, w.acc + R * hd, part + 2 * r_max);
+  });
+  if (splits == 1) return;
+  // Merge the splits of each group task, in split order: m = max m_s, l = sum l_s e^(m_s - m),
+  // acc = sum acc_s e^(m_s - m).
+  pool.parallel_range(n_groups, [&](int64_t t0, int64_t t1, int) {
+    std::vector<float> m(r_max), l(r_max), acc(r_max * hd);
+    for (int64_t group_task = t0; group_task < t1; ++group_task) {
+      const int64_t qb = plan.n_qb - 1 - group_task % plan.n_qb;
+      const int64_t bg = group_task / plan.n_qb;
+      const int64_t R = plan.group * c.rows(qb);
+      const float* first = parts.data() + group_task * splits * part_floats;
+      for (int64_t r = 0; r < R; ++r) {
+        float mx = -INFINITY;
+        for (int64_t sp = 0; sp < splits; ++sp) mx = std::max(mx, first[sp * part_floats + r]);
+        m[r] = mx;
+        l[r] = 0.0f;
+        float* a = acc.data() + r * hd;
+        std::fill(a, a + hd, 0.0f);
+        if (mx == -INFINITY) continue;
+        for (int64_t sp = 0; sp < splits; ++sp) {
+          const float* part = first + sp * part_floats;
+          if (part[r] == -INFINITY) continue;
+          const float scale = std::exp(part[r] - mx);
+          l[r] += part[r_max + r] * scale;
+          const float* pa = part + 2 * r_max + r * hd;
+          for (int64_t i = 0; i < hd; ++i) a[i] += pa[i] * scale;
+        }
+      }
+      finish(bg / d.kv_heads, static_cast<int>(bg % d.kv_heads), qb, m.data(), l.data(), acc.data());
     }
   });
 }
