@@ -39,6 +39,15 @@ struct TileSizes {
   int64_t key_cols = 0;    // keys per tile
 };
 
+// K or V of the forward in a cache's element type: fp32 (ggml type 0) or fp16 (1). fp16 rows are
+// converted to fp32 a tile at a time (exactly: every fp16 value is an fp32 value).
+struct KvView {
+  const void* data = nullptr;
+  uint32_t type = 0;
+};
+void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q, KvView k,
+                      KvView v, float* out, float* lse, TileSizes tiles = {});
+
 // out and lse (if not null) are overwritten.
 void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,
                    const float* k, const float* v, float* out, float* lse, TileSizes tiles = {});

@@ -36,6 +36,7 @@
 #include "core/check.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
+#include "quant/fp16.h"
 
 namespace longctx::attention {
 namespace {
@@ -184,9 +185,13 @@ struct Ctx {
   // Scores of tile t for the packed queries: S = Qs K^T, then the ALiBi term and the mask.
   void scores(const Tile& t, int64_t b, int g, const float* k, const float* qs, float* s,
               std::vector<KeySpan>& spans) const {
+    scores_at(t, g, kv(k, b, g, t.lo), d.kv_stride, qs, s, spans);
+  }
+  // The same with the tile's key rows at kt (row stride ld).
+  void scores_at(const Tile& t, int g, const float* kt, int64_t ld, const float* qs, float* s,
+                 std::vector<KeySpan>& spans) const {
     const int64_t R = plan.group * rows(t.qb), cols = t.hi - t.lo;
-    kernels::gemm_serial(false, true, R, cols, d.head_dim, 1.0f, qs, d.head_dim, kv(k, b, g, t.lo), d.kv_stride,
-                         0.0f, s, cols);
+    kernels::gemm_serial(false, true, R, cols, d.head_dim, 1.0f, qs, d.head_dim, kt, ld, 0.0f, s, cols);
     if (!spec.alibi_slopes && !t.masked) return;
     for (int64_t r = 0; r < R; ++r) {
       float* row = s + r * cols;
@@ -234,7 +239,13 @@ void check_dims(const AttentionDims& d, const AttentionSpec& spec) {
 
 void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,
                    const float* k, const float* v, float* out, float* lse, TileSizes ts) {
+  tiled_forward_kv(pool, d, spec, q, KvView{k, 0}, KvView{v, 0}, out, lse, ts);
+}
+
+void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q, KvView kview,
+                      KvView vview, float* out, float* lse, TileSizes ts) {
   check_dims(d, spec);
+  CHECK((kview.type == 0 || kview.type == 1) && (vview.type == 0 || vview.type == 1));
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts);
   const Ctx c(d, spec, plan);
@@ -259,6 +270,17 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
   // Per split: m [R], l [R], acc [R, hd].
   const int64_t part_floats = r_max * (hd + 2);
   std::vector<float> parts(splits > 1 ? static_cast<size_t>(n_groups * splits * part_floats) : 0);
+
+  // The K or V rows of tile t for KV head g: in place for fp32 (row stride kv_stride), or
+  // converted from fp16 into `buf` [cols, hd] (row stride hd).
+  auto tile_rows = [&](const KvView& view, int64_t b, int g, const Tile& t, float* buf, int64_t* ld) -> const float* {
+    const int64_t off = b * d.kv_batch_stride + int64_t(g) * hd;
+    if (view.type == 0) return static_cast<const float*>(view.data) + off + t.lo * d.kv_stride;
+    const uint16_t* src = static_cast<const uint16_t*>(view.data) + off;
+    for (int64_t j = t.lo; j < t.hi; ++j) quant::fp16_to_fp32_row(src + j * d.kv_stride, buf + (j - t.lo) * hd, hd);
+    *ld = hd;
+    return buf;
+  };
 
   // Writes the normalised output and lse of stacked rows [0, R) of group task `bg, qb`.
   auto finish = [&](int64_t b, int g, int64_t qb, const float* m, const float* l, const float* acc) {
@@ -290,7 +312,9 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
       const int64_t this_tile = tile_index++;
       if (this_tile < tile_lo || this_tile >= tile_hi) return;
       const int64_t cols = t.hi - t.lo;
-      c.scores(t, b, g, k, w.qs, w.s, w.spans);
+      int64_t kv_ld = d.kv_stride;
+      const float* kt = tile_rows(kview, b, g, t, w.acc2, &kv_ld);
+      c.scores_at(t, g, kt, kv_ld, w.qs, w.s, w.spans);
       for (int64_t r = 0; r < R; ++r) {
         float* row = w.s + r * cols;
         const float m_new = std::max(w.m[r], kernels::vec_max(row, cols));
@@ -304,8 +328,9 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
         if (alpha != 1.0f) kernels::vec_scale(w.acc + r * hd, alpha, hd);
         w.m[r] = m_new;
       }
-      kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, c.kv(v, b, g, t.lo), d.kv_stride, 1.0f, w.acc,
-                           hd);
+      kv_ld = d.kv_stride;
+      const float* vt = tile_rows(vview, b, g, t, w.acc2, &kv_ld);
+      kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, vt, kv_ld, 1.0f, w.acc, hd);
     });
     if (splits == 1) {
       finish(b, g, qb, w.m, w.l, w.acc);

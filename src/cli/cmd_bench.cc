@@ -112,6 +112,7 @@ void register_bench(CLI::App& app, Commands& cmds) {
   bench->add_option("--ubatch", mf->ubatch, "Tokens per prefill pass when filling to a depth and in pp (default 512)");
   bench->add_flag("--json", mf->json, "One JSON object");
   add_dequantize_flag(bench, mf->dequantize);
+  add_cache_type_flags(bench, mf->cache_k, mf->cache_v);
   bench->callback([bench, mf, &cmds] {
     if (!bench->get_subcommands().empty()) return;
     cmds.run = [mf] {

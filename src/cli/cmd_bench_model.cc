@@ -64,6 +64,9 @@ int run_bench_model(const BenchModelFlags& f) {
   if (f.ubatch < 1) return fail("--ubatch must be >= 1");
   if (f.ctx < 0) return fail("--ctx must be >= 0");
   if (f.model.empty() == f.random_model.empty()) return fail("bench: give one of -m MODEL and --random-model SPEC");
+  auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
+  if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
+  if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   auto depths = parse_depths(f.depths);
   if (!depths.ok()) return fail(depths.status());
   int64_t max_depth = 0;
@@ -110,10 +113,9 @@ int run_bench_model(const BenchModelFlags& f) {
   }
   for (int64_t depth : *depths) {
     reset_peak_rss();
-    model::KvCache cache = m.make_cache(depth + std::max(f.prompt, f.gen));
-    int64_t kv_bytes = 0;
-    for (const auto& b : cache.k) kv_bytes += static_cast<int64_t>(b.size() * sizeof(float));
-    for (const auto& b : cache.v) kv_bytes += static_cast<int64_t>(b.size() * sizeof(float));
+    const int64_t cap = depth + std::max(f.prompt, f.gen);
+    model::KvCache cache = m.make_cache(cap, *kt, *vt);
+    const int64_t kv_bytes = model::plan_memory(m.config(), 0, cap, 1, *kt, *vt).kv;
     const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
     if (depth > 0) {  // fill the cache to the depth, in chunks of --ubatch
       const auto toks = random_tokens(depth);

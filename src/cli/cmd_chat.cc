@@ -25,6 +25,7 @@ struct ChatFlags {
   int64_t n = 512;
   int threads = 0, ctx = 0;
   int64_t ubatch = 512;
+  std::string cache_k = "f32", cache_v = "f32";
   bool dequantize = false;
   infer::SamplerOptions s;
 };
@@ -35,6 +36,9 @@ int run_chat(const ChatFlags& f) {
   if (f.n < 1) return fail("-n must be >= 1");
   if (f.ctx < 0) return fail("--ctx must be >= 0");
   if (f.ubatch < 1) return fail("--ubatch must be >= 1");
+  auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
+  if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
+  if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   ThreadPool::set_default_threads(f.threads);
   model::LoadOptions lo;
   lo.ctx = f.ctx;
@@ -56,6 +60,7 @@ int run_chat(const ChatFlags& f) {
 
   infer::Session session(*loaded->model, tok, ThreadPool::global());
   session.set_ubatch(f.ubatch);
+  session.set_cache_types(*kt, *vt);
   infer::Sampler sampler(f.s);
   std::vector<infer::ChatMessage> history;
   auto start = [&] {
@@ -113,6 +118,7 @@ void register_chat(CLI::App& app, Commands& cmds) {
   c->add_option("--ubatch", f->ubatch, "Prompt tokens per prefill pass (default 512)");
   add_sampling_flags(c, f->s);
   add_dequantize_flag(c, f->dequantize);
+  add_cache_type_flags(c, f->cache_k, f->cache_v);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_chat(*f); }; });
 }

@@ -20,6 +20,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
     int64_t n = 200;
     int threads = 0, ctx = 0;
     int64_t ubatch = 512;
+    std::string cache_k = "f32", cache_v = "f32";
     bool json = false, dequantize = false;
     infer::SamplerOptions s;
   };
@@ -31,6 +32,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
   c->add_option("-n,--n-predict", o->n, "Tokens to generate at most");
   add_sampling_flags(c, o->s);
   add_dequantize_flag(c, o->dequantize);
+  add_cache_type_flags(c, o->cache_k, o->cache_v);
   c->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   c->add_flag("--json", o->json, "Print one JSON object with the text and timings instead of streaming");
   c->callback([o, &cmds] {
@@ -40,6 +42,9 @@ void register_generate(CLI::App& app, Commands& cmds) {
       ThreadPool::set_default_threads(o->threads);
       if (o->ctx < 0) return fail("--ctx must be >= 0");
       if (o->ubatch < 1) return fail("--ubatch must be >= 1");
+      auto kt = model::parse_cache_type(o->cache_k), vt = model::parse_cache_type(o->cache_v);
+      if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
+      if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
       model::LoadOptions lo;
       lo.ctx = o->ctx;
       lo.keep_quantized = !o->dequantize;
@@ -47,6 +52,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
       if (!loaded.ok()) return fail(loaded.status());
       infer::Session session(*loaded->model, loaded->tokenizer, ThreadPool::global());
       session.set_ubatch(o->ubatch);
+      session.set_cache_types(*kt, *vt);
       std::string text;
       if (!o->json) {
         std::fputs(o->prompt.c_str(), stdout);

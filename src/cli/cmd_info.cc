@@ -19,7 +19,7 @@ namespace longctx::cli {
 namespace {
 
 struct InfoFlags {
-  std::string model;
+  std::string model, cache_k = "f32", cache_v = "f32";
   int ctx = 0;
   bool tensors = false, json = false;
 };
@@ -28,6 +28,9 @@ double mib(double bytes) { return bytes / 1048576.0; }
 
 int run_info(const InfoFlags& f) {
   if (f.ctx < 0) return fail("--ctx must be >= 0");
+  auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
+  if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
+  if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   auto wrap = [&](const Status& st) { return fail(st.Wrap("model '" + f.model + "'")); };
   // Either a GGUF file (its metadata listed) or a Hugging Face directory (config.json + safetensors).
   std::shared_ptr<const io::GgufFile> file;
@@ -81,7 +84,7 @@ int run_info(const InfoFlags& f) {
   }
   if (!file_bytes) file_bytes = stored_weights;
   const model::MemoryPlan plan =
-      model::plan_memory(c, model::Model::planned_weight_bytes(c, store, map, true), c.ctx, 512);
+      model::plan_memory(c, model::Model::planned_weight_bytes(c, store, map, true), c.ctx, 512, *kt, *vt);
   const double weights = double(plan.weights), kv_per_token = double(plan.kv_per_token), kv = double(plan.kv),
                scratch = double(plan.scratch);
   std::string patterns;
@@ -162,6 +165,7 @@ void register_info(CLI::App& app, Commands& cmds) {
   c->add_option("model", f->model, "Model (GGUF file, or Hugging Face directory / .safetensors)")->required();
   c->add_option("--ctx", f->ctx, "Context for the memory plan (default: the model's)");
   c->add_flag("--tensors", f->tensors, "List every tensor");
+  add_cache_type_flags(c, f->cache_k, f->cache_v);
   c->add_flag("--json", f->json, "One JSON object");
   c->callback([f, &cmds] { cmds.run = [f] { return run_info(*f); }; });
 }

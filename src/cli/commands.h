@@ -25,7 +25,7 @@ void register_logits(CLI::App& app, Commands& cmds);
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {
-  std::string model, random_model, depths = "0";
+  std::string model, random_model, depths = "0", cache_k = "f32", cache_v = "f32";
   int64_t prompt = 512, gen = 128, ctx = 0, ubatch = 512;
   int reps = 5, threads = 0;
   bool json = false, dequantize = false;

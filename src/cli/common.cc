@@ -38,6 +38,11 @@ void add_dequantize_flag(CLI::App* c, bool& dequantize) {
               "Dequantize all weights to fp32 on load (reference path: slower, several times the memory)");
 }
 
+void add_cache_type_flags(CLI::App* c, std::string& k_type, std::string& v_type) {
+  c->add_option("--cache-type-k", k_type, "Element type of the K cache: f32 (default) or f16");
+  c->add_option("--cache-type-v", v_type, "Element type of the V cache: f32 (default) or f16");
+}
+
 void add_sampling_flags(CLI::App* c, infer::SamplerOptions& s) {
   c->add_option("--temp", s.temp, "Temperature (0: greedy)");
   c->add_option("--top-k", s.top_k, "Keep the k most likely tokens (0: off)");

@@ -17,8 +17,9 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
     return Status::Error("the prompt is " + std::to_string(n) + " tokens, longer than the context of " +
                          std::to_string(ctx));
   if (cache_.capacity < ctx) {
-    LONGCTX_RETURN_IF_ERROR(model::check_memory(model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_)));
-    cache_ = model_.make_cache(ctx);
+    LONGCTX_RETURN_IF_ERROR(model::check_memory(
+        model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_, k_type_, v_type_)));
+    cache_ = model_.make_cache(ctx, k_type_, v_type_);
   }
   // Keep the common prefix, but always run at least the last token (its logits are needed).
   int64_t keep = 0;

@@ -44,6 +44,8 @@ class Session {
   // Prompts are prefilled in passes of at most this many tokens (--ubatch; default 512): the
   // activation scratch is sized by it, not by the prompt.
   void set_ubatch(int64_t n) { ubatch_ = n > 0 ? n : 512; }
+  // Element types of the K and V cache (ggml ids: 0 fp32, 1 fp16); before the first call.
+  void set_cache_types(uint32_t k, uint32_t v) { k_type_ = k, v_type_ = v; }
   void reset() { tokens_.clear(); }
 
  private:
@@ -55,6 +57,7 @@ class Session {
   std::vector<int32_t> tokens_;  // what the cache holds
   std::vector<float> logits_;    // after tokens_.back()
   int64_t ubatch_ = 512;
+  uint32_t k_type_ = 0, v_type_ = 0;
 };
 
 }  // namespace longctx::infer

@@ -1,5 +1,7 @@
 #include "layers/attention_block.h"
 
+#include "quant/fp16.h"
+
 #include <cstring>
 
 #include "attention/attention.h"
@@ -50,16 +52,22 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
   }
   attention::AttentionDims d = batch_dims(lc, batch, seq_len);
   d.q_pos0 = pos0;
-  const float* kk = k;
-  const float* vv = v;
+  attention::KvView kk{k, 0}, vv{v, 0};
   if (cache) {
     CHECK(batch == 1 && pos0 + seq_len <= cache->capacity);
-    for (int64_t t = 0; t < seq_len; ++t) {
-      std::memcpy(cache->k + (pos0 + t) * cache->stride, k + t * kvd, kvd * sizeof(float));
-      std::memcpy(cache->v + (pos0 + t) * cache->stride, v + t * kvd, kvd * sizeof(float));
-    }
-    kk = cache->k;
-    vv = cache->v;
+    // New rows into the cache in its element types (fp16: rounded to nearest even).
+    auto put = [&](void* base, uint32_t type, const float* src) {
+      for (int64_t t = 0; t < seq_len; ++t) {
+        if (type == 0)
+          std::memcpy(static_cast<float*>(base) + (pos0 + t) * cache->stride, src + t * kvd, kvd * sizeof(float));
+        else
+          quant::fp32_to_fp16_row(src + t * kvd, static_cast<uint16_t*>(base) + (pos0 + t) * cache->stride, kvd);
+      }
+    };
+    put(cache->k, cache->k_type, k);
+    put(cache->v, cache->v_type, v);
+    kk = {cache->k, cache->k_type};
+    vv = {cache->v, cache->v_type};
     d.kv_len = pos0 + seq_len;
     d.kv_stride = cache->stride;
     d.kv_batch_stride = 0;
@@ -69,7 +77,7 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
   float* att = arena.alloc(rows * qd);
   float* lse = saved ? arena.alloc(batch * lc.heads * seq_len) : nullptr;
   const attention::MaskView mask(lc.pattern, d.kv_len, pos0, pos0 + seq_len);
-  attention::tiled_forward(pool, d, {&mask, alibi}, q, kk, vv, att, lse);
+  attention::tiled_forward_kv(pool, d, {&mask, alibi}, q, kk, vv, att, lse);
   linear_residual(ctx, att, rows, qd, p.wo, mats ? &mats->wo : nullptr, p.bo, D, x_in, x_out);
   if (saved) *saved = AttentionSaved{x_in, h, mean, rstd, q, k, v, att, lse};
 }

@@ -19,11 +19,14 @@ struct LayerContext {
 
 // Per-sequence K/V storage a layer writes its new keys/values into and attends over.
 // k, v: [capacity, kv_heads * head_dim] with row stride `stride` (the KV cache of one layer).
+// One layer's K and V cache rows: [capacity, stride] elements each, fp32 or fp16 (ggml type
+// ids 0 / 1, per tensor: --cache-type-k / --cache-type-v).
 struct KvStore {
-  float* k = nullptr;
-  float* v = nullptr;
-  int64_t stride = 0;
+  void* k = nullptr;
+  void* v = nullptr;
+  int64_t stride = 0;  // elements per row
   int64_t capacity = 0;
+  uint32_t k_type = 0, v_type = 0;
 };
 
 }  // namespace longctx::layers

@@ -206,10 +206,20 @@ int64_t Model::infer_arena_floats(int64_t rows, int64_t kv_len) const {
   return model::infer_arena_floats(config_, rows, rows);
 }
 
-MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch) {
+int64_t cache_type_bytes(uint32_t type) { return type == 1 ? 2 : 4; }
+
+Expected<uint32_t> parse_cache_type(const std::string& s) {
+  if (s == "f32") return 0u;
+  if (s == "f16") return 1u;
+  return Status::Error("cache type '" + s + "' is not supported (expected f32 or f16)");
+}
+
+MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch, uint32_t k_type,
+                       uint32_t v_type) {
   MemoryPlan p;
   p.weights = weight_bytes;
-  for (const auto& l : c.layers) p.kv_per_token += 2 * int64_t(l.kv_heads) * l.head_dim * int64_t(sizeof(float));
+  for (const auto& l : c.layers)
+    p.kv_per_token += int64_t(l.kv_heads) * l.head_dim * (cache_type_bytes(k_type) + cache_type_bytes(v_type));
   p.kv = p.kv_per_token * ctx;
   // A prefill pass keeps the logits of its last token only.
   p.scratch = (infer_arena_floats(c, std::min(ubatch, ctx), 1) + c.vocab_size) * int64_t(sizeof(float));
@@ -353,14 +363,15 @@ void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens
   arena.rewind(m);
 }
 
-KvCache Model::make_cache(int64_t capacity) const {
+KvCache Model::make_cache(int64_t capacity, uint32_t k_type, uint32_t v_type) const {
   KvCache c;
   c.capacity = capacity;
+  auto floats = [&](int64_t elems, uint32_t type) { return (elems * cache_type_bytes(type) + 3) / 4; };
   for (const auto& l : config_.layers) {
     const int64_t kvd = int64_t(l.kv_heads) * l.head_dim;
-    c.k.emplace_back(capacity * kvd);
-    c.v.emplace_back(capacity * kvd);
-    c.stores.push_back({c.k.back().data(), c.v.back().data(), kvd, capacity});
+    c.k.emplace_back(floats(capacity * kvd, k_type));
+    c.v.emplace_back(floats(capacity * kvd, v_type));
+    c.stores.push_back({c.k.back().data(), c.v.back().data(), kvd, capacity, k_type, v_type});
   }
   return c;
 }

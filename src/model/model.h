@@ -24,9 +24,10 @@
 
 namespace longctx::model {
 
-// The KV cache of one sequence: per layer, K and V as [capacity, kv_heads * head_dim].
+// The KV cache of one sequence: per layer, K and V as [capacity, kv_heads * head_dim], each in
+// fp32 or fp16 (ggml type ids 0 / 1).
 struct KvCache {
-  std::vector<Buffer> k, v;
+  std::vector<Buffer> k, v;  // fp16 rows are packed two to a float slot
   std::vector<layers::KvStore> stores;
   int64_t capacity = 0;
 };
@@ -42,7 +43,11 @@ struct MemoryPlan {
   int64_t weights = 0, kv_per_token = 0, kv = 0, scratch = 0;
   int64_t total() const { return weights + kv + scratch; }
 };
-MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch);
+MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch, uint32_t k_type = 0,
+                       uint32_t v_type = 0);
+// Parses a --cache-type-k / --cache-type-v value: f32 or f16 -> ggml type id.
+Expected<uint32_t> parse_cache_type(const std::string& s);
+int64_t cache_type_bytes(uint32_t type);  // bytes per element
 // Floats of inference arena for a pass of `rows` tokens whose last `out_rows` get logits.
 int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows);
 // MemAvailable of /proc/meminfo in bytes; -1 where unknown.
@@ -110,7 +115,7 @@ class Model {
   void forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
                       float* logits);
 
-  KvCache make_cache(int64_t capacity) const;
+  KvCache make_cache(int64_t capacity, uint32_t k_type = 0, uint32_t v_type = 0) const;
   // Runs n tokens at positions pos0.. through the cache (batch 1). Writes logits of the last
   // token to logits [vocab], or of all n tokens [n, vocab] when all_rows.
   void forward_cached(ThreadPool& pool, Arena& arena, KvCache& cache, const int32_t* tokens, int64_t n,

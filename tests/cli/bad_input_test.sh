@@ -104,6 +104,8 @@ expect_error bench-bad-depth "" -- "$bin" bench -m "$work/good.gguf" --depth 4,x
 expect_error bench-depth-past-ctx "" -- "$bin" bench -m "$work/good.gguf" --depth 64 -p 4 -n 0 -r 1
 expect_error generate-ubatch-zero "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --ubatch 0
 expect_error chat-ubatch-zero "" -- "$bin" chat -m "$work/good.gguf" --ubatch 0
+expect_error generate-cache-type "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --cache-type-k q4_0
+expect_error bench-cache-type "" -- "$bin" bench -m "$work/good.gguf" -p 4 -n 0 -r 1 --cache-type-v int8
 expect_error bench-ubatch-zero "" -- "$bin" bench -m "$work/good.gguf" --ubatch 0 -p 4 -n 0 -r 1
 ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }
 echo "$passes passed, $fails failed"

@@ -147,5 +147,37 @@ TEST(SmolLM2, QuantizedDecodeTracksFp32Forward) {
               agree, checked);
 }
 
+// An fp16 KV cache (--cache-type-k/v f16): decoding SmolLM2 in fp32 through it tracks the fp32
+// full forward within 1e-3 of each position's logit range (the bound for f32/f16
+// caches), K, V or both in fp16.
+TEST(SmolLM2, Fp16CacheDecodeTracksFp32Forward) {
+  std::string err;
+  auto golden = testing::load_smollm2_golden(std::string(LONGCTX_SOURCE_DIR) + "/tests/golden/smollm2_logits.bin", &err);
+  ASSERT_TRUE(golden) << err;
+  auto f = load_or_explain(false);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  ThreadPool pool(2);
+  Arena arena;
+  const int64_t T = golden->seq_len, V = golden->vocab_size;
+  std::vector<float> ref(T * V), row(V);
+  const auto& tokens = golden->prompts[0].tokens;
+  f->model->forward_logits(pool, arena, tokens.data(), 1, T, ref.data());
+  for (auto [kt, vt] : {std::pair<uint32_t, uint32_t>{1, 1}, {1, 0}, {0, 1}}) {
+    model::KvCache cache = f->model->make_cache(T, kt, vt);
+    double worst = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      arena.reset();
+      f->model->forward_cached(pool, arena, cache, tokens.data() + t, 1, t, row.data(), false);
+      const float* r = ref.data() + t * V;
+      const auto [lo, hi] = std::minmax_element(r, r + V);
+      double e = 0;
+      for (int64_t v = 0; v < V; ++v) e = std::max(e, std::fabs(double(row[v]) - r[v]));
+      worst = std::max(worst, e / (*hi - *lo));
+    }
+    EXPECT_LE(worst, 1e-3) << "k_type " << kt << " v_type " << vt;
+    std::printf("fp16 cache (k %u, v %u) decode vs fp32 forward: worst |logit error| / range %.2e\n", kt, vt, worst);
+  }
+}
+
 }  // namespace
 }  // namespace longctx
