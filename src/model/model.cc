@@ -202,10 +202,6 @@ int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows)
   return 2 * a(rows * D) + block + a(out_rows * D);
 }
 
-int64_t Model::infer_arena_floats(int64_t rows, int64_t kv_len) const {
-  return model::infer_arena_floats(config_, rows, rows);
-}
-
 int64_t cache_type_bytes(uint32_t type) { return type == 1 ? 2 : 4; }
 
 Expected<uint32_t> parse_cache_type(const std::string& s) {
@@ -335,7 +331,7 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
 double Model::forward_loss(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
                            int64_t batch, int64_t seq_len) {
   const int64_t rows = batch * seq_len, V = config_.vocab_size;
-  arena.reserve(infer_arena_floats(rows, seq_len) + rows * V);
+  arena.reserve(model::infer_arena_floats(config_, rows, rows) + rows * V);
   arena.reset();
   float* logits = arena.alloc(rows * V);
   forward_logits(pool, arena, tokens, batch, seq_len, logits);
@@ -346,7 +342,7 @@ void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens
                            float* logits) {
   CHECK(seq_len <= config_.ctx);
   const int64_t rows = batch * seq_len, D = config_.model_dim;
-  const int64_t need = infer_arena_floats(rows, seq_len);
+  const int64_t need = model::infer_arena_floats(config_, rows, rows);
   if (arena.capacity() - arena.used() < need) {
     CHECK_MSG(arena.used() == 0, "forward_logits: arena too small");
     arena.reserve(need);

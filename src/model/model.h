@@ -100,9 +100,8 @@ class Model {
   // Bytes of weights the inference path reads: mapped tensors in their file type, the rest fp32.
   int64_t weight_bytes() const;
 
-  // Floats of activation arena needed for a training step / an inference call of `rows` tokens.
+  // Floats of activation arena needed for a training step (inference: model::infer_arena_floats).
   int64_t train_arena_floats(int64_t batch, int64_t seq_len) const;
-  int64_t infer_arena_floats(int64_t rows, int64_t kv_len) const;
 
   // Training step: forward over tokens [batch, seq_len] with targets, backward with the loss
   // scaled by grad_scale; gradients accumulate. Returns the summed (unscaled) loss.
