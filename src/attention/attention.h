@@ -25,6 +25,8 @@ struct AttentionDims {
   int64_t batch = 1, seq_len = 0, kv_len = 0, q_pos0 = 0;
   int heads = 0, kv_heads = 0, head_dim = 0;
   int64_t q_stride = 0, kv_stride = 0, kv_batch_stride = 0;
+  // Keys before kv_first are gone (a cache gave them back): never visited, as if masked.
+  int64_t kv_first = 0;
 };
 
 struct AttentionSpec {
@@ -39,11 +41,18 @@ struct TileSizes {
   int64_t key_cols = 0;    // keys per tile
 };
 
-// K or V of the forward in a cache's element type: fp32 (ggml type 0) or fp16 (1). fp16 rows are
-// converted to fp32 a tile at a time (exactly: every fp16 value is an fp32 value).
+// K or V of the forward in a cache's element type (ggml ids: 0 fp32, 1 fp16, 8 Q8_0), read in
+// place by the decoding kernels (kernels/kv_tile.h) or converted to fp32 a tile at a time.
+//   contiguous (pages null): row j of batch b at data + (b * kv_batch_stride + j * kv_stride)
+//     elements (fp32 or fp16);
+//   paged (batch 1, a KV cache): row j at pages[j >> page_shift] + (j mod 2^page_shift) *
+//     row_bytes bytes. Key tiles never straddle a page.
 struct KvView {
   const void* data = nullptr;
   uint32_t type = 0;
+  const uint8_t* const* pages = nullptr;
+  int page_shift = 0;
+  int64_t row_bytes = 0;
 };
 void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q, KvView k,
                       KvView v, float* out, float* lse, TileSizes tiles = {});

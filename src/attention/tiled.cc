@@ -37,6 +37,7 @@
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "quant/fp16.h"
+#include "quant/formats.h"
 
 namespace longctx::attention {
 namespace {
@@ -83,12 +84,13 @@ struct Plan {
   }
 };
 
-Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts) {
+// max_cols: the key tile never exceeds it (a paged cache's page; a power of two, as the grid).
+Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts, int64_t max_cols = INT64_MAX) {
   Plan p;
   p.group = d.heads / d.kv_heads;
   const int64_t rows = ts.query_rows > 0 ? ts.query_rows : kQueryRows;
   p.br = mask.query_block_hint() > 0 ? mask.query_block_hint() : std::max<int64_t>(1, rows / p.group);
-  p.bc = ts.key_cols > 0 ? ts.key_cols : kKeyCols;
+  p.bc = std::min(ts.key_cols > 0 ? ts.key_cols : kKeyCols, max_cols);
   // Query blocks aligned to absolute multiples of br.
   for (int64_t t = 0; t < d.seq_len;) {
     const int64_t pos = d.q_pos0 + t;
@@ -102,7 +104,17 @@ Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts) {
   p.span_begin.push_back(0);
   std::vector<std::vector<Plan::Run>> per_cell(p.n_cells);
   for (int64_t i = 0; i < p.n_qb; ++i) {
+    const size_t first = p.spans.size();
     mask.key_spans(d.q_pos0 + p.q_lo[i], d.q_pos0 + p.q_hi[i], &p.spans);
+    if (d.kv_first > 0) {  // keys a cache gave back are cut off the spans
+      size_t o = first;
+      for (size_t j = first; j < p.spans.size(); ++j) {
+        KeySpan sp = p.spans[j];
+        sp.lo = std::max(sp.lo, d.kv_first);
+        if (sp.lo < sp.hi) p.spans[o++] = sp;
+      }
+      p.spans.resize(o);
+    }
     p.span_begin.push_back(static_cast<int64_t>(p.spans.size()));
     p.for_tiles(i, [&](const Tile& t) {
       auto& v = per_cell[t.lo / p.bc];
@@ -192,6 +204,11 @@ struct Ctx {
                  std::vector<KeySpan>& spans) const {
     const int64_t R = plan.group * rows(t.qb), cols = t.hi - t.lo;
     kernels::gemm_serial(false, true, R, cols, d.head_dim, 1.0f, qs, d.head_dim, kt, ld, 0.0f, s, cols);
+    bias_and_mask(t, g, s, spans);
+  }
+  // Adds the ALiBi term to the raw scores s [R, cols] of tile t and hides masked keys.
+  void bias_and_mask(const Tile& t, int g, float* s, std::vector<KeySpan>& spans) const {
+    const int64_t R = plan.group * rows(t.qb), cols = t.hi - t.lo;
     if (!spec.alibi_slopes && !t.masked) return;
     for (int64_t r = 0; r < R; ++r) {
       float* row = s + r * cols;
@@ -245,11 +262,15 @@ void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec
 void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q, KvView kview,
                       KvView vview, float* out, float* lse, TileSizes ts) {
   check_dims(d, spec);
-  CHECK((kview.type == 0 || kview.type == 1) && (vview.type == 0 || vview.type == 1));
-  if (d.seq_len == 0) return;
-  const Plan plan = make_plan(d, *spec.mask, ts);
-  const Ctx c(d, spec, plan);
   const int64_t hd = d.head_dim;
+  const bool paged = kview.pages != nullptr;
+  CHECK(paged == (vview.pages != nullptr));
+  CHECK(!paged || (d.batch == 1 && kview.page_shift == vview.page_shift && kview.page_shift < 62));
+  for (const KvView* v : {&kview, &vview})
+    CHECK(v->type == quant::kF32 || v->type == quant::kF16 || (paged && v->type == quant::kQ8_0 && hd % quant::kQK == 0));
+  if (d.seq_len == 0) return;
+  const Plan plan = make_plan(d, *spec.mask, ts, paged ? int64_t{1} << kview.page_shift : INT64_MAX);
+  const Ctx c(d, spec, plan);
   ScratchSet scratch(pool.threads(), plan.group * plan.max_rows(), plan.bc, hd);
   const int64_t n_groups = d.batch * d.kv_heads * plan.n_qb;
   // Decoding and short chunks over a long cache have few (batch, kv head, query block) tasks:
@@ -271,13 +292,29 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
   const int64_t part_floats = r_max * (hd + 2);
   std::vector<float> parts(splits > 1 ? static_cast<size_t>(n_groups * splits * part_floats) : 0);
 
-  // The K or V rows of tile t for KV head g: in place for fp32 (row stride kv_stride), or
-  // converted from fp16 into `buf` [cols, hd] (row stride hd).
+  // Row j of K or V for KV head g, and the bytes from one row to the next.
+  auto row_at = [&](const KvView& v, int64_t b, int g, int64_t j) -> const uint8_t* {
+    const uint8_t* row =
+        paged ? v.pages[j >> v.page_shift] + (j & ((int64_t{1} << v.page_shift) - 1)) * v.row_bytes
+              : static_cast<const uint8_t*>(v.data) + quant::row_bytes(v.type, b * d.kv_batch_stride + j * d.kv_stride);
+    return row + quant::row_bytes(v.type, int64_t(g) * hd);
+  };
+  auto row_step = [&](const KvView& v) { return paged ? v.row_bytes : quant::row_bytes(v.type, d.kv_stride); };
+  // The K or V rows of tile t as fp32: in place for fp32 (*ld: row stride in floats), else
+  // converted into `buf` [cols, hd] (row stride hd).
   auto tile_rows = [&](const KvView& view, int64_t b, int g, const Tile& t, float* buf, int64_t* ld) -> const float* {
-    const int64_t off = b * d.kv_batch_stride + int64_t(g) * hd;
-    if (view.type == 0) return static_cast<const float*>(view.data) + off + t.lo * d.kv_stride;
-    const uint16_t* src = static_cast<const uint16_t*>(view.data) + off;
-    for (int64_t j = t.lo; j < t.hi; ++j) quant::fp16_to_fp32_row(src + j * d.kv_stride, buf + (j - t.lo) * hd, hd);
+    const uint8_t* src = row_at(view, b, g, t.lo);
+    const int64_t step = row_step(view);
+    if (view.type == quant::kF32 && step % sizeof(float) == 0) {
+      *ld = step / int64_t(sizeof(float));
+      return reinterpret_cast<const float*>(src);
+    }
+    for (int64_t j = 0; j < t.hi - t.lo; ++j) {
+      if (view.type == quant::kF16)
+        quant::fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(src + j * step), buf + j * hd, hd);
+      else
+        CHECK(quant::dequantize_row(view.type, src + j * step, buf + j * hd, hd).ok());
+    }
     *ld = hd;
     return buf;
   };
@@ -312,7 +349,7 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
       const int64_t this_tile = tile_index++;
       if (this_tile < tile_lo || this_tile >= tile_hi) return;
       const int64_t cols = t.hi - t.lo;
-      int64_t kv_ld = d.kv_stride;
+      int64_t kv_ld = 0;
       const float* kt = tile_rows(kview, b, g, t, w.acc2, &kv_ld);
       c.scores_at(t, g, kt, kv_ld, w.qs, w.s, w.spans);
       for (int64_t r = 0; r < R; ++r) {
@@ -328,7 +365,6 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
         if (alpha != 1.0f) kernels::vec_scale(w.acc + r * hd, alpha, hd);
         w.m[r] = m_new;
       }
-      kv_ld = d.kv_stride;
       const float* vt = tile_rows(vview, b, g, t, w.acc2, &kv_ld);
       kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, vt, kv_ld, 1.0f, w.acc, hd);
     });

@@ -114,8 +114,13 @@ int run_bench_model(const BenchModelFlags& f) {
   for (int64_t depth : *depths) {
     reset_peak_rss();
     const int64_t cap = depth + std::max(f.prompt, f.gen);
-    model::KvCache cache = m.make_cache(cap, *kt, *vt);
-    const int64_t kv_bytes = model::plan_memory(m.config(), 0, cap, 1, *kt, *vt).kv;
+    auto plan = model::plan_memory(m.config(), 0, cap, f.ubatch, *kt, *vt);
+    if (!plan.ok()) return fail(plan.status());
+    // The cache filled to the depth; each run goes on from a fork of it (its pages shared, the
+    // pages a run writes copied), so every run sees the same depth.
+    const int64_t run_pages = (std::max(f.prompt, f.gen) + model::kDefaultPageRows - 1) / model::kDefaultPageRows + 1;
+    model::KvCache cache = m.make_cache(cap, {*kt, *vt, f.ubatch, 1, model::kDefaultPageRows, m.config().n_layers() * run_pages});
+    int64_t kv_bytes = 0;
     const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
     if (depth > 0) {  // fill the cache to the depth, in chunks of --ubatch
       const auto toks = random_tokens(depth);
@@ -149,12 +154,14 @@ int run_bench_model(const BenchModelFlags& f) {
       std::vector<double> secs;
       for (int r = -1; r < f.reps; ++r) {  // one warm-up run
         const auto toks = random_tokens(f.prompt);
+        model::KvCache run = cache.fork(depth);
         const auto t0 = clock::now();
         for (int64_t i = 0; i < f.prompt; i += f.ubatch) {
           const int64_t n = std::min(f.ubatch, f.prompt - i);
-          m.forward_cached(pool, arena, cache, toks.data() + i, n, depth + i, logits.data(), false);
+          m.forward_cached(pool, arena, run, toks.data() + i, n, depth + i, logits.data(), false);
         }
         if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+        kv_bytes = run.blocks_held() * run.pool().block_bytes();
       }
       report("pp" + std::to_string(f.prompt), f.prompt, secs);
     }
@@ -162,10 +169,12 @@ int run_bench_model(const BenchModelFlags& f) {
       std::vector<double> secs;
       for (int r = -1; r < f.reps; ++r) {
         const auto toks = random_tokens(f.gen);
+        model::KvCache run = cache.fork(depth);
         const auto t0 = clock::now();
         for (int64_t i = 0; i < f.gen; ++i)
-          m.forward_cached(pool, arena, cache, &toks[i], 1, depth + i, logits.data(), false);
+          m.forward_cached(pool, arena, run, &toks[i], 1, depth + i, logits.data(), false);
         if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+        kv_bytes = run.blocks_held() * run.pool().block_bytes();
       }
       report("tg" + std::to_string(f.gen), f.gen, secs);
     }

@@ -26,7 +26,8 @@ struct ChatFlags {
   int threads = 0, ctx = 0;
   int64_t ubatch = 512;
   std::string cache_k = "f32", cache_v = "f32";
-  bool dequantize = false;
+  bool dequantize = false, shift = false;
+  int64_t keep = 0;
   infer::SamplerOptions s;
 };
 
@@ -36,6 +37,7 @@ int run_chat(const ChatFlags& f) {
   if (f.n < 1) return fail("-n must be >= 1");
   if (f.ctx < 0) return fail("--ctx must be >= 0");
   if (f.ubatch < 1) return fail("--ubatch must be >= 1");
+  if (f.keep < 0) return fail("--keep must be >= 0");
   auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
   if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
   if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
@@ -61,6 +63,7 @@ int run_chat(const ChatFlags& f) {
   infer::Session session(*loaded->model, tok, ThreadPool::global());
   session.set_ubatch(f.ubatch);
   session.set_cache_types(*kt, *vt);
+  session.set_context_shift(f.shift, f.keep);
   infer::Sampler sampler(f.s);
   std::vector<infer::ChatMessage> history;
   auto start = [&] {
@@ -86,18 +89,26 @@ int run_chat(const ChatFlags& f) {
     }
     if (line.empty()) continue;
     history.push_back({"user", line});
-    const std::vector<int32_t> prompt = tok.encode_special(tmpl->render(history, true));
+    std::vector<int32_t> prompt = tok.encode_special(tmpl->render(history, true));
+    // With context shift the oldest turns after the system message make room for a new one.
+    const size_t first = f.system.empty() ? 0 : 1;
+    while (f.shift && static_cast<int64_t>(prompt.size()) >= loaded->model->config().ctx &&
+           history.size() > first + 1) {
+      history.erase(history.begin() + first);
+      prompt = tok.encode_special(tmpl->render(history, true));
+    }
     infer::GenerateStats st;
     Status ps = session.set_tokens(prompt, &st);
     if (!ps.ok()) return fail(ps.message() + " (the conversation no longer fits; /reset or a larger --ctx)");
     std::string answer;
-    session.continue_tokens(f.n, sampler, stop, [&](int32_t id) {
+    Status gs = session.continue_tokens(f.n, sampler, stop, [&](int32_t id) {
       const std::string& piece = tok.token_bytes(id);
       answer += piece;
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     }, &st);
     std::printf("\n");
+    if (!gs.ok()) return fail(gs);
     std::fflush(stdout);
     history.push_back({"assistant", answer});
   }
@@ -118,6 +129,7 @@ void register_chat(CLI::App& app, Commands& cmds) {
   c->add_option("--ubatch", f->ubatch, "Prompt tokens per prefill pass (default 512)");
   add_sampling_flags(c, f->s);
   add_dequantize_flag(c, f->dequantize);
+  add_context_shift_flags(c, f->shift, f->keep);
   add_cache_type_flags(c, f->cache_k, f->cache_v);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_chat(*f); }; });

@@ -1,4 +1,5 @@
 // longctx generate -m MODEL -p "In the beginning" -n 200 --temp 0.8 --top-k 40 --top-p 0.95 --seed 1 [--ctx N]
+//                  [--ubatch N] [--cache-type-k f16] [--cache-type-v q8_0] [--context-shift --keep N]
 // MODEL: a longctx checkpoint or a pretrained GGUF of a supported architecture.
 #include <cstdio>
 #include <memory>
@@ -21,7 +22,8 @@ void register_generate(CLI::App& app, Commands& cmds) {
     int threads = 0, ctx = 0;
     int64_t ubatch = 512;
     std::string cache_k = "f32", cache_v = "f32";
-    bool json = false, dequantize = false;
+    bool json = false, dequantize = false, shift = false;
+    int64_t keep = 0;
     infer::SamplerOptions s;
   };
   auto o = std::make_shared<Opts>();
@@ -33,6 +35,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
   add_sampling_flags(c, o->s);
   add_dequantize_flag(c, o->dequantize);
   add_cache_type_flags(c, o->cache_k, o->cache_v);
+  add_context_shift_flags(c, o->shift, o->keep);
   c->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   c->add_flag("--json", o->json, "Print one JSON object with the text and timings instead of streaming");
   c->callback([o, &cmds] {
@@ -42,6 +45,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
       ThreadPool::set_default_threads(o->threads);
       if (o->ctx < 0) return fail("--ctx must be >= 0");
       if (o->ubatch < 1) return fail("--ubatch must be >= 1");
+      if (o->keep < 0) return fail("--keep must be >= 0");
       auto kt = model::parse_cache_type(o->cache_k), vt = model::parse_cache_type(o->cache_v);
       if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
       if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
@@ -53,6 +57,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
       infer::Session session(*loaded->model, loaded->tokenizer, ThreadPool::global());
       session.set_ubatch(o->ubatch);
       session.set_cache_types(*kt, *vt);
+      session.set_context_shift(o->shift, o->keep);
       std::string text;
       if (!o->json) {
         std::fputs(o->prompt.c_str(), stdout);
@@ -77,6 +82,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
                             {"prompt_tokens", st->prompt_tokens},
                             {"generated_tokens", st->generated},
                             {"stopped_at_eos", st->stopped_at_eos},
+                            {"context_shifts", session.shifts()},
                             {"prefill_s", st->prefill_s},
                             {"decode_tokens_per_s", tps}};
         std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());

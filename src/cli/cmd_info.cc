@@ -83,8 +83,9 @@ int run_info(const InfoFlags& f) {
     n_elements += n;
   }
   if (!file_bytes) file_bytes = stored_weights;
-  const model::MemoryPlan plan =
-      model::plan_memory(c, model::Model::planned_weight_bytes(c, store, map, true), c.ctx, 512, *kt, *vt);
+  const auto planned = model::plan_memory(c, model::Model::planned_weight_bytes(c, store, map, true), c.ctx, 512, *kt, *vt);
+  if (!planned.ok()) return wrap(planned.status());
+  const model::MemoryPlan& plan = *planned;
   const double weights = double(plan.weights), kv_per_token = double(plan.kv_per_token), kv = double(plan.kv),
                scratch = double(plan.scratch);
   std::string patterns;

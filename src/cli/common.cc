@@ -39,8 +39,15 @@ void add_dequantize_flag(CLI::App* c, bool& dequantize) {
 }
 
 void add_cache_type_flags(CLI::App* c, std::string& k_type, std::string& v_type) {
-  c->add_option("--cache-type-k", k_type, "Element type of the K cache: f32 (default) or f16");
-  c->add_option("--cache-type-v", v_type, "Element type of the V cache: f32 (default) or f16");
+  c->add_option("--cache-type-k", k_type, "Element type of the K cache: f32 (default), f16 or q8_0");
+  c->add_option("--cache-type-v", v_type, "Element type of the V cache: f32 (default), f16 or q8_0");
+}
+
+void add_context_shift_flags(CLI::App* c, bool& shift, int64_t& keep) {
+  c->add_flag("--context-shift", shift,
+              "When the context is full, drop the older half of the tokens after --keep and go on (default: stop "
+              "with an error)");
+  c->add_option("--keep", keep, "Tokens from the start a context shift keeps (default 0)");
 }
 
 void add_sampling_flags(CLI::App* c, infer::SamplerOptions& s) {

@@ -16,15 +16,20 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
   if (n > ctx)
     return Status::Error("the prompt is " + std::to_string(n) + " tokens, longer than the context of " +
                          std::to_string(ctx));
-  if (cache_.capacity < ctx) {
-    LONGCTX_RETURN_IF_ERROR(model::check_memory(
-        model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_, k_type_, v_type_)));
-    cache_ = model_.make_cache(ctx, k_type_, v_type_);
+  if (cache_.empty() || cache_.capacity() < ctx) {
+    auto plan = model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_, k_type_, v_type_);
+    if (!plan.ok()) return plan.status();
+    LONGCTX_RETURN_IF_ERROR(model::check_memory(*plan));
+    cache_ = model::KvCache();
+    cache_ = model_.make_cache(ctx, {k_type_, v_type_, ubatch_, 1, page_rows_});
+    tokens_.clear();
   }
-  // Keep the common prefix, but always run at least the last token (its logits are needed).
+  // Keep the common prefix, but always run at least the last token (its logits are needed),
+  // and only as much of it as the window layers still hold keys for.
   int64_t keep = 0;
   const int64_t held = static_cast<int64_t>(tokens_.size());
   while (keep < std::min(held, n - 1) && tokens_[keep] == tokens[keep]) ++keep;
+  keep = cache_.reusable(keep);
   const auto t0 = clock_type::now();
   for (int64_t i = keep; i < n; i += ubatch_) {
     const int64_t len = std::min(ubatch_, n - i);
@@ -39,26 +44,53 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
   return Status::Ok();
 }
 
-void Session::continue_tokens(int64_t n, Sampler& sampler, const std::vector<int32_t>& stop,
-                              const std::function<void(int32_t)>& on_token, GenerateStats* stats) {
+Status Session::make_room() {
+  const int64_t n = static_cast<int64_t>(tokens_.size());
+  if (!shift_)
+    return Status::Error("the context of " + std::to_string(n) +
+                         " tokens is full (--context-shift goes on past it, or use a larger --ctx)");
+  if (keep_ < 0 || keep_ + 2 > n)
+    return Status::Error("--keep " + std::to_string(keep_) + " leaves nothing to drop from a context of " +
+                         std::to_string(n) + " tokens");
+  // As llama.cpp: keep the first `keep` tokens and drop the older half of the rest.
+  const int64_t discard = (n - keep_) / 2;
+  LONGCTX_RETURN_IF_ERROR(model_.shift_cache(cache_, keep_, discard, n));
+  tokens_.erase(tokens_.begin() + keep_, tokens_.begin() + keep_ + discard);
+  ++shifts_;
+  return Status::Ok();
+}
+
+Status Session::continue_tokens(int64_t n, Sampler& sampler, const std::vector<int32_t>& stop,
+                                const std::function<void(int32_t)>& on_token, GenerateStats* stats) {
   const int64_t ctx = model_.config().ctx, V = model_.config().vocab_size;
   const auto t0 = clock_type::now();
+  auto done = [&] {
+    if (stats) stats->decode_s += std::chrono::duration<double>(clock_type::now() - t0).count();
+  };
   std::vector<float> work(V);
-  for (int64_t i = 0; i < n && static_cast<int64_t>(tokens_.size()) < ctx; ++i) {
+  for (int64_t i = 0; i < n; ++i) {
     std::copy(logits_.begin(), logits_.end(), work.begin());  // the sampler edits its input
     const int32_t next = sampler.sample(work.data(), V, tokens_);
     if (next == tok_.eos_id() || std::find(stop.begin(), stop.end(), next) != stop.end()) {
       if (stats) stats->stopped_at_eos = true;
       break;
     }
+    if (static_cast<int64_t>(tokens_.size()) == ctx) {  // no room for the next token's keys
+      const Status st = make_room();
+      if (!st.ok()) {
+        done();
+        return st;
+      }
+    }
     tokens_.push_back(next);
     if (stats) ++stats->generated;
     on_token(next);
-    if (i + 1 == n || static_cast<int64_t>(tokens_.size()) == ctx) break;
+    if (i + 1 == n) break;
     model_.forward_cached(pool_, arena_, cache_, &tokens_.back(), 1, static_cast<int64_t>(tokens_.size()) - 1,
                           logits_.data(), false);
   }
-  if (stats) stats->decode_s += std::chrono::duration<double>(clock_type::now() - t0).count();
+  done();
+  return Status::Ok();
 }
 
 Expected<GenerateStats> Session::generate(const std::string& prompt, int64_t n, const SamplerOptions& sampling,
@@ -71,7 +103,7 @@ Expected<GenerateStats> Session::generate(const std::string& prompt, int64_t n, 
   GenerateStats st;
   LONGCTX_RETURN_IF_ERROR(set_tokens(tokens, &st));
   Sampler sampler(sampling);
-  continue_tokens(n, sampler, {}, [&](int32_t id) { on_text(tok_.token_bytes(id)); }, &st);
+  LONGCTX_RETURN_IF_ERROR(continue_tokens(n, sampler, {}, [&](int32_t id) { on_text(tok_.token_bytes(id)); }, &st));
   return st;
 }
 

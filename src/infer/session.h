@@ -1,7 +1,10 @@
 // Session: KV-cached incremental decoding of one sequence. Prompts are prefilled in passes of
 // --ubatch tokens, then each new token is one forward over the cache. The cache of the whole
-// context is allocated on first use, after checking its memory plan against available memory. The cache outlives a call: set_tokens keeps
-// the longest prefix it already holds (a chat's history is not recomputed every turn).
+// context is allocated on first use, after checking its memory plan against available memory.
+// The cache outlives a call: set_tokens keeps the longest prefix it already holds (a chat's
+// history is not recomputed every turn). When generation fills the context it stops with an
+// error, or with context shift on keeps the first `keep` tokens, drops the older half of the
+// rest (model::Model::shift_cache) and goes on.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -36,16 +39,24 @@ class Session {
   // Makes the cache hold exactly `tokens`, computing only what differs from what it holds;
   // afterwards the next-token logits are those after the last token. Fills prefill stats.
   Status set_tokens(const std::vector<int32_t>& tokens, GenerateStats* stats);
-  // Samples up to n tokens after the current ones; stops (without emitting it) at EOS, at any
-  // id in `stop`, or at the end of the context.
-  void continue_tokens(int64_t n, Sampler& sampler, const std::vector<int32_t>& stop,
+  // Samples up to n tokens after the current ones; stops (without emitting it) at EOS or at any
+  // id in `stop`. Error when the context is full and context shift is off (what was generated
+  // so far has been emitted).
+  Status continue_tokens(int64_t n, Sampler& sampler, const std::vector<int32_t>& stop,
                        const std::function<void(int32_t)>& on_token, GenerateStats* stats);
   const std::vector<int32_t>& tokens() const { return tokens_; }
   // Prompts are prefilled in passes of at most this many tokens (--ubatch; default 512): the
   // activation scratch is sized by it, not by the prompt.
   void set_ubatch(int64_t n) { ubatch_ = n > 0 ? n : 512; }
-  // Element types of the K and V cache (ggml ids: 0 fp32, 1 fp16); before the first call.
-  void set_cache_types(uint32_t k, uint32_t v) { k_type_ = k, v_type_ = v; }
+  // Element types of the K and V cache (ggml ids: 0 fp32, 1 fp16, 8 q8_0) and its page size
+  // (a power of two); before the first call.
+  void set_cache_types(uint32_t k, uint32_t v, int64_t page_rows = model::kDefaultPageRows) {
+    k_type_ = k, v_type_ = v, page_rows_ = page_rows;
+  }
+  // --context-shift --keep N.
+  void set_context_shift(bool on, int64_t keep) { shift_ = on, keep_ = keep; }
+  int64_t shifts() const { return shifts_; }
+  const model::KvCache& cache() const { return cache_; }
   void reset() { tokens_.clear(); }
 
  private:
@@ -58,6 +69,11 @@ class Session {
   std::vector<float> logits_;    // after tokens_.back()
   int64_t ubatch_ = 512;
   uint32_t k_type_ = 0, v_type_ = 0;
+  int64_t page_rows_ = model::kDefaultPageRows;
+  bool shift_ = false;
+  int64_t keep_ = 0, shifts_ = 0;
+  // Makes room for one more token by a context shift (error when off).
+  Status make_room();
 };
 
 }  // namespace longctx::infer

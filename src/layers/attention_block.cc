@@ -1,6 +1,7 @@
 #include "layers/attention_block.h"
 
 #include "quant/fp16.h"
+#include "quant/formats.h"
 
 #include <cstring>
 
@@ -55,22 +56,29 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
   attention::KvView kk{k, 0}, vv{v, 0};
   if (cache) {
     CHECK(batch == 1 && pos0 + seq_len <= cache->capacity);
-    // New rows into the cache in its element types (fp16: rounded to nearest even).
-    auto put = [&](void* base, uint32_t type, const float* src) {
+    // New rows into their pages in the cache's element types (fp16: rounded to nearest even;
+    // Q8_0: ggml's reference quantizer).
+    const int64_t page_mask = (int64_t{1} << cache->page_shift) - 1;
+    auto put = [&](uint8_t* const* pages, int64_t row_bytes, uint32_t type, const float* src) {
       for (int64_t t = 0; t < seq_len; ++t) {
-        if (type == 0)
-          std::memcpy(static_cast<float*>(base) + (pos0 + t) * cache->stride, src + t * kvd, kvd * sizeof(float));
+        const int64_t p = pos0 + t;
+        uint8_t* dst = pages[p >> cache->page_shift] + (p & page_mask) * row_bytes;
+        if (type == quant::kF32)
+          std::memcpy(dst, src + t * kvd, kvd * sizeof(float));
+        else if (type == quant::kF16)
+          quant::fp32_to_fp16_row(src + t * kvd, reinterpret_cast<uint16_t*>(dst), kvd);
         else
-          quant::fp32_to_fp16_row(src + t * kvd, static_cast<uint16_t*>(base) + (pos0 + t) * cache->stride, kvd);
+          CHECK(quant::quantize_row(type, src + t * kvd, dst, kvd).ok());
       }
     };
-    put(cache->k, cache->k_type, k);
-    put(cache->v, cache->v_type, v);
-    kk = {cache->k, cache->k_type};
-    vv = {cache->v, cache->v_type};
+    put(cache->k_pages, cache->k_row_bytes, cache->k_type, k);
+    put(cache->v_pages, cache->v_row_bytes, cache->v_type, v);
+    kk = {nullptr, cache->k_type, cache->k_pages, cache->page_shift, cache->k_row_bytes};
+    vv = {nullptr, cache->v_type, cache->v_pages, cache->page_shift, cache->v_row_bytes};
     d.kv_len = pos0 + seq_len;
-    d.kv_stride = cache->stride;
+    d.kv_stride = kvd;
     d.kv_batch_stride = 0;
+    d.kv_first = cache->first_row;
   } else {
     CHECK(pos0 == 0);
   }

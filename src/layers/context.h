@@ -17,15 +17,16 @@ struct LayerContext {
   const position::Rope* rope = nullptr;  // set when config->pos == kRope
 };
 
-// Per-sequence K/V storage a layer writes its new keys/values into and attends over.
-// k, v: [capacity, kv_heads * head_dim] with row stride `stride` (the KV cache of one layer).
-// One layer's K and V cache rows: [capacity, stride] elements each, fp32 or fp16 (ggml type
-// ids 0 / 1, per tensor: --cache-type-k / --cache-type-v).
+// One layer's K and V cache rows of one sequence, in pages of 2^page_shift positions: row p of K
+// is at k_pages[p >> page_shift] + (p & (2^page_shift - 1)) * k_row_bytes (V likewise), each row
+// kv_heads * head_dim elements in ggml type k_type / v_type (fp32, fp16 or Q8_0). Pages before
+// first_row may be gone (null): the attention never reads keys before it.
 struct KvStore {
-  void* k = nullptr;
-  void* v = nullptr;
-  int64_t stride = 0;  // elements per row
-  int64_t capacity = 0;
+  uint8_t* const* k_pages = nullptr;
+  uint8_t* const* v_pages = nullptr;
+  int page_shift = 0;
+  int64_t k_row_bytes = 0, v_row_bytes = 0;
+  int64_t capacity = 0, first_row = 0;
   uint32_t k_type = 0, v_type = 0;
 };
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 #include "kernels/cross_entropy.h"
 #include "kernels/matmul.h"
+#include "kernels/vec.h"
 #include "layers/embedding.h"
 #include "position/alibi.h"
 #include "quant/formats.h"
@@ -202,21 +204,21 @@ int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows)
   return 2 * a(rows * D) + block + a(out_rows * D);
 }
 
-int64_t cache_type_bytes(uint32_t type) { return type == 1 ? 2 : 4; }
-
 Expected<uint32_t> parse_cache_type(const std::string& s) {
-  if (s == "f32") return 0u;
-  if (s == "f16") return 1u;
-  return Status::Error("cache type '" + s + "' is not supported (expected f32 or f16)");
+  if (s == "f32") return quant::kF32;
+  if (s == "f16") return quant::kF16;
+  if (s == "q8_0") return quant::kQ8_0;
+  return Status::Error("cache type '" + s + "' is not supported (expected f32, f16 or q8_0)");
 }
 
-MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch, uint32_t k_type,
-                       uint32_t v_type) {
+Expected<MemoryPlan> plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch,
+                                 uint32_t k_type, uint32_t v_type) {
+  auto geo = kv_geometry(c, k_type, v_type);
+  if (!geo.ok()) return geo.status();
   MemoryPlan p;
   p.weights = weight_bytes;
-  for (const auto& l : c.layers)
-    p.kv_per_token += int64_t(l.kv_heads) * l.head_dim * (cache_type_bytes(k_type) + cache_type_bytes(v_type));
-  p.kv = p.kv_per_token * ctx;
+  for (const auto& l : geo->layers) p.kv_per_token += l.k_row_bytes + l.v_row_bytes;
+  p.kv = geo->max_blocks(ctx, std::min(ubatch, ctx)) * geo->block_bytes();
   // A prefill pass keeps the logits of its last token only.
   p.scratch = (infer_arena_floats(c, std::min(ubatch, ctx), 1) + c.vocab_size) * int64_t(sizeof(float));
   return p;
@@ -260,13 +262,15 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
   // Without saving, the hidden states alternate between two buffers and each block's
   // temporaries are released as soon as it is done: the arena holds one block at a time.
   float* other = save ? nullptr : arena.alloc(rows * D);
+  std::vector<layers::KvStore> stores;
+  for (int l = 0; cache && l < config_.n_layers(); ++l) stores.push_back(cache->store(l));
   for (int l = 0; l < config_.n_layers(); ++l) {
     const LayerConfig& lc = config_.layers[l];
     const int64_t m = arena.mark();
     float* x1 = arena.alloc(rows * D);
     layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(P, o.layers[l]),
                               save ? nullptr : mats(l), alibi_[l].empty() ? nullptr : alibi_[l].data(), x, batch, seq_len, pos0,
-                              cache ? &cache->stores[l] : nullptr, x1, save ? &attn_saved_[l] : nullptr);
+                              cache ? &stores[l] : nullptr, x1, save ? &attn_saved_[l] : nullptr);
     float* x2 = arena.alloc(rows * D);
     layers::feed_forward_forward(ctx, lc, layers::FeedForwardParams<const float*>::at(P, o.layers[l]),
                                  save ? nullptr : mats(l), x1, rows, x2,
@@ -359,22 +363,35 @@ void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens
   arena.rewind(m);
 }
 
-KvCache Model::make_cache(int64_t capacity, uint32_t k_type, uint32_t v_type) const {
-  KvCache c;
-  c.capacity = capacity;
-  auto floats = [&](int64_t elems, uint32_t type) { return (elems * cache_type_bytes(type) + 3) / 4; };
-  for (const auto& l : config_.layers) {
-    const int64_t kvd = int64_t(l.kv_heads) * l.head_dim;
-    c.k.emplace_back(floats(capacity * kvd, k_type));
-    c.v.emplace_back(floats(capacity * kvd, v_type));
-    c.stores.push_back({c.k.back().data(), c.v.back().data(), kvd, capacity, k_type, v_type});
-  }
-  return c;
+KvCache Model::make_cache(int64_t capacity, const CacheOptions& o) const {
+  auto geo = kv_geometry(config_, o.k_type, o.v_type, o.page_rows);
+  CHECK_MSG(geo.ok(), geo.status().message().c_str());
+  const int64_t ubatch = o.ubatch > 0 ? std::min(o.ubatch, capacity) : capacity;
+  auto pool = std::make_shared<KvPool>(geo->block_bytes(), geo->max_blocks(capacity, ubatch) * o.sequences + o.extra_blocks);
+  return KvCache(std::move(pool), std::make_shared<const KvGeometry>(std::move(*geo)), capacity);
+}
+
+Status Model::shift_cache(KvCache& cache, int64_t keep, int64_t discard, int64_t n) const {
+  if (config_.pos == PosType::kLearned)
+    return Status::Error("context shift needs RoPE or ALiBi positions (this model's positions are learned)");
+  std::function<void(int, float*, int64_t)> rotate;
+  if (config_.pos == PosType::kRope)
+    rotate = [&](int l, float* rows, int64_t count) {
+      const LayerConfig& lc = config_.layers[l];
+      const int64_t kvd = int64_t(lc.kv_heads) * lc.head_dim;
+      // Each row turns by -discard (rotation angles are linear in the position); a YaRN
+      // magnitude applied again is taken back out.
+      rope_.apply(ThreadPool::global(), rows, count, 1, lc.kv_heads, kvd, discard, true);
+      if (rope_.magnitude() != 1.0f) kernels::vec_scale(rows, 1.0f / rope_.magnitude(), count * kvd);
+    };
+  return cache.shift(keep, discard, n, rotate);
 }
 
 void Model::forward_cached(ThreadPool& pool, Arena& arena, KvCache& cache, const int32_t* tokens, int64_t n,
                            int64_t pos0, float* logits, bool all_rows) {
-  CHECK(pos0 + n <= cache.capacity && pos0 + n <= config_.ctx);
+  CHECK(pos0 + n <= cache.capacity() && pos0 + n <= config_.ctx);
+  const Status st = cache.prepare(pos0, n);
+  CHECK_MSG(st.ok(), st.message().c_str());
   const int64_t D = config_.model_dim;
   arena.reserve(model::infer_arena_floats(config_, n, all_rows ? n : 1));
   arena.reset();

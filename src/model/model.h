@@ -18,36 +18,31 @@
 #include "layers/feed_forward.h"
 #include "layers/linear.h"
 #include "model/config.h"
+#include "model/kv_cache.h"
 #include "model/params.h"
 #include "model/weights.h"
 #include "position/rope.h"
 
 namespace longctx::model {
 
-// The KV cache of one sequence: per layer, K and V as [capacity, kv_heads * head_dim], each in
-// fp32 or fp16 (ggml type ids 0 / 1).
-struct KvCache {
-  std::vector<Buffer> k, v;  // fp16 rows are packed two to a float slot
-  std::vector<layers::KvStore> stores;
-  int64_t capacity = 0;
-};
-
 // Learned positions cannot grow: an error naming both lengths when ctx is past c's table.
 Status check_context_growth(const ModelConfig& c, int64_t ctx);
 
 // What running a model for `ctx` tokens takes, before anything is allocated: its weights as
-// inference reads them (Model::weight_bytes / planned_weight_bytes), the KV cache (K and V of
-// every layer, kv_heads * head_dim floats each per token) and the activation scratch of one
-// prefill pass of `ubatch` tokens (the arena, and one row of logits).
+// inference reads them (Model::weight_bytes / planned_weight_bytes), the KV cache (the pool
+// blocks one sequence holds at most: kv_cache.h; window layers hold their window only) and the
+// activation scratch of one prefill pass of `ubatch` tokens (the arena, and one row of logits).
+// kv_per_token: K and V bytes of one position over all layers (kv_heads * head_dim elements
+// each, in the cache types).
 struct MemoryPlan {
   int64_t weights = 0, kv_per_token = 0, kv = 0, scratch = 0;
   int64_t total() const { return weights + kv + scratch; }
 };
-MemoryPlan plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch, uint32_t k_type = 0,
-                       uint32_t v_type = 0);
-// Parses a --cache-type-k / --cache-type-v value: f32 or f16 -> ggml type id.
+// Error for a cache type the model cannot use (kv_geometry).
+Expected<MemoryPlan> plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch,
+                                 uint32_t k_type = 0, uint32_t v_type = 0);
+// Parses a --cache-type-k / --cache-type-v value: f32, f16 or q8_0 -> ggml type id.
 Expected<uint32_t> parse_cache_type(const std::string& s);
-int64_t cache_type_bytes(uint32_t type);  // bytes per element
 // Floats of inference arena for a pass of `rows` tokens whose last `out_rows` get logits.
 int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows);
 // MemAvailable of /proc/meminfo in bytes; -1 where unknown.
@@ -114,7 +109,20 @@ class Model {
   void forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
                       float* logits);
 
-  KvCache make_cache(int64_t capacity, uint32_t k_type = 0, uint32_t v_type = 0) const;
+  // A cache for one sequence of up to `capacity` positions over a pool of its own, sized for
+  // `sequences` such sequences run in passes of at most `ubatch` tokens (0: capacity), plus
+  // `extra_blocks` (for the pages forks write). The cache types must suit the model
+  // (kv_geometry; CHECKed).
+  struct CacheOptions {
+    uint32_t k_type = 0, v_type = 0;
+    int64_t ubatch = 0, sequences = 1, page_rows = kDefaultPageRows, extra_blocks = 0;
+  };
+  KvCache make_cache(int64_t capacity, const CacheOptions& o) const;
+  KvCache make_cache(int64_t capacity, uint32_t k_type = 0, uint32_t v_type = 0) const {
+    return make_cache(capacity, CacheOptions{k_type, v_type});
+  }
+  // Context shift of a cache holding n positions (KvCache::shift with RoPE keys re-rotated).
+  Status shift_cache(KvCache& cache, int64_t keep, int64_t discard, int64_t n) const;
   // Runs n tokens at positions pos0.. through the cache (batch 1). Writes logits of the last
   // token to logits [vocab], or of all n tokens [n, vocab] when all_rows.
   void forward_cached(ThreadPool& pool, Arena& arena, KvCache& cache, const int32_t* tokens, int64_t n,

@@ -86,27 +86,33 @@ TEST(RandomModel, QuantizedInPlaceAndConsistent) {
 namespace longctx::model {
 namespace {
 
-// The memory plan is what the model then allocates: the KV cache exactly, the scratch as the
-// arena a prefill pass of ubatch tokens reserves.
+// The memory plan is what the model then allocates: the KV cache exactly (the most blocks the
+// cache holds while the context fills, the pool it gets), the scratch as the arena a prefill
+// pass of ubatch tokens reserves.
 TEST(MemoryPlan, MatchesTheAllocations) {
   auto s = parse_random_model("llama:layers=3,model_dim=64,heads=4,kv_heads=1,ff_dim=96,vocab=300,ctx=256,type=q4_0");
   ASSERT_TRUE(s.ok());
   auto m = make_random_model(*s);
   ASSERT_TRUE(m.ok());
   const int64_t ctx = 256, ubatch = 32;
-  const MemoryPlan plan = plan_memory((*m)->config(), (*m)->weight_bytes(), ctx, ubatch);
-  KvCache cache = (*m)->make_cache(ctx);
-  int64_t kv = 0;
-  for (const auto& b : cache.k) kv += static_cast<int64_t>(b.size() * sizeof(float));
-  for (const auto& b : cache.v) kv += static_cast<int64_t>(b.size() * sizeof(float));
-  EXPECT_EQ(plan.kv, kv);
+  const auto planned = plan_memory((*m)->config(), (*m)->weight_bytes(), ctx, ubatch);
+  ASSERT_TRUE(planned.ok());
+  const MemoryPlan& plan = *planned;
+  KvCache cache = (*m)->make_cache(ctx, {0, 0, ubatch});
+  EXPECT_EQ(plan.kv, cache.pool().blocks() * cache.pool().block_bytes());
   EXPECT_EQ(plan.kv_per_token, 3 * 2 * 16 * 4);  // layers x (K, V) x kv_heads * head_dim x fp32
+  EXPECT_EQ(plan.kv, plan.kv_per_token * ctx);   // full attention: every position, no waste
   ThreadPool pool(1);
   Arena arena;
   std::vector<int32_t> tokens(ubatch, 7);
   std::vector<float> logits(300);
-  (*m)->forward_cached(pool, arena, cache, tokens.data(), ubatch, 0, logits.data(), false);
-  // What the pass really used (the arena's high-water mark), not what it reserved from the plan.
+  int64_t peak_blocks = 0;
+  for (int64_t pos = 0; pos < ctx; pos += ubatch) {
+    (*m)->forward_cached(pool, arena, cache, tokens.data(), ubatch, pos, logits.data(), false);
+    peak_blocks = std::max(peak_blocks, cache.blocks_held());
+  }
+  EXPECT_EQ(plan.kv, peak_blocks * cache.pool().block_bytes());
+  // What a pass really used (the arena's high-water mark), not what it reserved from the plan.
   const double measured = double(arena.peak() + 300) * sizeof(float);  // + the caller's row of logits
   EXPECT_NEAR(double(plan.scratch), measured, 0.05 * measured) << plan.scratch << " planned, " << measured << " used";
   EXPECT_EQ(plan.total(), plan.weights + plan.kv + plan.scratch);

@@ -1,0 +1,260 @@
+#include "model/kv_cache.h"
+
+#include <algorithm>
+#include <cstring>
+#include <variant>
+
+#include "core/check.h"
+#include "quant/formats.h"
+
+namespace longctx::model {
+namespace {
+
+// The oldest position a query at q or later sees under pattern p (0: all of them).
+int64_t oldest_needed(const attention::Pattern& p, int64_t q) {
+  if (!std::holds_alternative<attention::SlidingWindow>(p) && !std::holds_alternative<attention::BigBird>(p)) return 0;
+  return attention::MaskView(p, q + 1, q, q + 1).oldest_key(q);
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+int64_t KvGeometry::block_bytes() const {
+  int64_t row = 0;
+  for (const auto& l : layers) row = std::max(row, l.k_row_bytes + l.v_row_bytes);
+  return page_rows * row;
+}
+
+int64_t KvGeometry::max_pages(int l, int64_t ctx, int64_t ubatch) const {
+  const int64_t all = ceil_div(ctx, page_rows);
+  // A pass of n rows at pos0 holds rows from the page of oldest_needed(pos0) on: at most
+  // (pos0 - oldest) + n rows, plus the part of a page before the oldest.
+  const int64_t n = std::max<int64_t>(1, std::min(ubatch, ctx));
+  const int64_t pos0 = std::max<int64_t>(0, ctx - n);
+  const int64_t before = pos0 - oldest_needed(layers[l].pattern, pos0);
+  // The oldest row needed grows with pos0 for the patterns that drop any, so the widest reach
+  // back is at the last pass; a page boundary inside adds at most one page.
+  return std::min(all, ceil_div(before + n, page_rows) + 1);
+}
+
+int64_t KvGeometry::max_blocks(int64_t ctx, int64_t ubatch) const {
+  int64_t s = 0;
+  for (int l = 0; l < static_cast<int>(layers.size()); ++l) s += max_pages(l, ctx, ubatch);
+  return s;
+}
+
+Expected<KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t v_type, int64_t page_rows) {
+  CHECK(page_rows > 0 && (page_rows & (page_rows - 1)) == 0);
+  KvGeometry g;
+  g.k_type = k_type;
+  g.v_type = v_type;
+  g.page_rows = page_rows;
+  for (uint32_t t : {k_type, v_type})
+    if (t != quant::kF32 && t != quant::kF16 && t != quant::kQ8_0)
+      return Status::Error("cache type " + std::to_string(t) + " is not one of f32, f16, q8_0");
+  for (const auto& l : c.layers) {
+    const int64_t kvd = int64_t(l.kv_heads) * l.head_dim;
+    if ((k_type == quant::kQ8_0 || v_type == quant::kQ8_0) && l.head_dim % quant::kQK != 0)
+      return Status::Error("a q8_0 cache needs head_dim to be a multiple of 32 (this model's is " +
+                           std::to_string(l.head_dim) + ")");
+    g.layers.push_back({kvd, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern});
+  }
+  return g;
+}
+
+KvPool::KvPool(int64_t block_bytes, int64_t blocks)
+    : block_bytes_(block_bytes), mem_(new uint8_t[block_bytes * blocks]), refs_(blocks, 0) {
+  CHECK(blocks < INT32_MAX);
+  free_.reserve(blocks);
+  for (int64_t b = blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
+}
+
+int32_t KvPool::take() {
+  if (free_.empty()) return -1;
+  const int32_t id = free_.back();
+  free_.pop_back();
+  refs_[id] = 1;
+  return id;
+}
+
+void KvPool::release(int32_t id) {
+  CHECK(refs_[id] > 0);
+  if (--refs_[id] == 0) free_.push_back(id);
+}
+
+KvCache::KvCache(std::shared_ptr<KvPool> pool, std::shared_ptr<const KvGeometry> geometry, int64_t capacity)
+    : pool_(std::move(pool)), geo_(std::move(geometry)), capacity_(capacity) {
+  CHECK(pool_->block_bytes() >= geo_->block_bytes());
+  while ((int64_t{1} << shift_) < geo_->page_rows) ++shift_;
+  const int64_t pages = ceil_div(capacity, geo_->page_rows);
+  const int L = static_cast<int>(geo_->layers.size());
+  table_.assign(L, std::vector<int32_t>(pages, -1));
+  k_pages_.assign(L, std::vector<uint8_t*>(pages, nullptr));
+  v_pages_.assign(L, std::vector<uint8_t*>(pages, nullptr));
+  first_row_.assign(L, 0);
+}
+
+KvCache& KvCache::operator=(KvCache&& o) noexcept {
+  if (this == &o) return *this;
+  clear();
+  pool_ = std::move(o.pool_);
+  geo_ = std::move(o.geo_);
+  capacity_ = o.capacity_;
+  shift_ = o.shift_;
+  table_ = std::move(o.table_);
+  k_pages_ = std::move(o.k_pages_);
+  v_pages_ = std::move(o.v_pages_);
+  first_row_ = std::move(o.first_row_);
+  o.pool_.reset();
+  o.table_.clear();
+  return *this;
+}
+
+void KvCache::clear() {
+  for (int l = 0; l < n_layers(); ++l)
+    for (int64_t p = 0; p < static_cast<int64_t>(table_[l].size()); ++p) drop(l, p);
+}
+
+void KvCache::drop(int l, int64_t page) {
+  if (table_[l][page] < 0) return;
+  pool_->release(table_[l][page]);
+  table_[l][page] = -1;
+  k_pages_[l][page] = v_pages_[l][page] = nullptr;
+}
+
+Status KvCache::own(int l, int64_t page) {
+  const int32_t cur = table_[l][page];
+  if (cur >= 0 && pool_->refs(cur) == 1) return Status::Ok();
+  const int32_t id = pool_->take();
+  if (id < 0)
+    return Status::Error("the KV cache pool is full (" + std::to_string(pool_->blocks()) + " blocks of " +
+                         std::to_string(pool_->block_bytes()) + " bytes)");
+  uint8_t* b = pool_->block(id);
+  const auto& g = geo_->layers[l];
+  if (cur >= 0) {  // copy on write: the page is shared with another sequence
+    std::memcpy(b, pool_->block(cur), geo_->page_rows * (g.k_row_bytes + g.v_row_bytes));
+    pool_->release(cur);
+  }
+  table_[l][page] = id;
+  k_pages_[l][page] = b;
+  v_pages_[l][page] = b + geo_->page_rows * g.k_row_bytes;
+  return Status::Ok();
+}
+
+Status KvCache::prepare(int64_t pos0, int64_t n) {
+  CHECK(!empty() && pos0 >= 0 && n >= 0 && pos0 + n <= capacity_);
+  for (int l = 0; l < n_layers(); ++l) {
+    const int64_t oldest = oldest_needed(geo_->layers[l].pattern, pos0);
+    if (pos0 == 0) first_row_[l] = 0;  // a new sequence in the same pages
+    const int64_t keep_from = oldest >> shift_;
+    for (int64_t p = 0; p < keep_from; ++p) drop(l, p);
+    first_row_[l] = std::max(first_row_[l], keep_from << shift_);
+    if (n == 0) continue;
+    for (int64_t p = pos0 >> shift_; p <= (pos0 + n - 1) >> shift_; ++p) LONGCTX_RETURN_IF_ERROR(own(l, p));
+  }
+  return Status::Ok();
+}
+
+layers::KvStore KvCache::store(int l) const {
+  layers::KvStore s;
+  s.k_pages = k_pages_[l].data();
+  s.v_pages = v_pages_[l].data();
+  s.page_shift = shift_;
+  s.k_row_bytes = geo_->layers[l].k_row_bytes;
+  s.v_row_bytes = geo_->layers[l].v_row_bytes;
+  s.capacity = capacity_;
+  s.first_row = first_row_[l];
+  s.k_type = geo_->k_type;
+  s.v_type = geo_->v_type;
+  return s;
+}
+
+int64_t KvCache::pages_held(int l) const {
+  return std::count_if(table_[l].begin(), table_[l].end(), [](int32_t b) { return b >= 0; });
+}
+
+int64_t KvCache::blocks_held() const {
+  int64_t s = 0;
+  for (int l = 0; l < n_layers(); ++l) s += pages_held(l);
+  return s;
+}
+
+int64_t KvCache::reusable(int64_t n) const {
+  if (empty()) return 0;
+  for (int l = 0; l < n_layers(); ++l)
+    if (oldest_needed(geo_->layers[l].pattern, n) < first_row_[l]) return 0;
+  return n;
+}
+
+KvCache KvCache::fork(int64_t n) const {
+  KvCache c(pool_, geo_, capacity_);
+  for (int l = 0; l < n_layers(); ++l) {
+    c.first_row_[l] = first_row_[l];
+    for (int64_t p = 0; p < ((n + geo_->page_rows - 1) >> shift_); ++p) {
+      if (table_[l][p] < 0) continue;
+      pool_->retain(table_[l][p]);
+      c.table_[l][p] = table_[l][p];
+      c.k_pages_[l][p] = k_pages_[l][p];
+      c.v_pages_[l][p] = v_pages_[l][p];
+    }
+  }
+  return c;
+}
+
+uint8_t* KvCache::k_row(int l, int64_t pos) const {
+  uint8_t* page = k_pages_[l][pos >> shift_];
+  CHECK(page);
+  return page + (pos & (geo_->page_rows - 1)) * geo_->layers[l].k_row_bytes;
+}
+
+uint8_t* KvCache::v_row(int l, int64_t pos) const {
+  uint8_t* page = v_pages_[l][pos >> shift_];
+  CHECK(page);
+  return page + (pos & (geo_->page_rows - 1)) * geo_->layers[l].v_row_bytes;
+}
+
+Status KvCache::shift(int64_t keep, int64_t discard, int64_t n,
+                      const std::function<void(int, float*, int64_t)>& rotate_keys) {
+  CHECK(keep >= 0 && discard > 0 && keep + discard <= n && n <= capacity_);
+  const int64_t n_new = n - discard;
+  for (int l = 0; l < n_layers(); ++l) {
+    const auto& g = geo_->layers[l];
+    // The rows the new layout keeps: new position i comes from i (< keep) or i + discard.
+    // Queries from n_new on see back to `oldest`; kept rows this layer already gave back are
+    // lost, and then so is the rest of the kept prefix (the held rows stay contiguous).
+    const int64_t oldest = oldest_needed(g.pattern, n_new);
+    int64_t lo = oldest;
+    if (lo < keep && lo < first_row_[l]) lo = keep;
+    const int64_t rows = n_new - lo;
+    std::vector<uint8_t> kbuf(rows * g.k_row_bytes), vbuf(rows * g.v_row_bytes);
+    for (int64_t i = lo; i < n_new; ++i) {
+      const int64_t src = i < keep ? i : i + discard;
+      std::memcpy(kbuf.data() + (i - lo) * g.k_row_bytes, k_row(l, src), g.k_row_bytes);
+      std::memcpy(vbuf.data() + (i - lo) * g.v_row_bytes, v_row(l, src), g.v_row_bytes);
+    }
+    // Keys that moved turn back by `discard` positions: decoded, rotated, encoded again.
+    const int64_t moved_lo = std::max(lo, keep);
+    if (rotate_keys && moved_lo < n_new) {
+      const int64_t kvd = g.row_elems;
+      std::vector<float> f(kvd * (n_new - moved_lo));
+      for (int64_t i = moved_lo; i < n_new; ++i)
+        LONGCTX_RETURN_IF_ERROR(quant::dequantize_row(geo_->k_type, kbuf.data() + (i - lo) * g.k_row_bytes,
+                                                      f.data() + (i - moved_lo) * kvd, kvd));
+      rotate_keys(l, f.data(), n_new - moved_lo);
+      for (int64_t i = moved_lo; i < n_new; ++i)
+        LONGCTX_RETURN_IF_ERROR(quant::quantize_row(geo_->k_type, f.data() + (i - moved_lo) * kvd,
+                                                    kbuf.data() + (i - lo) * g.k_row_bytes, kvd));
+    }
+    for (int64_t p = 0; p < static_cast<int64_t>(table_[l].size()); ++p) drop(l, p);
+    first_row_[l] = lo;
+    for (int64_t p = lo >> shift_; rows > 0 && p <= (n_new - 1) >> shift_; ++p) LONGCTX_RETURN_IF_ERROR(own(l, p));
+    for (int64_t i = lo; i < n_new; ++i) {
+      std::memcpy(k_row(l, i), kbuf.data() + (i - lo) * g.k_row_bytes, g.k_row_bytes);
+      std::memcpy(v_row(l, i), vbuf.data() + (i - lo) * g.v_row_bytes, g.v_row_bytes);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace longctx::model
