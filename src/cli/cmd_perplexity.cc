@@ -1,8 +1,11 @@
-// longctx perplexity -m MODEL -f FILE [--ctx N] [--stride S] [--chunks N] [-t N] [--json]
+// longctx perplexity -m MODEL -f FILE [--ctx N] [--stride S] [--chunks N] [--ubatch N]
+//                    [--cache-type-k T] [--cache-type-v T] [-t N] [--json]
 // Perplexity of a model (our checkpoints or a pretrained GGUF) over a whole text file, in
 // windows of --ctx tokens (default: the model's context, at most 512), the way llama.cpp's
 // perplexity tool is used to compare models and quantization types. Non-overlapping windows by
-// default; --stride S scores only the last S tokens of windows advancing by S.
+// default; --stride S scores only the last S tokens of windows advancing by S. Windows longer
+// than --ubatch (default 512) run through the KV cache in passes of --ubatch tokens, so a 32K
+// window needs logits and scratch for 512 rows, not 32K.
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,12 +26,17 @@ namespace {
 struct PplFlags {
   std::string model, file;
   int ctx = 0, threads = 0;
-  int64_t stride = 0, chunks = 0;
+  int64_t stride = 0, chunks = 0, ubatch = 512;
+  std::string cache_k = "f32", cache_v = "f32";
   bool json = false, dequantize = false;
 };
 
 int run_perplexity(const PplFlags& f) {
   if (f.ctx < 0 || f.stride < 0 || f.chunks < 0) return fail("--ctx, --stride and --chunks must be >= 0");
+  if (f.ubatch < 1) return fail("--ubatch must be >= 1");
+  auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
+  if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
+  if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
   model::LoadOptions lo;
@@ -49,6 +57,9 @@ int run_perplexity(const PplFlags& f) {
   const train::TokenStream stream = train::tokenize_stream(loaded->tokenizer, *text);
   eval::EvalOptions opt;
   opt.stride = f.stride;
+  opt.ubatch = f.ubatch;
+  opt.k_type = *kt;
+  opt.v_type = *vt;
   if (f.chunks > 0) opt.max_tokens = f.chunks * (f.stride > 0 ? f.stride : L);
   const bool tty = isatty(STDERR_FILENO) == 1;
   auto r = eval::evaluate_length(*loaded->model, pool, stream, L, opt, [&](int64_t done, int64_t total) {
@@ -80,9 +91,11 @@ void register_perplexity(CLI::App& app, Commands& cmds) {
   c->add_option("--ctx", f->ctx, "Window length in tokens (default: the model's context, at most 512)");
   c->add_option("--stride", f->stride, "Sliding windows advancing by S, scoring the last S (0: non-overlapping)");
   c->add_option("--chunks", f->chunks, "Score at most this many windows' worth of tokens (0: the whole file)");
+  c->add_option("--ubatch", f->ubatch, "Windows longer than this run through the KV cache in passes of N tokens");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object");
   add_dequantize_flag(c, f->dequantize);
+  add_cache_type_flags(c, f->cache_k, f->cache_v);
   c->callback([f, &cmds] { cmds.run = [f] { return run_perplexity(*f); }; });
 }
 

@@ -31,7 +31,15 @@ Expected<LengthResult> evaluate_length(model::Model& model, ThreadPool& pool, co
     windows = std::min(windows, need);
   }
   const int64_t V = model.config().vocab_size;
-  const int64_t batch = std::clamp<int64_t>((int64_t(1) << 24) / (L * V), 1, 64);
+  const bool cached = opt.ubatch > 0 && L > opt.ubatch;
+  const int64_t batch = cached ? 1 : std::clamp<int64_t>((int64_t(1) << 24) / (L * V), 1, 64);
+  model::KvCache cache;
+  if (cached) {
+    auto plan = model::plan_memory(model.config(), model.weight_bytes(), L, opt.ubatch, opt.k_type, opt.v_type);
+    if (!plan.ok()) return plan.status();
+    LONGCTX_RETURN_IF_ERROR(model::check_memory(*plan));
+    cache = model.make_cache(L, {opt.k_type, opt.v_type, opt.ubatch});
+  }
   LengthResult r;
   r.length = L;
   r.stride = opt.stride;
@@ -57,10 +65,19 @@ Expected<LengthResult> evaluate_length(model::Model& model, ThreadPool& pool, co
         }
       }
     }
-    logits.resize(B * L * V);
-    arena.reset();
-    model.forward_logits(pool, arena, in.data(), B, L, logits.data());
-    nats += kernels::cross_entropy(pool, logits.data(), tg.data(), B * L, V, nullptr, 0.0f);
+    if (cached) {  // one window, through the cache in passes of ubatch
+      logits.resize(opt.ubatch * V);
+      for (int64_t t = 0; t < L; t += opt.ubatch) {
+        const int64_t n = std::min(opt.ubatch, L - t);
+        model.forward_cached(pool, arena, cache, in.data() + t, n, t, logits.data(), true);
+        nats += kernels::cross_entropy(pool, logits.data(), tg.data() + t, n, V, nullptr, 0.0f);
+      }
+    } else {
+      logits.resize(B * L * V);
+      arena.reset();
+      model.forward_logits(pool, arena, in.data(), B, L, logits.data());
+      nats += kernels::cross_entropy(pool, logits.data(), tg.data(), B * L, V, nullptr, 0.0f);
+    }
     if (progress) progress(w0 + B, windows);
   }
   r.loss = nats / static_cast<double>(r.scored_tokens);

@@ -30,6 +30,10 @@ struct LengthResult {
 struct EvalOptions {
   int64_t stride = 0;      // 0: non-overlapping windows
   int64_t max_tokens = 0;  // score at most about this many tokens (0: the whole stream)
+  // Windows longer than this run through a KV cache in passes of `ubatch` tokens (logits and
+  // scratch for ubatch rows only); shorter ones in batches of whole windows. 0: never cached.
+  int64_t ubatch = 0;
+  uint32_t k_type = 0, v_type = 0;  // the cache's element types
 };
 
 // progress(windows done, windows total) is called after each batch of windows.

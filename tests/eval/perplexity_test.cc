@@ -97,6 +97,29 @@ TEST(Perplexity, StrideEqualsBruteForceSlidingComputation) {
   }
 }
 
+// Windows run through the KV cache in passes of --ubatch tokens score what whole windows do.
+TEST(Perplexity, CachedPassesEqualWholeWindows) {
+  ThreadPool pool(2);
+  model::Model m(small_config(model::PosType::kRope, 48));
+  Rng rng(6);
+  m.init(rng);
+  const auto stream = random_stream(400, 300, 10);
+  for (auto [L, S] : {std::pair<int64_t, int64_t>{48, 0}, {32, 5}}) {
+    auto whole = eval::evaluate_length(m, pool, stream, L, {S, 0});
+    eval::EvalOptions o;
+    o.stride = S;
+    o.ubatch = 7;
+    auto cached = eval::evaluate_length(m, pool, stream, L, o);
+    ASSERT_TRUE(whole.ok() && cached.ok());
+    EXPECT_EQ(cached->scored_tokens, whole->scored_tokens);
+    EXPECT_NEAR(cached->loss, whole->loss, 1e-5 * whole->loss) << L << "/" << S;
+    o.k_type = 1;  // fp16 keys: close, not equal
+    auto half = eval::evaluate_length(m, pool, stream, L, o);
+    ASSERT_TRUE(half.ok());
+    EXPECT_NEAR(half->loss, whole->loss, 1e-3 * whole->loss);
+  }
+}
+
 // A checkpoint built for 128 positions evaluates at 2048 with ALiBi and with RoPE; learned
 // positions refuse lengths past their table.
 TEST(Perplexity, ShortCheckpointEvaluatesLong) {
