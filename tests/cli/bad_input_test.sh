@@ -107,6 +107,11 @@ expect_error chat-ubatch-zero "" -- "$bin" chat -m "$work/good.gguf" --ubatch 0
 expect_error generate-cache-type "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --cache-type-k q4_0
 expect_error bench-cache-type "" -- "$bin" bench -m "$work/good.gguf" -p 4 -n 0 -r 1 --cache-type-v int8
 expect_error bench-ubatch-zero "" -- "$bin" bench -m "$work/good.gguf" --ubatch 0 -p 4 -n 0 -r 1
+expect_error generate-keep-negative "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --context-shift --keep -1
+expect_error generate-context-full "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 100 --ctx 8
+expect_error generate-keep-whole-context "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 100 --ctx 8 --context-shift --keep 8
+expect_error perplexity-ubatch-zero "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/corpus.txt" --ubatch 0
+expect_error perplexity-cache-type "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/corpus.txt" --cache-type-k q4_1
 ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
