@@ -5,16 +5,24 @@
 # with each engine's peak resident memory. SmolLM2-135M-Instruct in Q8_0 (made from the shipped
 # Q4_1 with `longctx quantize`). Both engines use the same KV cache type (-c, default f16:
 # llama.cpp's default); llama.cpp (pip's llama-cpp-python) runs with flash attention on and off
-# and the faster counts. Depths past 8192 run past SmolLM2's trained context: speed and memory,
-# not quality.
+# and the faster counts (a q8_0 V cache needs flash attention there: the other setting fails and
+# is skipped). Depths past 8192 run past SmolLM2's trained context: speed and memory, not
+# quality.
 #
-#   bash bench/long_bench.sh [-t 2] [-p 8192] [-n 32] [-d 8192,16384,32768] [-r 1] [-c f16|f32]
+# Then (-s, default on) longctx alone on random-weight models of SmolLM2's shape (30 layers,
+# model_dim 576, 9 heads of 64, ff 1536, vocab 49152, Q8_0): kv_heads 9 (MHA), 3 (GQA) and 1
+# (MQA) decoding at depth -D (16384), and GQA with a 4096-token window on every layer at depths
+# 4096 and -W (32768): KV bytes and tg at each.
+#
+#   bash bench/long_bench.sh [-t 2] [-p 8192] [-n 32] [-d 8192,16384,32768] [-r 1] [-c f16|f32|q8_0]
+#                            [-s 0|1] [-l 0|1] [-D 16384] [-W 32768]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2 prompt=8192 gen=32 depths=8192,16384,32768 reps=1 cache=f16
-while getopts "t:p:n:d:r:c:" o; do
+threads=2 prompt=8192 gen=32 depths=8192,16384,32768 reps=1 cache=f16 shapes=1 llama=1 shape_depth=16384 window_depth=32768
+while getopts "t:p:n:d:r:c:s:l:D:W:" o; do
   case $o in t) threads=$OPTARG ;; p) prompt=$OPTARG ;; n) gen=$OPTARG ;; d) depths=$OPTARG ;; r) reps=$OPTARG ;;
-             c) cache=$OPTARG ;; *) exit 2 ;; esac
+             c) cache=$OPTARG ;; s) shapes=$OPTARG ;; l) llama=$OPTARG ;; D) shape_depth=$OPTARG ;;
+             W) window_depth=$OPTARG ;; *) exit 2 ;; esac
 done
 bash scripts/fetch_model.sh > /dev/null
 bash scripts/setup_llamacpp.sh > /dev/null
@@ -30,9 +38,10 @@ run_pair() {  # NAME, then the flags both take: -p P -n N [-d D]
     --cache-type-v "$cache" --json > "$out/$name.longctx.json"
   for fa in on off; do
     python3 bench/llamacpp_model.py -m "$m" "$@" -r "$reps" -t "$threads" --fa "$fa" --cache-type "$cache" \
-      > "$out/$name.llamacpp-$fa.json" 2> /dev/null
+      > "$out/$name.llamacpp-$fa.json" 2> /dev/null || echo '{"tests": [], "peak_rss_bytes": 0}' > "$out/$name.llamacpp-$fa.json"
   done
 }
+if [ "$llama" = 1 ]; then
 [ "$prompt" -gt 0 ] && run_pair "pp" -p "$prompt" -n 0
 for d in ${depths//,/ }; do run_pair "d$d" -p 0 -n "$gen" -d "$d"; done
 python3 - "$out" "$threads" "$cache" <<'PY'
@@ -55,3 +64,27 @@ for f in sorted(glob.glob(os.path.join(out, "*.longctx.json")), key=lambda p: (l
               f"(fa {fa}) | {rss / 2**20:.0f} | {r['tokens_per_s'] / t['tokens_per_s']:.2f}x |")
 print(f"\n{threads} threads; SmolLM2-135M-Instruct Q8_0; KV cache {cache} in both; {os.uname().nodename}")
 PY
+fi
+if [ "$shapes" = 1 ]; then
+  shape=layers=30,model_dim=576,heads=9,ff_dim=1536,vocab=49152,type=q8_0
+  echo
+  echo "| model | KV heads | test | t/s | KV cache MiB | peak RSS MiB |"
+  echo "|---|---|---|---|---|---|"
+  run_shape() {  # LABEL KV_HEADS DEPTHS [,window=W]
+    ./build/longctx bench --random-model "llama:$shape,kv_heads=$2$4" -p 0 -n "$gen" -d "$3" -r "$reps" \
+      -t "$threads" --ctx $(( ${3##*,} + gen + 64 )) --cache-type-k "$cache" --cache-type-v "$cache" --json \
+      > "$out/shape.json"
+    python3 - "$out/shape.json" "$1" "$2" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"| {sys.argv[2]} | {sys.argv[3]} | {r['test']} | {r['tokens_per_s']:.1f} | {r['kv_bytes'] / 2**20:.1f} "
+          f"| {r['peak_rss_bytes'] / 2**20:.0f} |")
+PY
+  }
+  run_shape MHA 9 "$shape_depth" ""
+  run_shape GQA 3 "$shape_depth" ""
+  run_shape MQA 1 "$shape_depth" ""
+  run_shape "GQA, window 4096" 3 "4096,$window_depth" ",window=4096"
+  echo
+  echo "$threads threads; random weights of SmolLM2-135M's shape in Q8_0; KV cache $cache; $(uname -n)"
+fi

@@ -34,6 +34,7 @@
 
 #include "attention/attention.h"
 #include "core/check.h"
+#include "kernels/kv_tile.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "quant/fp16.h"
@@ -46,6 +47,11 @@ constexpr int64_t kQueryRows = 256;
 constexpr int64_t kKeyCols = 256;
 // Fewer forward tasks than this (decoding: one per KV head) split their key tiles (split-K).
 constexpr int64_t kMinForwardTasks = 16;
+// Stacked query blocks of at most this many rows (decoding, short chunks) read K/V tiles in
+// place through kernels/kv_tile.h, in the cache's element type; taller ones convert the tile
+// to fp32 (when not fp32 already) and run two sgemms, which win once the tile is reused by
+// enough rows.
+constexpr int64_t kDirectRows = 16;
 
 struct Tile {
   int64_t qb, lo, hi;
@@ -349,9 +355,15 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
       const int64_t this_tile = tile_index++;
       if (this_tile < tile_lo || this_tile >= tile_hi) return;
       const int64_t cols = t.hi - t.lo;
+      const bool direct = R <= kDirectRows;
       int64_t kv_ld = 0;
-      const float* kt = tile_rows(kview, b, g, t, w.acc2, &kv_ld);
-      c.scores_at(t, g, kt, kv_ld, w.qs, w.s, w.spans);
+      if (direct) {
+        kernels::kv_scores(kview.type, row_at(kview, b, g, t.lo), row_step(kview), cols, w.qs, R, hd, w.s, cols);
+        c.bias_and_mask(t, g, w.s, w.spans);
+      } else {
+        const float* kt = tile_rows(kview, b, g, t, w.acc2, &kv_ld);
+        c.scores_at(t, g, kt, kv_ld, w.qs, w.s, w.spans);
+      }
       for (int64_t r = 0; r < R; ++r) {
         float* row = w.s + r * cols;
         const float m_new = std::max(w.m[r], kernels::vec_max(row, cols));
@@ -365,8 +377,12 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
         if (alpha != 1.0f) kernels::vec_scale(w.acc + r * hd, alpha, hd);
         w.m[r] = m_new;
       }
-      const float* vt = tile_rows(vview, b, g, t, w.acc2, &kv_ld);
-      kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, vt, kv_ld, 1.0f, w.acc, hd);
+      if (direct) {
+        kernels::kv_accumulate(vview.type, row_at(vview, b, g, t.lo), row_step(vview), cols, w.s, cols, R, hd, w.acc);
+      } else {
+        const float* vt = tile_rows(vview, b, g, t, w.acc2, &kv_ld);
+        kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, vt, kv_ld, 1.0f, w.acc, hd);
+      }
     });
     if (splits == 1) {
       finish(b, g, qb, w.m, w.l, w.acc);
