@@ -45,14 +45,15 @@ struct TileSizes {
 // place by the decoding kernels (kernels/kv_tile.h) or converted to fp32 a tile at a time.
 //   contiguous (pages null): row j of batch b at data + (b * kv_batch_stride + j * kv_stride)
 //     elements (fp32 or fp16);
-//   paged (batch 1, a KV cache): row j at pages[j >> page_shift] + (j mod 2^page_shift) *
-//     row_bytes bytes. Key tiles never straddle a page.
+//   paged (batch 1, a KV cache, head-major pages): head g of row j at pages[j >> page_shift] +
+//     g * head_stride + (j mod 2^page_shift) * row_bytes bytes. Key tiles never straddle a page,
+//     so a tile of one head is one contiguous run.
 struct KvView {
   const void* data = nullptr;
   uint32_t type = 0;
   const uint8_t* const* pages = nullptr;
   int page_shift = 0;
-  int64_t row_bytes = 0;
+  int64_t row_bytes = 0, head_stride = 0;
 };
 void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q, KvView k,
                       KvView v, float* out, float* lse, TileSizes tiles = {});

@@ -252,6 +252,17 @@ struct Ctx {
   }
 };
 
+// Asks for the cache lines of `rows` rows of one head (head_dim elements of `type`) from p on.
+void prefetch_rows(const uint8_t* p, int64_t step, int64_t rows, uint32_t type, int64_t hd) {
+  const int64_t bytes = quant::row_bytes(type, hd);
+  if (step == bytes) {  // one contiguous run (head-major pages)
+    for (int64_t o = 0; o < rows * bytes; o += 64) __builtin_prefetch(p + o);
+    return;
+  }
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + j * step + o);
+}
+
 void check_dims(const AttentionDims& d, const AttentionSpec& spec) {
   CHECK(d.heads > 0 && d.kv_heads > 0 && d.heads % d.kv_heads == 0 && d.head_dim > 0);
   CHECK_MSG(spec.mask && spec.mask->kv_len() == d.kv_len, "attention: mask built for another kv_len");
@@ -298,12 +309,11 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
   const int64_t part_floats = r_max * (hd + 2);
   std::vector<float> parts(splits > 1 ? static_cast<size_t>(n_groups * splits * part_floats) : 0);
 
-  // Row j of K or V for KV head g, and the bytes from one row to the next.
+  // Head g of row j of K or V, and the bytes from one row of a head to the next.
   auto row_at = [&](const KvView& v, int64_t b, int g, int64_t j) -> const uint8_t* {
-    const uint8_t* row =
-        paged ? v.pages[j >> v.page_shift] + (j & ((int64_t{1} << v.page_shift) - 1)) * v.row_bytes
-              : static_cast<const uint8_t*>(v.data) + quant::row_bytes(v.type, b * d.kv_batch_stride + j * d.kv_stride);
-    return row + quant::row_bytes(v.type, int64_t(g) * hd);
+    if (paged) return v.pages[j >> v.page_shift] + g * v.head_stride + (j & ((int64_t{1} << v.page_shift) - 1)) * v.row_bytes;
+    return static_cast<const uint8_t*>(v.data) +
+           quant::row_bytes(v.type, b * d.kv_batch_stride + j * d.kv_stride + int64_t(g) * hd);
   };
   auto row_step = [&](const KvView& v) { return paged ? v.row_bytes : quant::row_bytes(v.type, d.kv_stride); };
   // The K or V rows of tile t as fp32: in place for fp32 (*ld: row stride in floats), else
@@ -358,6 +368,9 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
       const bool direct = R <= kDirectRows;
       int64_t kv_ld = 0;
       if (direct) {
+        // The V tile is requested while the scores are computed: decoding is a stream through
+        // the cache, and the hardware prefetcher alone leaves the cores waiting on it.
+        if (paged) prefetch_rows(row_at(vview, b, g, t.lo), row_step(vview), cols, vview.type, hd);
         kernels::kv_scores(kview.type, row_at(kview, b, g, t.lo), row_step(kview), cols, w.qs, R, hd, w.s, cols);
         c.bias_and_mask(t, g, w.s, w.spans);
       } else {

@@ -56,25 +56,28 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
   attention::KvView kk{k, 0}, vv{v, 0};
   if (cache) {
     CHECK(batch == 1 && pos0 + seq_len <= cache->capacity);
-    // New rows into their pages in the cache's element types (fp16: rounded to nearest even;
-    // Q8_0: ggml's reference quantizer).
-    const int64_t page_mask = (int64_t{1} << cache->page_shift) - 1;
-    auto put = [&](uint8_t* const* pages, int64_t row_bytes, uint32_t type, const float* src) {
+    // New rows into their pages, head by head, in the cache's element types (fp16: rounded to
+    // nearest even; Q8_0: ggml's reference quantizer).
+    const int64_t page_mask = (int64_t{1} << cache->page_shift) - 1, hd = lc.head_dim;
+    auto put = [&](uint8_t* const* pages, int64_t row_bytes, int64_t head_stride, uint32_t type, const float* src) {
       for (int64_t t = 0; t < seq_len; ++t) {
         const int64_t p = pos0 + t;
-        uint8_t* dst = pages[p >> cache->page_shift] + (p & page_mask) * row_bytes;
-        if (type == quant::kF32)
-          std::memcpy(dst, src + t * kvd, kvd * sizeof(float));
-        else if (type == quant::kF16)
-          quant::fp32_to_fp16_row(src + t * kvd, reinterpret_cast<uint16_t*>(dst), kvd);
-        else
-          CHECK(quant::quantize_row(type, src + t * kvd, dst, kvd).ok());
+        for (int g = 0; g < lc.kv_heads; ++g) {
+          uint8_t* dst = pages[p >> cache->page_shift] + g * head_stride + (p & page_mask) * row_bytes;
+          const float* x = src + t * kvd + g * hd;
+          if (type == quant::kF32)
+            std::memcpy(dst, x, hd * sizeof(float));
+          else if (type == quant::kF16)
+            quant::fp32_to_fp16_row(x, reinterpret_cast<uint16_t*>(dst), hd);
+          else
+            CHECK(quant::quantize_row(type, x, dst, hd).ok());
+        }
       }
     };
-    put(cache->k_pages, cache->k_row_bytes, cache->k_type, k);
-    put(cache->v_pages, cache->v_row_bytes, cache->v_type, v);
-    kk = {nullptr, cache->k_type, cache->k_pages, cache->page_shift, cache->k_row_bytes};
-    vv = {nullptr, cache->v_type, cache->v_pages, cache->page_shift, cache->v_row_bytes};
+    put(cache->k_pages, cache->k_row_bytes, cache->k_head_stride, cache->k_type, k);
+    put(cache->v_pages, cache->v_row_bytes, cache->v_head_stride, cache->v_type, v);
+    kk = {nullptr, cache->k_type, cache->k_pages, cache->page_shift, cache->k_row_bytes, cache->k_head_stride};
+    vv = {nullptr, cache->v_type, cache->v_pages, cache->page_shift, cache->v_row_bytes, cache->v_head_stride};
     d.kv_len = pos0 + seq_len;
     d.kv_stride = kvd;
     d.kv_batch_stride = 0;

@@ -58,7 +58,7 @@ Expected<KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t
     if ((k_type == quant::kQ8_0 || v_type == quant::kQ8_0) && l.head_dim % quant::kQK != 0)
       return Status::Error("a q8_0 cache needs head_dim to be a multiple of 32 (this model's is " +
                            std::to_string(l.head_dim) + ")");
-    g.layers.push_back({kvd, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern});
+    g.layers.push_back({l.kv_heads, l.head_dim, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern});
   }
   return g;
 }
@@ -161,8 +161,11 @@ layers::KvStore KvCache::store(int l) const {
   s.k_pages = k_pages_[l].data();
   s.v_pages = v_pages_[l].data();
   s.page_shift = shift_;
-  s.k_row_bytes = geo_->layers[l].k_row_bytes;
-  s.v_row_bytes = geo_->layers[l].v_row_bytes;
+  const auto& g = geo_->layers[l];
+  s.k_row_bytes = g.k_row_bytes / g.kv_heads;
+  s.v_row_bytes = g.v_row_bytes / g.kv_heads;
+  s.k_head_stride = s.k_row_bytes * geo_->page_rows;
+  s.v_head_stride = s.v_row_bytes * geo_->page_rows;
   s.capacity = capacity_;
   s.first_row = first_row_[l];
   s.k_type = geo_->k_type;
@@ -202,16 +205,22 @@ KvCache KvCache::fork(int64_t n) const {
   return c;
 }
 
-uint8_t* KvCache::k_row(int l, int64_t pos) const {
-  uint8_t* page = k_pages_[l][pos >> shift_];
+void KvCache::read_row(int l, int64_t pos, bool value, uint8_t* dst) const {
+  const auto& g = geo_->layers[l];
+  const int64_t row = value ? g.v_row_bytes : g.k_row_bytes, head = row / g.kv_heads;
+  const uint8_t* page = (value ? v_pages_ : k_pages_)[l][pos >> shift_];
   CHECK(page);
-  return page + (pos & (geo_->page_rows - 1)) * geo_->layers[l].k_row_bytes;
+  for (int64_t h = 0; h < g.kv_heads; ++h)
+    std::memcpy(dst + h * head, page + (h * geo_->page_rows + (pos & (geo_->page_rows - 1))) * head, head);
 }
 
-uint8_t* KvCache::v_row(int l, int64_t pos) const {
-  uint8_t* page = v_pages_[l][pos >> shift_];
+void KvCache::write_row(int l, int64_t pos, bool value, const uint8_t* src) {
+  const auto& g = geo_->layers[l];
+  const int64_t row = value ? g.v_row_bytes : g.k_row_bytes, head = row / g.kv_heads;
+  uint8_t* page = (value ? v_pages_ : k_pages_)[l][pos >> shift_];
   CHECK(page);
-  return page + (pos & (geo_->page_rows - 1)) * geo_->layers[l].v_row_bytes;
+  for (int64_t h = 0; h < g.kv_heads; ++h)
+    std::memcpy(page + (h * geo_->page_rows + (pos & (geo_->page_rows - 1))) * head, src + h * head, head);
 }
 
 Status KvCache::shift(int64_t keep, int64_t discard, int64_t n,
@@ -230,13 +239,13 @@ Status KvCache::shift(int64_t keep, int64_t discard, int64_t n,
     std::vector<uint8_t> kbuf(rows * g.k_row_bytes), vbuf(rows * g.v_row_bytes);
     for (int64_t i = lo; i < n_new; ++i) {
       const int64_t src = i < keep ? i : i + discard;
-      std::memcpy(kbuf.data() + (i - lo) * g.k_row_bytes, k_row(l, src), g.k_row_bytes);
-      std::memcpy(vbuf.data() + (i - lo) * g.v_row_bytes, v_row(l, src), g.v_row_bytes);
+      read_row(l, src, false, kbuf.data() + (i - lo) * g.k_row_bytes);
+      read_row(l, src, true, vbuf.data() + (i - lo) * g.v_row_bytes);
     }
     // Keys that moved turn back by `discard` positions: decoded, rotated, encoded again.
     const int64_t moved_lo = std::max(lo, keep);
     if (rotate_keys && moved_lo < n_new) {
-      const int64_t kvd = g.row_elems;
+      const int64_t kvd = g.kv_heads * g.head_dim;
       std::vector<float> f(kvd * (n_new - moved_lo));
       for (int64_t i = moved_lo; i < n_new; ++i)
         LONGCTX_RETURN_IF_ERROR(quant::dequantize_row(geo_->k_type, kbuf.data() + (i - lo) * g.k_row_bytes,
@@ -250,8 +259,8 @@ Status KvCache::shift(int64_t keep, int64_t discard, int64_t n,
     first_row_[l] = lo;
     for (int64_t p = lo >> shift_; rows > 0 && p <= (n_new - 1) >> shift_; ++p) LONGCTX_RETURN_IF_ERROR(own(l, p));
     for (int64_t i = lo; i < n_new; ++i) {
-      std::memcpy(k_row(l, i), kbuf.data() + (i - lo) * g.k_row_bytes, g.k_row_bytes);
-      std::memcpy(v_row(l, i), vbuf.data() + (i - lo) * g.v_row_bytes, g.v_row_bytes);
+      write_row(l, i, false, kbuf.data() + (i - lo) * g.k_row_bytes);
+      write_row(l, i, true, vbuf.data() + (i - lo) * g.v_row_bytes);
     }
   }
   return Status::Ok();

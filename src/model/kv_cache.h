@@ -30,8 +30,8 @@ inline constexpr int64_t kDefaultPageRows = 256;  // = the tiled attention's key
 // How a model's cache is laid out.
 struct KvGeometry {
   struct Layer {
-    int64_t row_elems = 0;  // kv_heads * head_dim
-    int64_t k_row_bytes = 0, v_row_bytes = 0;
+    int64_t kv_heads = 0, head_dim = 0;
+    int64_t k_row_bytes = 0, v_row_bytes = 0;  // all heads of one position
     attention::Pattern pattern;
   };
   std::vector<Layer> layers;
@@ -96,9 +96,10 @@ class KvCache {
   int64_t reusable(int64_t n) const;
   // A new sequence on the same pool whose first n positions are these (blocks shared).
   KvCache fork(int64_t n) const;
-  // Raw K / V row of layer l at position pos (its page must be held).
-  uint8_t* k_row(int l, int64_t pos) const;
-  uint8_t* v_row(int l, int64_t pos) const;
+  // K or V row of layer l at position pos (its page must be held), all heads in order, in the
+  // cache's encoding (k_row_bytes / v_row_bytes).
+  void read_row(int l, int64_t pos, bool value, uint8_t* dst) const;
+  void write_row(int l, int64_t pos, bool value, const uint8_t* src);
   // Context shift: of the n positions held, keeps [0, keep) and [keep + discard, n), which move
   // to [keep, n - discard). `rotate_keys(l, rows, count)` re-rotates count fp32 key rows of
   // layer l (kv_heads * head_dim each) from position p to p - discard (RoPE; null: none).

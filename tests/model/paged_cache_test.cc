@@ -193,9 +193,12 @@ TEST(PagedCache, ContextShiftReRotatesKeys) {
     const int64_t kvd = 2 * 32;
     double worst = 0;
     std::vector<float> x(kvd), y(kvd);
+    std::vector<uint8_t> raw(quant::row_bytes(kt, kvd));
     for (int64_t i = 0; i < n_new; ++i) {
-      ASSERT_TRUE(quant::dequantize_row(kt, cache.k_row(0, i), x.data(), kvd).ok());
-      ASSERT_TRUE(quant::dequantize_row(kt, fresh.k_row(0, i), y.data(), kvd).ok());
+      cache.read_row(0, i, false, raw.data());
+      ASSERT_TRUE(quant::dequantize_row(kt, raw.data(), x.data(), kvd).ok());
+      fresh.read_row(0, i, false, raw.data());
+      ASSERT_TRUE(quant::dequantize_row(kt, raw.data(), y.data(), kvd).ok());
       for (int64_t j = 0; j < kvd; ++j) worst = std::max(worst, double(std::fabs(x[j] - y[j])) / (1 + std::fabs(y[j])));
     }
     EXPECT_LE(worst, kt == quant::kF32 ? 1e-5 : 2e-3);
