@@ -150,6 +150,12 @@ Status KvCache::prepare(int64_t pos0, int64_t n) {
     const int64_t keep_from = oldest >> shift_;
     for (int64_t p = 0; p < keep_from; ++p) drop(l, p);
     first_row_[l] = std::max(first_row_[l], keep_from << shift_);
+    // Pages wholly past the pass hold rows of an older, longer sequence that no query will see
+    // again (they would be written before being read): given back, so a window layer never
+    // holds more than its share of the pool.
+    for (int64_t p = ((pos0 + n) >> shift_) + ((pos0 + n) & (geo_->page_rows - 1) ? 1 : 0);
+         p < static_cast<int64_t>(table_[l].size()); ++p)
+      drop(l, p);
     if (n == 0) continue;
     for (int64_t p = pos0 >> shift_; p <= (pos0 + n - 1) >> shift_; ++p) LONGCTX_RETURN_IF_ERROR(own(l, p));
   }
