@@ -103,7 +103,7 @@ TEST(SmolLM2, GreedyChatAnswerNamesParis) {
   infer::Sampler sampler(greedy);
   const auto eot = tok.encode_special(tmpl->end_of_turn());
   std::string answer;
-  session.continue_tokens(40, sampler, eot, [&](int32_t id) { answer += tok.token_bytes(id); }, &st);
+  ASSERT_TRUE(session.continue_tokens(40, sampler, eot, [&](int32_t id) { answer += tok.token_bytes(id); }, &st).ok());
   EXPECT_NE(answer.find("Paris"), std::string::npos) << answer;
 }
 
