@@ -252,17 +252,6 @@ struct Ctx {
   }
 };
 
-// Asks for the cache lines of `rows` rows of one head (head_dim elements of `type`) from p on.
-void prefetch_rows(const uint8_t* p, int64_t step, int64_t rows, uint32_t type, int64_t hd) {
-  const int64_t bytes = quant::row_bytes(type, hd);
-  if (step == bytes) {  // one contiguous run (head-major pages)
-    for (int64_t o = 0; o < rows * bytes; o += 64) __builtin_prefetch(p + o);
-    return;
-  }
-  for (int64_t j = 0; j < rows; ++j)
-    for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + j * step + o);
-}
-
 void check_dims(const AttentionDims& d, const AttentionSpec& spec) {
   CHECK(d.heads > 0 && d.kv_heads > 0 && d.heads % d.kv_heads == 0 && d.head_dim > 0);
   CHECK_MSG(spec.mask && spec.mask->kv_len() == d.kv_len, "attention: mask built for another kv_len");
@@ -368,10 +357,12 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
       const bool direct = R <= kDirectRows;
       int64_t kv_ld = 0;
       if (direct) {
-        // The V tile is requested while the scores are computed: decoding is a stream through
-        // the cache, and the hardware prefetcher alone leaves the cores waiting on it.
-        if (paged) prefetch_rows(row_at(vview, b, g, t.lo), row_step(vview), cols, vview.type, hd);
-        kernels::kv_scores(kview.type, row_at(kview, b, g, t.lo), row_step(kview), cols, w.qs, R, hd, w.s, cols);
+        // Decoding is a stream through the cache, and the hardware prefetcher alone leaves the
+        // cores waiting on it: the scores ask for this tile's V rows as they go, a few lines per
+        // key (on a paged cache, where each head's tile is one contiguous run).
+        kernels::Prefetch vnext;
+        if (paged) vnext = {row_at(vview, b, g, t.lo), cols * row_step(vview)};
+        kernels::kv_scores(kview.type, row_at(kview, b, g, t.lo), row_step(kview), cols, w.qs, R, hd, w.s, cols, vnext);
         c.bias_and_mask(t, g, w.s, w.spans);
       } else {
         const float* kt = tile_rows(kview, b, g, t, w.acc2, &kv_ld);
@@ -391,7 +382,15 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
         w.m[r] = m_new;
       }
       if (direct) {
-        kernels::kv_accumulate(vview.type, row_at(vview, b, g, t.lo), row_step(vview), cols, w.s, cols, R, hd, w.acc);
+        // ... and the values ask for the K rows from the end of this tile to the end of their
+        // page: the next tile's, when the visible keys run on (a hint only where they do not).
+        kernels::Prefetch knext;
+        if (paged && this_tile + 1 < tile_hi && t.hi < d.kv_len) {
+          const int64_t page = int64_t{1} << kview.page_shift;
+          const int64_t n = std::min(d.kv_len, (t.hi / page + 1) * page) - t.hi;
+          knext = {row_at(kview, b, g, t.hi), n * row_step(kview)};
+        }
+        kernels::kv_accumulate(vview.type, row_at(vview, b, g, t.lo), row_step(vview), cols, w.s, cols, R, hd, w.acc, knext);
       } else {
         const float* vt = tile_rows(vview, b, g, t, w.acc2, &kv_ld);
         kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, vt, kv_ld, 1.0f, w.acc, hd);

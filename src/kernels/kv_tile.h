@@ -21,15 +21,26 @@ namespace longctx::kernels {
 // take, or Q8_0 with n % 32 != 0.
 int64_t kv_row_bytes(uint32_t type, int64_t n);
 
+// Bytes a kernel asks the memory system for while it works (software prefetch), a few cache
+// lines per key, spread evenly over its keys: the caller names what it reads next (the tile's V
+// rows while its scores are computed, the next tile's K rows while its values are summed). A
+// decode step is a stream through the whole cache, and these requests keep more misses in
+// flight than the hardware prefetcher does alone. A hint only: the range is never read, and
+// results do not depend on it.
+struct Prefetch {
+  const void* data = nullptr;
+  int64_t bytes = 0;
+};
+
 // s[r * ld_s + j] = dot(q + r * hd, key_j)   for r < R, j < cols,
 // key_j = the hd elements of the row at (const uint8_t*)k + j * row_bytes, in `type`.
 // Overwrites s; R, cols >= 0, hd >= 1 (a multiple of 32 for Q8_0), ld_s >= cols.
 void kv_scores(uint32_t type, const void* k, int64_t row_bytes, int64_t cols, const float* q, int64_t R,
-               int64_t hd, float* s, int64_t ld_s);
+               int64_t hd, float* s, int64_t ld_s, Prefetch next = {});
 
 // acc[r * hd + i] += sum_j p[r * ld_p + j] * value_j[i]   for r < R, i < hd,
 // value_j = the row at (const uint8_t*)v + j * row_bytes, in `type`. ld_p >= cols.
 void kv_accumulate(uint32_t type, const void* v, int64_t row_bytes, int64_t cols, const float* p, int64_t ld_p,
-                   int64_t R, int64_t hd, float* acc);
+                   int64_t R, int64_t hd, float* acc, Prefetch next = {});
 
 }  // namespace longctx::kernels

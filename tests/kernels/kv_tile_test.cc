@@ -4,7 +4,8 @@
 // the sum of |terms|. Covers padded rows (padding filled with NaN bytes, so a stray read shows),
 // ld_s / ld_p > cols (the slack left untouched, NaN weights there never read), heads that are
 // not whole vectors (fp32 / fp16), row groups (R up to 33), and a bit-exact check of the fp16
-// and Q8_0 conversions over all 65536 half values. KvTile.Throughput prints GB/s.
+// and Q8_0 conversions over all 65536 half values; a Prefetch hint changes no output bit.
+// KvTile.Throughput prints GB/s.
 #include "kernels/kv_tile.h"
 
 #include <gtest/gtest.h>
@@ -249,6 +250,34 @@ TEST(KvTile, ConversionsAreExact) {
         if (got != want && bad++ < 5) {
           ADD_FAILURE() << target << " q8_0 d=" << std::hex << b << " q=" << std::dec << int(qv[(b + i) % 6])
                         << " -> " << std::hex << got << ", want " << want;
+        }
+      }
+    }
+  });
+}
+
+// A Prefetch range is a hint: with one of any size (empty, a byte, misaligned, far larger than
+// the keys, overlapping the rows themselves) every output is bit-identical to the call without.
+TEST(KvTile, PrefetchChangesNothing) {
+  std::vector<uint8_t> other(1 << 20, 0);
+  for_each_target([&](const char* target) {
+    for (uint32_t type : kTypes) {
+      for (int64_t R : {1, 3, 9}) {
+        for (int64_t cols : {1, 5, 256}) {
+          const Rows m = make_rows(type, 64, cols, 0, 0, 11 + cols);
+          const auto q = randv(R * 64, 5 + R);
+          std::vector<float> s0(R * cols), acc0(R * 64, 0.5f);
+          kv_scores(type, m.data(), m.row_bytes, cols, q.data(), R, 64, s0.data(), cols);
+          kv_accumulate(type, m.data(), m.row_bytes, cols, s0.data(), cols, R, 64, acc0.data());
+          const Prefetch ranges[] = {{other.data(), 0}, {other.data(), 1}, {other.data() + 7, 100000},
+                                     {other.data(), static_cast<int64_t>(other.size())}, {m.data(), cols * m.row_bytes}};
+          for (const Prefetch& pf : ranges) {
+            std::vector<float> s(R * cols), acc(R * 64, 0.5f);
+            kv_scores(type, m.data(), m.row_bytes, cols, q.data(), R, 64, s.data(), cols, pf);
+            kv_accumulate(type, m.data(), m.row_bytes, cols, s.data(), cols, R, 64, acc.data(), pf);
+            EXPECT_EQ(std::memcmp(s.data(), s0.data(), s.size() * 4), 0) << target << " type " << type << " R " << R;
+            EXPECT_EQ(std::memcmp(acc.data(), acc0.data(), acc.size() * 4), 0) << target << " type " << type << " R " << R;
+          }
         }
       }
     }

@@ -32,6 +32,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/kv_tile.h"
 #include "quant/formats.h"
 #include "quant/fp16.h"
 
@@ -140,6 +141,24 @@ struct Q8Row {
     std::memcpy(&h, row + (i / kQK) * kQ8Bytes, 2);
     const auto q = static_cast<int8_t>(row[(i / kQK) * kQ8Bytes + 2 + i % kQK]);
     return quant::fp16_to_fp32(h) * static_cast<float>(q);
+  }
+};
+
+// A Prefetch range asked for in `ticks` steps of whole cache lines (addresses as integers: the
+// range is never dereferenced, and may lie outside any object the kernel reads).
+struct Spread {
+  uintptr_t at = 0, end = 0, per = 0;
+  Spread(Prefetch next, int64_t ticks) {
+    if (next.data == nullptr || next.bytes <= 0 || ticks <= 0) return;
+    at = reinterpret_cast<uintptr_t>(next.data) & ~uintptr_t{63};
+    end = reinterpret_cast<uintptr_t>(next.data) + static_cast<uintptr_t>(next.bytes);
+    const uintptr_t lines = (end - at + 63) / 64, n = static_cast<uintptr_t>(ticks);
+    per = (lines + n - 1) / n * 64;
+  }
+  HWY_INLINE void Tick() {
+    for (const uintptr_t stop = std::min(at + per, end); at < stop; at += 64) {
+      __builtin_prefetch(reinterpret_cast<const void*>(at));
+    }
   }
 };
 
@@ -275,21 +294,28 @@ HWY_INLINE void ConvertRows(const uint8_t* src, int64_t row_bytes, int64_t n, in
 
 template <class Row>
 void ScoresT(const uint8_t* k, int64_t row_bytes, int64_t cols, const float* q, int64_t R, int64_t hd, float* s,
-             int64_t ld_s) {
+             int64_t ld_s, Prefetch next) {
   if constexpr (!std::is_same_v<Row, F32Row>) {
     const int64_t keys = kScratchFloats / hd / kKeys * kKeys;
     if (R > kMaxRows && keys > 0) {
+      Spread spread(next, (cols + keys - 1) / keys);
       HWY_ALIGN float buf[kScratchFloats];
       for (int64_t j0 = 0; j0 < cols; j0 += keys) {
         const int64_t n = std::min(keys, cols - j0);
+        spread.Tick();
         ConvertRows<Row>(k + j0 * row_bytes, row_bytes, n, hd, buf);
-        ScoresT<F32Row>(reinterpret_cast<const uint8_t*>(buf), hd * 4, n, q, R, hd, s + j0, ld_s);
+        ScoresT<F32Row>(reinterpret_cast<const uint8_t*>(buf), hd * 4, n, q, R, hd, s + j0, ld_s, Prefetch{});
       }
       return;
     }
   }
+  Spread spread(next, (cols + kKeys - 1) / kKeys);
   int64_t j0 = 0;
-  for (; j0 + kKeys <= cols; j0 += kKeys) ScoresKeys<Row, true>(k, row_bytes, j0, kKeys, q, R, hd, s, ld_s);
+  for (; j0 + kKeys <= cols; j0 += kKeys) {
+    spread.Tick();
+    ScoresKeys<Row, true>(k, row_bytes, j0, kKeys, q, R, hd, s, ld_s);
+  }
+  spread.Tick();
   if (j0 < cols) ScoresKeys<Row, false>(k, row_bytes, j0, cols - j0, q, R, hd, s, ld_s);
 }
 
@@ -321,7 +347,7 @@ HWY_INLINE void AccumulateKey(V (&a)[G][C], const uint8_t* row, const float* p, 
 // i < C * kN: a G x C panel of acc held in registers over the keys.
 template <int G, int C, class Row>
 HWY_INLINE void AccumulatePanel(const uint8_t* v, int64_t row_bytes, int64_t j0, int64_t j1, const float* p,
-                                int64_t ld_p, int64_t hd, int64_t i0, float* acc) {
+                                int64_t ld_p, int64_t hd, int64_t i0, float* acc, Spread& spread) {
   const D d;
   // A small panel is too few FMA chains to hide the FMA latency (4 cycles, 2 per cycle): give it
   // a second set of accumulators for the odd keys.
@@ -337,10 +363,14 @@ HWY_INLINE void AccumulatePanel(const uint8_t* v, int64_t row_bytes, int64_t j0,
   int64_t j = j0;
   for (; j + kSets <= j1; j += kSets) {
     HWY_UNROLL(2) for (int t = 0; t < kSets; ++t) {
+      spread.Tick();
       AccumulateKey<G, C, Row>(a[t], v + (j + t) * row_bytes, p + j + t, ld_p, i0);
     }
   }
-  if (j < j1) AccumulateKey<G, C, Row>(a[0], v + j * row_bytes, p + j, ld_p, i0);
+  if (j < j1) {
+    spread.Tick();
+    AccumulateKey<G, C, Row>(a[0], v + j * row_bytes, p + j, ld_p, i0);
+  }
   HWY_UNROLL(4) for (int g = 0; g < G; ++g) {
     HWY_UNROLL(8) for (int c = 0; c < C; ++c) {
       if constexpr (kSets == 2) a[0][g][c] = hn::Add(a[0][g][c], a[1][g][c]);
@@ -352,48 +382,53 @@ HWY_INLINE void AccumulatePanel(const uint8_t* v, int64_t row_bytes, int64_t j0,
 // The panels covering acc's vector part for a group of n <= G rows (G a template argument).
 template <class Row, int G = kMaxRows>
 HWY_INLINE void AccumulateGroup(int64_t n, const uint8_t* v, int64_t row_bytes, int64_t j0, int64_t j1,
-                                const float* p, int64_t ld_p, int64_t hd, float* acc) {
+                                const float* p, int64_t ld_p, int64_t hd, float* acc, Spread& spread) {
   if constexpr (G > 1) {
-    if (n < G) return AccumulateGroup<Row, G - 1>(n, v, row_bytes, j0, j1, p, ld_p, hd, acc);
+    if (n < G) return AccumulateGroup<Row, G - 1>(n, v, row_bytes, j0, j1, p, ld_p, hd, acc, spread);
   }
   const int64_t hv = VectorPart<Row>(hd);
   int64_t i0 = 0;
   for (; i0 + kPanelChunks * kN <= hv; i0 += kPanelChunks * kN) {
-    AccumulatePanel<G, kPanelChunks, Row>(v, row_bytes, j0, j1, p, ld_p, hd, i0, acc);
+    AccumulatePanel<G, kPanelChunks, Row>(v, row_bytes, j0, j1, p, ld_p, hd, i0, acc, spread);
   }
   static_assert(kPanelChunks == 4, "the narrower panels below");
   switch ((hv - i0) / kN) {
-    case 1: AccumulatePanel<G, 1, Row>(v, row_bytes, j0, j1, p, ld_p, hd, i0, acc); break;
-    case 2: AccumulatePanel<G, 2, Row>(v, row_bytes, j0, j1, p, ld_p, hd, i0, acc); break;
-    case 3: AccumulatePanel<G, 3, Row>(v, row_bytes, j0, j1, p, ld_p, hd, i0, acc); break;
+    case 1: AccumulatePanel<G, 1, Row>(v, row_bytes, j0, j1, p, ld_p, hd, i0, acc, spread); break;
+    case 2: AccumulatePanel<G, 2, Row>(v, row_bytes, j0, j1, p, ld_p, hd, i0, acc, spread); break;
+    case 3: AccumulatePanel<G, 3, Row>(v, row_bytes, j0, j1, p, ld_p, hd, i0, acc, spread); break;
     default: break;
   }
 }
 
 template <class Row>
 void AccumulateT(const uint8_t* v, int64_t row_bytes, int64_t cols, const float* p, int64_t ld_p, int64_t R,
-                 int64_t hd, float* acc) {
+                 int64_t hd, float* acc, Prefetch next) {
   if constexpr (!std::is_same_v<Row, F32Row>) {
     const int64_t keys = std::min(kAccKeys, kScratchFloats / hd);
     if (R > kMaxRows && keys > 0) {
+      Spread spread(next, (cols + keys - 1) / keys);
       HWY_ALIGN float buf[kScratchFloats];
       for (int64_t j0 = 0; j0 < cols; j0 += keys) {
         const int64_t n = std::min(keys, cols - j0);
+        spread.Tick();
         ConvertRows<Row>(v + j0 * row_bytes, row_bytes, n, hd, buf);
-        AccumulateT<F32Row>(reinterpret_cast<const uint8_t*>(buf), hd * 4, n, p + j0, ld_p, R, hd, acc);
+        AccumulateT<F32Row>(reinterpret_cast<const uint8_t*>(buf), hd * 4, n, p + j0, ld_p, R, hd, acc, Prefetch{});
       }
       return;
     }
   }
   const int64_t groups = (R + kMaxRows - 1) / kMaxRows, base = R / groups, extra = R % groups;
   const int64_t hv = VectorPart<Row>(hd);
+  // One tick per key of each panel call.
+  const int64_t panels = hv / (kPanelChunks * kN) + (hv % (kPanelChunks * kN) != 0 ? 1 : 0);
+  Spread spread(next, cols * groups * std::max<int64_t>(panels, 1));
   // Keys outermost, so a run of kAccKeys value rows stays in L1 while every group reads it.
   for (int64_t j0 = 0; j0 < cols; j0 += kAccKeys) {
     const int64_t j1 = std::min(cols, j0 + kAccKeys);
     int64_t r = 0;
     for (int64_t gi = 0; gi < groups; ++gi) {
       const int64_t n = base + (gi < extra ? 1 : 0);
-      AccumulateGroup<Row>(n, v, row_bytes, j0, j1, p + r * ld_p, ld_p, hd, acc + r * hd);
+      AccumulateGroup<Row>(n, v, row_bytes, j0, j1, p + r * ld_p, ld_p, hd, acc + r * hd, spread);
       for (int64_t g = r; g < r + n && hv < hd; ++g) {
         for (int64_t i = hv; i < hd; ++i) {
           float t = 0.0f;
@@ -407,23 +442,23 @@ void AccumulateT(const uint8_t* v, int64_t row_bytes, int64_t cols, const float*
 }
 
 void KvScores(uint32_t type, const void* k, int64_t row_bytes, int64_t cols, const float* q, int64_t R, int64_t hd,
-              float* s, int64_t ld_s) {
+              float* s, int64_t ld_s, Prefetch next) {
   const auto* kb = static_cast<const uint8_t*>(k);
   switch (type) {
-    case quant::kF32: return ScoresT<F32Row>(kb, row_bytes, cols, q, R, hd, s, ld_s);
-    case quant::kF16: return ScoresT<F16Row>(kb, row_bytes, cols, q, R, hd, s, ld_s);
-    case quant::kQ8_0: return ScoresT<Q8Row>(kb, row_bytes, cols, q, R, hd, s, ld_s);
+    case quant::kF32: return ScoresT<F32Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
+    case quant::kF16: return ScoresT<F16Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
+    case quant::kQ8_0: return ScoresT<Q8Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
     default: return;
   }
 }
 
 void KvAccumulate(uint32_t type, const void* v, int64_t row_bytes, int64_t cols, const float* p, int64_t ld_p,
-                  int64_t R, int64_t hd, float* acc) {
+                  int64_t R, int64_t hd, float* acc, Prefetch next) {
   const auto* vb = static_cast<const uint8_t*>(v);
   switch (type) {
-    case quant::kF32: return AccumulateT<F32Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc);
-    case quant::kF16: return AccumulateT<F16Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc);
-    case quant::kQ8_0: return AccumulateT<Q8Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc);
+    case quant::kF32: return AccumulateT<F32Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
+    case quant::kF16: return AccumulateT<F16Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
+    case quant::kQ8_0: return AccumulateT<Q8Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
     default: return;
   }
 }
@@ -451,23 +486,23 @@ int64_t kv_row_bytes(uint32_t type, int64_t n) {
 }
 
 void kv_scores(uint32_t type, const void* k, int64_t row_bytes, int64_t cols, const float* q, int64_t R,
-               int64_t hd, float* s, int64_t ld_s) {
+               int64_t hd, float* s, int64_t ld_s, Prefetch next) {
   CHECK(R >= 0 && cols >= 0 && hd >= 1 && ld_s >= cols);
   const int64_t bytes = kv_row_bytes(type, hd);
   CHECK_MSG(bytes > 0, "kv_scores: unsupported type, or Q8_0 with hd % 32 != 0");
   if (R == 0 || cols == 0) return;
   CHECK(cols == 1 || row_bytes >= bytes);
-  HWY_DYNAMIC_DISPATCH(KvScores)(type, k, row_bytes, cols, q, R, hd, s, ld_s);
+  HWY_DYNAMIC_DISPATCH(KvScores)(type, k, row_bytes, cols, q, R, hd, s, ld_s, next);
 }
 
 void kv_accumulate(uint32_t type, const void* v, int64_t row_bytes, int64_t cols, const float* p, int64_t ld_p,
-                   int64_t R, int64_t hd, float* acc) {
+                   int64_t R, int64_t hd, float* acc, Prefetch next) {
   CHECK(R >= 0 && cols >= 0 && hd >= 1 && ld_p >= cols);
   const int64_t bytes = kv_row_bytes(type, hd);
   CHECK_MSG(bytes > 0, "kv_accumulate: unsupported type, or Q8_0 with hd % 32 != 0");
   if (R == 0 || cols == 0) return;
   CHECK(cols == 1 || row_bytes >= bytes);
-  HWY_DYNAMIC_DISPATCH(KvAccumulate)(type, v, row_bytes, cols, p, ld_p, R, hd, acc);
+  HWY_DYNAMIC_DISPATCH(KvAccumulate)(type, v, row_bytes, cols, p, ld_p, R, hd, acc, next);
 }
 
 }  // namespace longctx::kernels
