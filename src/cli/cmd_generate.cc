@@ -1,8 +1,15 @@
 // longctx generate -m MODEL -p "In the beginning" -n 200 --temp 0.8 --top-k 40 --top-p 0.95 --seed 1 [--ctx N]
 //                  [--ubatch N] [--cache-type-k f16] [--cache-type-v q8_0] [--context-shift --keep N]
 // MODEL: a longctx checkpoint or a pretrained GGUF of a supported architecture.
+// Several prompts (-p given again, or --prompt-file with one per line) are answered in turn,
+// each with the same sampling settings; the tokens they all start with (a system prompt, a
+// document asked several questions) are computed once and each prompt goes on from a fork of
+// that prefix's cache pages (infer::Session::keep_prefix).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -10,14 +17,45 @@
 #include "cli/common.h"
 #include "core/thread_pool.h"
 #include "infer/session.h"
+#include "io/atomic_file.h"
 #include "model/pretrained.h"
 
 namespace longctx::cli {
+namespace {
+
+// The prompts of a --prompt-file: one per non-empty line; "\n" in a line stands for a newline
+// and "\\" for a backslash.
+Expected<std::vector<std::string>> read_prompts(const std::string& path) {
+  auto text = io::read_file(path);
+  if (!text.ok()) return text.status().Wrap("--prompt-file");
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= text->size()) {
+    size_t end = text->find('\n', at);
+    if (end == std::string::npos) end = text->size();
+    std::string line;
+    for (size_t i = at; i < end; ++i) {
+      const char c = (*text)[i];
+      if (c == '\\' && i + 1 < end && ((*text)[i + 1] == 'n' || (*text)[i + 1] == '\\')) {
+        line += (*text)[++i] == 'n' ? '\n' : '\\';
+      } else if (!(c == '\r' && i + 1 == end)) {
+        line += c;
+      }
+    }
+    if (!line.empty()) out.push_back(std::move(line));
+    at = end + 1;
+  }
+  if (out.empty()) return Status::Error("--prompt-file " + path + ": no prompts in it (one per line)");
+  return out;
+}
+
+}  // namespace
 
 void register_generate(CLI::App& app, Commands& cmds) {
   auto* c = app.add_subcommand("generate", "Generate text from a prompt (streams tokens as they come)");
   struct Opts {
-    std::string model, prompt;
+    std::string model, prompt_file;
+    std::vector<std::string> prompts;
     int64_t n = 200;
     int threads = 0, ctx = 0;
     int64_t ubatch = 512;
@@ -30,7 +68,10 @@ void register_generate(CLI::App& app, Commands& cmds) {
   c->add_option("-m,--model", o->model, "Model: a longctx checkpoint or a pretrained GGUF (llama)")->required();
   c->add_option("--ctx", o->ctx, "Context length (default: the model's)");
   c->add_option("--ubatch", o->ubatch, "Prompt tokens per prefill pass (default 512)");
-  c->add_option("-p,--prompt", o->prompt, "Prompt text");
+  c->add_option("-p,--prompt", o->prompts, "Prompt text (given again: several prompts, answered in turn)")
+      ->allow_extra_args(false);
+  c->add_option("--prompt-file", o->prompt_file,
+                "Prompts, one per line (\\n for a newline); their shared prefix is computed once");
   c->add_option("-n,--n-predict", o->n, "Tokens to generate at most");
   add_sampling_flags(c, o->s);
   add_dequantize_flag(c, o->dequantize);
@@ -54,42 +95,82 @@ void register_generate(CLI::App& app, Commands& cmds) {
       lo.keep_quantized = !o->dequantize;
       auto loaded = model::load_model(o->model, lo);
       if (!loaded.ok()) return fail(loaded.status());
+      std::vector<std::string> prompts = o->prompts;
+      if (!o->prompt_file.empty()) {
+        auto more = read_prompts(o->prompt_file);
+        if (!more.ok()) return fail(more.status());
+        prompts.insert(prompts.end(), more->begin(), more->end());
+      }
+      if (prompts.empty()) prompts.push_back("");
       infer::Session session(*loaded->model, loaded->tokenizer, ThreadPool::global());
       session.set_ubatch(o->ubatch);
       session.set_cache_types(*kt, *vt);
       session.set_context_shift(o->shift, o->keep);
-      std::string text;
-      if (!o->json) {
-        std::fputs(o->prompt.c_str(), stdout);
-        std::fflush(stdout);
+      // The tokens every prompt starts with, computed once and kept aside.
+      int64_t shared = 0;
+      double shared_s = 0;
+      if (prompts.size() > 1) {
+        std::vector<int32_t> prefix = session.encode_prompt(prompts[0]);
+        for (size_t i = 1; i < prompts.size(); ++i) {
+          const std::vector<int32_t> t = session.encode_prompt(prompts[i]);
+          size_t n = 0;
+          while (n < std::min(prefix.size(), t.size()) && prefix[n] == t[n]) ++n;
+          prefix.resize(n);
+        }
+        if (!prefix.empty()) {
+          infer::GenerateStats ps;
+          const Status st = session.keep_prefix(prefix, &ps);
+          if (!st.ok()) return fail(st);
+          shared = static_cast<int64_t>(prefix.size());
+          shared_s = ps.prefill_s;
+        }
       }
-      auto st = session.generate(o->prompt, o->n, o->s, [&](const std::string& piece) {
-        if (o->json) {
-          text += piece;
-        } else {
-          std::fwrite(piece.data(), 1, piece.size(), stdout);
+      nlohmann::json results = nlohmann::json::array();
+      for (size_t pi = 0; pi < prompts.size(); ++pi) {
+        const std::string& prompt = prompts[pi];
+        std::string text;
+        if (!o->json) {
+          if (pi > 0) std::fputc('\n', stdout);
+          std::fputs(prompt.c_str(), stdout);
           std::fflush(stdout);
         }
-      });
-      if (!st.ok()) {
-        if (!o->json) std::fputc('\n', stdout);
-        return fail(st.status());
+        auto st = session.generate(prompt, o->n, o->s, [&](const std::string& piece) {
+          if (o->json) {
+            text += piece;
+          } else {
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+          }
+        });
+        if (!st.ok()) {
+          if (!o->json) std::fputc('\n', stdout);
+          return fail(st.status());
+        }
+        const double tps = st->decode_s > 0 ? st->generated / st->decode_s : 0;
+        if (o->json) {
+          results.push_back({{"prompt", prompt},
+                             {"text", text},
+                             {"prompt_tokens", st->prompt_tokens},
+                             {"reused_tokens", st->reused_tokens},
+                             {"generated_tokens", st->generated},
+                             {"stopped_at_eos", st->stopped_at_eos},
+                             {"context_shifts", session.shifts()},
+                             {"prefill_s", st->prefill_s},
+                             {"decode_tokens_per_s", tps}});
+        } else {
+          std::printf("\n");
+          std::fflush(stdout);
+          std::fprintf(stderr, "[%lld prompt tokens (%lld reused), %lld generated, %.1f tokens/s]\n",
+                       (long long)st->prompt_tokens, (long long)st->reused_tokens, (long long)st->generated, tps);
+        }
       }
-      const double tps = st->decode_s > 0 ? st->generated / st->decode_s : 0;
       if (o->json) {
-        nlohmann::json j = {{"prompt", o->prompt},
-                            {"text", text},
-                            {"prompt_tokens", st->prompt_tokens},
-                            {"generated_tokens", st->generated},
-                            {"stopped_at_eos", st->stopped_at_eos},
-                            {"context_shifts", session.shifts()},
-                            {"prefill_s", st->prefill_s},
-                            {"decode_tokens_per_s", tps}};
+        nlohmann::json j = results[0];
+        if (prompts.size() > 1) j = {{"shared_prefix_tokens", shared}, {"shared_prefix_s", shared_s}, {"results", results}};
         std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-      } else {
-        std::printf("\n");
-        std::fprintf(stderr, "[%lld prompt tokens, %lld generated, %.1f tokens/s]\n", (long long)st->prompt_tokens,
-                     (long long)st->generated, tps);
+      } else if (prompts.size() > 1) {
+        std::fprintf(stderr, "[%zu prompts; their shared prefix of %lld tokens computed once, in %.2f s]\n",
+                     prompts.size(), (long long)shared, shared_s);
       }
       return 0;
     };

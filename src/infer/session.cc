@@ -10,26 +10,78 @@ using clock_type = std::chrono::steady_clock;
 Session::Session(model::Model& model, const tokenizer::BpeTokenizer& tok, ThreadPool& pool)
     : model_(model), tok_(tok), pool_(pool), logits_(model.config().vocab_size) {}
 
+Status Session::ensure_cache(int64_t extra_blocks) {
+  const int64_t ctx = model_.config().ctx;
+  if (!cache_.empty() && cache_.capacity() >= ctx && extra_blocks_ >= extra_blocks) return Status::Ok();
+  auto plan = model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_, k_type_, v_type_);
+  if (!plan.ok()) return plan.status();
+  if (extra_blocks > 0) {
+    auto geo = model::kv_geometry(model_.config(), k_type_, v_type_, page_rows_);
+    if (!geo.ok()) return geo.status();
+    plan->kv += extra_blocks * geo->block_bytes();
+  }
+  LONGCTX_RETURN_IF_ERROR(model::check_memory(*plan));
+  kept_ = model::KvCache();
+  kept_tokens_.clear();
+  cache_ = model::KvCache();
+  cache_ = model_.make_cache(ctx, {k_type_, v_type_, ubatch_, 1, page_rows_, extra_blocks});
+  extra_blocks_ = extra_blocks;
+  tokens_.clear();
+  return Status::Ok();
+}
+
+// The length of the common prefix of a and b, at most `cap`.
+static int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b, int64_t cap) {
+  int64_t n = 0;
+  const int64_t most = std::min({cap, static_cast<int64_t>(a.size()), static_cast<int64_t>(b.size())});
+  while (n < most && a[n] == b[n]) ++n;
+  return n;
+}
+
+std::vector<int32_t> Session::encode_prompt(const std::string& prompt) const {
+  std::vector<int32_t> tokens;
+  if (tok_.add_bos()) tokens.push_back(tok_.bos_id());
+  tok_.encode_append(prompt, tokens);
+  return tokens;
+}
+
+Status Session::keep_prefix(const std::vector<int32_t>& prefix, GenerateStats* stats) {
+  const int64_t n = static_cast<int64_t>(prefix.size());
+  if (n == 0) return Status::Error("nothing to keep: the prefix is empty");
+  if (n > model_.config().ctx)
+    return Status::Error("the shared prefix is " + std::to_string(n) + " tokens, longer than the context of " +
+                         std::to_string(model_.config().ctx));
+  // The kept fork holds at most the prefix's pages of each layer, beyond what the running
+  // sequence may hold.
+  const int64_t pages = (n + page_rows_ - 1) / page_rows_;
+  LONGCTX_RETURN_IF_ERROR(ensure_cache(pages * model_.config().n_layers()));
+  kept_ = model::KvCache();  // its blocks back to the pool before set_tokens needs them
+  kept_tokens_.clear();
+  LONGCTX_RETURN_IF_ERROR(set_tokens(prefix, stats));
+  kept_ = cache_.fork(n);
+  kept_tokens_ = prefix;
+  return Status::Ok();
+}
+
 Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* stats) {
   const int64_t ctx = model_.config().ctx, n = static_cast<int64_t>(tokens.size());
   if (n == 0) return Status::Error("nothing to run: the prompt is empty");
   if (n > ctx)
     return Status::Error("the prompt is " + std::to_string(n) + " tokens, longer than the context of " +
                          std::to_string(ctx));
-  if (cache_.empty() || cache_.capacity() < ctx) {
-    auto plan = model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_, k_type_, v_type_);
-    if (!plan.ok()) return plan.status();
-    LONGCTX_RETURN_IF_ERROR(model::check_memory(*plan));
-    cache_ = model::KvCache();
-    cache_ = model_.make_cache(ctx, {k_type_, v_type_, ubatch_, 1, page_rows_});
-    tokens_.clear();
-  }
+  LONGCTX_RETURN_IF_ERROR(ensure_cache(extra_blocks_));
   // Keep the common prefix, but always run at least the last token (its logits are needed),
   // and only as much of it as the window layers still hold keys for.
-  int64_t keep = 0;
-  const int64_t held = static_cast<int64_t>(tokens_.size());
-  while (keep < std::min(held, n - 1) && tokens_[keep] == tokens[keep]) ++keep;
-  keep = cache_.reusable(keep);
+  int64_t keep = cache_.reusable(common_prefix(tokens_, tokens, n - 1));
+  // A fork of the kept prefix, when it reuses more.
+  if (!kept_tokens_.empty()) {
+    const int64_t from_kept = kept_.reusable(common_prefix(kept_tokens_, tokens, n - 1));
+    if (from_kept > keep) {
+      cache_ = model::KvCache();  // its blocks back to the pool first
+      cache_ = kept_.fork(from_kept);
+      keep = from_kept;
+    }
+  }
   const auto t0 = clock_type::now();
   for (int64_t i = keep; i < n; i += ubatch_) {
     const int64_t len = std::min(ubatch_, n - i);
@@ -97,9 +149,7 @@ Expected<GenerateStats> Session::generate(const std::string& prompt, int64_t n, 
                                           const std::function<void(const std::string&)>& on_text) {
   LONGCTX_RETURN_IF_ERROR(sampling.validate());
   if (n < 0) return Status::Error("-n must be >= 0");
-  std::vector<int32_t> tokens;
-  if (tok_.add_bos()) tokens.push_back(tok_.bos_id());
-  tok_.encode_append(prompt, tokens);
+  const std::vector<int32_t> tokens = encode_prompt(prompt);
   GenerateStats st;
   LONGCTX_RETURN_IF_ERROR(set_tokens(tokens, &st));
   Sampler sampler(sampling);

@@ -4,7 +4,9 @@
 // The cache outlives a call: set_tokens keeps the longest prefix it already holds (a chat's
 // history is not recomputed every turn). When generation fills the context it stops with an
 // error, or with context shift on keeps the first `keep` tokens, drops the older half of the
-// rest (model::Model::shift_cache) and goes on.
+// rest (model::Model::shift_cache) and goes on. keep_prefix sets a computed prefix aside (a
+// fork of the cache): requests that start with it, one after another, each go on from a fork
+// of it rather than computing it again.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -44,6 +46,15 @@ class Session {
   // so far has been emitted).
   Status continue_tokens(int64_t n, Sampler& sampler, const std::vector<int32_t>& stop,
                        const std::function<void(int32_t)>& on_token, GenerateStats* stats);
+  // Computes `prefix` (through the current cache, reusing what it holds) and keeps its pages
+  // aside: a later set_tokens or generate whose tokens start with part of it forks those
+  // positions (pages shared, copied on write) when that reuses more than the current cache,
+  // whatever ran in between. Several requests behind one system prompt pay for it once. The
+  // pool grows by the prefix's pages (in the memory check too); a new call replaces the prefix.
+  Status keep_prefix(const std::vector<int32_t>& prefix, GenerateStats* stats);
+  const std::vector<int32_t>& kept_prefix() const { return kept_tokens_; }
+  // Tokenizes a prompt as generate does (BOS first when the tokenizer asks for one).
+  std::vector<int32_t> encode_prompt(const std::string& prompt) const;
   const std::vector<int32_t>& tokens() const { return tokens_; }
   // Prompts are prefilled in passes of at most this many tokens (--ubatch; default 512): the
   // activation scratch is sized by it, not by the prompt.
@@ -66,6 +77,9 @@ class Session {
   Arena arena_;
   model::KvCache cache_;
   std::vector<int32_t> tokens_;  // what the cache holds
+  model::KvCache kept_;          // keep_prefix's fork, on cache_'s pool
+  std::vector<int32_t> kept_tokens_;
+  int64_t extra_blocks_ = 0;  // blocks the pool holds beyond one sequence of the whole context
   std::vector<float> logits_;    // after tokens_.back()
   int64_t ubatch_ = 512;
   uint32_t k_type_ = 0, v_type_ = 0;
@@ -74,6 +88,9 @@ class Session {
   int64_t keep_ = 0, shifts_ = 0;
   // Makes room for one more token by a context shift (error when off).
   Status make_room();
+  // A cache of the whole context whose pool has at least `extra_blocks` spare blocks, after the
+  // memory check; a new one (dropping what was held) when the current one is smaller.
+  Status ensure_cache(int64_t extra_blocks);
 };
 
 }  // namespace longctx::infer

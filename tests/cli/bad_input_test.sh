@@ -110,6 +110,10 @@ expect_error bench-ubatch-zero "" -- "$bin" bench -m "$work/good.gguf" --ubatch 
 expect_error generate-keep-negative "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --context-shift --keep -1
 expect_error generate-context-full "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 100 --ctx 8
 expect_error generate-keep-whole-context "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 100 --ctx 8 --context-shift --keep 8
+expect_error generate-prompt-file-missing "" -- "$bin" generate -m "$work/good.gguf" --prompt-file "$work/nope.txt" -n 1
+expect_error generate-prompt-file-empty "" -- "$bin" generate -m "$work/good.gguf" --prompt-file "$work/empty.txt" -n 1
+long=$(head -c 2000 "$work/corpus.txt" | tr '\n' ' ')
+expect_error generate-shared-prefix-too-long "" -- "$bin" generate -m "$work/good.gguf" --ctx 16 -n 1 -p "$long one" -p "$long two"
 expect_error perplexity-ubatch-zero "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/corpus.txt" --ubatch 0
 expect_error perplexity-cache-type "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/corpus.txt" --cache-type-k q4_1
 ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }

@@ -1,7 +1,8 @@
 // The paged KV cache (model/kv_cache.h): decoding through pages of any size, in fp32, fp16 and
 // Q8_0, equals the full forward pass; window layers hold their window only; a forked prefix gives
-// the logits of a cold run bit for bit; a context shift re-rotates keys to their new positions,
-// and generation with it runs past the context deterministically.
+// the logits of a cold run bit for bit, and requests in turn behind a kept prefix are answered
+// as cold runs answer them; a context shift re-rotates keys to their new positions, and
+// generation with it runs past the context deterministically.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -247,6 +248,67 @@ TEST(PagedCache, GenerationWithContextShiftRunsPastTheContext) {
   ASSERT_TRUE(two.ok());
   EXPECT_GE(one->second, 3);
   EXPECT_EQ(one->first, two->first);
+}
+
+// Requests in turn behind one kept prefix (infer::Session::keep_prefix): each is answered as a
+// fresh session answers it alone, and each reuses the whole prefix, also after an unrelated
+// request in between and after its own decoding moved the window layers past the prefix.
+TEST(PagedCache, KeptPrefixServesRequestsInTurn) {
+  tokenizer::TrainOptions topt;
+  topt.vocab_size = 280;
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
+  auto tok = tokenizer::BpeTokenizer::train(text, topt);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  model::ModelConfig cfg = config(2);  // window 8 and causal layers, pages of 8 below
+  cfg.vocab_size = tok->vocab_size();
+  cfg.ctx = 72;
+  auto m = make_model(cfg, 9);
+  infer::SamplerOptions greedy;
+  greedy.temp = 0.0f;
+  const std::string shared = "the lazy dog 12 jumps over the quick brown fox 7 and the lazy dog 3 ";
+  const std::vector<std::string> prompts = {shared + "jumps", shared + "over the fox", "brown dog 5",
+                                            shared + "the quick"};
+  auto answer = [&](infer::Session& s, const std::string& p, infer::GenerateStats* st) {
+    std::string out;
+    auto r = s.generate(p, 12, greedy, [&](const std::string& piece) { out += piece; });
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    if (r.ok() && st) *st = *r;
+    return out;
+  };
+  std::vector<std::string> cold;
+  for (const auto& p : prompts) {
+    infer::Session s(*m, *tok, ThreadPool::global());
+    s.set_cache_types(0, 0, 8);
+    s.set_ubatch(16);
+    cold.push_back(answer(s, p, nullptr));
+  }
+  infer::Session s(*m, *tok, ThreadPool::global());
+  s.set_cache_types(0, 0, 8);
+  s.set_ubatch(16);
+  // The prefix: the tokens prompts 0, 1 and 3 start with.
+  std::vector<int32_t> prefix = s.encode_prompt(prompts[0]);
+  for (size_t i : {1u, 3u}) {
+    const auto t = s.encode_prompt(prompts[i]);
+    size_t n = 0;
+    while (n < std::min(prefix.size(), t.size()) && prefix[n] == t[n]) ++n;
+    prefix.resize(n);
+  }
+  const int64_t L = static_cast<int64_t>(prefix.size());
+  ASSERT_GE(L, 17);  // past two pages, and past the window of 8
+  infer::GenerateStats ps;
+  ASSERT_TRUE(s.keep_prefix(prefix, &ps).ok());
+  EXPECT_EQ(ps.prompt_tokens, L);
+  EXPECT_EQ(ps.reused_tokens, 0);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SCOPED_TRACE("prompt " + std::to_string(i));
+    infer::GenerateStats st;
+    EXPECT_EQ(answer(s, prompts[i], &st), cold[i]);
+    EXPECT_EQ(st.reused_tokens, i == 2 ? 0 : L);
+    EXPECT_EQ(s.kept_prefix(), prefix);
+  }
+  // The pool holds the kept pages besides one sequence: both together never run it dry.
+  EXPECT_LE(s.cache().pool().blocks() - s.cache().pool().free_blocks(), s.cache().pool().blocks());
 }
 
 }  // namespace
