@@ -16,16 +16,19 @@
 # from one process to the next (the same command gave 58 to 78 t/s), more than the 15% the
 # window comparison asks about, so the two window depths run in separate processes, alternating,
 # -w rounds (3) of -r reps each, and the table gives each depth's median round with the range.
+# For the same reason -a N runs the engine comparison N times over (longctx, llama.cpp fa on,
+# fa off, again), each a new process, and reports the median round of each engine with the range.
 #
 #   bash bench/long_bench.sh [-t 2] [-p 8192] [-n 32] [-d 8192,16384,32768] [-r 1] [-c f16|f32|q8_0]
-#                            [-s 0|1] [-l 0|1] [-D 16384] [-W 32768] [-w 3]
+#                            [-s 0|1] [-l 0|1] [-D 16384] [-W 32768] [-w 3] [-a 1]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2 prompt=8192 gen=32 depths=8192,16384,32768 reps=1 cache=f16 shapes=1 llama=1 shape_depth=16384 window_depth=32768 rounds=3
-while getopts "t:p:n:d:r:c:s:l:D:W:w:" o; do
+threads=2 prompt=8192 gen=32 depths=8192,16384,32768 reps=1 cache=f16 shapes=1 llama=1 shape_depth=16384 window_depth=32768 rounds=3 pair_rounds=1
+while getopts "t:p:n:d:r:c:s:l:D:W:w:a:" o; do
   case $o in t) threads=$OPTARG ;; p) prompt=$OPTARG ;; n) gen=$OPTARG ;; d) depths=$OPTARG ;; r) reps=$OPTARG ;;
              c) cache=$OPTARG ;; s) shapes=$OPTARG ;; l) llama=$OPTARG ;; D) shape_depth=$OPTARG ;;
-             W) window_depth=$OPTARG ;; w) rounds=$OPTARG ;; *) exit 2 ;; esac
+             W) window_depth=$OPTARG ;; w) rounds=$OPTARG ;; a) pair_rounds=$OPTARG ;;
+             *) exit 2 ;; esac
 done
 bash scripts/fetch_model.sh > /dev/null
 bash scripts/setup_llamacpp.sh > /dev/null
@@ -37,34 +40,53 @@ trap 'rm -rf "$out"' EXIT
 run_pair() {  # NAME, then the flags both take: -p P -n N [-d D]
   local name=$1; shift
   local ctx=$(( $(echo "$@" | sed -n 's/.*-d \([0-9]*\).*/\1/p' | grep . || echo 0) + prompt + gen + 64 ))
-  ./build/longctx bench -m "$m" "$@" -r "$reps" -t "$threads" --ctx "$ctx" --cache-type-k "$cache" \
-    --cache-type-v "$cache" --json > "$out/$name.longctx.json"
-  for fa in on off; do
-    python3 bench/llamacpp_model.py -m "$m" "$@" -r "$reps" -t "$threads" --fa "$fa" --cache-type "$cache" \
-      > "$out/$name.llamacpp-$fa.json" 2> /dev/null || echo '{"tests": [], "peak_rss_bytes": 0}' > "$out/$name.llamacpp-$fa.json"
+  for round in $(seq 1 "$pair_rounds"); do
+    ./build/longctx bench -m "$m" "$@" -r "$reps" -t "$threads" --ctx "$ctx" --cache-type-k "$cache" \
+      --cache-type-v "$cache" --json > "$out/$name.$round.longctx.json"
+    for fa in on off; do
+      python3 bench/llamacpp_model.py -m "$m" "$@" -r "$reps" -t "$threads" --fa "$fa" --cache-type "$cache" \
+        > "$out/$name.$round.llamacpp-$fa.json" 2> /dev/null ||
+        echo '{"tests": [], "peak_rss_bytes": 0}' > "$out/$name.$round.llamacpp-$fa.json"
+    done
   done
 }
 if [ "$llama" = 1 ]; then
 [ "$prompt" -gt 0 ] && run_pair "pp" -p "$prompt" -n 0
 for d in ${depths//,/ }; do run_pair "d$d" -p 0 -n "$gen" -d "$d"; done
-python3 - "$out" "$threads" "$cache" <<'PY'
-import glob, json, os, sys
-out, threads, cache = sys.argv[1], sys.argv[2], sys.argv[3]
+python3 - "$out" "$threads" "$cache" "$pair_rounds" <<'PY'
+import glob, json, os, statistics, sys
+out, threads, cache, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 print("| test | longctx t/s | peak RSS MiB | llama.cpp t/s (best of fa on/off) | peak RSS MiB | ratio |")
 print("|---|---|---|---|---|---|")
-for f in sorted(glob.glob(os.path.join(out, "*.longctx.json")), key=lambda p: (len(p), p)):
-    name = os.path.basename(f)[: -len(".longctx.json")]
-    ours = {r["test"]: r for r in json.load(open(f))["results"]}
-    theirs = {}
-    for fa in ("on", "off"):
-        j = json.load(open(os.path.join(out, f"{name}.llamacpp-{fa}.json")))
-        for r in j["tests"]:
-            if r["test"] not in theirs or r["tokens_per_s"] > theirs[r["test"]][0]["tokens_per_s"]:
-                theirs[r["test"]] = (r, fa, j["peak_rss_bytes"])
-    for test, r in ours.items():
-        t, fa, rss = theirs[test]
-        print(f"| {test} | {r['tokens_per_s']:.1f} | {r['peak_rss_bytes'] / 2**20:.0f} | {t['tokens_per_s']:.1f} "
-              f"(fa {fa}) | {rss / 2**20:.0f} | {r['tokens_per_s'] / t['tokens_per_s']:.2f}x |")
+def median_of(runs):  # runs: [(tokens/s, rss)] over rounds -> "median (a to b)", max rss, median
+    tps = sorted(t for t, _ in runs)
+    med = statistics.median(tps)
+    text = f"{med:.1f}" if len(tps) == 1 else f"{med:.1f} (median of {len(tps)}: {tps[0]:.1f} to {tps[-1]:.1f})"
+    return text, max(r for _, r in runs), med
+names = sorted({os.path.basename(f).split(".")[0] for f in glob.glob(os.path.join(out, "*.1.longctx.json"))},
+               key=lambda n: (len(n), n))
+for name in names:
+    ours, theirs = {}, {}  # test -> [(t/s, rss)]; theirs: fa -> test -> [(t/s, rss)]
+    for rnd in range(1, rounds + 1):
+        for r in json.load(open(os.path.join(out, f"{name}.{rnd}.longctx.json")))["results"]:
+            ours.setdefault(r["test"], []).append((r["tokens_per_s"], r["peak_rss_bytes"]))
+        for fa in ("on", "off"):
+            j = json.load(open(os.path.join(out, f"{name}.{rnd}.llamacpp-{fa}.json")))
+            for r in j["tests"]:
+                theirs.setdefault(fa, {}).setdefault(r["test"], []).append((r["tokens_per_s"], j["peak_rss_bytes"]))
+    for test, runs in ours.items():
+        o_text, o_rss, o_med = median_of(runs)
+        best = None
+        for fa, tests in theirs.items():
+            if test in tests:
+                t = median_of(tests[test])
+                if best is None or t[2] > best[1][2]:
+                    best = (fa, t)
+        if best is None:
+            print(f"| {test} | {o_text} | {o_rss / 2**20:.0f} | (failed) | | |")
+            continue
+        fa, (t_text, t_rss, t_med) = best
+        print(f"| {test} | {o_text} | {o_rss / 2**20:.0f} | {t_text} (fa {fa}) | {t_rss / 2**20:.0f} | {o_med / t_med:.2f}x |")
 print(f"\n{threads} threads; SmolLM2-135M-Instruct Q8_0; KV cache {cache} in both; {os.uname().nodename}")
 PY
 fi

@@ -214,14 +214,19 @@ TEST(PagedCache, ContextShiftReRotatesKeys) {
   }
 }
 
-// Generation past the context: an error by default; with context shift it goes on, and the same
-// seed gives the same text.
-TEST(PagedCache, GenerationWithContextShiftRunsPastTheContext) {
+// A BPE vocabulary of 280 learned from a few repeated lines.
+Expected<tokenizer::BpeTokenizer> small_tokenizer() {
   tokenizer::TrainOptions topt;
   topt.vocab_size = 280;
   std::string text;
   for (int i = 0; i < 200; ++i) text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
-  auto tok = tokenizer::BpeTokenizer::train(text, topt);
+  return tokenizer::BpeTokenizer::train(text, topt);
+}
+
+// Generation past the context: an error by default; with context shift it goes on, and the same
+// seed gives the same text.
+TEST(PagedCache, GenerationWithContextShiftRunsPastTheContext) {
+  auto tok = small_tokenizer();
   ASSERT_TRUE(tok.ok()) << tok.status().message();
   model::ModelConfig cfg = config(1);
   cfg.vocab_size = tok->vocab_size();
@@ -254,11 +259,7 @@ TEST(PagedCache, GenerationWithContextShiftRunsPastTheContext) {
 // fresh session answers it alone, and each reuses the whole prefix, also after an unrelated
 // request in between and after its own decoding moved the window layers past the prefix.
 TEST(PagedCache, KeptPrefixServesRequestsInTurn) {
-  tokenizer::TrainOptions topt;
-  topt.vocab_size = 280;
-  std::string text;
-  for (int i = 0; i < 200; ++i) text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
-  auto tok = tokenizer::BpeTokenizer::train(text, topt);
+  auto tok = small_tokenizer();
   ASSERT_TRUE(tok.ok()) << tok.status().message();
   model::ModelConfig cfg = config(2);  // window 8 and causal layers, pages of 8 below
   cfg.vocab_size = tok->vocab_size();
