@@ -25,6 +25,7 @@
 #include "kernels/vec.h"
 #include "model/pretrained.h"
 #include "model/random_model.h"
+#include "position/rope.h"
 
 namespace longctx::cli {
 namespace {
@@ -97,6 +98,20 @@ int run_bench_model(const BenchModelFlags& f) {
   if (need > ctx)
     return fail("depth " + std::to_string(max_depth) + " + " + std::to_string(std::max(f.prompt, f.gen)) +
                 " tokens do not fit the context of " + std::to_string(ctx) + " (raise it with --ctx)");
+  // The cache filled to a depth; each run goes on from a fork of it (its pages shared, the
+  // pages a run writes copied), so every run sees the same depth. The deepest one's plan, those
+  // extra pages included, is checked against the memory there is before anything runs.
+  const int64_t run_pages = (std::max(f.prompt, f.gen) + model::kDefaultPageRows - 1) / model::kDefaultPageRows + 1;
+  {
+    auto plan = model::plan_memory(m.config(), m.weight_bytes(), need, f.ubatch, *kt, *vt);
+    if (!plan.ok()) return fail(plan.status());
+    auto geo = model::kv_geometry(m.config(), *kt, *vt);
+    if (!geo.ok()) return fail(geo.status());
+    plan->kv += m.config().n_layers() * run_pages * geo->block_bytes();
+    // The RoPE tables cover the model's whole context, not just the deepest run.
+    if (plan->positions) plan->positions = position::Rope::table_bytes(m.config().layers[0].head_dim, ctx);
+    if (auto st = model::check_memory(*plan); !st.ok()) return fail(st);
+  }
   Rng rng(1);
   Arena arena;
   std::vector<float> logits(V);
@@ -114,11 +129,6 @@ int run_bench_model(const BenchModelFlags& f) {
   for (int64_t depth : *depths) {
     reset_peak_rss();
     const int64_t cap = depth + std::max(f.prompt, f.gen);
-    auto plan = model::plan_memory(m.config(), 0, cap, f.ubatch, *kt, *vt);
-    if (!plan.ok()) return fail(plan.status());
-    // The cache filled to the depth; each run goes on from a fork of it (its pages shared, the
-    // pages a run writes copied), so every run sees the same depth.
-    const int64_t run_pages = (std::max(f.prompt, f.gen) + model::kDefaultPageRows - 1) / model::kDefaultPageRows + 1;
     model::KvCache cache = m.make_cache(cap, {*kt, *vt, f.ubatch, 1, model::kDefaultPageRows, m.config().n_layers() * run_pages});
     int64_t kv_bytes = 0;
     const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";

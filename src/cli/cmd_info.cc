@@ -1,7 +1,8 @@
 // longctx info MODEL [--ctx N] [--tensors] [--json]
 // What a model (GGUF file or Hugging Face safetensors directory) holds: metadata, the model config longctx reads from it, tensor types and
 // sizes, and the memory plan of running it (model::plan_memory: weights as inference reads them,
-// KV cache per token and for the whole context, the scratch of a 512-token prefill pass).
+// KV cache per token and for the whole context, the scratch of a 512-token prefill pass, the RoPE
+// tables).
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -87,7 +88,7 @@ int run_info(const InfoFlags& f) {
   if (!planned.ok()) return wrap(planned.status());
   const model::MemoryPlan& plan = *planned;
   const double weights = double(plan.weights), kv_per_token = double(plan.kv_per_token), kv = double(plan.kv),
-               scratch = double(plan.scratch);
+               scratch = double(plan.scratch), positions = double(plan.positions), total = double(plan.total());
   std::string patterns;
   for (size_t i = 0; i < c.layers.size(); ++i) {
     const std::string p = attention::format_pattern(c.layers[i].pattern);
@@ -115,7 +116,7 @@ int run_info(const InfoFlags& f) {
                         {"parameters", n_elements},
                         {"memory", {{"weights_bytes", weights}, {"kv_bytes_per_token", kv_per_token},
                                     {"kv_bytes", kv}, {"scratch_bytes", scratch},
-                                    {"total_bytes", weights + kv + scratch}}}};
+                                    {"positions_bytes", positions}, {"total_bytes", total}}}};
     nlohmann::json types = nlohmann::json::object();
     for (const auto& [t, e] : by_type) types[t] = {{"tensors", e.first}, {"bytes", e.second}};
     j["tensor_types"] = types;
@@ -137,9 +138,10 @@ int run_info(const InfoFlags& f) {
   for (const auto& [t, e] : by_type) std::printf(" %s x%lld (%.1f MiB)", t.c_str(), (long long)e.first, mib(double(e.second)));
   std::printf("\n");
   std::printf("memory plan at ctx %d: weights %.1f MiB (as run; %.1f MiB in the file) + KV cache %.1f KiB/token"
-              " x %d = %.1f MiB + scratch %.1f MiB = %.1f MiB\n",
-              c.ctx, mib(weights), mib(double(stored_weights)), kv_per_token / 1024, c.ctx, mib(kv), mib(scratch),
-              mib(weights + kv + scratch));
+              " x %d = %.1f MiB + scratch %.1f MiB",
+              c.ctx, mib(weights), mib(double(stored_weights)), kv_per_token / 1024, c.ctx, mib(kv), mib(scratch));
+  if (plan.positions) std::printf(" + RoPE tables %.1f MiB", mib(positions));
+  std::printf(" = %.1f MiB\n", mib(total));
   if (chat.ok()) std::printf("chat template: %zu characters in tokenizer.chat_template\n", chat->size());
   if (file) {
     std::printf("metadata:\n");

@@ -17,10 +17,6 @@ namespace longctx::model {
 Model::Model(ModelConfig config) : config_(std::move(config)), layout_(config_) {
   CHECK_MSG(config_.validate().ok(), "Model: invalid config");
   params_.resize(layout_.total());
-  if (config_.pos == PosType::kRope) {
-    // One table serves every layer (validate() requires one head_dim under RoPE).
-    rope_ = position::Rope(config_.layers[0].head_dim, config_.rope_theta, config_.ctx, config_.rope_scaling);
-  }
   alibi_.resize(config_.n_layers());
   if (config_.pos == PosType::kAlibi)
     for (int l = 0; l < config_.n_layers(); ++l) alibi_[l] = position::alibi_slopes(config_.layers[l].heads);
@@ -162,8 +158,15 @@ layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
   ctx.config = &config_;
   ctx.pool = &pool;
   ctx.arena = &arena;
-  ctx.rope = config_.pos == PosType::kRope ? &rope_ : nullptr;
+  ctx.rope = config_.pos == PosType::kRope ? &rope() : nullptr;
   return ctx;
+}
+
+const position::Rope& Model::rope() const {
+  // One table serves every layer (validate() requires one head_dim under RoPE).
+  if (config_.pos == PosType::kRope && rope_.max_pos() == 0)
+    rope_ = position::Rope(config_.layers[0].head_dim, config_.rope_theta, config_.ctx, config_.rope_scaling);
+  return rope_;
 }
 
 const float* Model::output_weight() const {
@@ -221,6 +224,7 @@ Expected<MemoryPlan> plan_memory(const ModelConfig& c, int64_t weight_bytes, int
   p.kv = geo->max_blocks(ctx, std::min(ubatch, ctx)) * geo->block_bytes();
   // A prefill pass keeps the logits of its last token only.
   p.scratch = (infer_arena_floats(c, std::min(ubatch, ctx), 1) + c.vocab_size) * int64_t(sizeof(float));
+  if (c.pos == PosType::kRope) p.positions = position::Rope::table_bytes(c.layers[0].head_dim, ctx);
   return p;
 }
 
@@ -237,12 +241,13 @@ int64_t available_memory_bytes() {
 
 Status check_memory(const MemoryPlan& plan) {
   const int64_t avail = available_memory_bytes();
-  const int64_t need = plan.kv + plan.scratch;
+  const int64_t need = plan.kv + plan.scratch + plan.positions;
   if (avail < 0 || need <= avail) return Status::Ok();
   auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; };
+  const std::string positions = plan.positions ? ", the RoPE tables " + mib(plan.positions) : "";
   return Status::Error("not enough memory: the KV cache needs " + mib(plan.kv) + " (" +
-                       std::to_string(plan.kv_per_token) + " bytes per token) and the scratch " + mib(plan.scratch) +
-                       ", but " + mib(avail) + " are available (weights: " + mib(plan.weights) +
+                       std::to_string(plan.kv_per_token) + " bytes per token)" + positions + " and the scratch " +
+                       mib(plan.scratch) + ", but " + mib(avail) + " are available (weights: " + mib(plan.weights) +
                        " already loaded); use a smaller --ctx");
 }
 
@@ -381,8 +386,8 @@ Status Model::shift_cache(KvCache& cache, int64_t keep, int64_t discard, int64_t
       const int64_t kvd = int64_t(lc.kv_heads) * lc.head_dim;
       // Each row turns by -discard (rotation angles are linear in the position); a YaRN
       // magnitude applied again is taken back out.
-      rope_.apply(ThreadPool::global(), rows, count, 1, lc.kv_heads, kvd, discard, true);
-      if (rope_.magnitude() != 1.0f) kernels::vec_scale(rows, 1.0f / rope_.magnitude(), count * kvd);
+      rope().apply(ThreadPool::global(), rows, count, 1, lc.kv_heads, kvd, discard, true);
+      if (rope().magnitude() != 1.0f) kernels::vec_scale(rows, 1.0f / rope().magnitude(), count * kvd);
     };
   return cache.shift(keep, discard, n, rotate);
 }

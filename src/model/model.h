@@ -35,8 +35,9 @@ Status check_context_growth(const ModelConfig& c, int64_t ctx);
 // kv_per_token: K and V bytes of one position over all layers (kv_heads * head_dim elements
 // each, in the cache types).
 struct MemoryPlan {
-  int64_t weights = 0, kv_per_token = 0, kv = 0, scratch = 0;
-  int64_t total() const { return weights + kv + scratch; }
+  // positions: the RoPE cos/sin tables for the whole context (0 for other position types).
+  int64_t weights = 0, kv_per_token = 0, kv = 0, scratch = 0, positions = 0;
+  int64_t total() const { return weights + kv + scratch + positions; }
 };
 // Error for a cache type the model cannot use (kv_geometry).
 Expected<MemoryPlan> plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch,
@@ -95,6 +96,10 @@ class Model {
   // Bytes of weights the inference path reads: mapped tensors in their file type, the rest fp32.
   int64_t weight_bytes() const;
 
+  // Bytes of the RoPE tables built so far: 0 until the first forward pass needs them (so a
+  // memory check can run first), then MemoryPlan::positions.
+  int64_t position_table_bytes() const { return rope_.table_bytes(); }
+
   // Floats of activation arena needed for a training step (inference: model::infer_arena_floats).
   int64_t train_arena_floats(int64_t batch, int64_t seq_len) const;
 
@@ -130,6 +135,11 @@ class Model {
 
  private:
   layers::LayerContext context(ThreadPool& pool, Arena& arena) const;
+  // The RoPE tables for config().ctx positions, built on first use: at a long context they are
+  // large (ctx * head_dim floats), so building the model must not allocate them before the
+  // memory plan is checked. A Model is not used from two threads at once (its forward passes
+  // are not const), so the lazy build needs no lock.
+  const position::Rope& rope() const;
   // Embedding + blocks; returns the final hidden states [rows, D] (before the final norm).
   float* run_blocks(const layers::LayerContext& ctx, const int32_t* tokens, int64_t batch, int64_t seq_len,
                     int64_t pos0, KvCache* cache, bool save);
@@ -141,7 +151,7 @@ class Model {
   ModelConfig config_;
   ParamLayout layout_;
   Buffer params_, grads_;
-  position::Rope rope_;
+  mutable position::Rope rope_;  // see rope()
   std::vector<std::vector<float>> alibi_;  // per layer, empty unless ALiBi
   // Set by map_matrices: what keeps the file mapped, the parameters read from it (with their
   // bytes there), and the views.

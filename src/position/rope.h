@@ -73,6 +73,11 @@ class Rope {
   const RopeScaling& scaling() const { return scaling_; }
   // The factor on cos and sin (kYarn's attn_factor, resolved; 1 otherwise).
   float magnitude() const { return magnitude_; }
+  // Bytes of the cos/sin tables: max_pos * head_dim floats (table_bytes(head_dim, max_pos)).
+  int64_t table_bytes() const { return static_cast<int64_t>((cos_.size() + sin_.size()) * sizeof(float)); }
+  static int64_t table_bytes(int head_dim, int64_t max_pos) {
+    return max_pos * head_dim * static_cast<int64_t>(sizeof(float));
+  }
 
  private:
   int head_dim_ = 0;

@@ -102,6 +102,10 @@ expect_error bench-random-bad-heads "" -- "$bin" bench --random-model llama:laye
 expect_error bench-model-and-random "" -- "$bin" bench -m "$work/good.gguf" --random-model llama:layers=1 -p 8 -n 0 -r 1
 expect_error bench-bad-depth "" -- "$bin" bench -m "$work/good.gguf" --depth 4,x -p 4 -n 0 -r 1
 expect_error bench-depth-past-ctx "" -- "$bin" bench -m "$work/good.gguf" --depth 64 -p 4 -n 0 -r 1
+# A cache past any machine's memory (135 KiB of f32 K/V per token x 4M tokens): the
+# memory plan's error, before the pool is allocated.
+expect_error bench-cache-past-memory "" -- "$bin" bench --random-model llama:layers=30,model_dim=576,heads=9,kv_heads=9,ff_dim=64,vocab=300,type=q8_0 \
+  -d 4194000 -p 0 -n 1 -r 1 --cache-type-k f32 --cache-type-v f32
 expect_error generate-ubatch-zero "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --ubatch 0
 expect_error chat-ubatch-zero "" -- "$bin" chat -m "$work/good.gguf" --ubatch 0
 expect_error generate-cache-type "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --cache-type-k q4_0

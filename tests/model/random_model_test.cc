@@ -99,6 +99,7 @@ TEST(MemoryPlan, MatchesTheAllocations) {
   ASSERT_TRUE(planned.ok());
   const MemoryPlan& plan = *planned;
   KvCache cache = (*m)->make_cache(ctx, {0, 0, ubatch});
+  EXPECT_EQ((*m)->position_table_bytes(), 0);  // built by the first pass, after the memory check
   EXPECT_EQ(plan.kv, cache.pool().blocks() * cache.pool().block_bytes());
   EXPECT_EQ(plan.kv_per_token, 3 * 2 * 16 * 4);  // layers x (K, V) x kv_heads * head_dim x fp32
   EXPECT_EQ(plan.kv, plan.kv_per_token * ctx);   // full attention: every position, no waste
@@ -115,7 +116,10 @@ TEST(MemoryPlan, MatchesTheAllocations) {
   // What a pass really used (the arena's high-water mark), not what it reserved from the plan.
   const double measured = double(arena.peak() + 300) * sizeof(float);  // + the caller's row of logits
   EXPECT_NEAR(double(plan.scratch), measured, 0.05 * measured) << plan.scratch << " planned, " << measured << " used";
-  EXPECT_EQ(plan.total(), plan.weights + plan.kv + plan.scratch);
+  // The RoPE tables: none until the first pass, then what the plan says.
+  EXPECT_EQ(plan.total(), plan.weights + plan.kv + plan.scratch + plan.positions);
+  EXPECT_EQ(plan.positions, (*m)->position_table_bytes());
+  EXPECT_EQ(plan.positions, ctx * 16 * int64_t(sizeof(float)));  // ctx x (cos, sin) x head_dim / 2
   // Far past the machine: a clear error before anything is allocated.
   MemoryPlan huge = plan;
   huge.kv = int64_t{1} << 50;
