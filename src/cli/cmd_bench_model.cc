@@ -25,7 +25,6 @@
 #include "kernels/vec.h"
 #include "model/pretrained.h"
 #include "model/random_model.h"
-#include "position/rope.h"
 
 namespace longctx::cli {
 namespace {
@@ -102,16 +101,9 @@ int run_bench_model(const BenchModelFlags& f) {
   // pages a run writes copied), so every run sees the same depth. The deepest one's plan, those
   // extra pages included, is checked against the memory there is before anything runs.
   const int64_t run_pages = (std::max(f.prompt, f.gen) + model::kDefaultPageRows - 1) / model::kDefaultPageRows + 1;
-  {
-    auto plan = model::plan_memory(m.config(), m.weight_bytes(), need, f.ubatch, *kt, *vt);
-    if (!plan.ok()) return fail(plan.status());
-    auto geo = model::kv_geometry(m.config(), *kt, *vt);
-    if (!geo.ok()) return fail(geo.status());
-    plan->kv += m.config().n_layers() * run_pages * geo->block_bytes();
-    // The RoPE tables cover the model's whole context, not just the deepest run.
-    if (plan->positions) plan->positions = position::Rope::table_bytes(m.config().layers[0].head_dim, ctx);
-    if (auto st = model::check_memory(*plan); !st.ok()) return fail(st);
-  }
+  auto plan = model::plan_memory(m.config(), m.weight_bytes(), need, f.ubatch, *kt, *vt, m.config().n_layers() * run_pages);
+  if (!plan.ok()) return fail(plan.status());
+  if (auto st = model::check_memory(*plan); !st.ok()) return fail(st);
   Rng rng(1);
   Arena arena;
   std::vector<float> logits(V);

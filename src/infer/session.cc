@@ -13,13 +13,8 @@ Session::Session(model::Model& model, const tokenizer::BpeTokenizer& tok, Thread
 Status Session::ensure_cache(int64_t extra_blocks) {
   const int64_t ctx = model_.config().ctx;
   if (!cache_.empty() && cache_.capacity() >= ctx && extra_blocks_ >= extra_blocks) return Status::Ok();
-  auto plan = model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_, k_type_, v_type_);
+  auto plan = model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_, k_type_, v_type_, extra_blocks);
   if (!plan.ok()) return plan.status();
-  if (extra_blocks > 0) {
-    auto geo = model::kv_geometry(model_.config(), k_type_, v_type_, page_rows_);
-    if (!geo.ok()) return geo.status();
-    plan->kv += extra_blocks * geo->block_bytes();
-  }
   LONGCTX_RETURN_IF_ERROR(model::check_memory(*plan));
   kept_ = model::KvCache();
   kept_tokens_.clear();

@@ -215,16 +215,16 @@ Expected<uint32_t> parse_cache_type(const std::string& s) {
 }
 
 Expected<MemoryPlan> plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch,
-                                 uint32_t k_type, uint32_t v_type) {
+                                 uint32_t k_type, uint32_t v_type, int64_t extra_blocks) {
   auto geo = kv_geometry(c, k_type, v_type);
   if (!geo.ok()) return geo.status();
   MemoryPlan p;
   p.weights = weight_bytes;
   for (const auto& l : geo->layers) p.kv_per_token += l.k_row_bytes + l.v_row_bytes;
-  p.kv = geo->max_blocks(ctx, std::min(ubatch, ctx)) * geo->block_bytes();
+  p.kv = (geo->max_blocks(ctx, std::min(ubatch, ctx)) + extra_blocks) * geo->block_bytes();
   // A prefill pass keeps the logits of its last token only.
   p.scratch = (infer_arena_floats(c, std::min(ubatch, ctx), 1) + c.vocab_size) * int64_t(sizeof(float));
-  if (c.pos == PosType::kRope) p.positions = position::Rope::table_bytes(c.layers[0].head_dim, ctx);
+  if (c.pos == PosType::kRope) p.positions = position::Rope::table_bytes(c.layers[0].head_dim, c.ctx);
   return p;
 }
 

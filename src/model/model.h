@@ -39,9 +39,11 @@ struct MemoryPlan {
   int64_t weights = 0, kv_per_token = 0, kv = 0, scratch = 0, positions = 0;
   int64_t total() const { return weights + kv + scratch + positions; }
 };
-// Error for a cache type the model cannot use (kv_geometry).
+// The plan of a cache of `ctx` positions filled in passes of `ubatch`, plus `extra_blocks` pool
+// blocks (the pages forks write: Model::CacheOptions::extra_blocks). The RoPE tables are those of
+// the model's whole context, c.ctx. Error for a cache type the model cannot use (kv_geometry).
 Expected<MemoryPlan> plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch,
-                                 uint32_t k_type = 0, uint32_t v_type = 0);
+                                 uint32_t k_type = 0, uint32_t v_type = 0, int64_t extra_blocks = 0);
 // Parses a --cache-type-k / --cache-type-v value: f32, f16 or q8_0 -> ggml type id.
 Expected<uint32_t> parse_cache_type(const std::string& s);
 // Floats of inference arena for a pass of `rows` tokens whose last `out_rows` get logits.
