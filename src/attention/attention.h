@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 
+#include "attention/paged.h"
 #include "attention/pattern.h"
 #include "core/thread_pool.h"
 
@@ -45,9 +46,9 @@ struct TileSizes {
 // place by the decoding kernels (kernels/kv_tile.h) or converted to fp32 a tile at a time.
 //   contiguous (pages null): row j of batch b at data + (b * kv_batch_stride + j * kv_stride)
 //     elements (fp32 or fp16);
-//   paged (batch 1, a KV cache, head-major pages): head g of row j at pages[j >> page_shift] +
-//     g * head_stride + (j mod 2^page_shift) * row_bytes bytes. Key tiles never straddle a page,
-//     so a tile of one head is one contiguous run.
+//   paged (batch 1, a KV cache, head-major pages): head g of row j at paged_row(pages,
+//     page_shift, head_stride, row_bytes, g, j) (attention/paged.h). Key tiles never straddle a
+//     page, so a tile of one head is one contiguous run.
 struct KvView {
   const void* data = nullptr;
   uint32_t type = 0;

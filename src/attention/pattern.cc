@@ -260,7 +260,7 @@ void MaskView::row_spans(int64_t q, int64_t lo, int64_t hi, std::vector<KeySpan>
              pattern_);
 }
 
-int64_t MaskView::oldest_key(int64_t q) const {
+int64_t oldest_key(const Pattern& p, int64_t q) {
   return std::visit(Overload{
                         [](const Full&) -> int64_t { return 0; },
                         [](const Causal&) -> int64_t { return 0; },
@@ -272,8 +272,10 @@ int64_t MaskView::oldest_key(int64_t q) const {
                           return std::max<int64_t>(0, wlo) * bb.block;
                         },
                     },
-                    pattern_);
+                    p);
 }
+
+int64_t MaskView::oldest_key(int64_t q) const { return attention::oldest_key(pattern_, q); }
 
 int64_t MaskView::query_block_hint() const {
   if (auto* bb = std::get_if<BigBird>(&pattern_)) return bb->block;

@@ -49,6 +49,9 @@ Expected<Pattern> parse_pattern(const std::string& s);
 Expected<std::vector<Pattern>> parse_pattern_list(const std::string& s);
 Status validate_pattern(const Pattern& p);
 bool is_causal(const Pattern& p);
+// No query at position >= q sees a key before this one, under any key count (Full, Causal and
+// BigBird with global or random blocks: 0). What a KV cache asks before giving pages back.
+int64_t oldest_key(const Pattern& p, int64_t q);
 
 // Keys [lo, hi); masked = false when every query of the block sees every key of the span.
 struct KeySpan {
@@ -70,8 +73,7 @@ class MaskView {
   void key_spans(int64_t q_lo, int64_t q_hi, std::vector<KeySpan>* out) const;
   // The keys of [lo, hi) that query q sees, as disjoint spans (all unmasked). Appends to *out.
   void row_spans(int64_t q, int64_t lo, int64_t hi, std::vector<KeySpan>* out) const;
-  // No query at position >= q sees a key before this one (BigBird with global or random
-  // blocks: 0).
+  // attention::oldest_key of the pattern.
   int64_t oldest_key(int64_t q) const;
   // BigBird: the random key blocks of query block qb, sorted (empty for other patterns).
   const std::vector<int64_t>& random_blocks(int64_t qb) const;

@@ -64,7 +64,7 @@ int run_bench_model(const BenchModelFlags& f) {
   if (f.ubatch < 1) return fail("--ubatch must be >= 1");
   if (f.ctx < 0) return fail("--ctx must be >= 0");
   if (f.model.empty() == f.random_model.empty()) return fail("bench: give one of -m MODEL and --random-model SPEC");
-  auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
+  auto kt = kvcache::parse_cache_type(f.cache_k), vt = kvcache::parse_cache_type(f.cache_v);
   if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
   if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   auto depths = parse_depths(f.depths);
@@ -100,8 +100,8 @@ int run_bench_model(const BenchModelFlags& f) {
   // The cache filled to a depth; each run goes on from a fork of it (its pages shared, the
   // pages a run writes copied), so every run sees the same depth. The deepest one's plan, those
   // extra pages included, is checked against the memory there is before anything runs.
-  const int64_t run_pages = (std::max(f.prompt, f.gen) + model::kDefaultPageRows - 1) / model::kDefaultPageRows + 1;
-  auto plan = model::plan_memory(m.config(), m.weight_bytes(), need, f.ubatch, *kt, *vt, m.config().n_layers() * run_pages);
+  const int64_t run_pages = (std::max(f.prompt, f.gen) + kvcache::kDefaultPageRows - 1) / kvcache::kDefaultPageRows + 1;
+  auto plan = model::plan_memory(m.config(), m.weight_bytes(), need, f.ubatch, *kt, *vt, m.kv_slots() * run_pages);
   if (!plan.ok()) return fail(plan.status());
   if (auto st = model::check_memory(*plan); !st.ok()) return fail(st);
   Rng rng(1);
@@ -121,7 +121,9 @@ int run_bench_model(const BenchModelFlags& f) {
   for (int64_t depth : *depths) {
     reset_peak_rss();
     const int64_t cap = depth + std::max(f.prompt, f.gen);
-    model::KvCache cache = m.make_cache(cap, {*kt, *vt, f.ubatch, 1, model::kDefaultPageRows, m.config().n_layers() * run_pages});
+    auto made = m.make_cache(cap, {*kt, *vt, f.ubatch, 1, kvcache::kDefaultPageRows, m.kv_slots() * run_pages});
+    if (!made.ok()) return fail(made.status());
+    kvcache::KvCache cache = std::move(*made);
     int64_t kv_bytes = 0;
     const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
     if (depth > 0) {  // fill the cache to the depth, in chunks of --ubatch
@@ -129,7 +131,8 @@ int run_bench_model(const BenchModelFlags& f) {
       const auto t0 = clock::now();
       for (int64_t i = 0; i < depth; i += f.ubatch) {
         const int64_t n = std::min(f.ubatch, depth - i);
-        m.forward_cached(pool, arena, cache, toks.data() + i, n, i, logits.data(), false);
+        if (auto st = m.forward_cached(pool, arena, cache, toks.data() + i, n, i, logits.data(), false); !st.ok())
+          return fail(st);
         if (!f.json && isatty(STDERR_FILENO) == 1) {
           const double s = std::chrono::duration<double>(clock::now() - t0).count();
           std::fprintf(stderr, "\rfilling the cache to depth %lld: %lld tokens, %.0f tokens/s   ", (long long)depth,
@@ -156,11 +159,12 @@ int run_bench_model(const BenchModelFlags& f) {
       std::vector<double> secs;
       for (int r = -1; r < f.reps; ++r) {  // one warm-up run
         const auto toks = random_tokens(f.prompt);
-        model::KvCache run = cache.fork(depth);
+        kvcache::KvCache run = cache.fork(depth);
         const auto t0 = clock::now();
         for (int64_t i = 0; i < f.prompt; i += f.ubatch) {
           const int64_t n = std::min(f.ubatch, f.prompt - i);
-          m.forward_cached(pool, arena, run, toks.data() + i, n, depth + i, logits.data(), false);
+          if (auto st = m.forward_cached(pool, arena, run, toks.data() + i, n, depth + i, logits.data(), false); !st.ok())
+            return fail(st);
         }
         if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
         kv_bytes = run.blocks_held() * run.pool().block_bytes();
@@ -171,10 +175,11 @@ int run_bench_model(const BenchModelFlags& f) {
       std::vector<double> secs;
       for (int r = -1; r < f.reps; ++r) {
         const auto toks = random_tokens(f.gen);
-        model::KvCache run = cache.fork(depth);
+        kvcache::KvCache run = cache.fork(depth);
         const auto t0 = clock::now();
         for (int64_t i = 0; i < f.gen; ++i)
-          m.forward_cached(pool, arena, run, &toks[i], 1, depth + i, logits.data(), false);
+          if (auto st = m.forward_cached(pool, arena, run, &toks[i], 1, depth + i, logits.data(), false); !st.ok())
+            return fail(st);
         if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
         kv_bytes = run.blocks_held() * run.pool().block_bytes();
       }

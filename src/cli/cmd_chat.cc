@@ -38,7 +38,7 @@ int run_chat(const ChatFlags& f) {
   if (f.ctx < 0) return fail("--ctx must be >= 0");
   if (f.ubatch < 1) return fail("--ubatch must be >= 1");
   if (f.keep < 0) return fail("--keep must be >= 0");
-  auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
+  auto kt = kvcache::parse_cache_type(f.cache_k), vt = kvcache::parse_cache_type(f.cache_v);
   if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
   if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   ThreadPool::set_default_threads(f.threads);

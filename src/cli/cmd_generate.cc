@@ -87,7 +87,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
       if (o->ctx < 0) return fail("--ctx must be >= 0");
       if (o->ubatch < 1) return fail("--ubatch must be >= 1");
       if (o->keep < 0) return fail("--keep must be >= 0");
-      auto kt = model::parse_cache_type(o->cache_k), vt = model::parse_cache_type(o->cache_v);
+      auto kt = kvcache::parse_cache_type(o->cache_k), vt = kvcache::parse_cache_type(o->cache_v);
       if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
       if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
       model::LoadOptions lo;

@@ -29,7 +29,7 @@ double mib(double bytes) { return bytes / 1048576.0; }
 
 int run_info(const InfoFlags& f) {
   if (f.ctx < 0) return fail("--ctx must be >= 0");
-  auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
+  auto kt = kvcache::parse_cache_type(f.cache_k), vt = kvcache::parse_cache_type(f.cache_v);
   if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
   if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   auto wrap = [&](const Status& st) { return fail(st.Wrap("model '" + f.model + "'")); };

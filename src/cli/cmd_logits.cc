@@ -85,12 +85,16 @@ int run_logits(const LogitsFlags& f) {
                 std::to_string(m.config().ctx));
   std::vector<float> logits(n * V);
   Arena arena;
-  model::KvCache cache = m.make_cache(n);
+  auto made = m.make_cache(n);
+  if (!made.ok()) return fail(made.status());
+  kvcache::KvCache cache = std::move(*made);
   if (f.decode) {
     for (int64_t t = 0; t < n; ++t)
-      m.forward_cached(pool, arena, cache, ids.data() + t, 1, t, logits.data() + t * V, false);
+      if (auto st = m.forward_cached(pool, arena, cache, ids.data() + t, 1, t, logits.data() + t * V, false); !st.ok())
+        return fail(st);
   } else {
-    m.forward_cached(pool, arena, cache, ids.data(), n, 0, logits.data(), true);
+    if (auto st = m.forward_cached(pool, arena, cache, ids.data(), n, 0, logits.data(), true); !st.ok())
+      return fail(st);
   }
   Status st = write_npy(f.out, logits, n, V);
   if (!st.ok()) return fail(st.Wrap("logits: '" + f.out + "'"));

@@ -34,7 +34,7 @@ struct PplFlags {
 int run_perplexity(const PplFlags& f) {
   if (f.ctx < 0 || f.stride < 0 || f.chunks < 0) return fail("--ctx, --stride and --chunks must be >= 0");
   if (f.ubatch < 1) return fail("--ubatch must be >= 1");
-  auto kt = model::parse_cache_type(f.cache_k), vt = model::parse_cache_type(f.cache_v);
+  auto kt = kvcache::parse_cache_type(f.cache_k), vt = kvcache::parse_cache_type(f.cache_v);
   if (!kt.ok()) return fail(kt.status().Wrap("--cache-type-k"));
   if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   ThreadPool::set_default_threads(f.threads);

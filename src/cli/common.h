@@ -21,7 +21,7 @@ void add_sampling_flags(CLI::App* c, infer::SamplerOptions& s);
 // --dequantize: every weight dequantized to fp32 on load (the reference path), instead of the
 // matrices read in place in their file type.
 void add_dequantize_flag(CLI::App* c, bool& dequantize);
-// --cache-type-k / --cache-type-v (f32, f16 or q8_0; checked with model::parse_cache_type).
+// --cache-type-k / --cache-type-v (f32, f16 or q8_0; checked with kvcache::parse_cache_type).
 void add_cache_type_flags(CLI::App* c, std::string& k_type, std::string& v_type);
 // --context-shift / --keep N (infer::Session::set_context_shift).
 void add_context_shift_flags(CLI::App* c, bool& shift, int64_t& keep);

@@ -33,12 +33,14 @@ Expected<LengthResult> evaluate_length(model::Model& model, ThreadPool& pool, co
   const int64_t V = model.config().vocab_size;
   const bool cached = opt.ubatch > 0 && L > opt.ubatch;
   const int64_t batch = cached ? 1 : std::clamp<int64_t>((int64_t(1) << 24) / (L * V), 1, 64);
-  model::KvCache cache;
+  kvcache::KvCache cache;
   if (cached) {
     auto plan = model::plan_memory(model.config(), model.weight_bytes(), L, opt.ubatch, opt.k_type, opt.v_type);
     if (!plan.ok()) return plan.status();
     LONGCTX_RETURN_IF_ERROR(model::check_memory(*plan));
-    cache = model.make_cache(L, {opt.k_type, opt.v_type, opt.ubatch});
+    auto made = model.make_cache(L, {opt.k_type, opt.v_type, opt.ubatch});
+    if (!made.ok()) return made.status();
+    cache = std::move(*made);
   }
   LengthResult r;
   r.length = L;
@@ -69,7 +71,7 @@ Expected<LengthResult> evaluate_length(model::Model& model, ThreadPool& pool, co
       logits.resize(opt.ubatch * V);
       for (int64_t t = 0; t < L; t += opt.ubatch) {
         const int64_t n = std::min(opt.ubatch, L - t);
-        model.forward_cached(pool, arena, cache, in.data() + t, n, t, logits.data(), true);
+        LONGCTX_RETURN_IF_ERROR(model.forward_cached(pool, arena, cache, in.data() + t, n, t, logits.data(), true));
         nats += kernels::cross_entropy(pool, logits.data(), tg.data() + t, n, V, nullptr, 0.0f);
       }
     } else {

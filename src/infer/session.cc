@@ -16,10 +16,12 @@ Status Session::ensure_cache(int64_t extra_blocks) {
   auto plan = model::plan_memory(model_.config(), model_.weight_bytes(), ctx, ubatch_, k_type_, v_type_, extra_blocks);
   if (!plan.ok()) return plan.status();
   LONGCTX_RETURN_IF_ERROR(model::check_memory(*plan));
-  kept_ = model::KvCache();
+  kept_ = kvcache::KvCache();
   kept_tokens_.clear();
-  cache_ = model::KvCache();
-  cache_ = model_.make_cache(ctx, {k_type_, v_type_, ubatch_, 1, page_rows_, extra_blocks});
+  cache_ = kvcache::KvCache();
+  auto cache = model_.make_cache(ctx, {k_type_, v_type_, ubatch_, 1, page_rows_, extra_blocks});
+  if (!cache.ok()) return cache.status();
+  cache_ = std::move(*cache);
   extra_blocks_ = extra_blocks;
   tokens_.clear();
   return Status::Ok();
@@ -49,8 +51,8 @@ Status Session::keep_prefix(const std::vector<int32_t>& prefix, GenerateStats* s
   // The kept fork holds at most the prefix's pages of each layer, beyond what the running
   // sequence may hold.
   const int64_t pages = (n + page_rows_ - 1) / page_rows_;
-  LONGCTX_RETURN_IF_ERROR(ensure_cache(pages * model_.config().n_layers()));
-  kept_ = model::KvCache();  // its blocks back to the pool before set_tokens needs them
+  LONGCTX_RETURN_IF_ERROR(ensure_cache(pages * model_.kv_slots()));
+  kept_ = kvcache::KvCache();  // its blocks back to the pool before set_tokens needs them
   kept_tokens_.clear();
   LONGCTX_RETURN_IF_ERROR(set_tokens(prefix, stats));
   kept_ = cache_.fork(n);
@@ -72,7 +74,7 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
   if (!kept_tokens_.empty()) {
     const int64_t from_kept = kept_.reusable(common_prefix(kept_tokens_, tokens, n - 1));
     if (from_kept > keep) {
-      cache_ = model::KvCache();  // its blocks back to the pool first
+      cache_ = kvcache::KvCache();  // its blocks back to the pool first
       cache_ = kept_.fork(from_kept);
       keep = from_kept;
     }
@@ -80,7 +82,7 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
   const auto t0 = clock_type::now();
   for (int64_t i = keep; i < n; i += ubatch_) {
     const int64_t len = std::min(ubatch_, n - i);
-    model_.forward_cached(pool_, arena_, cache_, tokens.data() + i, len, i, logits_.data(), false);
+    LONGCTX_RETURN_IF_ERROR(model_.forward_cached(pool_, arena_, cache_, tokens.data() + i, len, i, logits_.data(), false));
   }
   tokens_ = tokens;
   if (stats) {
@@ -133,8 +135,12 @@ Status Session::continue_tokens(int64_t n, Sampler& sampler, const std::vector<i
     if (stats) ++stats->generated;
     on_token(next);
     if (i + 1 == n) break;
-    model_.forward_cached(pool_, arena_, cache_, &tokens_.back(), 1, static_cast<int64_t>(tokens_.size()) - 1,
-                          logits_.data(), false);
+    const Status st = model_.forward_cached(pool_, arena_, cache_, &tokens_.back(), 1,
+                                            static_cast<int64_t>(tokens_.size()) - 1, logits_.data(), false);
+    if (!st.ok()) {
+      done();
+      return st;
+    }
   }
   done();
   return Status::Ok();

@@ -61,13 +61,13 @@ class Session {
   void set_ubatch(int64_t n) { ubatch_ = n > 0 ? n : 512; }
   // Element types of the K and V cache (ggml ids: 0 fp32, 1 fp16, 8 q8_0) and its page size
   // (a power of two); before the first call.
-  void set_cache_types(uint32_t k, uint32_t v, int64_t page_rows = model::kDefaultPageRows) {
+  void set_cache_types(uint32_t k, uint32_t v, int64_t page_rows = kvcache::kDefaultPageRows) {
     k_type_ = k, v_type_ = v, page_rows_ = page_rows;
   }
   // --context-shift --keep N.
   void set_context_shift(bool on, int64_t keep) { shift_ = on, keep_ = keep; }
   int64_t shifts() const { return shifts_; }
-  const model::KvCache& cache() const { return cache_; }
+  const kvcache::KvCache& cache() const { return cache_; }
   void reset() { tokens_.clear(); }
 
  private:
@@ -75,15 +75,15 @@ class Session {
   const tokenizer::BpeTokenizer& tok_;
   ThreadPool& pool_;
   Arena arena_;
-  model::KvCache cache_;
+  kvcache::KvCache cache_;
   std::vector<int32_t> tokens_;  // what the cache holds
-  model::KvCache kept_;          // keep_prefix's fork, on cache_'s pool
+  kvcache::KvCache kept_;          // keep_prefix's fork, on cache_'s pool
   std::vector<int32_t> kept_tokens_;
   int64_t extra_blocks_ = 0;  // blocks the pool holds beyond one sequence of the whole context
   std::vector<float> logits_;    // after tokens_.back()
   int64_t ubatch_ = 512;
   uint32_t k_type_ = 0, v_type_ = 0;
-  int64_t page_rows_ = model::kDefaultPageRows;
+  int64_t page_rows_ = kvcache::kDefaultPageRows;
   bool shift_ = false;
   int64_t keep_ = 0, shifts_ = 0;
   // Makes room for one more token by a context shift (error when off).

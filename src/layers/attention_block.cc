@@ -1,123 +1,167 @@
 #include "layers/attention_block.h"
 
-#include "quant/fp16.h"
-#include "quant/formats.h"
-
-#include <cstring>
-
 #include "attention/attention.h"
 #include "kernels/matmul.h"
-#include "kernels/vec.h"
+#include "layers/linear.h"
+#include "layers/norm.h"
+#include "position/alibi.h"
 
 namespace longctx::layers {
 namespace {
 
-// Dimensions of attention over the batch's own keys (training); the cached path overrides kv_*.
-attention::AttentionDims batch_dims(const model::LayerConfig& lc, int64_t batch, int64_t seq_len) {
-  attention::AttentionDims d;
-  d.batch = batch;
-  d.seq_len = seq_len;
-  d.kv_len = seq_len;
-  d.heads = lc.heads;
-  d.kv_heads = lc.kv_heads;
-  d.head_dim = lc.head_dim;
-  d.q_stride = int64_t(lc.heads) * lc.head_dim;
-  d.kv_stride = int64_t(lc.kv_heads) * lc.head_dim;
-  d.kv_batch_stride = seq_len * d.kv_stride;
-  return d;
-}
+class AttentionBlock final : public Block {
+ public:
+  explicit AttentionBlock(const BlockEnv& env)
+      : layer_(env.layer),
+        D_(env.settings.model_dim),
+        qd_(int64_t(layer_.heads) * layer_.head_dim),
+        kvd_(int64_t(layer_.kv_heads) * layer_.head_dim) {
+    const Settings& s = env.settings;
+    const bool norm_bias = s.norm == NormType::kLayerNorm && s.bias;
+    auto matrix = [&](const char* name, int64_t rows, int64_t cols, Init init) {
+      return declare({name, {rows, cols}, 0, true, true, init, true});
+    };
+    auto vector = [&](const char* name, int64_t n, Init init) { return declare({name, {n}, 0, true, false, init}); };
+    norm_w_ = vector("attn_norm.weight", D_, Init::kOnes);
+    if (norm_bias) norm_b_ = vector("attn_norm.bias", D_, Init::kZeros);
+    wq_ = matrix("attn_q.weight", qd_, D_, Init::kNormal);
+    if (s.bias) bq_ = vector("attn_q.bias", qd_, Init::kZeros);
+    wk_ = matrix("attn_k.weight", kvd_, D_, Init::kNormal);
+    if (s.bias) bk_ = vector("attn_k.bias", kvd_, Init::kZeros);
+    wv_ = matrix("attn_v.weight", kvd_, D_, Init::kNormal);
+    if (s.bias) bv_ = vector("attn_v.bias", kvd_, Init::kZeros);
+    wo_ = matrix("attn_output.weight", D_, qd_, Init::kResidualOut);
+    if (s.bias) bo_ = vector("attn_output.bias", D_, Init::kZeros);
+    if (s.pos == position::PosType::kAlibi) alibi_ = position::alibi_slopes(layer_.heads);
+  }
 
-}  // namespace
+  std::optional<kvcache::KvSlot> kv_slot() const override {
+    return kvcache::KvSlot{layer_.kv_heads, layer_.head_dim, layer_.pattern};
+  }
 
-void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
-                       const BlockMatrices* mats, const float* alibi, const float* x_in, int64_t batch, int64_t seq_len, int64_t pos0,
-                       KvStore* cache, float* x_out, AttentionSaved* saved) {
-  const auto& c = *ctx.config;
+  int64_t forward_floats(const Pass& pass) const override {
+    const int64_t rows = pass.rows();
+    return arena_floats(rows * D_) + 2 * arena_floats(rows) + 2 * arena_floats(rows * qd_) +
+           2 * arena_floats(rows * kvd_) + (pass.save ? arena_floats(pass.batch * layer_.heads * pass.seq_len) : 0);
+  }
+
+  int64_t backward_floats(const Pass& pass) const override {
+    const int64_t rows = pass.rows();
+    return 2 * arena_floats(rows * qd_) + 2 * arena_floats(rows * kvd_) + arena_floats(rows * D_);
+  }
+
+  void forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in, float* x_out) override;
+  void backward(const LayerContext& ctx, const Weights& w, const Pass& pass, float* dx) override;
+
+ private:
+  // What backward needs, in the arena until then.
+  struct Saved {
+    const float* x_in = nullptr;  // [rows, model_dim]
+    float* h = nullptr;           // normed input
+    float* mean = nullptr;
+    float* rstd = nullptr;
+    float* q = nullptr;           // after RoPE
+    float* k = nullptr;
+    float* v = nullptr;
+    float* att = nullptr;         // attention output before Wo
+    float* lse = nullptr;         // [batch, heads, seq_len] log-sum-exp of the scores
+  };
+
+  // Dimensions of attention over the batch's own keys (training); the cached path overrides kv_*.
+  attention::AttentionDims batch_dims(int64_t batch, int64_t seq_len) const {
+    attention::AttentionDims d;
+    d.batch = batch;
+    d.seq_len = seq_len;
+    d.kv_len = seq_len;
+    d.heads = layer_.heads;
+    d.kv_heads = layer_.kv_heads;
+    d.head_dim = layer_.head_dim;
+    d.q_stride = qd_;
+    d.kv_stride = kvd_;
+    d.kv_batch_stride = seq_len * kvd_;
+    return d;
+  }
+  const float* alibi() const { return alibi_.empty() ? nullptr : alibi_.data(); }
+  NormParams<const float*> norm(const Weights& w) const { return {param(w, norm_w_), param(w, norm_b_)}; }
+
+  LayerConfig layer_;
+  int64_t D_, qd_, kvd_;
+  std::vector<float> alibi_;  // per-head slopes, empty unless ALiBi
+  int norm_w_ = -1, norm_b_ = -1, wq_ = -1, bq_ = -1, wk_ = -1, bk_ = -1, wv_ = -1, bv_ = -1, wo_ = -1, bo_ = -1;
+  Saved saved_;
+};
+
+void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in,
+                             float* x_out) {
   ThreadPool& pool = *ctx.pool;
   Arena& arena = *ctx.arena;
-  const int64_t rows = batch * seq_len, D = c.model_dim;
-  const int64_t qd = int64_t(lc.heads) * lc.head_dim, kvd = int64_t(lc.kv_heads) * lc.head_dim;
-  float* h = arena.alloc(rows * D);
+  const int64_t batch = pass.batch, seq_len = pass.seq_len, pos0 = pass.pos0, rows = pass.rows();
+  float* h = arena.alloc(rows * D_);
   float* mean = arena.alloc(rows);
   float* rstd = arena.alloc(rows);
-  norm_forward(ctx, p.norm, x_in, rows, h, mean, rstd);
-  float* q = arena.alloc(rows * qd);
-  float* k = arena.alloc(rows * kvd);
-  float* v = arena.alloc(rows * kvd);
-  linear(ctx, h, rows, D, p.wq, mats ? &mats->wq : nullptr, p.bq, qd, q);
-  linear(ctx, h, rows, D, p.wk, mats ? &mats->wk : nullptr, p.bk, kvd, k);
-  linear(ctx, h, rows, D, p.wv, mats ? &mats->wv : nullptr, p.bv, kvd, v);
-  if (c.pos == model::PosType::kRope) {
-    ctx.rope->apply(pool, q, batch, seq_len, lc.heads, qd, pos0, false);
-    ctx.rope->apply(pool, k, batch, seq_len, lc.kv_heads, kvd, pos0, false);
+  norm_forward(ctx, norm(w), x_in, rows, h, mean, rstd);
+  float* q = arena.alloc(rows * qd_);
+  float* k = arena.alloc(rows * kvd_);
+  float* v = arena.alloc(rows * kvd_);
+  linear(ctx, h, rows, D_, param(w, wq_), view(w, wq_), param(w, bq_), qd_, q);
+  linear(ctx, h, rows, D_, param(w, wk_), view(w, wk_), param(w, bk_), kvd_, k);
+  linear(ctx, h, rows, D_, param(w, wv_), view(w, wv_), param(w, bv_), kvd_, v);
+  if (ctx.settings->pos == position::PosType::kRope) {
+    ctx.rope->apply(pool, q, batch, seq_len, layer_.heads, qd_, pos0, false);
+    ctx.rope->apply(pool, k, batch, seq_len, layer_.kv_heads, kvd_, pos0, false);
   }
-  attention::AttentionDims d = batch_dims(lc, batch, seq_len);
+  attention::AttentionDims d = batch_dims(batch, seq_len);
   d.q_pos0 = pos0;
   attention::KvView kk{k, 0}, vv{v, 0};
-  if (cache) {
+  if (const kvcache::KvStore* cache = pass.cache) {
     CHECK(batch == 1 && pos0 + seq_len <= cache->capacity);
-    // New rows into their pages, head by head, in the cache's element types (fp16: rounded to
-    // nearest even; Q8_0: ggml's reference quantizer).
-    const int64_t page_mask = (int64_t{1} << cache->page_shift) - 1, hd = lc.head_dim;
-    auto put = [&](uint8_t* const* pages, int64_t row_bytes, int64_t head_stride, uint32_t type, const float* src) {
-      for (int64_t t = 0; t < seq_len; ++t) {
-        const int64_t p = pos0 + t;
-        for (int g = 0; g < lc.kv_heads; ++g) {
-          uint8_t* dst = pages[p >> cache->page_shift] + g * head_stride + (p & page_mask) * row_bytes;
-          const float* x = src + t * kvd + g * hd;
-          if (type == quant::kF32)
-            std::memcpy(dst, x, hd * sizeof(float));
-          else if (type == quant::kF16)
-            quant::fp32_to_fp16_row(x, reinterpret_cast<uint16_t*>(dst), hd);
-          else
-            CHECK(quant::quantize_row(type, x, dst, hd).ok());
-        }
-      }
-    };
-    put(cache->k_pages, cache->k_row_bytes, cache->k_head_stride, cache->k_type, k);
-    put(cache->v_pages, cache->v_row_bytes, cache->v_head_stride, cache->v_type, v);
-    kk = {nullptr, cache->k_type, cache->k_pages, cache->page_shift, cache->k_row_bytes, cache->k_head_stride};
-    vv = {nullptr, cache->v_type, cache->v_pages, cache->page_shift, cache->v_row_bytes, cache->v_head_stride};
+    kvcache::write_rows(*cache, pos0, seq_len, layer_.kv_heads, layer_.head_dim, k, v);
+    kk = cache->k_view();
+    vv = cache->v_view();
     d.kv_len = pos0 + seq_len;
-    d.kv_stride = kvd;
+    d.kv_stride = kvd_;
     d.kv_batch_stride = 0;
     d.kv_first = cache->first_row;
   } else {
     CHECK(pos0 == 0);
   }
-  float* att = arena.alloc(rows * qd);
-  float* lse = saved ? arena.alloc(batch * lc.heads * seq_len) : nullptr;
-  const attention::MaskView mask(lc.pattern, d.kv_len, pos0, pos0 + seq_len);
-  attention::tiled_forward_kv(pool, d, {&mask, alibi}, q, kk, vv, att, lse);
-  linear_residual(ctx, att, rows, qd, p.wo, mats ? &mats->wo : nullptr, p.bo, D, x_in, x_out);
-  if (saved) *saved = AttentionSaved{x_in, h, mean, rstd, q, k, v, att, lse};
+  float* att = arena.alloc(rows * qd_);
+  float* lse = pass.save ? arena.alloc(batch * layer_.heads * seq_len) : nullptr;
+  const attention::MaskView mask(layer_.pattern, d.kv_len, pos0, pos0 + seq_len);
+  attention::tiled_forward_kv(pool, d, {&mask, alibi()}, q, kk, vv, att, lse);
+  linear_residual(ctx, att, rows, qd_, param(w, wo_), view(w, wo_), param(w, bo_), D_, x_in, x_out);
+  if (pass.save) saved_ = Saved{x_in, h, mean, rstd, q, k, v, att, lse};
 }
 
-void attention_backward(const LayerContext& ctx, const model::LayerConfig& lc, AttentionParams<const float*> p,
-                        AttentionParams<float*> g, const float* alibi, const AttentionSaved& s, int64_t batch,
-                        int64_t seq_len, float* dx) {
-  const auto& c = *ctx.config;
+void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const Pass& pass, float* dx) {
   ThreadPool& pool = *ctx.pool;
   Arena& arena = *ctx.arena;
-  const int64_t rows = batch * seq_len, D = c.model_dim;
-  const int64_t qd = int64_t(lc.heads) * lc.head_dim, kvd = int64_t(lc.kv_heads) * lc.head_dim;
-  float* datt = arena.alloc(rows * qd);
-  kernels::linear_backward(pool, s.att, dx, rows, qd, p.wo, D, datt, false, g.wo, g.bo);
-  float* dq = arena.alloc(rows * qd);
-  float* dk = arena.alloc_zero(rows * kvd);
-  float* dv = arena.alloc_zero(rows * kvd);
-  const attention::AttentionDims d = batch_dims(lc, batch, seq_len);
-  const attention::MaskView mask(lc.pattern, seq_len);
-  attention::tiled_backward(pool, d, {&mask, alibi}, s.q, s.k, s.v, s.att, s.lse, datt, dq, dk, dv);
-  if (c.pos == model::PosType::kRope) {
-    ctx.rope->apply(pool, dq, batch, seq_len, lc.heads, qd, 0, true);
-    ctx.rope->apply(pool, dk, batch, seq_len, lc.kv_heads, kvd, 0, true);
+  const Saved& s = saved_;
+  const int64_t batch = pass.batch, seq_len = pass.seq_len, rows = pass.rows();
+  float* datt = arena.alloc(rows * qd_);
+  kernels::linear_backward(pool, s.att, dx, rows, qd_, param(w, wo_), D_, datt, false, grad(w, wo_), grad(w, bo_));
+  float* dq = arena.alloc(rows * qd_);
+  float* dk = arena.alloc_zero(rows * kvd_);
+  float* dv = arena.alloc_zero(rows * kvd_);
+  const attention::AttentionDims d = batch_dims(batch, seq_len);
+  const attention::MaskView mask(layer_.pattern, seq_len);
+  attention::tiled_backward(pool, d, {&mask, alibi()}, s.q, s.k, s.v, s.att, s.lse, datt, dq, dk, dv);
+  if (ctx.settings->pos == position::PosType::kRope) {
+    ctx.rope->apply(pool, dq, batch, seq_len, layer_.heads, qd_, 0, true);
+    ctx.rope->apply(pool, dk, batch, seq_len, layer_.kv_heads, kvd_, 0, true);
   }
-  float* dh = arena.alloc(rows * D);
-  kernels::linear_backward(pool, s.h, dq, rows, D, p.wq, qd, dh, false, g.wq, g.bq);
-  kernels::linear_backward(pool, s.h, dk, rows, D, p.wk, kvd, dh, true, g.wk, g.bk);
-  kernels::linear_backward(pool, s.h, dv, rows, D, p.wv, kvd, dh, true, g.wv, g.bv);
-  norm_backward(ctx, p.norm, g.norm, s.x_in, dh, rows, s.mean, s.rstd, dx);
+  float* dh = arena.alloc(rows * D_);
+  kernels::linear_backward(pool, s.h, dq, rows, D_, param(w, wq_), qd_, dh, false, grad(w, wq_), grad(w, bq_));
+  kernels::linear_backward(pool, s.h, dk, rows, D_, param(w, wk_), kvd_, dh, true, grad(w, wk_), grad(w, bk_));
+  kernels::linear_backward(pool, s.h, dv, rows, D_, param(w, wv_), kvd_, dh, true, grad(w, wv_), grad(w, bv_));
+  norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Block>> make_attention_block(const BlockEnv& env) {
+  if (!env.args.empty()) return Status::Error("attention takes no arguments");
+  return std::unique_ptr<Block>(std::make_unique<AttentionBlock>(env));
 }
 
 }  // namespace longctx::layers

@@ -4,10 +4,17 @@
 #pragma once
 #include <cstdint>
 
+#include <vector>
+
 #include "kernels/qmatmul.h"
+#include "layers/block.h"
 #include "layers/context.h"
 
 namespace longctx::layers {
+
+// token_embd.weight [vocab_size, model_dim] (readable in place) and, for learned positions,
+// position_embd.weight [ctx, model_dim].
+std::vector<TensorDecl> embedding_tensors(const Settings& s, int64_t vocab_size, int64_t ctx);
 
 template <class P>
 struct EmbeddingParams {

@@ -1,60 +1,115 @@
 #include "layers/feed_forward.h"
 
-#include <cstring>
-
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
+#include "layers/linear.h"
+#include "layers/norm.h"
 
 namespace longctx::layers {
+namespace {
 
-void feed_forward_forward(const LayerContext& ctx, const model::LayerConfig& lc, FeedForwardParams<const float*> p,
-                          const BlockMatrices* mats, const float* x_in, int64_t rows, float* x_out, FeedForwardSaved* saved) {
-  const auto& c = *ctx.config;
+class FeedForwardBlock final : public Block {
+ public:
+  explicit FeedForwardBlock(const BlockEnv& env)
+      : D_(env.settings.model_dim), F_(env.layer.ff_dim), swiglu_(env.settings.mlp == MlpType::kSwiglu) {
+    const Settings& s = env.settings;
+    auto matrix = [&](const char* name, int64_t rows, int64_t cols, Init init) {
+      return declare({name, {rows, cols}, 0, true, true, init, true});
+    };
+    auto vector = [&](const char* name, int64_t n, Init init) { return declare({name, {n}, 0, true, false, init}); };
+    norm_w_ = vector("ffn_norm.weight", D_, Init::kOnes);
+    if (s.norm == NormType::kLayerNorm && s.bias) norm_b_ = vector("ffn_norm.bias", D_, Init::kZeros);
+    if (swiglu_) {
+      gate_ = matrix("ffn_gate.weight", F_, D_, Init::kNormal);
+      if (s.bias) b_gate_ = vector("ffn_gate.bias", F_, Init::kZeros);
+    }
+    up_ = matrix("ffn_up.weight", F_, D_, Init::kNormal);
+    if (s.bias) b_up_ = vector("ffn_up.bias", F_, Init::kZeros);
+    down_ = matrix("ffn_down.weight", D_, F_, Init::kResidualOut);
+    if (s.bias) b_down_ = vector("ffn_down.bias", D_, Init::kZeros);
+  }
+
+  int64_t forward_floats(const Pass& pass) const override {
+    const int64_t rows = pass.rows();
+    return arena_floats(rows * D_) + 2 * arena_floats(rows) + (swiglu_ ? 3 : 2) * arena_floats(rows * F_);
+  }
+  int64_t backward_floats(const Pass& pass) const override {
+    const int64_t rows = pass.rows();
+    return (swiglu_ ? 3 : 2) * arena_floats(rows * F_) + arena_floats(rows * D_);
+  }
+  void forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in, float* x_out) override;
+  void backward(const LayerContext& ctx, const Weights& w, const Pass& pass, float* dx) override;
+
+ private:
+  struct Saved {
+    const float* x_in = nullptr;
+    float* h = nullptr;
+    float* mean = nullptr;
+    float* rstd = nullptr;
+    float* gate = nullptr;  // SwiGLU only: Wgate h
+    float* up = nullptr;    // Wup h (pre-activation for GELU)
+    float* act = nullptr;   // input of Wdown
+  };
+  NormParams<const float*> norm(const Weights& w) const { return {param(w, norm_w_), param(w, norm_b_)}; }
+
+  int64_t D_, F_;
+  bool swiglu_;
+  int norm_w_ = -1, norm_b_ = -1, gate_ = -1, b_gate_ = -1, up_ = -1, b_up_ = -1, down_ = -1, b_down_ = -1;
+  Saved saved_;
+};
+
+void FeedForwardBlock::forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in,
+                               float* x_out) {
   ThreadPool& pool = *ctx.pool;
   Arena& arena = *ctx.arena;
-  const int64_t D = c.model_dim, F = lc.ff_dim;
-  const bool swiglu = c.mlp == model::MlpType::kSwiglu;
+  const int64_t rows = pass.rows(), D = D_, F = F_;
   float* h = arena.alloc(rows * D);
   float* mean = arena.alloc(rows);
   float* rstd = arena.alloc(rows);
-  norm_forward(ctx, p.norm, x_in, rows, h, mean, rstd);
-  float* gate = swiglu ? arena.alloc(rows * F) : nullptr;
+  norm_forward(ctx, norm(w), x_in, rows, h, mean, rstd);
+  float* gate = swiglu_ ? arena.alloc(rows * F) : nullptr;
   float* up = arena.alloc(rows * F);
   float* act = arena.alloc(rows * F);
-  if (swiglu) linear(ctx, h, rows, D, p.w_gate, mats ? &mats->gate : nullptr, p.b_gate, F, gate);
-  linear(ctx, h, rows, D, p.w_up, mats ? &mats->up : nullptr, p.b_up, F, up);
+  if (swiglu_) linear(ctx, h, rows, D, param(w, gate_), view(w, gate_), param(w, b_gate_), F, gate);
+  linear(ctx, h, rows, D, param(w, up_), view(w, up_), param(w, b_up_), F, up);
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
-    if (swiglu)
+    if (swiglu_)
       kernels::vec_swiglu(gate + r0 * F, up + r0 * F, act + r0 * F, (r1 - r0) * F);
     else
       kernels::vec_gelu(up + r0 * F, act + r0 * F, (r1 - r0) * F);
   });
-  linear_residual(ctx, act, rows, F, p.w_down, mats ? &mats->down : nullptr, p.b_down, D, x_in, x_out);
-  if (saved) *saved = FeedForwardSaved{x_in, h, mean, rstd, gate, up, act};
+  linear_residual(ctx, act, rows, F, param(w, down_), view(w, down_), param(w, b_down_), D, x_in, x_out);
+  if (pass.save) saved_ = Saved{x_in, h, mean, rstd, gate, up, act};
 }
 
-void feed_forward_backward(const LayerContext& ctx, const model::LayerConfig& lc, FeedForwardParams<const float*> p,
-                           FeedForwardParams<float*> g, const FeedForwardSaved& s, int64_t rows, float* dx) {
-  const auto& c = *ctx.config;
+void FeedForwardBlock::backward(const LayerContext& ctx, const Weights& w, const Pass& pass, float* dx) {
   ThreadPool& pool = *ctx.pool;
   Arena& arena = *ctx.arena;
-  const int64_t D = c.model_dim, F = lc.ff_dim;
-  const bool swiglu = c.mlp == model::MlpType::kSwiglu;
+  const Saved& s = saved_;
+  const int64_t rows = pass.rows(), D = D_, F = F_;
   float* dact = arena.alloc(rows * F);
-  kernels::linear_backward(pool, s.act, dx, rows, F, p.w_down, D, dact, false, g.w_down, g.b_down);
+  kernels::linear_backward(pool, s.act, dx, rows, F, param(w, down_), D, dact, false, grad(w, down_), grad(w, b_down_));
   float* dup = arena.alloc(rows * F);
-  float* dgate = swiglu ? arena.alloc(rows * F) : nullptr;
+  float* dgate = swiglu_ ? arena.alloc(rows * F) : nullptr;
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
     const int64_t o = r0 * F, n = (r1 - r0) * F;
-    if (swiglu)
+    if (swiglu_)
       kernels::vec_swiglu_backward(s.gate + o, s.up + o, dact + o, dgate + o, dup + o, n);
     else
       kernels::vec_gelu_backward(s.up + o, dact + o, dup + o, n);
   });
   float* dh = arena.alloc(rows * D);
-  kernels::linear_backward(pool, s.h, dup, rows, D, p.w_up, F, dh, false, g.w_up, g.b_up);
-  if (swiglu) kernels::linear_backward(pool, s.h, dgate, rows, D, p.w_gate, F, dh, true, g.w_gate, g.b_gate);
-  norm_backward(ctx, p.norm, g.norm, s.x_in, dh, rows, s.mean, s.rstd, dx);
+  kernels::linear_backward(pool, s.h, dup, rows, D, param(w, up_), F, dh, false, grad(w, up_), grad(w, b_up_));
+  if (swiglu_)
+    kernels::linear_backward(pool, s.h, dgate, rows, D, param(w, gate_), F, dh, true, grad(w, gate_), grad(w, b_gate_));
+  norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Block>> make_feed_forward_block(const BlockEnv& env) {
+  if (!env.args.empty()) return Status::Error("feed_forward takes no arguments");
+  return std::unique_ptr<Block>(std::make_unique<FeedForwardBlock>(env));
 }
 
 }  // namespace longctx::layers

@@ -10,12 +10,8 @@
 
 namespace longctx::layers {
 
-// One block's matrices; a view whose data is null means "use the fp32 parameter".
-struct BlockMatrices {
-  kernels::QMatrix wq, wk, wv, wo, gate, up, down;
-};
-
-// y[rows, out] = x[rows, in] W^T (+ b): through q when it has data, else the fp32 w [out, in].
+// y[rows, out] = x[rows, in] W^T (+ b): through q when it is given and has data, else the fp32
+// w [out, in].
 void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
             const kernels::QMatrix* q, const float* b, int64_t out, float* y);
 // y = residual + x W^T (+ b); y may alias residual, not x.

@@ -1,4 +1,4 @@
-// LayerNorm or RMSNorm, chosen by the model config. x, y: [rows, dim]; mean, rstd: [rows].
+// LayerNorm or RMSNorm, chosen by the model-wide settings. x, y: [rows, dim]; mean, rstd: [rows].
 #pragma once
 #include "kernels/norm.h"
 #include "layers/context.h"
@@ -13,8 +13,8 @@ struct NormParams {
 
 inline void norm_forward(const LayerContext& ctx, NormParams<const float*> p, const float* x, int64_t rows,
                          float* y, float* mean, float* rstd) {
-  const auto& c = *ctx.config;
-  if (c.norm == model::NormType::kLayerNorm)
+  const Settings& c = *ctx.settings;
+  if (c.norm == NormType::kLayerNorm)
     kernels::layernorm_forward(*ctx.pool, x, rows, c.model_dim, p.w, p.b, c.norm_eps, y, mean, rstd);
   else
     kernels::rmsnorm_forward(*ctx.pool, x, rows, c.model_dim, p.w, c.norm_eps, y, rstd);
@@ -24,8 +24,8 @@ inline void norm_forward(const LayerContext& ctx, NormParams<const float*> p, co
 inline void norm_backward(const LayerContext& ctx, NormParams<const float*> p, NormParams<float*> g,
                           const float* x, const float* dy, int64_t rows, const float* mean,
                           const float* rstd, float* dx) {
-  const auto& c = *ctx.config;
-  if (c.norm == model::NormType::kLayerNorm)
+  const Settings& c = *ctx.settings;
+  if (c.norm == NormType::kLayerNorm)
     kernels::layernorm_backward(*ctx.pool, x, dy, rows, c.model_dim, p.w, mean, rstd, dx, g.w, g.b);
   else
     kernels::rmsnorm_backward(*ctx.pool, x, dy, rows, c.model_dim, p.w, rstd, dx, g.w);

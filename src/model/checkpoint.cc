@@ -20,7 +20,7 @@ const std::set<std::string>& known_keys() {
       "longctx.norm", "longctx.norm_epsilon", "longctx.mlp", "longctx.bias", "longctx.tied_embeddings",
       "longctx.position", "longctx.rope.freq_base", "longctx.attention.head_count",
       "longctx.attention.head_count_kv", "longctx.attention.key_length", "longctx.feed_forward_length",
-      "longctx.attention.pattern", "longctx.rope.scaling.type", "longctx.rope.scaling.factor",
+      "longctx.attention.pattern", "longctx.blocks", "longctx.rope.scaling.type", "longctx.rope.scaling.factor",
       "longctx.rope.scaling.original_context_length", "longctx.rope.scaling.yarn_beta_fast",
       "longctx.rope.scaling.yarn_beta_slow", "longctx.rope.scaling.attn_factor"};
   return k;
@@ -88,9 +88,10 @@ void write_config_keys(io::GgufWriter& w, const ModelConfig& c) {
   w.set_f32("longctx.rope.scaling.yarn_beta_slow", rs.beta_slow);
   w.set_f32("longctx.rope.scaling.attn_factor", rs.attn_factor);
   std::vector<int32_t> heads, kv, hd, ff;
-  std::vector<std::string> patterns;
+  std::vector<std::string> patterns, blocks;
   for (const auto& l : c.layers) {
     patterns.push_back(attention::format_pattern(l.pattern));
+    blocks.push_back(layers::format_blocks(l.blocks));
     heads.push_back(l.heads);
     kv.push_back(l.kv_heads);
     hd.push_back(l.head_dim);
@@ -101,6 +102,7 @@ void write_config_keys(io::GgufWriter& w, const ModelConfig& c) {
   w.set_i32_array("longctx.attention.key_length", hd);
   w.set_i32_array("longctx.feed_forward_length", ff);
   w.set_string_array("longctx.attention.pattern", patterns);
+  w.set_string_array("longctx.blocks", blocks);
 }
 
 Expected<ModelConfig> read_config(const io::GgufFile& f) {
@@ -178,6 +180,18 @@ Expected<ModelConfig> read_config(const io::GgufFile& f) {
       auto p = attention::parse_pattern((*pats)[l]);
       if (!p.ok()) return p.status();
       c.layers[l].pattern = *p;
+    }
+  }
+  if (f.find("longctx.blocks")) {  // absent: attention then feed-forward (checkpoints before block lists)
+    auto lists = f.get_string_array("longctx.blocks");
+    if (!lists.ok()) return lists.status();
+    if (static_cast<int>(lists->size()) != n_layers)
+      return Status::Error("key 'longctx.blocks' has " + std::to_string(lists->size()) +
+                           " entries, expected block_count = " + std::to_string(n_layers));
+    for (int l = 0; l < n_layers; ++l) {
+      auto b = layers::parse_blocks((*lists)[l]);
+      if (!b.ok()) return b.status().Wrap("key 'longctx.blocks'");
+      c.layers[l].blocks = std::move(*b);
     }
   }
   LONGCTX_RETURN_IF_ERROR(c.validate());

@@ -1,37 +1,22 @@
 #include "model/config.h"
 
+#include "model/blocks.h"
+
 #include <cmath>
 #include <string>
 
 namespace longctx::model {
 
-const char* norm_name(NormType t) { return t == NormType::kLayerNorm ? "layernorm" : "rmsnorm"; }
-const char* mlp_name(MlpType t) { return t == MlpType::kGelu ? "gelu" : "swiglu"; }
-const char* pos_name(PosType t) {
-  switch (t) {
-    case PosType::kNone: return "none";
-    case PosType::kLearned: return "learned";
-    case PosType::kSinusoidal: return "sinusoidal";
-    case PosType::kRope: return "rope";
-    case PosType::kAlibi: return "alibi";
-  }
-  return "?";
-}
-
-Expected<NormType> parse_norm(const std::string& s) {
-  if (s == "layernorm") return NormType::kLayerNorm;
-  if (s == "rmsnorm") return NormType::kRmsNorm;
-  return Status::Error("unknown norm '" + s + "' (expected layernorm or rmsnorm)");
-}
-Expected<MlpType> parse_mlp(const std::string& s) {
-  if (s == "gelu") return MlpType::kGelu;
-  if (s == "swiglu") return MlpType::kSwiglu;
-  return Status::Error("unknown mlp '" + s + "' (expected gelu or swiglu)");
-}
-Expected<PosType> parse_pos(const std::string& s) {
-  for (PosType t : {PosType::kNone, PosType::kLearned, PosType::kSinusoidal, PosType::kRope, PosType::kAlibi})
-    if (s == pos_name(t)) return t;
-  return Status::Error("unknown position scheme '" + s + "' (expected none, learned, sinusoidal, rope or alibi)");
+layers::Settings ModelConfig::settings() const {
+  layers::Settings s;
+  s.model_dim = model_dim;
+  s.norm = norm;
+  s.norm_eps = norm_eps;
+  s.mlp = mlp;
+  s.bias = bias;
+  s.pos = pos;
+  s.n_layers = n_layers();
+  return s;
 }
 
 Status ModelConfig::validate() const {
@@ -75,7 +60,9 @@ Status ModelConfig::validate() const {
     if (!attention::is_causal(l.pattern))
       return bad(at + "pattern '" + attention::format_pattern(l.pattern) +
                  "' is bidirectional; a decoder-only language model needs a causal pattern");
+    if (l.blocks.empty()) return bad(at + "no blocks");
   }
+  if (auto blocks = make_blocks(*this); !blocks.ok()) return bad(blocks.status().message());
   return Status::Ok();
 }
 

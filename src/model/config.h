@@ -1,5 +1,6 @@
 // ModelConfig: everything that defines a decoder-only transformer, per layer where layers may
-// differ. model/ composes layers from this and never branches on an architecture name.
+// differ, each layer's list of blocks included (layers/block.h). model/ composes the model from
+// this and never branches on an architecture name.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -7,28 +8,23 @@
 
 #include "attention/pattern.h"
 #include "core/status.h"
+#include "layers/settings.h"
 #include "position/rope.h"
+#include "position/scheme.h"
 
 namespace longctx::model {
 
-enum class NormType { kLayerNorm, kRmsNorm };
-enum class MlpType { kGelu, kSwiglu };
-enum class PosType { kNone, kLearned, kSinusoidal, kRope, kAlibi };
-
-const char* norm_name(NormType t);
-const char* mlp_name(MlpType t);
-const char* pos_name(PosType t);
-Expected<NormType> parse_norm(const std::string& s);
-Expected<MlpType> parse_mlp(const std::string& s);
-Expected<PosType> parse_pos(const std::string& s);
-
-struct LayerConfig {
-  int heads = 4;
-  int kv_heads = 4;
-  int head_dim = 64;
-  int ff_dim = 1024;
-  attention::Pattern pattern = attention::Causal{};  // which keys a query sees
-};
+// The block-level types live in layers/ (which never sees the model); the model speaks them too.
+using layers::LayerConfig;
+using layers::MlpType;
+using layers::NormType;
+using layers::mlp_name;
+using layers::norm_name;
+using layers::parse_mlp;
+using layers::parse_norm;
+using position::parse_pos;
+using position::pos_name;
+using position::PosType;
 
 struct ModelConfig {
   int vocab_size = 4096;
@@ -48,7 +44,10 @@ struct ModelConfig {
   int n_layers() const { return static_cast<int>(layers.size()); }
   // Same settings in every layer.
   void set_uniform_layers(int n, const LayerConfig& layer) { layers.assign(n, layer); }
-  // Rejects nonsense with one clear message (heads not dividing model_dim, ctx 0, ...).
+  // What every block reads (layers::Settings).
+  layers::Settings settings() const;
+  // Rejects nonsense with one clear message (heads not dividing model_dim, ctx 0, an unknown
+  // block kind, two blocks of a layer declaring the same tensor, ...).
   Status validate() const;
 };
 

@@ -2,78 +2,79 @@
 
 #include <cmath>
 
+#include "layers/embedding.h"
+#include "layers/output_head.h"
+
 namespace longctx::model {
 
-int64_t ParamLayout::add(const std::string& name, std::vector<int64_t> shape, bool decay) {
+void ParamLayout::add(const std::string& name, const layers::TensorDecl& d, int block) {
   ParamTensor t;
   t.name = name;
   t.numel = 1;
-  for (int64_t d : shape) t.numel *= d;
-  t.shape = std::move(shape);
+  for (int64_t v : d.shape) t.numel *= v;
+  t.shape = d.shape;
   t.offset = total_;
-  t.decay = decay;
+  t.type = d.type;
+  t.trainable = d.trainable;
+  t.decay = d.decay;
+  t.init = d.init;
+  t.in_place = d.in_place;
+  t.block = block;
   total_ += (t.numel + 15) & ~int64_t(15);
   tensors_.push_back(std::move(t));
-  return tensors_.back().offset;
 }
 
-ParamLayout::ParamLayout(const ModelConfig& c) {
-  const int64_t D = c.model_dim;
-  const bool ln = c.norm == NormType::kLayerNorm;
-  offsets_.token_embd = add("token_embd.weight", {c.vocab_size, D}, true);
-  if (c.pos == PosType::kLearned) offsets_.position_embd = add("position_embd.weight", {c.ctx, D}, true);
-  for (int l = 0; l < c.n_layers(); ++l) {
-    const LayerConfig& lc = c.layers[l];
-    const std::string p = "blk." + std::to_string(l) + ".";
-    const int64_t qd = int64_t(lc.heads) * lc.head_dim, kvd = int64_t(lc.kv_heads) * lc.head_dim;
-    LayerOffsets o;
-    o.attn_norm_w = add(p + "attn_norm.weight", {D}, false);
-    if (ln && c.bias) o.attn_norm_b = add(p + "attn_norm.bias", {D}, false);
-    o.wq = add(p + "attn_q.weight", {qd, D}, true);
-    if (c.bias) o.bq = add(p + "attn_q.bias", {qd}, false);
-    o.wk = add(p + "attn_k.weight", {kvd, D}, true);
-    if (c.bias) o.bk = add(p + "attn_k.bias", {kvd}, false);
-    o.wv = add(p + "attn_v.weight", {kvd, D}, true);
-    if (c.bias) o.bv = add(p + "attn_v.bias", {kvd}, false);
-    o.wo = add(p + "attn_output.weight", {D, qd}, true);
-    if (c.bias) o.bo = add(p + "attn_output.bias", {D}, false);
-    o.ffn_norm_w = add(p + "ffn_norm.weight", {D}, false);
-    if (ln && c.bias) o.ffn_norm_b = add(p + "ffn_norm.bias", {D}, false);
-    if (c.mlp == MlpType::kSwiglu) {
-      o.w_gate = add(p + "ffn_gate.weight", {lc.ff_dim, D}, true);
-      if (c.bias) o.b_gate = add(p + "ffn_gate.bias", {lc.ff_dim}, false);
-    }
-    o.w_up = add(p + "ffn_up.weight", {lc.ff_dim, D}, true);
-    if (c.bias) o.b_up = add(p + "ffn_up.bias", {lc.ff_dim}, false);
-    o.w_down = add(p + "ffn_down.weight", {D, lc.ff_dim}, true);
-    if (c.bias) o.b_down = add(p + "ffn_down.bias", {D}, false);
-    offsets_.layers.push_back(o);
+ParamLayout::ParamLayout(const ModelConfig& c) : ParamLayout(c, [&] {
+  auto b = make_blocks(c);
+  CHECK_MSG(b.ok(), b.status().message().c_str());
+  return std::move(*b);
+}()) {}
+
+ParamLayout::ParamLayout(const ModelConfig& c, const ModelBlocks& blocks) {
+  const layers::Settings s = c.settings();
+  for (const auto& d : layers::embedding_tensors(s, c.vocab_size, c.ctx)) add(d.name, d, -1);
+  for (size_t b = 0; b < blocks.blocks.size(); ++b) {
+    block_first_.push_back(static_cast<int64_t>(tensors_.size()));
+    const std::string prefix = "blk." + std::to_string(blocks.layer[b]) + ".";
+    for (const auto& d : blocks.blocks[b]->tensors()) add(prefix + d.name, d, static_cast<int>(b));
   }
-  offsets_.output_norm_w = add("output_norm.weight", {D}, false);
-  if (ln && c.bias) offsets_.output_norm_b = add("output_norm.bias", {D}, false);
-  if (!c.tied_embeddings) offsets_.output = add("output.weight", {c.vocab_size, D}, true);
+  for (const auto& d : layers::head_tensors(s, c.vocab_size, c.tied_embeddings)) add(d.name, d, -1);
+}
+
+std::vector<int64_t> ParamLayout::block_offsets(int b) const {
+  std::vector<int64_t> out;
+  for (size_t i = block_first_[b]; i < tensors_.size() && tensors_[i].block == b; ++i) out.push_back(tensors_[i].offset);
+  return out;
 }
 
 const ParamTensor* ParamLayout::find(const std::string& name) const {
-  for (const auto& t : tensors_)
-    if (t.name == name) return &t;
-  return nullptr;
+  const int i = index(name);
+  return i < 0 ? nullptr : &tensors_[i];
+}
+
+int ParamLayout::index(const std::string& name) const {
+  for (size_t i = 0; i < tensors_.size(); ++i)
+    if (tensors_[i].name == name) return static_cast<int>(i);
+  return -1;
 }
 
 void init_params(const ModelConfig& c, const ParamLayout& layout, float* params, Rng& rng) {
   const float residual_scale = 1.0f / std::sqrt(2.0f * c.n_layers());
   for (const ParamTensor& t : layout.tensors()) {
     float* p = params + t.offset;
-    const bool is_norm = t.name.find("norm.weight") != std::string::npos;
-    if (is_norm) {
-      for (int64_t i = 0; i < t.numel; ++i) p[i] = 1.0f;
-    } else if (t.shape.size() == 1) {
-      for (int64_t i = 0; i < t.numel; ++i) p[i] = 0.0f;
-    } else {
-      const bool out_proj = t.name.find("attn_output.weight") != std::string::npos ||
-                            t.name.find("ffn_down.weight") != std::string::npos;
-      const float std = 0.02f * (out_proj ? residual_scale : 1.0f);
-      for (int64_t i = 0; i < t.numel; ++i) p[i] = static_cast<float>(rng.normal()) * std;
+    switch (t.init) {
+      case layers::Init::kZeros:
+        for (int64_t i = 0; i < t.numel; ++i) p[i] = 0.0f;
+        break;
+      case layers::Init::kOnes:
+        for (int64_t i = 0; i < t.numel; ++i) p[i] = 1.0f;
+        break;
+      case layers::Init::kNormal:
+      case layers::Init::kResidualOut: {
+        const float std = 0.02f * (t.init == layers::Init::kResidualOut ? residual_scale : 1.0f);
+        for (int64_t i = 0; i < t.numel; ++i) p[i] = static_cast<float>(rng.normal()) * std;
+        break;
+      }
     }
   }
 }

@@ -8,10 +8,9 @@
 #include <functional>
 #include <vector>
 
-#include "layers/attention_block.h"
+#include "layers/block.h"
 #include "layers/embedding.h"
-#include "layers/feed_forward.h"
-#include "position/alibi.h"
+#include "model/params.h"
 
 namespace longctx {
 namespace {
@@ -42,6 +41,47 @@ void check_fd(const char* what, std::vector<float>& x, const std::vector<float>&
   SCOPED_TRACE(what);
 }
 
+// One block made by its kind's factory, with its declared tensors in a flat buffer of its own
+// (offsets as the model lays them out: 16-float aligned), driven through the Block interface.
+struct BlockUnderTest {
+  std::unique_ptr<layers::Block> block;
+  std::vector<float> params, grads;
+  std::vector<int64_t> offsets;
+
+  BlockUnderTest(const std::string& kind, const layers::Settings& s, const layers::LayerConfig& lc) {
+    const std::string no_args;
+    auto b = layers::make_block({kind, ""}, layers::BlockEnv{s, lc, 0, no_args});
+    CHECK(b.ok());
+    block = std::move(*b);
+    int64_t total = 0;
+    for (const auto& t : block->tensors()) {
+      int64_t n = 1;
+      for (int64_t d : t.shape) n *= d;
+      offsets.push_back(total);
+      total += (n + 15) & ~int64_t(15);
+    }
+    block->bind(offsets, 0);
+    params.assign(total, 0.0f);
+    grads.assign(total, 0.0f);
+  }
+  float* param(const std::string& name) {
+    for (size_t i = 0; i < offsets.size(); ++i)
+      if (block->tensors()[i].name == name) return params.data() + offsets[i];
+    return nullptr;
+  }
+  layers::Weights weights() { return {params.data(), grads.data(), nullptr}; }
+  // The block's tensors taken from the flat buffer of the one-layer model c (the values a whole
+  // model of that config drawn at random would give them).
+  void fill_from_model(const model::ModelConfig& c, const std::vector<float>& model_params) {
+    const model::ParamLayout layout(c);
+    for (size_t i = 0; i < offsets.size(); ++i) {
+      const model::ParamTensor* t = layout.find("blk.0." + block->tensors()[i].name);
+      CHECK(t);
+      std::copy_n(model_params.data() + t->offset, t->numel, params.data() + offsets[i]);
+    }
+  }
+};
+
 struct AttnCase {
   model::PosType pos;
   int heads, kv_heads;
@@ -60,39 +100,41 @@ TEST_P(AttentionFd, BackwardMatchesFiniteDifferences) {
   c.norm = pc.bias ? model::NormType::kLayerNorm : model::NormType::kRmsNorm;
   c.set_uniform_layers(1, model::LayerConfig{pc.heads, pc.kv_heads, 4, 32});
   ASSERT_TRUE(c.validate().ok());
-  const model::LayerConfig& lc = c.layers[0];
-  model::ParamLayout layout(c);
+  const layers::Settings settings = c.settings();
+  BlockUnderTest b("attention", settings, c.layers[0]);
   Rng rng(5);
-  std::vector<float> params = randv(layout.total(), rng, 0.5);
-  std::vector<float> grads(layout.total(), 0.0f);
-  const auto& o = layout.offsets().layers[0];
-  for (int64_t i = 0; i < c.model_dim; ++i) params[o.attn_norm_w + i] += 1.0f;
+  b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
+  std::vector<float>& params = b.params;
+  for (int64_t i = 0; i < c.model_dim; ++i) b.param("attn_norm.weight")[i] += 1.0f;
   const int64_t B = 2, T = 7, rows = B * T, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0);
   ThreadPool pool(2);
   Arena arena(1 << 20);
   position::Rope rope(4, 10000.0f, c.ctx);
-  std::vector<float> slopes = position::alibi_slopes(pc.heads);
-  layers::LayerContext ctx{&c, &pool, &arena, &rope};
-  const float* alibi = pc.pos == model::PosType::kAlibi ? slopes.data() : nullptr;
+  layers::LayerContext ctx{&settings, &pool, &arena, &rope};
+  layers::Pass pass;
+  pass.batch = B;
+  pass.seq_len = T;
   std::vector<float> y(rows * D);
   auto loss = [&] {
     arena.reset();
-    layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o), nullptr, alibi, x.data(), B,
-                              T, 0, nullptr, y.data(), nullptr);
+    layers::Pass p = pass;
+    b.block->forward(ctx, b.weights(), p, x.data(), y.data());
     double L = 0;
     for (int64_t i = 0; i < rows * D; ++i) L += double(r[i]) * y[i];
     return L;
   };
   arena.reset();
-  layers::AttentionSaved saved;
-  layers::attention_forward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o), nullptr, alibi, x.data(), B, T,
-                            0, nullptr, y.data(), &saved);
+  pass.save = true;
+  b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+  EXPECT_LE(arena.used(), b.block->forward_floats(pass));
+  const int64_t before = (arena.used() + 15) & ~int64_t(15);  // the next allocation's start
   std::vector<float> dx = r;  // dL/dy = r, and the block's backward turns it into dL/dx
-  layers::attention_backward(ctx, lc, layers::AttentionParams<const float*>::at(params.data(), o),
-                             layers::AttentionParams<float*>::at(grads.data(), o), alibi, saved, B, T, dx.data());
+  b.block->backward(ctx, b.weights(), pass, dx.data());
+  EXPECT_LE(arena.used() - before, b.block->backward_floats(pass));
+  pass.save = false;
   check_fd("x", x, dx, loss, 3);
-  check_fd("params", params, grads, loss, 5);
+  check_fd("params", params, b.grads, loss, 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Positions, AttentionFd,
@@ -111,32 +153,34 @@ TEST_P(FeedForwardFd, BackwardMatchesFiniteDifferences) {
   c.bias = std::get<1>(GetParam());
   c.norm = c.bias ? model::NormType::kLayerNorm : model::NormType::kRmsNorm;
   c.set_uniform_layers(1, model::LayerConfig{2, 2, 6, 20});
-  model::ParamLayout layout(c);
+  const layers::Settings settings = c.settings();
+  BlockUnderTest b("feed_forward", settings, c.layers[0]);
   Rng rng(9);
-  std::vector<float> params = randv(layout.total(), rng, 0.5);
-  std::vector<float> grads(layout.total(), 0.0f);
-  const auto& o = layout.offsets().layers[0];
+  b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
+  std::vector<float>& params = b.params;
   const int64_t rows = 5, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
   ThreadPool pool(2);
   Arena arena(1 << 18);
-  layers::LayerContext ctx{&c, &pool, &arena, nullptr};
-  auto P = [&] { return layers::FeedForwardParams<const float*>::at(params.data(), o); };
+  layers::LayerContext ctx{&settings, &pool, &arena, nullptr};
+  layers::Pass pass;
+  pass.seq_len = rows;
   auto loss = [&] {
     arena.reset();
-    layers::feed_forward_forward(ctx, c.layers[0], P(), nullptr, x.data(), rows, y.data(), nullptr);
+    b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
     double L = 0;
     for (int64_t i = 0; i < rows * D; ++i) L += double(r[i]) * y[i];
     return L;
   };
   arena.reset();
-  layers::FeedForwardSaved saved;
-  layers::feed_forward_forward(ctx, c.layers[0], P(), nullptr, x.data(), rows, y.data(), &saved);
+  pass.save = true;
+  b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+  EXPECT_LE(arena.used(), b.block->forward_floats(pass));
   std::vector<float> dx = r;
-  layers::feed_forward_backward(ctx, c.layers[0], P(), layers::FeedForwardParams<float*>::at(grads.data(), o), saved,
-                                rows, dx.data());
+  b.block->backward(ctx, b.weights(), pass, dx.data());
+  pass.save = false;
   check_fd("x", x, dx, loss, 2);
-  check_fd("params", params, grads, loss, 3);
+  check_fd("params", params, b.grads, loss, 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Mlps, FeedForwardFd,
@@ -153,21 +197,22 @@ TEST(EmbeddingFd, LearnedPositionsBackwardMatchesFiniteDifferences) {
   model::ParamLayout layout(c);
   Rng rng(4);
   std::vector<float> params = randv(layout.total(), rng, 1.0), grads(layout.total(), 0.0f);
-  const auto& o = layout.offsets();
+  const int64_t token = layout.find("token_embd.weight")->offset, position = layout.find("position_embd.weight")->offset;
   const int64_t B = 2, T = 5, D = c.model_dim;
   std::vector<int32_t> tokens = {1, 3, 3, 0, 8, 2, 1, 1, 7, 3};  // repeats exercise accumulation
   std::vector<float> r = randv(B * T * D, rng, 1.0), x(B * T * D);
   ThreadPool pool(2);
   Arena arena;
-  layers::LayerContext ctx{&c, &pool, &arena, nullptr};
+  const layers::Settings settings = c.settings();
+  layers::LayerContext ctx{&settings, &pool, &arena, nullptr};
   auto loss = [&] {
-    layers::embedding_forward(ctx, {params.data() + o.token_embd, params.data() + o.position_embd}, nullptr, tokens.data(), B, T,
+    layers::embedding_forward(ctx, {params.data() + token, params.data() + position}, nullptr, tokens.data(), B, T,
                               0, x.data());
     double L = 0;
     for (size_t i = 0; i < x.size(); ++i) L += double(r[i]) * x[i];
     return L;
   };
-  layers::embedding_backward(ctx, {grads.data() + o.token_embd, grads.data() + o.position_embd}, tokens.data(), B, T, 0,
+  layers::embedding_backward(ctx, {grads.data() + token, grads.data() + position}, tokens.data(), B, T, 0,
                              r.data());
   check_fd("embeddings", params, grads, loss, 1);
 }

@@ -52,18 +52,18 @@ TEST_P(KvCacheTest, IncrementalDecodingEqualsFullForward) {
   m.forward_logits(pool, arena, tokens.data(), 1, T, full.data());
   arena.reset();
 
-  model::KvCache cache = m.make_cache(cfg.ctx);
+  kvcache::KvCache cache = *m.make_cache(cfg.ctx);
   double max_diff = 0;
   for (int64_t t = 0; t < T; ++t) {
-    m.forward_cached(pool, arena, cache, &tokens[t], 1, t, step.data(), false);
+    EXPECT_TRUE(m.forward_cached(pool, arena, cache, &tokens[t], 1, t, step.data(), false).ok());
     for (int64_t v = 0; v < V; ++v) max_diff = std::max(max_diff, double(std::fabs(step[v] - full[t * V + v])));
   }
   EXPECT_LE(max_diff, 1e-4);
 
   // Chunked prefill: 10 tokens, then 27, all rows returned.
-  model::KvCache cache2 = m.make_cache(cfg.ctx);
-  m.forward_cached(pool, arena, cache2, tokens.data(), 10, 0, chunk.data(), true);
-  m.forward_cached(pool, arena, cache2, tokens.data() + 10, T - 10, 10, chunk.data() + 10 * V, true);
+  kvcache::KvCache cache2 = *m.make_cache(cfg.ctx);
+  EXPECT_TRUE(m.forward_cached(pool, arena, cache2, tokens.data(), 10, 0, chunk.data(), true).ok());
+  EXPECT_TRUE(m.forward_cached(pool, arena, cache2, tokens.data() + 10, T - 10, 10, chunk.data() + 10 * V, true).ok());
   double chunk_diff = 0;
   for (int64_t i = 0; i < T * V; ++i) chunk_diff = std::max(chunk_diff, double(std::fabs(chunk[i] - full[i])));
   EXPECT_LE(chunk_diff, 1e-4);
@@ -74,19 +74,19 @@ TEST_P(KvCacheTest, IncrementalDecodingEqualsFullForward) {
   // 4.3e-3); SmolLM2 itself is held to 1e-3 (smollm2_test.cc).
   for (auto [kt, vt] : {std::pair<uint32_t, uint32_t>{1, 1}, {1, 0}, {0, 1}}) {
     SCOPED_TRACE("k_type " + std::to_string(kt) + " v_type " + std::to_string(vt));
-    model::KvCache c16 = m.make_cache(cfg.ctx, kt, vt);
+    kvcache::KvCache c16 = *m.make_cache(cfg.ctx, kt, vt);
     double worst = 0;
     for (int64_t t = 0; t < T; ++t) {
-      m.forward_cached(pool, arena, c16, &tokens[t], 1, t, step.data(), false);
+      EXPECT_TRUE(m.forward_cached(pool, arena, c16, &tokens[t], 1, t, step.data(), false).ok());
       float lo = full[t * V], hi = lo;
       for (int64_t v = 0; v < V; ++v) lo = std::min(lo, full[t * V + v]), hi = std::max(hi, full[t * V + v]);
       for (int64_t v = 0; v < V; ++v) worst = std::max(worst, double(std::fabs(step[v] - full[t * V + v]) / (hi - lo)));
     }
     EXPECT_LE(worst, 1e-2);
     EXPECT_GT(worst, 0.0);  // the cache really was fp16
-    model::KvCache c16b = m.make_cache(cfg.ctx, kt, vt);
-    m.forward_cached(pool, arena, c16b, tokens.data(), 10, 0, chunk.data(), true);
-    m.forward_cached(pool, arena, c16b, tokens.data() + 10, T - 10, 10, chunk.data() + 10 * V, true);
+    kvcache::KvCache c16b = *m.make_cache(cfg.ctx, kt, vt);
+    EXPECT_TRUE(m.forward_cached(pool, arena, c16b, tokens.data(), 10, 0, chunk.data(), true).ok());
+    EXPECT_TRUE(m.forward_cached(pool, arena, c16b, tokens.data() + 10, T - 10, 10, chunk.data() + 10 * V, true).ok());
     double chunk16 = 0;
     for (int64_t t = 0; t < T; ++t) {
       float lo = full[t * V], hi = lo;
@@ -126,10 +126,10 @@ TEST(KvCache, PatternsAndRopeScalingDecodeLikeTheFullPass) {
   std::vector<float> full(T * V), step(V);
   m.forward_logits(pool, arena, tokens.data(), 1, T, full.data());
   arena.reset();
-  model::KvCache cache = m.make_cache(cfg.ctx);
+  kvcache::KvCache cache = *m.make_cache(cfg.ctx);
   double max_diff = 0;
   for (int64_t t = 0; t < T; ++t) {
-    m.forward_cached(pool, arena, cache, &tokens[t], 1, t, step.data(), false);
+    EXPECT_TRUE(m.forward_cached(pool, arena, cache, &tokens[t], 1, t, step.data(), false).ok());
     for (int64_t v = 0; v < V; ++v) max_diff = std::max(max_diff, double(std::fabs(step[v] - full[t * V + v])));
   }
   EXPECT_LE(max_diff, 1e-4);

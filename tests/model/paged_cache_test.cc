@@ -76,8 +76,8 @@ TEST_P(PagedCacheTest, DecodeAndChunkedPrefillEqualTheFullForward) {
   m->forward_logits(pool, arena, tokens.data(), 1, T, full.data());
 
   // Token by token.
-  model::KvCache cache = m->make_cache(cfg.ctx, {pc.k_type, pc.v_type, 1, 1, pc.page_rows});
-  for (int64_t t = 0; t < T; ++t) m->forward_cached(pool, arena, cache, &tokens[t], 1, t, got.data() + t * V, false);
+  kvcache::KvCache cache = *m->make_cache(cfg.ctx, {pc.k_type, pc.v_type, 1, 1, pc.page_rows});
+  for (int64_t t = 0; t < T; ++t) EXPECT_TRUE(m->forward_cached(pool, arena, cache, &tokens[t], 1, t, got.data() + t * V, false).ok());
   const double decode = worst_relative(got.data(), full.data(), T, V);
   std::printf("kv_heads %d, pages of %lld, types %u/%u: decode %.2e of the logit range\n", pc.kv_heads,
               (long long)pc.page_rows, pc.k_type, pc.v_type, decode);
@@ -85,10 +85,10 @@ TEST_P(PagedCacheTest, DecodeAndChunkedPrefillEqualTheFullForward) {
   if (pc.k_type != 0 || pc.v_type != 0) EXPECT_GT(decode, 0.0);  // the cache really was quantized
 
   // Chunks of 9 (the pool sized for them), every row's logits.
-  model::KvCache chunked = m->make_cache(cfg.ctx, {pc.k_type, pc.v_type, 9, 1, pc.page_rows});
+  kvcache::KvCache chunked = *m->make_cache(cfg.ctx, {pc.k_type, pc.v_type, 9, 1, pc.page_rows});
   for (int64_t t = 0; t < T; t += 9) {
     const int64_t n = std::min<int64_t>(9, T - t);
-    m->forward_cached(pool, arena, chunked, tokens.data() + t, n, t, got.data() + t * V, true);
+    EXPECT_TRUE(m->forward_cached(pool, arena, chunked, tokens.data() + t, n, t, got.data() + t * V, true).ok());
   }
   EXPECT_LE(worst_relative(got.data(), full.data(), T, V), pc.bound);
 }
@@ -111,7 +111,7 @@ TEST(PagedCache, WindowLayersHoldTheirWindowOnly) {
   ThreadPool pool(2);
   Arena arena;
   const int64_t P = 4, W = 8;
-  model::KvCache cache = m->make_cache(cfg.ctx, {0, 0, 1, 1, P});
+  kvcache::KvCache cache = *m->make_cache(cfg.ctx, {0, 0, 1, 1, P});
   const int64_t window_pages = (W - 1 + 1 + P - 1) / P + 1;  // ceil((W - 1 + 1) / P) + 1
   EXPECT_EQ(cache.pool().blocks(), 2 * window_pages + 2 * (cfg.ctx / P));
   std::vector<float> logits(cfg.vocab_size);
@@ -120,7 +120,7 @@ TEST(PagedCache, WindowLayersHoldTheirWindowOnly) {
   for (int pass = 0; pass < 2; ++pass)
     for (int64_t t = 0; t < cfg.ctx; ++t) {
       const int32_t tok = static_cast<int32_t>(t % cfg.vocab_size);
-      m->forward_cached(pool, arena, cache, &tok, 1, t, logits.data(), false);
+      EXPECT_TRUE(m->forward_cached(pool, arena, cache, &tok, 1, t, logits.data(), false).ok());
       for (int l = 0; l < cfg.n_layers(); l += 2) {  // the window layers
         ASSERT_LE(cache.pages_held(l), window_pages) << "position " << t;
         ASSERT_LE(t + 1 - cache.first_row(l), W + P - 1) << "position " << t;
@@ -146,24 +146,24 @@ TEST(PagedCache, ForkedPrefixGivesTheColdRunsLogits) {
   std::vector<int32_t> pre(prefix), a(9), b(13);
   for (auto* v : {&pre, &a, &b})
     for (auto& t : *v) t = static_cast<int32_t>(rng.below(V));
-  auto run = [&](model::KvCache& c, const std::vector<int32_t>& s, int64_t pos0) {
+  auto run = [&](kvcache::KvCache& c, const std::vector<int32_t>& s, int64_t pos0) {
     std::vector<float> out(s.size() * V);
     for (size_t i = 0; i < s.size(); ++i)
-      m->forward_cached(pool, arena, c, &s[i], 1, pos0 + int64_t(i), out.data() + i * V, false);
+      EXPECT_TRUE(m->forward_cached(pool, arena, c, &s[i], 1, pos0 + int64_t(i), out.data() + i * V, false).ok());
     return out;
   };
   std::vector<float> scratch(V);
   auto cold = [&](const std::vector<int32_t>& s) {
-    model::KvCache c = m->make_cache(cfg.ctx, {0, 0, 8, 1, P});
-    m->forward_cached(pool, arena, c, pre.data(), prefix, 0, scratch.data(), false);
+    kvcache::KvCache c = *m->make_cache(cfg.ctx, {0, 0, 8, 1, P});
+    EXPECT_TRUE(m->forward_cached(pool, arena, c, pre.data(), prefix, 0, scratch.data(), false).ok());
     return run(c, s, prefix);
   };
   const auto cold_a = cold(a), cold_b = cold(b);
 
-  model::KvCache shared = m->make_cache(cfg.ctx, {0, 0, 8, 2, P});
-  m->forward_cached(pool, arena, shared, pre.data(), prefix, 0, scratch.data(), false);
+  kvcache::KvCache shared = *m->make_cache(cfg.ctx, {0, 0, 8, 2, P});
+  EXPECT_TRUE(m->forward_cached(pool, arena, shared, pre.data(), prefix, 0, scratch.data(), false).ok());
   const int64_t before = shared.pool().blocks() - shared.pool().free_blocks();
-  model::KvCache second = shared.fork(prefix);
+  kvcache::KvCache second = shared.fork(prefix);
   EXPECT_EQ(shared.pool().blocks() - shared.pool().free_blocks(), before);  // nothing copied yet
   const auto warm_b = run(second, b, prefix);  // copies only the pages it writes into
   const auto warm_a = run(shared, a, prefix);
@@ -186,14 +186,14 @@ TEST(PagedCache, ContextShiftReRotatesKeys) {
     Rng rng(2);
     for (auto& t : tokens) t = static_cast<int32_t>(rng.below(V));
     std::vector<float> logits(V);
-    model::KvCache cache = m->make_cache(cfg.ctx, {kt, 0, 8, 1, 8});
-    for (int64_t t = 0; t < n; t += 8) m->forward_cached(pool, arena, cache, tokens.data() + t, 8, t, logits.data(), false);
+    kvcache::KvCache cache = *m->make_cache(cfg.ctx, {kt, 0, 8, 1, 8});
+    for (int64_t t = 0; t < n; t += 8) EXPECT_TRUE(m->forward_cached(pool, arena, cache, tokens.data() + t, 8, t, logits.data(), false).ok());
     ASSERT_TRUE(m->shift_cache(cache, keep, discard, n).ok());
     std::vector<int32_t> shifted(tokens.begin(), tokens.begin() + keep);
     shifted.insert(shifted.end(), tokens.begin() + keep + discard, tokens.end());
     const int64_t n_new = static_cast<int64_t>(shifted.size());
-    model::KvCache fresh = m->make_cache(cfg.ctx, {kt, 0, n_new, 1, 8});
-    m->forward_cached(pool, arena, fresh, shifted.data(), n_new, 0, logits.data(), false);
+    kvcache::KvCache fresh = *m->make_cache(cfg.ctx, {kt, 0, n_new, 1, 8});
+    EXPECT_TRUE(m->forward_cached(pool, arena, fresh, shifted.data(), n_new, 0, logits.data(), false).ok());
     const int64_t kvd = 2 * 32;
     double worst = 0;
     std::vector<float> x(kvd), y(kvd);
@@ -209,7 +209,7 @@ TEST(PagedCache, ContextShiftReRotatesKeys) {
     // The window layer kept its window only; decoding continues where the shift left off.
     EXPECT_GE(cache.first_row(1), n_new - 8 - 7);
     for (int64_t t = n_new; t < n_new + 5; ++t)
-      m->forward_cached(pool, arena, cache, &tokens[t % n], 1, t, logits.data(), false);
+      EXPECT_TRUE(m->forward_cached(pool, arena, cache, &tokens[t % n], 1, t, logits.data(), false).ok());
     for (float v : logits) ASSERT_TRUE(std::isfinite(v));
   }
 }

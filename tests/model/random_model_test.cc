@@ -65,12 +65,12 @@ TEST(RandomModel, QuantizedInPlaceAndConsistent) {
   std::vector<int32_t> tokens(T);
   for (int64_t i = 0; i < T; ++i) tokens[i] = static_cast<int32_t>((i * 37 + 5) % V);
   std::vector<float> full(T * V), step(V);
-  KvCache prefill = (*m)->make_cache(T);
-  (*m)->forward_cached(pool, arena, prefill, tokens.data(), T, 0, full.data(), true);
-  KvCache cache = (*m)->make_cache(T);
+  kvcache::KvCache prefill = *(*m)->make_cache(T);
+  EXPECT_TRUE((*m)->forward_cached(pool, arena, prefill, tokens.data(), T, 0, full.data(), true).ok());
+  kvcache::KvCache cache = *(*m)->make_cache(T);
   double worst = 0;
   for (int64_t i = 0; i < T; ++i) {
-    (*m)->forward_cached(pool, arena, cache, &tokens[i], 1, i, step.data(), false);
+    EXPECT_TRUE((*m)->forward_cached(pool, arena, cache, &tokens[i], 1, i, step.data(), false).ok());
     float lo = full[i * V], hi = lo;
     for (int64_t j = 0; j < V; ++j) lo = std::min(lo, full[i * V + j]), hi = std::max(hi, full[i * V + j]);
     for (int64_t j = 0; j < V; ++j) worst = std::max(worst, double(std::fabs(step[j] - full[i * V + j]) / (hi - lo)));
@@ -98,7 +98,7 @@ TEST(MemoryPlan, MatchesTheAllocations) {
   const auto planned = plan_memory((*m)->config(), (*m)->weight_bytes(), ctx, ubatch);
   ASSERT_TRUE(planned.ok());
   const MemoryPlan& plan = *planned;
-  KvCache cache = (*m)->make_cache(ctx, {0, 0, ubatch});
+  kvcache::KvCache cache = *(*m)->make_cache(ctx, {0, 0, ubatch});
   EXPECT_EQ((*m)->position_table_bytes(), 0);  // built by the first pass, after the memory check
   EXPECT_EQ(plan.kv, cache.pool().blocks() * cache.pool().block_bytes());
   EXPECT_EQ(plan.kv_per_token, 3 * 2 * 16 * 4);  // layers x (K, V) x kv_heads * head_dim x fp32
@@ -109,7 +109,7 @@ TEST(MemoryPlan, MatchesTheAllocations) {
   std::vector<float> logits(300);
   int64_t peak_blocks = 0;
   for (int64_t pos = 0; pos < ctx; pos += ubatch) {
-    (*m)->forward_cached(pool, arena, cache, tokens.data(), ubatch, pos, logits.data(), false);
+    EXPECT_TRUE((*m)->forward_cached(pool, arena, cache, tokens.data(), ubatch, pos, logits.data(), false).ok());
     peak_blocks = std::max(peak_blocks, cache.blocks_held());
   }
   EXPECT_EQ(plan.kv, peak_blocks * cache.pool().block_bytes());

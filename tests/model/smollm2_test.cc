@@ -128,9 +128,9 @@ TEST(SmolLM2, QuantizedDecodeTracksFp32Forward) {
     const auto& tokens = golden->prompts[p].tokens;
     arena.reset();
     f->model->forward_logits(pool, arena, tokens.data(), 1, T, ref.data());
-    model::KvCache cache = q->model->make_cache(T);
+    kvcache::KvCache cache = *q->model->make_cache(T);
     for (int64_t t = 0; t < T; ++t) {
-      q->model->forward_cached(pool, arena, cache, tokens.data() + t, 1, t, row.data(), false);
+      EXPECT_TRUE(q->model->forward_cached(pool, arena, cache, tokens.data() + t, 1, t, row.data(), false).ok());
       const float* r = ref.data() + t * V;
       const auto [lo, hi] = std::minmax_element(r, r + V);
       double e = 0;
@@ -168,11 +168,11 @@ TEST(SmolLM2, Fp16CacheDecodeTracksFp32Forward) {
   const auto& tokens = golden->prompts[0].tokens;
   f->model->forward_logits(pool, arena, tokens.data(), 1, T, ref.data());
   for (auto [kt, vt] : {std::pair<uint32_t, uint32_t>{1, 1}, {1, 0}, {0, 1}, {8, 8}, {8, 1}}) {
-    model::KvCache cache = f->model->make_cache(T, kt, vt);
+    kvcache::KvCache cache = *f->model->make_cache(T, kt, vt);
     double worst = 0;
     for (int64_t t = 0; t < T; ++t) {
       arena.reset();
-      f->model->forward_cached(pool, arena, cache, tokens.data() + t, 1, t, row.data(), false);
+      EXPECT_TRUE(f->model->forward_cached(pool, arena, cache, tokens.data() + t, 1, t, row.data(), false).ok());
       const float* r = ref.data() + t * V;
       const auto [lo, hi] = std::minmax_element(r, r + V);
       double e = 0;

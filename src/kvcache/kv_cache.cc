@@ -1,20 +1,13 @@
-#include "model/kv_cache.h"
+#include "kvcache/kv_cache.h"
 
 #include <algorithm>
 #include <cstring>
-#include <variant>
 
 #include "core/check.h"
 #include "quant/formats.h"
 
-namespace longctx::model {
+namespace longctx::kvcache {
 namespace {
-
-// The oldest position a query at q or later sees under pattern p (0: all of them).
-int64_t oldest_needed(const attention::Pattern& p, int64_t q) {
-  if (!std::holds_alternative<attention::SlidingWindow>(p) && !std::holds_alternative<attention::BigBird>(p)) return 0;
-  return attention::MaskView(p, q + 1, q, q + 1).oldest_key(q);
-}
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -22,17 +15,17 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 int64_t KvGeometry::block_bytes() const {
   int64_t row = 0;
-  for (const auto& l : layers) row = std::max(row, l.k_row_bytes + l.v_row_bytes);
+  for (const auto& l : slots) row = std::max(row, l.k_row_bytes + l.v_row_bytes);
   return page_rows * row;
 }
 
 int64_t KvGeometry::max_pages(int l, int64_t ctx, int64_t ubatch) const {
   const int64_t all = ceil_div(ctx, page_rows);
-  // A pass of n rows at pos0 holds rows from the page of oldest_needed(pos0) on: at most
+  // A pass of n rows at pos0 holds rows from the page of attention::oldest_key(pos0) on: at most
   // (pos0 - oldest) + n rows, plus the part of a page before the oldest.
   const int64_t n = std::max<int64_t>(1, std::min(ubatch, ctx));
   const int64_t pos0 = std::max<int64_t>(0, ctx - n);
-  const int64_t before = pos0 - oldest_needed(layers[l].pattern, pos0);
+  const int64_t before = pos0 - attention::oldest_key(slots[l].pattern, pos0);
   // The oldest row needed grows with pos0 for the patterns that drop any, so the widest reach
   // back is at the last pass; a page boundary inside adds at most one page.
   return std::min(all, ceil_div(before + n, page_rows) + 1);
@@ -40,11 +33,19 @@ int64_t KvGeometry::max_pages(int l, int64_t ctx, int64_t ubatch) const {
 
 int64_t KvGeometry::max_blocks(int64_t ctx, int64_t ubatch) const {
   int64_t s = 0;
-  for (int l = 0; l < static_cast<int>(layers.size()); ++l) s += max_pages(l, ctx, ubatch);
+  for (int l = 0; l < static_cast<int>(slots.size()); ++l) s += max_pages(l, ctx, ubatch);
   return s;
 }
 
-Expected<KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t v_type, int64_t page_rows) {
+Expected<uint32_t> parse_cache_type(const std::string& s) {
+  if (s == "f32") return quant::kF32;
+  if (s == "f16") return quant::kF16;
+  if (s == "q8_0") return quant::kQ8_0;
+  return Status::Error("cache type '" + s + "' is not supported (expected f32, f16 or q8_0)");
+}
+
+Expected<KvGeometry> make_geometry(const std::vector<KvSlot>& slots, uint32_t k_type, uint32_t v_type,
+                                   int64_t page_rows) {
   CHECK(page_rows > 0 && (page_rows & (page_rows - 1)) == 0);
   KvGeometry g;
   g.k_type = k_type;
@@ -52,35 +53,15 @@ Expected<KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t
   g.page_rows = page_rows;
   for (uint32_t t : {k_type, v_type})
     if (t != quant::kF32 && t != quant::kF16 && t != quant::kQ8_0)
-      return Status::Error("cache type " + std::to_string(t) + " is not one of f32, f16, q8_0");
-  for (const auto& l : c.layers) {
+      return Status::Error("cache type " + quant::type_name(t) + " is not one of f32, f16, q8_0");
+  for (const KvSlot& l : slots) {
     const int64_t kvd = int64_t(l.kv_heads) * l.head_dim;
     if ((k_type == quant::kQ8_0 || v_type == quant::kQ8_0) && l.head_dim % quant::kQK != 0)
       return Status::Error("a q8_0 cache needs head_dim to be a multiple of 32 (this model's is " +
                            std::to_string(l.head_dim) + ")");
-    g.layers.push_back({l.kv_heads, l.head_dim, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern});
+    g.slots.push_back({l.kv_heads, l.head_dim, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern});
   }
   return g;
-}
-
-KvPool::KvPool(int64_t block_bytes, int64_t blocks)
-    : block_bytes_(block_bytes), mem_(new uint8_t[block_bytes * blocks]), refs_(blocks, 0) {
-  CHECK(blocks < INT32_MAX);
-  free_.reserve(blocks);
-  for (int64_t b = blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
-}
-
-int32_t KvPool::take() {
-  if (free_.empty()) return -1;
-  const int32_t id = free_.back();
-  free_.pop_back();
-  refs_[id] = 1;
-  return id;
-}
-
-void KvPool::release(int32_t id) {
-  CHECK(refs_[id] > 0);
-  if (--refs_[id] == 0) free_.push_back(id);
 }
 
 KvCache::KvCache(std::shared_ptr<KvPool> pool, std::shared_ptr<const KvGeometry> geometry, int64_t capacity)
@@ -88,7 +69,7 @@ KvCache::KvCache(std::shared_ptr<KvPool> pool, std::shared_ptr<const KvGeometry>
   CHECK(pool_->block_bytes() >= geo_->block_bytes());
   while ((int64_t{1} << shift_) < geo_->page_rows) ++shift_;
   const int64_t pages = ceil_div(capacity, geo_->page_rows);
-  const int L = static_cast<int>(geo_->layers.size());
+  const int L = static_cast<int>(geo_->slots.size());
   table_.assign(L, std::vector<int32_t>(pages, -1));
   k_pages_.assign(L, std::vector<uint8_t*>(pages, nullptr));
   v_pages_.assign(L, std::vector<uint8_t*>(pages, nullptr));
@@ -112,7 +93,7 @@ KvCache& KvCache::operator=(KvCache&& o) noexcept {
 }
 
 void KvCache::clear() {
-  for (int l = 0; l < n_layers(); ++l)
+  for (int l = 0; l < n_slots(); ++l)
     for (int64_t p = 0; p < static_cast<int64_t>(table_[l].size()); ++p) drop(l, p);
 }
 
@@ -131,7 +112,7 @@ Status KvCache::own(int l, int64_t page) {
     return Status::Error("the KV cache pool is full (" + std::to_string(pool_->blocks()) + " blocks of " +
                          std::to_string(pool_->block_bytes()) + " bytes)");
   uint8_t* b = pool_->block(id);
-  const auto& g = geo_->layers[l];
+  const auto& g = geo_->slots[l];
   if (cur >= 0) {  // copy on write: the page is shared with another sequence
     std::memcpy(b, pool_->block(cur), geo_->page_rows * (g.k_row_bytes + g.v_row_bytes));
     pool_->release(cur);
@@ -144,8 +125,8 @@ Status KvCache::own(int l, int64_t page) {
 
 Status KvCache::prepare(int64_t pos0, int64_t n) {
   CHECK(!empty() && pos0 >= 0 && n >= 0 && pos0 + n <= capacity_);
-  for (int l = 0; l < n_layers(); ++l) {
-    const int64_t oldest = oldest_needed(geo_->layers[l].pattern, pos0);
+  for (int l = 0; l < n_slots(); ++l) {
+    const int64_t oldest = attention::oldest_key(geo_->slots[l].pattern, pos0);
     if (pos0 == 0) first_row_[l] = 0;  // a new sequence in the same pages
     const int64_t keep_from = oldest >> shift_;
     for (int64_t p = 0; p < keep_from; ++p) drop(l, p);
@@ -162,12 +143,12 @@ Status KvCache::prepare(int64_t pos0, int64_t n) {
   return Status::Ok();
 }
 
-layers::KvStore KvCache::store(int l) const {
-  layers::KvStore s;
+KvStore KvCache::store(int l) const {
+  KvStore s;
   s.k_pages = k_pages_[l].data();
   s.v_pages = v_pages_[l].data();
   s.page_shift = shift_;
-  const auto& g = geo_->layers[l];
+  const auto& g = geo_->slots[l];
   s.k_row_bytes = g.k_row_bytes / g.kv_heads;
   s.v_row_bytes = g.v_row_bytes / g.kv_heads;
   s.k_head_stride = s.k_row_bytes * geo_->page_rows;
@@ -185,20 +166,20 @@ int64_t KvCache::pages_held(int l) const {
 
 int64_t KvCache::blocks_held() const {
   int64_t s = 0;
-  for (int l = 0; l < n_layers(); ++l) s += pages_held(l);
+  for (int l = 0; l < n_slots(); ++l) s += pages_held(l);
   return s;
 }
 
 int64_t KvCache::reusable(int64_t n) const {
   if (empty()) return 0;
-  for (int l = 0; l < n_layers(); ++l)
-    if (oldest_needed(geo_->layers[l].pattern, n) < first_row_[l]) return 0;
+  for (int l = 0; l < n_slots(); ++l)
+    if (attention::oldest_key(geo_->slots[l].pattern, n) < first_row_[l]) return 0;
   return n;
 }
 
 KvCache KvCache::fork(int64_t n) const {
   KvCache c(pool_, geo_, capacity_);
-  for (int l = 0; l < n_layers(); ++l) {
+  for (int l = 0; l < n_slots(); ++l) {
     c.first_row_[l] = first_row_[l];
     for (int64_t p = 0; p < ((n + geo_->page_rows - 1) >> shift_); ++p) {
       if (table_[l][p] < 0) continue;
@@ -211,34 +192,36 @@ KvCache KvCache::fork(int64_t n) const {
   return c;
 }
 
+uint8_t* KvCache::head_row(int l, int64_t pos, bool value, int64_t h) const {
+  const auto& g = geo_->slots[l];
+  const int64_t head = (value ? g.v_row_bytes : g.k_row_bytes) / g.kv_heads;
+  const auto& pages = (value ? v_pages_ : k_pages_)[l];
+  CHECK(pages[pos >> shift_]);
+  return attention::paged_row(pages.data(), shift_, head * geo_->page_rows, head, h, pos);
+}
+
 void KvCache::read_row(int l, int64_t pos, bool value, uint8_t* dst) const {
-  const auto& g = geo_->layers[l];
-  const int64_t row = value ? g.v_row_bytes : g.k_row_bytes, head = row / g.kv_heads;
-  const uint8_t* page = (value ? v_pages_ : k_pages_)[l][pos >> shift_];
-  CHECK(page);
-  for (int64_t h = 0; h < g.kv_heads; ++h)
-    std::memcpy(dst + h * head, page + (h * geo_->page_rows + (pos & (geo_->page_rows - 1))) * head, head);
+  const auto& g = geo_->slots[l];
+  const int64_t head = (value ? g.v_row_bytes : g.k_row_bytes) / g.kv_heads;
+  for (int64_t h = 0; h < g.kv_heads; ++h) std::memcpy(dst + h * head, head_row(l, pos, value, h), head);
 }
 
 void KvCache::write_row(int l, int64_t pos, bool value, const uint8_t* src) {
-  const auto& g = geo_->layers[l];
-  const int64_t row = value ? g.v_row_bytes : g.k_row_bytes, head = row / g.kv_heads;
-  uint8_t* page = (value ? v_pages_ : k_pages_)[l][pos >> shift_];
-  CHECK(page);
-  for (int64_t h = 0; h < g.kv_heads; ++h)
-    std::memcpy(page + (h * geo_->page_rows + (pos & (geo_->page_rows - 1))) * head, src + h * head, head);
+  const auto& g = geo_->slots[l];
+  const int64_t head = (value ? g.v_row_bytes : g.k_row_bytes) / g.kv_heads;
+  for (int64_t h = 0; h < g.kv_heads; ++h) std::memcpy(head_row(l, pos, value, h), src + h * head, head);
 }
 
 Status KvCache::shift(int64_t keep, int64_t discard, int64_t n,
                       const std::function<void(int, float*, int64_t)>& rotate_keys) {
   CHECK(keep >= 0 && discard > 0 && keep + discard <= n && n <= capacity_);
   const int64_t n_new = n - discard;
-  for (int l = 0; l < n_layers(); ++l) {
-    const auto& g = geo_->layers[l];
+  for (int l = 0; l < n_slots(); ++l) {
+    const auto& g = geo_->slots[l];
     // The rows the new layout keeps: new position i comes from i (< keep) or i + discard.
-    // Queries from n_new on see back to `oldest`; kept rows this layer already gave back are
+    // Queries from n_new on see back to `oldest`; kept rows this slot already gave back are
     // lost, and then so is the rest of the kept prefix (the held rows stay contiguous).
-    const int64_t oldest = oldest_needed(g.pattern, n_new);
+    const int64_t oldest = attention::oldest_key(g.pattern, n_new);
     int64_t lo = oldest;
     if (lo < keep && lo < first_row_[l]) lo = keep;
     const int64_t rows = n_new - lo;
@@ -272,4 +255,4 @@ Status KvCache::shift(int64_t keep, int64_t discard, int64_t n,
   return Status::Ok();
 }
 
-}  // namespace longctx::model
+}  // namespace longctx::kvcache

@@ -1,0 +1,126 @@
+// Block kinds: the pieces a layer is made of (attention, feed-forward, ...), one file each, and
+// the table that makes them by name. A model is embeddings, then every layer's blocks in order
+// (LayerConfig::blocks), then the output head; model/ only loops over blocks.
+//
+// A block
+//   - declares its tensors once (TensorDecl: name within the layer, shape, element type, whether
+//     it trains, how it starts, whether inference may read it in place in a file's type); the
+//     model's parameter layout, checkpoint names, initialisation, in-place matrices and weight
+//     loading all walk these declarations;
+//   - maps x_in [rows, model_dim] to x_out [rows, model_dim] (a residual block adds its branch to
+//     x_in), and back: backward turns dL/dx_out into dL/dx_in in place and accumulates its
+//     tensors' gradients;
+//   - keeps what backward needs (its Saved struct, in the arena) when a pass saves;
+//   - says how many arena floats a forward and a backward take (the model sizes the arena and the
+//     memory plan from these, exactly);
+//   - says what it keeps in the KV cache (kv_slot; attention: its kv_heads and pattern).
+// Adding a block kind is one file plus one line in layers/registry.cc (or register_block_kind).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "kernels/qmatmul.h"
+#include "kvcache/kv_cache.h"
+#include "layers/context.h"
+#include "layers/settings.h"
+
+namespace longctx::layers {
+
+// How a tensor starts before training.
+enum class Init {
+  kZeros,
+  kOnes,
+  kNormal,       // N(0, 0.02^2) (GPT-2)
+  kResidualOut,  // N(0, (0.02 / sqrt(2 n_layers))^2): a residual branch's output projection
+};
+
+struct TensorDecl {
+  std::string name;            // within the layer, e.g. "attn_q.weight" (the model adds "blk.N.")
+  std::vector<int64_t> shape;  // PyTorch order: [out, in] for a matrix
+  uint32_t type = 0;           // element type held and saved (ggml id): fp32 for every trained tensor
+  bool trainable = true;       // false: never updated by the optimizer
+  bool decay = false;          // AdamW weight decay (matrices and embeddings)
+  Init init = Init::kZeros;
+  bool in_place = false;       // a matrix inference may read in its file type (kernels::QMatrix)
+};
+
+// Arena floats of one allocation of n floats (the arena aligns each to 16).
+inline int64_t arena_floats(int64_t n) { return (n + 15) & ~int64_t(15); }
+
+// The weights of one call: the model's flat fp32 buffers (grads when training) and, for
+// inference, per-tensor views in a file's type (indexed like the model's tensor list; null or a
+// view without data: the fp32 parameter).
+struct Weights {
+  const float* params = nullptr;
+  float* grads = nullptr;
+  const kernels::QMatrix* views = nullptr;
+};
+
+// One pass over batch sequences of seq_len tokens at positions pos0.. .
+struct Pass {
+  int64_t batch = 1, seq_len = 0, pos0 = 0;
+  const kvcache::KvStore* cache = nullptr;  // this block's cache slot (batch 1), or null
+  bool save = false;                        // training: keep what backward needs
+  int64_t rows() const { return batch * seq_len; }
+};
+
+class Block {
+ public:
+  virtual ~Block() = default;
+  const std::vector<TensorDecl>& tensors() const { return decls_; }
+  // Where the tensors live once the model has laid them out: offsets (floats) into the flat
+  // buffers in declaration order, and the index of the first in the model's tensor list.
+  void bind(std::vector<int64_t> offsets, int64_t first_index);
+
+  // What this block keeps per position in the KV cache; none by default.
+  virtual std::optional<kvcache::KvSlot> kv_slot() const { return std::nullopt; }
+  // Arena floats forward(pass) / backward(pass) allocate (each allocation rounded by
+  // arena_floats). A saving forward's floats stay allocated until backward.
+  virtual int64_t forward_floats(const Pass& pass) const = 0;
+  virtual int64_t backward_floats(const Pass& pass) const = 0;
+  // x_out may not alias x_in. With pass.cache, the block reads and writes that slot.
+  virtual void forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in,
+                       float* x_out) = 0;
+  // After a saving forward of the same pass. dx: on entry dL/dx_out, on exit dL/dx_in.
+  virtual void backward(const LayerContext& ctx, const Weights& w, const Pass& pass, float* dx) = 0;
+
+ protected:
+  // Declares a tensor; returns its number (its index in tensors()).
+  int declare(TensorDecl d);
+  // Tensor i's fp32 parameter, gradient (null when i < 0 or no grads) and inference view (null
+  // unless w has views and tensor i's has data).
+  const float* param(const Weights& w, int i) const { return i < 0 ? nullptr : w.params + offsets_[i]; }
+  float* grad(const Weights& w, int i) const { return i < 0 || !w.grads ? nullptr : w.grads + offsets_[i]; }
+  const kernels::QMatrix* view(const Weights& w, int i) const {
+    if (i < 0 || !w.views) return nullptr;
+    const kernels::QMatrix* q = &w.views[first_ + i];
+    return q->data ? q : nullptr;
+  }
+
+ private:
+  std::vector<TensorDecl> decls_;
+  std::vector<int64_t> offsets_;
+  int64_t first_ = 0;
+};
+
+// What a block kind is made from.
+struct BlockEnv {
+  const Settings& settings;
+  const LayerConfig& layer;
+  int layer_index = 0;
+  const std::string& args;  // the BlockSpec's
+};
+using BlockFactory = std::function<Expected<std::unique_ptr<Block>>(const BlockEnv&)>;
+
+// Makes a block of spec.kind; error for an unknown kind or arguments the kind refuses.
+Expected<std::unique_ptr<Block>> make_block(const BlockSpec& spec, const BlockEnv& env);
+// Adds a kind to the table (tests, plugins); error when the name is taken.
+Status register_block_kind(const std::string& kind, BlockFactory factory);
+std::vector<std::string> block_kinds();
+
+}  // namespace longctx::layers

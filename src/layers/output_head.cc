@@ -1,0 +1,24 @@
+#include "layers/output_head.h"
+
+#include "kernels/matmul.h"
+
+namespace longctx::layers {
+
+std::vector<TensorDecl> head_tensors(const Settings& s, int64_t vocab_size, bool tied) {
+  std::vector<TensorDecl> out = {{"output_norm.weight", {s.model_dim}, 0, true, false, Init::kOnes}};
+  if (s.norm == NormType::kLayerNorm && s.bias)
+    out.push_back({"output_norm.bias", {s.model_dim}, 0, true, false, Init::kZeros});
+  if (!tied) out.push_back({"output.weight", {vocab_size, s.model_dim}, 0, true, true, Init::kNormal, true});
+  return out;
+}
+
+void project_logits(const LayerContext& ctx, const float* w, const kernels::QMatrix* q, const float* xn,
+                    int64_t rows, int64_t vocab_size, float* logits) {
+  const int64_t D = ctx.settings->model_dim;
+  if (q && q->data)
+    kernels::qlinear_forward(*ctx.pool, xn, rows, *q, nullptr, logits);
+  else
+    kernels::gemm(*ctx.pool, false, true, rows, vocab_size, D, 1.0f, xn, D, w, D, 0.0f, logits, vocab_size);
+}
+
+}  // namespace longctx::layers
