@@ -11,13 +11,15 @@ double AdamW::step(ThreadPool& pool, model::Model& model, float lr, int64_t t, c
   float* P = model.params();
   const auto& tensors = model.layout().tensors();
   double sq = 0;
-  for (const auto& tt : tensors) sq += kernels::vec_sum_sq(G + tt.offset, tt.numel);
+  for (const auto& tt : tensors)
+    if (tt.trainable) sq += kernels::vec_sum_sq(G + tt.offset, tt.numel);
   const double norm = std::sqrt(sq);
   const float clip_scale = (opt.clip > 0 && norm > opt.clip) ? static_cast<float>(opt.clip / norm) : 1.0f;
   const float bc1 = 1.0f - std::pow(opt.beta1, static_cast<float>(t));
   const float bc2 = 1.0f - std::pow(opt.beta2, static_cast<float>(t));
   pool.parallel_for(static_cast<int64_t>(tensors.size()), [&](int64_t i, int) {
     const auto& tt = tensors[i];
+    if (!tt.trainable) return;  // frozen: its gradient is ignored
     if (clip_scale != 1.0f) kernels::vec_scale(G + tt.offset, clip_scale, tt.numel);
     kernels::vec_adamw(P + tt.offset, G + tt.offset, m_.data() + tt.offset, v_.data() + tt.offset, tt.numel, lr,
                        opt.beta1, opt.beta2, opt.eps, tt.decay ? opt.weight_decay : 0.0f, bc1, bc2);

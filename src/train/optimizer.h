@@ -1,6 +1,7 @@
 // AdamW over the model's tensor list: global gradient-norm clipping, then decoupled weight decay
 // (Loshchilov & Hutter) on the tensors marked `decay` (matrices and embeddings, not norms or
-// biases). Moments live in two flat buffers with the parameters' layout.
+// biases). Tensors declared not trainable are left as they are (and out of the norm). Moments
+// live in two flat buffers with the parameters' layout.
 #pragma once
 #include <cstdint>
 
