@@ -2,25 +2,22 @@
 
 #include <filesystem>
 
-#include "model/architectures/gpt2.h"
-#include "model/architectures/llama.h"
-#include "quant/formats.h"
+#include "model/architectures/architecture.h"
 #include "tokenizer/hf_json.h"
 
 namespace longctx::model {
 
 Expected<ModelConfig> config_of(const io::GgufFile& f) {
-  auto arch = f.get_string("general.architecture");
-  if (!arch.ok()) return arch.status();
-  if (*arch == "longctx") return read_config(f);
-  if (*arch == "llama") return arch::llama_config(f);
-  if (*arch == "gpt2") return arch::gpt2_config(f);
-  return Status::Error("architecture '" + *arch + "' is not supported (expected longctx, llama or gpt2)");
+  auto name = f.get_string("general.architecture");
+  if (!name.ok()) return name.status();
+  auto a = arch::find_gguf_architecture(*name);
+  if (!a.ok()) return a.status();
+  return (*a)->gguf_config(f);
 }
 
-WeightMap weights_of(const std::string& arch, const ModelConfig& c) {
-  if (arch == "gpt2") return arch::gpt2_gguf_weights(c);
-  return WeightMap{};  // longctx and llama use longctx's names
+WeightMap weights_of(const std::string& name, const ModelConfig& c) {
+  auto a = arch::find_gguf_architecture(name);
+  return a.ok() && (*a)->gguf_weights ? (*a)->gguf_weights(c) : WeightMap{};
 }
 
 namespace {
@@ -71,16 +68,10 @@ Expected<HfModelInfo> read_hf_model(const std::string& path) {
   auto type = hf->get_string("model_type");
   if (!type.ok()) return type.status();
   info.model_type = *type;
-  Expected<ModelConfig> cfg = Status::Error("");
-  if (*type == "llama" || *type == "mistral") {
-    cfg = arch::llama_config_hf(*hf);
-    if (cfg.ok()) info.weights = arch::llama_hf_weights(*cfg);
-  } else if (*type == "gpt2") {
-    cfg = arch::gpt2_config_hf(*hf);
-    if (cfg.ok()) info.weights = arch::gpt2_hf_weights(*cfg);
-  } else {
-    return hf->error("model_type", "is '" + *type + "' (supported: llama, mistral, gpt2)");
-  }
+  auto a = arch::find_hf_architecture(*type);
+  if (!a.ok()) return hf->error("model_type", a.status().message());
+  Expected<ModelConfig> cfg = (*a)->hf_config(*hf);
+  if (cfg.ok()) info.weights = (*a)->hf_weights(*cfg);
   if (!cfg.ok()) return cfg.status();
   info.config = *cfg;
   auto st = io::SafetensorsModel::open(path);
@@ -113,49 +104,18 @@ Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt
 }
 
 Status export_model(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok,
-                    const std::string& arch) {
-  if (arch != "llama" && arch != "gpt2")
-    return Status::Error("export: architecture '" + arch + "' is not supported (expected llama or gpt2)");
-  if (model.has_mapped_weights()) return Status::Error("export: the model must be loaded with fp32 weights");
-  const ModelConfig& c = model.config();
+                    const std::string& arch_name) {
+  auto a = arch::find_export_architecture(arch_name);
+  if (!a.ok()) return a.status();
+  if (model.has_mapped_weights()) return Status::Error("the model must be loaded with fp32 weights");
+  LONGCTX_RETURN_IF_ERROR((*a)->exportable(model.config()));
   io::GgufWriter w;
-  if (arch == "llama") {
-    LONGCTX_RETURN_IF_ERROR(arch::llama_exportable(c));
-    arch::write_llama_keys(w, c);
-  } else {
-    LONGCTX_RETURN_IF_ERROR(arch::gpt2_exportable(c));
-    arch::write_gpt2_keys(w, c);
-  }
+  std::vector<std::vector<float>> keep;  // tensors the architecture made (fused), until write()
+  LONGCTX_RETURN_IF_ERROR((*a)->write(w, model, &keep));
   w.set_u32("general.file_type", 0);  // all F32
   write_tokenizer_keys(w, tok);
   const tokenizer::GgufVocab v = tok.gguf_vocab();
   if (v.model == "gpt2" && v.pre == "longctx") w.set_string("tokenizer.ggml.pre", "gpt-2");
-  // gpt2 fuses Q, K and V into one [3D, D] tensor (and bias): concatenated rows, kept alive
-  // here until write() returns.
-  std::vector<std::vector<float>> fused;
-  for (const ParamTensor& t : model.layout().tensors()) {
-    int layer = -1;
-    std::string rest;
-    const bool block = split_block_name(t.name, &layer, &rest);
-    if (arch == "gpt2" && block && (rest.rfind("attn_k.", 0) == 0 || rest.rfind("attn_v.", 0) == 0)) continue;
-    if (arch == "gpt2" && block && rest.rfind("attn_q.", 0) == 0) {
-      const std::string suffix = rest.substr(7), p = "blk." + std::to_string(layer) + ".";
-      std::vector<float> qkv;
-      for (const char* part : {"attn_q.", "attn_k.", "attn_v."}) {
-        const ParamTensor* pt = model.layout().find(p + part + suffix);
-        qkv.insert(qkv.end(), model.params() + pt->offset, model.params() + pt->offset + pt->numel);
-      }
-      std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
-      dims.back() *= 3;  // rows (the slowest dimension; a bias has only that one)
-      fused.push_back(std::move(qkv));
-      LONGCTX_RETURN_IF_ERROR(w.add_tensor(p + "attn_qkv." + suffix, dims, quant::kF32, fused.back().data(),
-                                           fused.back().size() * sizeof(float)));
-      continue;
-    }
-    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
-    LONGCTX_RETURN_IF_ERROR(
-        w.add_tensor(t.name, dims, quant::kF32, model.params() + t.offset, t.numel * sizeof(float)));
-  }
   return w.write(path);
 }
 

@@ -38,8 +38,9 @@ Expected<ModelConfig> config_of(const io::GgufFile& f);
 // Where a GGUF of general.architecture `arch` keeps each parameter (model/weights.h).
 WeightMap weights_of(const std::string& arch, const ModelConfig& c);
 
-// Writes `model` as a GGUF of the standard architecture `arch`, "llama" or "gpt2"
-// (arch::llama_exportable / gpt2_exportable say which configs qualify), fp32 weights, with the tokenizer, so that
+// Writes `model` as a GGUF of the standard architecture `arch` (an export target of the table in
+// model/architectures/architecture.h: llama, gpt2; its `exportable` says which configs
+// qualify), fp32 weights, with the tokenizer, so that
 // llama.cpp and other GGUF readers run it; `longctx quantize` converts it further. Our own
 // byte-class pre-tokenizer ("longctx") is written as llama.cpp's "gpt-2", which splits ASCII text the same
 // way (text outside ASCII may split differently in other engines). Atomic, like checkpoints.

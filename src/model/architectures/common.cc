@@ -2,6 +2,8 @@
 
 #include <variant>
 
+#include "model/model.h"
+
 namespace longctx::model::arch {
 
 Expected<int> gguf_size_key(const io::GgufFile& f, const std::string& key) {
@@ -16,6 +18,9 @@ Status check_uniform_causal(const ModelConfig& c, const std::string& arch) {
   const LayerConfig& l0 = c.layers.at(0);
   for (int l = 0; l < c.n_layers(); ++l) {
     const LayerConfig& lc = c.layers[l];
+    if (lc.blocks != layers::default_blocks())
+      return no("layer " + std::to_string(l) + " runs " + layers::format_blocks(lc.blocks) + "; " + arch +
+                " layers are attention+feed_forward");
     if (!std::holds_alternative<attention::Causal>(lc.pattern))
       return no("layer " + std::to_string(l) + " attends with " + attention::format_pattern(lc.pattern) + "; " + arch +
                 " attends causally to every key");
@@ -23,6 +28,14 @@ Status check_uniform_causal(const ModelConfig& c, const std::string& arch) {
       return no("layer " + std::to_string(l) + " differs in shape from layer 0");
   }
   if (l0.heads * l0.head_dim != c.model_dim) return no("heads * head_dim != model_dim");
+  return Status::Ok();
+}
+
+Status write_tensors_as_named(io::GgufWriter& w, const Model& m) {
+  for (const ParamTensor& t : m.layout().tensors()) {
+    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
+    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, 0, m.params() + t.offset, t.numel * sizeof(float)));
+  }
   return Status::Ok();
 }
 

@@ -1,6 +1,15 @@
-#include "model/architectures/gpt2.h"
-
+// The gpt2 architecture (GPT-2 and models shaped like it): learned absolute positions, pre-norm
+// LayerNorm with biases, multi-head attention with one fused QKV projection, a GELU MLP (the
+// tanh form, Hugging Face's "gelu_new"), biases on every linear layer, and the output tied to the
+// token table unless the file holds one.
+//   GGUF (llama.cpp's "gpt2"): gpt2.* keys; blk.N.attn_qkv.{weight,bias} is split into longctx's
+//     Q, K and V by rows (in place: the three are row blocks of one mapped tensor), and export
+//     fuses them again.
+//   Hugging Face (GPT2LMHeadModel, model_type "gpt2"): [transformer.]h.N.attn.c_attn etc.; the
+//     Conv1D matrices are stored [in, out] and are transposed on load.
+#include "model/architectures/architecture.h"
 #include "model/architectures/common.h"
+#include "model/model.h"
 
 #include <string>
 #include <variant>
@@ -35,8 +44,6 @@ bool qkv_part(const std::string& rest, int* part, std::string* suffix) {
     }
   return false;
 }
-
-}  // namespace
 
 Expected<ModelConfig> gpt2_config(const io::GgufFile& f) {
   auto u = [&](const char* key) { return gguf_size_key(f, key); };
@@ -184,7 +191,10 @@ Status gpt2_exportable(const ModelConfig& c) {
   return check_uniform_causal(c, "gpt2");
 }
 
-void write_gpt2_keys(io::GgufWriter& w, const ModelConfig& c) {
+// Q, K and V of each layer fused into one [3D, D] attn_qkv tensor (and its [3D] bias): their rows
+// concatenated, kept alive in `keep` until the writer has written them.
+Status write_gpt2(io::GgufWriter& w, const Model& m, std::vector<std::vector<float>>* keep) {
+  const ModelConfig& c = m.config();
   const LayerConfig& l0 = c.layers.at(0);
   w.set_string("general.architecture", "gpt2");
   w.set_u32("gpt2.context_length", c.ctx);
@@ -193,6 +203,42 @@ void write_gpt2_keys(io::GgufWriter& w, const ModelConfig& c) {
   w.set_u32("gpt2.feed_forward_length", l0.ff_dim);
   w.set_u32("gpt2.attention.head_count", l0.heads);
   w.set_f32("gpt2.attention.layer_norm_epsilon", c.norm_eps);
+  for (const ParamTensor& t : m.layout().tensors()) {
+    int layer = -1, part = 0;
+    std::string rest, suffix;
+    const bool qkv = split_block_name(t.name, &layer, &rest) && qkv_part(rest, &part, &suffix);
+    if (qkv && part > 0) continue;  // written with its Q
+    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
+    if (!qkv) {
+      LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, 0, m.params() + t.offset, t.numel * sizeof(float)));
+      continue;
+    }
+    const std::string p = "blk." + std::to_string(layer) + ".";
+    std::vector<float> fused;
+    for (const char* name : {"attn_q.", "attn_k.", "attn_v."}) {
+      const ParamTensor* pt = m.layout().find(p + name + suffix);
+      fused.insert(fused.end(), m.params() + pt->offset, m.params() + pt->offset + pt->numel);
+    }
+    dims.back() *= 3;  // rows (the slowest dimension; a bias has only that one)
+    keep->push_back(std::move(fused));
+    LONGCTX_RETURN_IF_ERROR(w.add_tensor(p + "attn_qkv." + suffix, dims, 0, keep->back().data(),
+                                         keep->back().size() * sizeof(float)));
+  }
+  return Status::Ok();
 }
+
+}  // namespace
+
+extern const Architecture kGpt2Architecture;
+const Architecture kGpt2Architecture = {
+    .name = "gpt2",
+    .hf_model_types = {"gpt2"},
+    .gguf_config = gpt2_config,
+    .gguf_weights = gpt2_gguf_weights,
+    .hf_config = gpt2_config_hf,
+    .hf_weights = gpt2_hf_weights,
+    .exportable = gpt2_exportable,
+    .write = write_gpt2,
+};
 
 }  // namespace longctx::model::arch

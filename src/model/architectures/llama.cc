@@ -1,16 +1,39 @@
-#include "model/architectures/llama.h"
-
+// The llama architecture as GGUF describes it (llama.cpp's "llama": SmolLM2, TinyLlama, Llama 2
+// and 3, Mistral) and as Hugging Face's LlamaForCausalLM / MistralForCausalLM config.json does:
+// RMSNorm, SwiGLU, RoPE on adjacent pairs (the GGUF converter permutes HF's Q and K weights for
+// that; loading HF weights does the same), GQA, no biases, tied output when the file has no
+// output tensor, and a sliding window on every layer when the file sets one (Mistral).
+#include "model/architectures/architecture.h"
 #include "model/architectures/common.h"
+#include "model/model.h"
 
 #include <cmath>
 #include <string>
 #include <variant>
 
 namespace longctx::model::arch {
+namespace {
+
+// The choices every llama-family model shares; the readers fill sizes, eps, theta, the tie and
+// the layers.
+ModelConfig llama_base(int vocab, int dim, int ctx, float eps, float theta, bool tied) {
+  ModelConfig c;
+  c.vocab_size = vocab;
+  c.model_dim = dim;
+  c.ctx = ctx;
+  c.norm = NormType::kRmsNorm;
+  c.norm_eps = eps;
+  c.mlp = MlpType::kSwiglu;
+  c.bias = false;
+  c.tied_embeddings = tied;
+  c.pos = PosType::kRope;
+  c.rope_theta = theta;
+  return c;
+}
+
 
 Expected<ModelConfig> llama_config(const io::GgufFile& f) {
   auto u = [&](const char* key) { return gguf_size_key(f, key); };
-  ModelConfig c;
   auto dim = u("llama.embedding_length"), layers = u("llama.block_count"), heads = u("llama.attention.head_count"),
        ff = u("llama.feed_forward_length"), ctx = u("llama.context_length");
   for (auto* e : {&dim, &layers, &heads, &ff, &ctx})
@@ -33,34 +56,28 @@ Expected<ModelConfig> llama_config(const io::GgufFile& f) {
   if (f.find_tensor("rope_freqs.weight"))
     return Status::Error("per-dimension RoPE frequencies (rope_freqs.weight, Llama 3.1 style) are not supported");
   // The vocabulary is the tokenizer's when llama.vocab_size is absent.
+  int vocab = 0;
   if (f.find("llama.vocab_size")) {
     auto v = u("llama.vocab_size");
     if (!v.ok()) return v.status();
-    c.vocab_size = *v;
+    vocab = *v;
   } else {
     auto toks = f.get_string_array("tokenizer.ggml.tokens");
     if (!toks.ok()) return toks.status();
-    c.vocab_size = static_cast<int>(toks->size());
+    vocab = static_cast<int>(toks->size());
   }
-  c.model_dim = *dim;
-  c.ctx = *ctx;
-  c.norm = NormType::kRmsNorm;
-  c.norm_eps = 1e-5f;
+  float eps = 1e-5f, theta = 10000.0f;
   if (f.find("llama.attention.layer_norm_rms_epsilon")) {
-    auto eps = f.get_float("llama.attention.layer_norm_rms_epsilon");
-    if (!eps.ok()) return eps.status();
-    c.norm_eps = static_cast<float>(*eps);
+    auto e = f.get_float("llama.attention.layer_norm_rms_epsilon");
+    if (!e.ok()) return e.status();
+    eps = static_cast<float>(*e);
   }
-  c.mlp = MlpType::kSwiglu;
-  c.bias = false;
-  c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
-  c.pos = PosType::kRope;
-  c.rope_theta = 10000.0f;
   if (f.find("llama.rope.freq_base")) {
-    auto theta = f.get_float("llama.rope.freq_base");
-    if (!theta.ok()) return theta.status();
-    c.rope_theta = static_cast<float>(*theta);
+    auto t = f.get_float("llama.rope.freq_base");
+    if (!t.ok()) return t.status();
+    theta = static_cast<float>(*t);
   }
+  ModelConfig c = llama_base(vocab, *dim, *ctx, eps, theta, f.find_tensor("output.weight") == nullptr);
   if (f.find("llama.rope.scaling.type")) {
     auto type = f.get_string("llama.rope.scaling.type");
     if (!type.ok()) return type.status();
@@ -92,7 +109,6 @@ Expected<ModelConfig> llama_config(const io::GgufFile& f) {
 Expected<ModelConfig> llama_config_hf(const HfConfig& hf) {
   auto model_type = hf.get_string("model_type");
   if (!model_type.ok()) return model_type.status();
-  ModelConfig c;
   auto dim = hf.get_int("hidden_size"), layers = hf.get_int("num_hidden_layers", nullptr, 1, 1024),
        heads = hf.get_int("num_attention_heads"), ff = hf.get_int("intermediate_size"),
        ctx = hf.get_int("max_position_embeddings"), vocab = hf.get_int("vocab_size");
@@ -119,16 +135,8 @@ Expected<ModelConfig> llama_config_hf(const HfConfig& hf) {
   if (!eps.ok()) return eps.status();
   if (!theta.ok()) return theta.status();
   if (!tied.ok()) return tied.status();
-  c.vocab_size = static_cast<int>(*vocab);
-  c.model_dim = static_cast<int>(*dim);
-  c.ctx = static_cast<int>(*ctx);
-  c.norm = NormType::kRmsNorm;
-  c.norm_eps = static_cast<float>(*eps);
-  c.mlp = MlpType::kSwiglu;
-  c.bias = false;
-  c.tied_embeddings = *tied;
-  c.pos = PosType::kRope;
-  c.rope_theta = static_cast<float>(*theta);
+  ModelConfig c = llama_base(static_cast<int>(*vocab), static_cast<int>(*dim), static_cast<int>(*ctx),
+                             static_cast<float>(*eps), static_cast<float>(*theta), *tied);
   if (hf.has("rope_scaling")) {
     auto rs = hf.get_object("rope_scaling");
     if (!rs.ok()) return rs.status();
@@ -203,7 +211,8 @@ Status llama_exportable(const ModelConfig& c) {
   return check_uniform_causal(c, "llama");
 }
 
-void write_llama_keys(io::GgufWriter& w, const ModelConfig& c) {
+Status write_llama(io::GgufWriter& w, const Model& m, std::vector<std::vector<float>>* keep) {
+  const ModelConfig& c = m.config();
   const LayerConfig& l0 = c.layers.at(0);
   w.set_string("general.architecture", "llama");
   w.set_u32("llama.context_length", c.ctx);
@@ -223,6 +232,21 @@ void write_llama_keys(io::GgufWriter& w, const ModelConfig& c) {
     w.set_string("llama.rope.scaling.type", "linear");
     w.set_f32("llama.rope.scaling.factor", c.rope_scaling.factor);
   }
+  return write_tensors_as_named(w, m);
 }
+
+}  // namespace
+
+extern const Architecture kLlamaArchitecture;
+const Architecture kLlamaArchitecture = {
+    .name = "llama",
+    .hf_model_types = {"llama", "mistral"},
+    .gguf_config = llama_config,
+    .gguf_weights = nullptr,  // llama.cpp's names are longctx's
+    .hf_config = llama_config_hf,
+    .hf_weights = llama_hf_weights,
+    .exportable = llama_exportable,
+    .write = write_llama,
+};
 
 }  // namespace longctx::model::arch
