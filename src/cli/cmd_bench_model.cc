@@ -78,7 +78,7 @@ int run_bench_model(const BenchModelFlags& f) {
   const std::string name = f.model.empty() ? f.random_model : f.model;
   if (!f.random_model.empty()) {
     auto spec = model::parse_random_model(f.random_model);
-    if (!spec.ok()) return fail(spec.status());
+    if (!spec.ok()) return fail(spec.status().Wrap("--random-model"));
     if (f.ctx > 0) spec->config.ctx = static_cast<int>(f.ctx);
     else spec->config.ctx = std::max<int64_t>(spec->config.ctx, need);
     auto m = model::make_random_model(*spec);

@@ -21,6 +21,7 @@
 #include "core/thread_pool.h"
 #include "kernels/vec.h"
 #include "model/checkpoint.h"
+#include "model/config_overrides.h"
 #include "position/rope.h"
 #include "train/trainer.h"
 
@@ -31,62 +32,39 @@ volatile std::sig_atomic_t g_stop_signal = 0;
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 struct TrainFlags {
-  std::string preset = "tiny", data, tokenizer, out, resume, init;
-  std::string pos, norm, mlp, attn, rope_scaling;
-  int kv_heads = 0, vocab = 0, threads = 0, layers = 0;
-  bool json = false, preset_given = false, ctx_given = false;
+  std::string data, tokenizer, out, resume, init;
+  model::ConfigOverrides arch;  // --preset (only when given), --pos, --norm, --mlp, --kv-heads, --layers, --attn, ...
+  int vocab = 0, threads = 0;
+  bool json = false, ctx_given = false;
   train::TrainOptions opt;
 };
 
-// The shortest prefix of the layers' patterns that repeats cyclically to give all of them: the
-// --attn spec that rebuilds this stack ("window:128,causal" for an alternating one).
-std::string pattern_summary(const model::ModelConfig& c) {
-  std::vector<std::string> names;
-  for (const auto& l : c.layers) names.push_back(attention::format_pattern(l.pattern));
-  size_t period = 1;
-  for (; period < names.size(); ++period) {
-    bool repeats = true;
-    for (size_t i = period; i < names.size() && repeats; ++i) repeats = names[i] == names[i % period];
-    if (repeats) break;
-  }
-  std::string out;
-  for (size_t i = 0; i < period && i < names.size(); ++i) out += (i ? "," : "") + names[i];
-  return out;
+// The flag of a model setting (model/config_overrides.h names them as ModelConfig does).
+std::string flag_of(const std::string& setting) { return with_flags("setting '" + setting + "'"); }
+
+// Settings given with --resume (or, for the architecture, with --init) must agree with the
+// checkpoint: the same command run again with --resume added goes on; a setting that would
+// change the model is refused, naming both values.
+Status check_agrees(const model::ConfigOverrides& o, const model::ModelConfig& c, const std::string& what,
+                    const std::string& advice) {
+  auto cs = model::conflicts(o, c);
+  if (!cs.ok()) return cs.status();
+  if (cs->empty()) return Status::Ok();
+  const model::Conflict& k = cs->front();
+  return Status::Error(flag_of(k.setting) + " " + k.asked + " conflicts with " + what + " (it has " + k.has + "; " +
+                       advice + ")");
 }
 
 int run_train(TrainFlags& f) {
   using clock = std::chrono::steady_clock;
-  // Architecture flags describe a fresh model; a resumed run keeps the checkpoint's config.
   if (!f.resume.empty() && !f.init.empty()) return fail("--init and --resume exclude each other");
-  if (!f.init.empty()) {
-    // Stage two of context extension: the checkpoint's weights and config, a new context (and
-    // optionally new patterns or RoPE scaling), a fresh optimizer.
-    const std::pair<const char*, bool> fixed[] = {
-        {"--pos", !f.pos.empty()},   {"--norm", !f.norm.empty()},          {"--mlp", !f.mlp.empty()},
-        {"--kv-heads", f.kv_heads > 0}, {"--layers", f.layers > 0},         {"--preset", f.preset_given},
-        {"--tokenizer", !f.tokenizer.empty()}, {"--vocab-size", f.vocab > 0}};
-    for (const auto& [flag, given] : fixed)
-      if (given) return fail(std::string(flag) + " cannot be combined with --init (the checkpoint's weights fix it)");
-  }
-  if (!f.resume.empty()) {
-    const std::pair<const char*, bool> arch[] = {
-        {"--attn", !f.attn.empty()}, {"--rope-scaling", !f.rope_scaling.empty()}, {"--pos", !f.pos.empty()},
-        {"--norm", !f.norm.empty()}, {"--mlp", !f.mlp.empty()},           {"--kv-heads", f.kv_heads > 0},
-        {"--layers", f.layers > 0},  {"--preset", f.preset_given}};
-    for (const auto& [flag, given] : arch)
-      if (given) return fail(std::string(flag) + " cannot be combined with --resume (the checkpoint's config is kept)");
-  }
-  std::vector<attention::Pattern> patterns;
-  if (!f.attn.empty()) {
-    auto p = attention::parse_pattern_list(f.attn);
-    if (!p.ok()) return fail(p.status());
-    patterns = std::move(*p);
-  }
-  std::optional<position::RopeScaling> rope_scaling;
-  if (!f.rope_scaling.empty()) {
-    auto rs = position::parse_rope_scaling(f.rope_scaling);
-    if (!rs.ok()) return fail(rs.status());
-    rope_scaling = *rs;
+  if (!f.init.empty() && (!f.tokenizer.empty() || f.vocab > 0))
+    return fail(std::string(f.vocab > 0 ? "--vocab-size" : "--tokenizer") +
+                " cannot be combined with --init (the checkpoint's tokenizer is kept)");
+  if (f.resume.empty() && f.init.empty()) {
+    // A fresh model: bad architecture flags fail before the corpus is read or a tokenizer trained.
+    auto cfg = model::config_from_overrides(f.arch, f.vocab > 0 ? f.vocab : 4096, static_cast<int>(f.opt.ctx));
+    if (!cfg.ok()) return fail((cfg.status()));
   }
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
@@ -110,23 +88,26 @@ int run_train(TrainFlags& f) {
   if (!f.resume.empty()) {
     auto loaded = model::load_checkpoint(f.resume);
     if (!loaded.ok()) return fail(loaded.status());
+    if (Status st = check_agrees(f.arch, loaded->model->config(), "the checkpoint being resumed",
+                                 "leave the flag out to keep the checkpoint's"); !st.ok())
+      return fail(st);
     model = std::move(loaded->model);
     tok.emplace(std::move(loaded->tokenizer));
   } else if (!f.init.empty()) {
+    // Stage two of context extension: the checkpoint's weights and config, a new context (and
+    // optionally new patterns or RoPE scaling), a fresh optimizer.
     auto loaded = model::load_checkpoint(f.init);
     if (!loaded.ok()) return fail(loaded.status());
     model::ModelConfig cfg = loaded->model->config();
+    model::ConfigOverrides fixed = f.arch, extension;
+    std::swap(fixed.attn, extension.attn);
+    std::swap(fixed.rope_scaling, extension.rope_scaling);
+    if (Status st = check_agrees(fixed, cfg, "the checkpoint of --init", "its weights fix that"); !st.ok()) return fail(st);
     const int trained_ctx = cfg.ctx;
     if (!f.ctx_given) f.opt.ctx = cfg.ctx;
     cfg.ctx = std::max<int>(cfg.ctx, static_cast<int>(f.opt.ctx));
-    for (size_t l = 0; l < cfg.layers.size() && !patterns.empty(); ++l)
-      cfg.layers[l].pattern = patterns[l % patterns.size()];
-    if (rope_scaling) {
-      cfg.rope_scaling = *rope_scaling;
-      // "yarn:F" without ORIG: the checkpoint's context is the one being extended.
-      if (cfg.rope_scaling.type == position::RopeScalingType::kYarn && cfg.rope_scaling.original_ctx == 0)
-        cfg.rope_scaling.original_ctx = trained_ctx;
-    }
+    // "yarn:F" without ORIG: the checkpoint's context is the one being extended.
+    if (Status st = model::apply_overrides(extension, trained_ctx, &cfg); !st.ok()) return fail((st));
     auto m = loaded->model->with_config(cfg);
     if (!m.ok()) return fail("--init '" + f.init + "': " + m.status().message());
     model = std::move(*m);
@@ -137,7 +118,7 @@ int run_train(TrainFlags& f) {
       if (!t.ok()) return fail(t.status());
       tok.emplace(std::move(*t));
     } else {
-      auto cfg0 = model::preset(f.preset, f.vocab);
+      auto cfg0 = model::preset(f.arch.preset.empty() ? "tiny" : f.arch.preset, f.vocab);
       if (!cfg0.ok()) return fail(cfg0.status());
       tokenizer::TrainOptions topt;
       topt.vocab_size = cfg0->vocab_size;
@@ -149,39 +130,8 @@ int run_train(TrainFlags& f) {
         std::printf("tokenizer: trained %d tokens in %.1f s\n", tok->vocab_size(),
                     std::chrono::duration<double>(clock::now() - t0).count());
     }
-    auto cfg = model::preset(f.preset, tok->vocab_size());
-    if (!cfg.ok()) return fail(cfg.status());
-    cfg->vocab_size = tok->vocab_size();
-    cfg->ctx = static_cast<int>(f.opt.ctx);  // the model is built for the length it trains on
-    if (f.layers > 0) cfg->set_uniform_layers(f.layers, cfg->layers[0]);
-    if (!f.pos.empty()) {
-      auto p = model::parse_pos(f.pos);
-      if (!p.ok()) return fail(p.status());
-      cfg->pos = *p;
-    }
-    if (!f.norm.empty()) {
-      auto p = model::parse_norm(f.norm);
-      if (!p.ok()) return fail(p.status());
-      cfg->norm = *p;
-    }
-    if (!f.mlp.empty()) {
-      auto p = model::parse_mlp(f.mlp);
-      if (!p.ok()) return fail(p.status());
-      cfg->mlp = *p;
-    }
-    if (f.kv_heads > 0)
-      for (auto& l : cfg->layers) l.kv_heads = f.kv_heads;
-    // One pattern per layer, the list repeated cyclically ("window:128,causal" alternates).
-    for (size_t l = 0; l < cfg->layers.size() && !patterns.empty(); ++l)
-      cfg->layers[l].pattern = patterns[l % patterns.size()];
-    if (rope_scaling) {
-      cfg->rope_scaling = *rope_scaling;
-      // "yarn:F" without ORIG: the model's own context is the one being extended.
-      if (cfg->rope_scaling.type == position::RopeScalingType::kYarn && cfg->rope_scaling.original_ctx == 0)
-        cfg->rope_scaling.original_ctx = cfg->ctx;
-    }
-    Status cv = cfg->validate();
-    if (!cv.ok()) return fail(cv);
+    auto cfg = model::config_from_overrides(f.arch, tok->vocab_size(), static_cast<int>(f.opt.ctx));
+    if (!cfg.ok()) return fail((cfg.status()));
     model = std::make_unique<model::Model>(*cfg);
   }
   if (!f.ctx_given && !f.resume.empty()) f.opt.ctx = model->config().ctx;  // resume: keep training length
@@ -207,7 +157,7 @@ int run_train(TrainFlags& f) {
     std::printf("model: %d layers, dim %d, heads %d/%d, ff %d, vocab %d, %s, %s, %s, attn %s | %.2fM params\n",
                 mc.n_layers(), mc.model_dim, mc.layers[0].heads, mc.layers[0].kv_heads, mc.layers[0].ff_dim,
                 mc.vocab_size, pos.c_str(), model::norm_name(mc.norm), model::mlp_name(mc.mlp),
-                pattern_summary(mc).c_str(), trainer.model().n_params() / 1e6);
+                model::pattern_summary(mc).c_str(), trainer.model().n_params() / 1e6);
     std::printf("data: %lld train tokens, %lld held-out tokens | batch %lld x ctx %lld x accum %lld | %d threads, %s, BLAS %s\n",
                 (long long)trainer.train_tokens(), (long long)trainer.val_tokens(), (long long)opt.batch,
                 (long long)opt.ctx, (long long)opt.accum, pool.threads(), kernels::simd_target_name(), blas_core_name());
@@ -308,7 +258,7 @@ int run_train(TrainFlags& f) {
 void register_train(CLI::App& app, Commands& cmds) {
   auto* c = app.add_subcommand("train", "Train a model from scratch or resume a checkpoint");
   auto f = std::make_shared<TrainFlags>();
-  auto* preset = c->add_option("--preset", f->preset, "Model preset: tiny or small");
+  auto* preset = c->add_option("--preset", f->arch.preset, "Model preset: tiny (default) or small");
   c->add_option("--data", f->data, "Text corpus (split into train / held-out by a fixed rule)")->required();
   c->add_option("--tokenizer", f->tokenizer, "Tokenizer GGUF (default: train one on the corpus)");
   c->add_option("-o,--output", f->out, "Checkpoint path (GGUF); state goes to <name>.state.gguf");
@@ -328,21 +278,21 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--eval-every", f->opt.eval_every, "Held-out evaluation every N steps (0: only at the end)");
   c->add_option("--eval-batches", f->opt.eval_batches, "Held-out batches per evaluation (0: all)");
   c->add_option("--save-every", f->opt.save_every, "Checkpoint every N steps (0: only at the end)");
-  c->add_option("--pos", f->pos, "Positions: none, learned, sinusoidal, rope, alibi");
-  c->add_option("--norm", f->norm, "layernorm or rmsnorm");
-  c->add_option("--mlp", f->mlp, "gelu or swiglu");
-  c->add_option("--kv-heads", f->kv_heads, "Key/value heads per layer (GQA / MQA)");
-  c->add_option("--attn", f->attn,
+  c->add_option("--pos", f->arch.pos, "Positions: none, learned, sinusoidal, rope, alibi");
+  c->add_option("--norm", f->arch.norm, "layernorm or rmsnorm");
+  c->add_option("--mlp", f->arch.mlp, "gelu or swiglu");
+  c->add_option("--kv-heads", f->arch.kv_heads, "Key/value heads per layer (GQA / MQA)");
+  c->add_option("--attn", f->arch.attn,
                 "Attention pattern per layer, repeated over the layers: causal, window:W, bigbird:B,W,G,R[,SEED] "
                 "(e.g. window:128,causal alternates local and global)");
-  c->add_option("--rope-scaling", f->rope_scaling,
+  c->add_option("--rope-scaling", f->arch.rope_scaling,
                 "RoPE scaling: none, linear:F, ntk:F, yarn:F or yarn:F,ORIG (ORIG defaults to the model's ctx)");
-  c->add_option("--layers", f->layers, "Override the preset's number of layers");
+  c->add_option("--layers", f->arch.layers, "Override the preset's number of layers");
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object per line instead of the human display");
   c->callback([f, preset, ctx, &cmds] {
-    f->preset_given = preset->count() > 0;
+    if (preset->count() == 0) f->arch.preset.clear();
     f->ctx_given = ctx->count() > 0;
     cmds.run = [f] { return run_train(*f); };
   });

@@ -6,7 +6,20 @@
 
 namespace longctx::cli {
 
-int fail(const Status& s) { return fail(s.message()); }
+std::string with_flags(std::string m) {
+  static const std::string kMark = "setting '";
+  for (size_t at; (at = m.find(kMark)) != std::string::npos;) {
+    const size_t end = m.find('\'', at + kMark.size());
+    if (end == std::string::npos) break;
+    std::string flag = "--" + m.substr(at + kMark.size(), end - at - kMark.size());
+    for (char& c : flag)
+      if (c == '_') c = '-';
+    m.replace(at, end + 1 - at, flag);
+  }
+  return m;
+}
+
+int fail(const Status& s) { return fail(with_flags(s.message())); }
 int fail(const std::string& message) {
   std::fflush(stdout);
   std::fprintf(stderr, "longctx: error: %s\n", message.c_str());

@@ -10,8 +10,10 @@
 
 namespace longctx::cli {
 
-// Prints "longctx: error: <message>" and returns the exit code to use (1).
+// Prints "longctx: error: <message>" and returns the exit code to use (1). Library messages name
+// an option as "setting 'top_k'"; it is printed as its flag, --top-k (with_flags).
 int fail(const Status& s);
+std::string with_flags(std::string message);
 int fail(const std::string& message);
 bool stdout_is_tty();
 std::string format_duration(double seconds);  // "4m12s"

@@ -30,7 +30,7 @@ std::string chatml_default_system(const std::string& jinja) {
 
 Expected<ChatTemplate> ChatTemplate::detect(const std::string& jinja) {
   ChatTemplate t;
-  if (jinja.empty()) return Status::Error("the model has no chat template (tokenizer.chat_template); use --chat-template");
+  if (jinja.empty()) return Status::Error("the model has no chat template (tokenizer.chat_template); use setting 'chat_template'");
   if (has(jinja, "<|im_start|>")) {
     t.format_ = Format::kChatml;
     t.default_system_ = chatml_default_system(jinja);
@@ -41,7 +41,7 @@ Expected<ChatTemplate> ChatTemplate::detect(const std::string& jinja) {
   } else if (has(jinja, "[INST]")) {
     t.format_ = Format::kMistral;
   } else {
-    return Status::Error("unknown chat template (not ChatML, Llama 2, Llama 3 or Mistral); use --chat-template NAME");
+    return Status::Error("unknown chat template (not ChatML, Llama 2, Llama 3 or Mistral); use setting 'chat_template' NAME");
   }
   return t;
 }

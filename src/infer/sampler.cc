@@ -8,12 +8,12 @@
 namespace longctx::infer {
 
 Status SamplerOptions::validate() const {
-  if (!(temp >= 0) || !std::isfinite(temp)) return Status::Error("--temp must be >= 0");
-  if (top_k < 0) return Status::Error("--top-k must be >= 0");
-  if (!(top_p > 0 && top_p <= 1)) return Status::Error("--top-p must be in (0, 1]");
-  if (!(min_p >= 0 && min_p < 1)) return Status::Error("--min-p must be in [0, 1)");
-  if (!(repeat_penalty > 0)) return Status::Error("--repeat-penalty must be > 0");
-  if (repeat_last_n < 0) return Status::Error("--repeat-last-n must be >= 0");
+  if (!(temp >= 0) || !std::isfinite(temp)) return Status::Error("setting 'temp' must be >= 0");
+  if (top_k < 0) return Status::Error("setting 'top_k' must be >= 0");
+  if (!(top_p > 0 && top_p <= 1)) return Status::Error("setting 'top_p' must be in (0, 1]");
+  if (!(min_p >= 0 && min_p < 1)) return Status::Error("setting 'min_p' must be in [0, 1)");
+  if (!(repeat_penalty > 0)) return Status::Error("setting 'repeat_penalty' must be > 0");
+  if (repeat_last_n < 0) return Status::Error("setting 'repeat_last_n' must be >= 0");
   return Status::Ok();
 }
 

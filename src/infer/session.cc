@@ -97,9 +97,9 @@ Status Session::make_room() {
   const int64_t n = static_cast<int64_t>(tokens_.size());
   if (!shift_)
     return Status::Error("the context of " + std::to_string(n) +
-                         " tokens is full (--context-shift goes on past it, or use a larger --ctx)");
+                         " tokens is full (setting 'context_shift' goes on past it, or use a larger setting 'ctx')");
   if (keep_ < 0 || keep_ + 2 > n)
-    return Status::Error("--keep " + std::to_string(keep_) + " leaves nothing to drop from a context of " +
+    return Status::Error("setting 'keep' " + std::to_string(keep_) + " leaves nothing to drop from a context of " +
                          std::to_string(n) + " tokens");
   // As llama.cpp: keep the first `keep` tokens and drop the older half of the rest.
   const int64_t discard = (n - keep_) / 2;
@@ -149,7 +149,7 @@ Status Session::continue_tokens(int64_t n, Sampler& sampler, const std::vector<i
 Expected<GenerateStats> Session::generate(const std::string& prompt, int64_t n, const SamplerOptions& sampling,
                                           const std::function<void(const std::string&)>& on_text) {
   LONGCTX_RETURN_IF_ERROR(sampling.validate());
-  if (n < 0) return Status::Error("-n must be >= 0");
+  if (n < 0) return Status::Error("the number of tokens to generate must be >= 0");
   const std::vector<int32_t> tokens = encode_prompt(prompt);
   GenerateStats st;
   LONGCTX_RETURN_IF_ERROR(set_tokens(tokens, &st));

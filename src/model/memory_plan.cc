@@ -82,7 +82,7 @@ Status check_memory(const MemoryPlan& plan) {
   return Status::Error("not enough memory: the KV cache needs " + mib(plan.kv) + " (" +
                        std::to_string(plan.kv_per_token) + " bytes per token)" + positions + " and the scratch " +
                        mib(plan.scratch) + ", but " + mib(avail) + " are available (weights: " + mib(plan.weights) +
-                       " already loaded); a smaller context needs less");
+                       " already loaded); use a smaller setting 'ctx'");
 }
 
 }  // namespace longctx::model

@@ -10,7 +10,7 @@
 namespace longctx::model {
 
 Expected<RandomModelSpec> parse_random_model(const std::string& spec) {
-  auto bad = [&](const std::string& why) { return Status::Error("--random-model '" + spec + "': " + why); };
+  auto bad = [&](const std::string& why) { return Status::Error("random model '" + spec + "': " + why); };
   const size_t colon = spec.find(':');
   const std::string arch = spec.substr(0, colon);
   if (arch != "llama") return bad("architecture '" + arch + "' (expected llama:KEY=VALUE,...)");

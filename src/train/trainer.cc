@@ -11,16 +11,16 @@ namespace longctx::train {
 
 Status TrainOptions::validate() const {
   auto bad = [](const std::string& m) { return Status::Error("invalid training option: " + m); };
-  if (steps < 1) return bad("--steps must be >= 1");
-  if (batch < 1) return bad("--batch must be >= 1");
-  if (ctx < 1) return bad("--ctx must be >= 1");
-  if (accum < 1) return bad("--accum must be >= 1");
-  if (!(lr > 0) || !std::isfinite(lr)) return bad("--lr must be > 0");
-  if (!(min_lr >= 0) || min_lr > lr) return bad("--min-lr must be in [0, lr]");
-  if (warmup < 0) return bad("--warmup must be >= 0");
-  if (!(adamw.weight_decay >= 0)) return bad("--weight-decay must be >= 0");
+  if (steps < 1) return bad("setting 'steps' must be >= 1");
+  if (batch < 1) return bad("setting 'batch' must be >= 1");
+  if (ctx < 1) return bad("setting 'ctx' must be >= 1");
+  if (accum < 1) return bad("setting 'accum' must be >= 1");
+  if (!(lr > 0) || !std::isfinite(lr)) return bad("setting 'lr' must be > 0");
+  if (!(min_lr >= 0) || min_lr > lr) return bad("setting 'min_lr' must be in [0, lr]");
+  if (warmup < 0) return bad("setting 'warmup' must be >= 0");
+  if (!(adamw.weight_decay >= 0)) return bad("setting 'weight_decay' must be >= 0");
   if (!(adamw.beta1 >= 0 && adamw.beta1 < 1) || !(adamw.beta2 >= 0 && adamw.beta2 < 1)) return bad("betas must be in [0, 1)");
-  if (eval_every < 0 || save_every < 0) return bad("--eval-every and --save-every must be >= 0");
+  if (eval_every < 0 || save_every < 0) return bad("setting 'eval_every' and setting 'save_every' must be >= 0");
   return Status::Ok();
 }
 

@@ -52,6 +52,17 @@ for f in truncated truncated_header badmagic empty nope; do
 done
 expect_error resume-with-attn "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --attn window:4 --steps 2 -o "$work/r.gguf"
 expect_error resume-with-rope-scaling "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --rope-scaling linear:2 --steps 2 -o "$work/r.gguf"
+expect_error resume-with-other-preset "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --preset small --steps 2 -o "$work/r.gguf"
+expect_error resume-with-other-kv-heads "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --kv-heads 2 --steps 2 -o "$work/r.gguf"
+expect_error resume-with-other-layers "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --preset tiny --layers 2 --steps 2 -o "$work/r.gguf"
+# The command that made the checkpoint, run again with --resume added, goes on: its flags agree.
+cp "$work/good.gguf" "$work/again.gguf"; cp "$work/good.state.gguf" "$work/again.state.gguf"
+if "$bin" train --preset tiny --layers 1 --vocab-size 300 --data "$work/big.txt" --ctx 8 --batch 2 --steps 2 \
+     --eval-every 0 -o "$work/again.gguf" --resume "$work/again.gguf" > "$work/out" 2> "$work/err"; then
+  echo "ok   resume-same-command: $(tail -1 "$work/out")"; passes=$((passes+1))
+else
+  echo "FAIL resume-same-command"; sed 's/^/  stderr: /' "$work/err" | head -5; fails=$((fails+1))
+fi
 expect_error init-with-resume "" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --resume "$work/good.gguf" -o "$work/r.gguf"
 expect_error init-with-pos "$work/r.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --pos alibi -o "$work/r.gguf"
 expect_error init-missing "$work/r.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/nope.gguf" -o "$work/r.gguf"

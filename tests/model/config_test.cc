@@ -13,6 +13,7 @@
 #include "attention/pattern.h"
 #include "io/gguf.h"
 #include "model/checkpoint.h"
+#include "model/config_overrides.h"
 #include "model/model.h"
 #include "position/rope.h"
 
@@ -249,3 +250,65 @@ TEST(ModelConfig, OlderCheckpointsWithoutTheNewKeysLoad) {
 
 }  // namespace
 }  // namespace longctx
+
+namespace longctx::model {
+namespace {
+
+TEST(ConfigOverrides, BuildAFreshConfigAndNameTheSettingOnError) {
+  ConfigOverrides o;
+  o.preset = "small";
+  o.layers = 3;
+  o.kv_heads = 2;
+  o.attn = "window:16,causal";
+  o.rope_scaling = "yarn:2";
+  o.pos = "rope";
+  auto c = config_from_overrides(o, 500, 64);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->n_layers(), 3);
+  EXPECT_EQ(c->model_dim, 384);
+  EXPECT_EQ(c->vocab_size, 500);
+  EXPECT_EQ(c->ctx, 64);
+  EXPECT_EQ(c->layers[2].kv_heads, 2);
+  EXPECT_EQ(attention::format_pattern(c->layers[2].pattern), "window:16");  // the list repeats
+  EXPECT_EQ(attention::format_pattern(c->layers[1].pattern), "causal");
+  EXPECT_EQ(pattern_summary(*c), "window:16,causal");
+  EXPECT_EQ(c->rope_scaling.original_ctx, 64);  // yarn without ORIG: the context being extended
+  o.mlp = "relu";
+  EXPECT_NE(config_from_overrides(o, 500, 64).status().message().find("setting 'mlp': unknown mlp 'relu'"),
+            std::string::npos);
+  ConfigOverrides bad_preset;
+  bad_preset.preset = "huge";
+  EXPECT_NE(config_from_overrides(bad_preset, 500, 64).status().message().find("setting 'preset'"), std::string::npos);
+}
+
+TEST(ConfigOverrides, AgreeingSettingsAreNoConflictOthersAreNamed) {
+  ConfigOverrides made;
+  made.preset = "tiny";
+  made.layers = 2;
+  made.attn = "window:8";
+  auto c = config_from_overrides(made, 300, 32);
+  ASSERT_TRUE(c.ok());
+  auto none = conflicts(made, *c);  // the same settings again
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  ConfigOverrides pos;
+  pos.pos = "rope";
+  EXPECT_TRUE(conflicts(pos, *c)->empty());
+  ConfigOverrides other;
+  other.preset = "small";
+  other.kv_heads = 2;
+  other.layers = 2;
+  auto cs = conflicts(other, *c);
+  ASSERT_TRUE(cs.ok());
+  ASSERT_EQ(cs->size(), 2u);
+  EXPECT_EQ((*cs)[0].setting, "preset");
+  EXPECT_EQ((*cs)[1].setting, "kv_heads");
+  EXPECT_EQ((*cs)[1].asked, "2");
+  EXPECT_EQ((*cs)[1].has, "kv_heads 4");
+  ConfigOverrides unparsable;
+  unparsable.attn = "spiral";
+  EXPECT_FALSE(conflicts(unparsable, *c).ok());
+}
+
+}  // namespace
+}  // namespace longctx::model

@@ -41,7 +41,7 @@ TEST(RandomModel, RefusesBadSpecs) {
     auto s = parse_random_model(bad);
     EXPECT_FALSE(s.ok()) << bad;
     if (!s.ok()) {
-      EXPECT_NE(s.status().message().find("--random-model"), std::string::npos) << s.status().message();
+      EXPECT_NE(s.status().message().find("random model '"), std::string::npos) << s.status().message();
     }
   }
 }
