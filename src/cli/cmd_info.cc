@@ -94,6 +94,11 @@ int run_info(const InfoFlags& f) {
     const std::string p = attention::format_pattern(c.layers[i].pattern);
     if (i == 0 || p != attention::format_pattern(c.layers[i - 1].pattern)) patterns += (i ? "," : "") + p;
   }
+  std::string blocks;  // each run of layers with one block list, like the patterns
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    const std::string b = layers::format_blocks(c.layers[i].blocks);
+    if (i == 0 || b != layers::format_blocks(c.layers[i - 1].blocks)) blocks += (i ? "," : "") + b;
+  }
   const auto name = file ? file->get_string("general.name") : Expected<std::string>(Status::Error("none"));
   const auto chat = file ? file->get_string("tokenizer.chat_template") : Expected<std::string>(Status::Error("none"));
 
@@ -113,6 +118,7 @@ int run_info(const InfoFlags& f) {
                         {"ctx", c.ctx},
                         {"position", model::pos_name(c.pos)},
                         {"attention", patterns},
+                        {"blocks", blocks},
                         {"parameters", n_elements},
                         {"memory", {{"weights_bytes", weights}, {"kv_bytes_per_token", kv_per_token},
                                     {"kv_bytes", kv}, {"scratch_bytes", scratch},
@@ -132,8 +138,9 @@ int run_info(const InfoFlags& f) {
               c.layers[0].heads, c.layers[0].kv_heads, c.layers[0].head_dim, c.layers[0].ff_dim, c.vocab_size, c.ctx,
               model::pos_name(c.pos));
   if (c.pos == model::PosType::kRope) std::printf(" theta %g", c.rope_theta);
-  std::printf(", %s eps %g, %s, %s output, attention %s | %.1fM parameters\n", model::norm_name(c.norm), c.norm_eps,
-              model::mlp_name(c.mlp), c.tied_embeddings ? "tied" : "separate", patterns.c_str(), n_elements / 1e6);
+  std::printf(", %s eps %g, %s, %s output, attention %s, blocks %s | %.1fM parameters\n", model::norm_name(c.norm),
+              c.norm_eps, model::mlp_name(c.mlp), c.tied_embeddings ? "tied" : "separate", patterns.c_str(),
+              blocks.c_str(), n_elements / 1e6);
   std::printf("tensor types:");
   for (const auto& [t, e] : by_type) std::printf(" %s x%lld (%.1f MiB)", t.c_str(), (long long)e.first, mib(double(e.second)));
   std::printf("\n");
