@@ -9,13 +9,17 @@ namespace longctx::model {
 
 using layers::arena_floats;
 
+std::vector<kvcache::KvSlot> kv_slots(const ModelBlocks& blocks) {
+  std::vector<kvcache::KvSlot> slots;
+  for (const auto& b : blocks.blocks)
+    if (auto s = b->kv_slot()) slots.push_back(*s);
+  return slots;
+}
+
 Expected<kvcache::KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t v_type, int64_t page_rows) {
   auto blocks = make_blocks(c);
   if (!blocks.ok()) return blocks.status();
-  std::vector<kvcache::KvSlot> slots;
-  for (const auto& b : blocks->blocks)
-    if (auto s = b->kv_slot()) slots.push_back(*s);
-  return kvcache::make_geometry(slots, k_type, v_type, page_rows);
+  return kvcache::make_geometry(kv_slots(*blocks), k_type, v_type, page_rows);
 }
 
 int64_t infer_arena_floats(const ModelConfig& c, const ModelBlocks& blocks, int64_t rows, int64_t out_rows) {

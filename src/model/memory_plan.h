@@ -5,6 +5,7 @@
 // blocks declare it, and one row of logits) and the RoPE tables.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/status.h"
 #include "kvcache/kv_cache.h"
@@ -21,8 +22,9 @@ struct MemoryPlan {
   int64_t total() const { return weights + kv + scratch + positions; }
 };
 
-// The cache layout of c's blocks (one slot per block that keeps keys). Error for a cache type
-// the model cannot use.
+// What each block that keeps keys keeps: one cache slot per such block, in model order.
+std::vector<kvcache::KvSlot> kv_slots(const ModelBlocks& blocks);
+// The cache layout of c's blocks. Error for a cache type the model cannot use.
 Expected<kvcache::KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t v_type,
                                           int64_t page_rows = kvcache::kDefaultPageRows);
 
