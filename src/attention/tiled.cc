@@ -258,56 +258,33 @@ void check_dims(const AttentionDims& d, const AttentionSpec& spec) {
   CHECK(d.q_stride >= int64_t(d.heads) * d.head_dim && d.kv_stride >= int64_t(d.kv_heads) * d.head_dim);
 }
 
-}  // namespace
+// ---------------------------------------------------------------------------------------------
+// Forward: plan_forward says which work items exist (and whether key tiles are split among
+// them), run_forward_task runs one, merge_splits combines the parts of a split one.
 
-void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,
-                   const float* k, const float* v, float* out, float* lse, TileSizes ts) {
-  tiled_forward_kv(pool, d, spec, q, KvView{k, 0}, KvView{v, 0}, out, lse, ts);
-}
+// K and V of the forward as its tiles read them: contiguous rows or a paged cache, in the view's
+// element type (see KvView).
+struct KvTiles {
+  const AttentionDims& d;
+  KvView k, v;
+  bool paged;
+  KvTiles(const AttentionDims& dims, KvView kview, KvView vview)
+      : d(dims), k(kview), v(vview), paged(kview.pages != nullptr) {}
 
-void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q, KvView kview,
-                      KvView vview, float* out, float* lse, TileSizes ts) {
-  check_dims(d, spec);
-  const int64_t hd = d.head_dim;
-  const bool paged = kview.pages != nullptr;
-  CHECK(paged == (vview.pages != nullptr));
-  CHECK(!paged || (d.batch == 1 && kview.page_shift == vview.page_shift && kview.page_shift < 62));
-  for (const KvView* v : {&kview, &vview})
-    CHECK(v->type == quant::kF32 || v->type == quant::kF16 || (paged && v->type == quant::kQ8_0 && hd % quant::kQK == 0));
-  if (d.seq_len == 0) return;
-  const Plan plan = make_plan(d, *spec.mask, ts, paged ? int64_t{1} << kview.page_shift : INT64_MAX);
-  const Ctx c(d, spec, plan);
-  ScratchSet scratch(pool.threads(), plan.group * plan.max_rows(), plan.bc, hd);
-  const int64_t n_groups = d.batch * d.kv_heads * plan.n_qb;
-  // Decoding and short chunks over a long cache have few (batch, kv head, query block) tasks:
-  // one per KV head when decoding, a single one under MQA. Their key tiles are then split into
-  // `splits` parts run as separate tasks, each keeping its own running max, sum and output, and
-  // merged afterwards (the split-K of flash decoding). The split depends only on the shapes, so
-  // results do not depend on the thread count.
-  std::vector<int64_t> n_tiles(plan.n_qb, 0);
-  int64_t min_tiles = INT64_MAX;
-  for (int64_t qb = 0; qb < plan.n_qb; ++qb) {
-    plan.for_tiles(qb, [&](const Tile&) { ++n_tiles[qb]; });
-    min_tiles = std::min(min_tiles, n_tiles[qb]);
+  // Head g of row j of K or V.
+  const uint8_t* row_at(const KvView& view, int64_t b, int g, int64_t j) const {
+    if (paged)
+      return view.pages[j >> view.page_shift] + g * view.head_stride +
+             (j & ((int64_t{1} << view.page_shift) - 1)) * view.row_bytes;
+    return static_cast<const uint8_t*>(view.data) +
+           quant::row_bytes(view.type, b * d.kv_batch_stride + j * d.kv_stride + int64_t(g) * d.head_dim);
   }
-  int64_t splits = 1;
-  if (n_groups < kMinForwardTasks) splits = std::min((kMinForwardTasks + n_groups - 1) / n_groups, min_tiles / 2);
-  splits = std::max<int64_t>(splits, 1);
-  const int64_t r_max = plan.group * plan.max_rows();
-  // Per split: m [R], l [R], acc [R, hd].
-  const int64_t part_floats = r_max * (hd + 2);
-  std::vector<float> parts(splits > 1 ? static_cast<size_t>(n_groups * splits * part_floats) : 0);
-
-  // Head g of row j of K or V, and the bytes from one row of a head to the next.
-  auto row_at = [&](const KvView& v, int64_t b, int g, int64_t j) -> const uint8_t* {
-    if (paged) return v.pages[j >> v.page_shift] + g * v.head_stride + (j & ((int64_t{1} << v.page_shift) - 1)) * v.row_bytes;
-    return static_cast<const uint8_t*>(v.data) +
-           quant::row_bytes(v.type, b * d.kv_batch_stride + j * d.kv_stride + int64_t(g) * hd);
-  };
-  auto row_step = [&](const KvView& v) { return paged ? v.row_bytes : quant::row_bytes(v.type, d.kv_stride); };
+  // Bytes from one row of a head to the next.
+  int64_t row_step(const KvView& view) const { return paged ? view.row_bytes : quant::row_bytes(view.type, d.kv_stride); }
   // The K or V rows of tile t as fp32: in place for fp32 (*ld: row stride in floats), else
-  // converted into `buf` [cols, hd] (row stride hd).
-  auto tile_rows = [&](const KvView& view, int64_t b, int g, const Tile& t, float* buf, int64_t* ld) -> const float* {
+  // converted into `buf` [cols, head_dim] (row stride head_dim).
+  const float* tile_rows(const KvView& view, int64_t b, int g, const Tile& t, float* buf, int64_t* ld) const {
+    const int64_t hd = d.head_dim;
     const uint8_t* src = row_at(view, b, g, t.lo);
     const int64_t step = row_step(view);
     if (view.type == quant::kF32 && step % sizeof(float) == 0) {
@@ -322,99 +299,181 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
     }
     *ld = hd;
     return buf;
-  };
+  }
+};
 
-  // Writes the normalised output and lse of stacked rows [0, R) of group task `bg, qb`.
-  auto finish = [&](int64_t b, int g, int64_t qb, const float* m, const float* l, const float* acc) {
-    for (int64_t r = 0; r < plan.group * c.rows(qb); ++r) {
-      const int h = c.head_of(g, qb, r);
-      const int64_t t = c.t_of(qb, r);
-      float* o = out + (b * d.seq_len + t) * d.q_stride + int64_t(h) * hd;
-      const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
-      for (int64_t i = 0; i < hd; ++i) o[i] = acc[r * hd + i] * inv;
-      if (lse) lse[(b * d.heads + h) * d.seq_len + t] = l[r] > 0 ? m[r] + std::log(l[r]) : -INFINITY;
-    }
-  };
+// The forward's work items. A group task is one (batch, kv head, query block); decoding and
+// short chunks over a long cache have few of them (one per KV head when decoding, a single one
+// under MQA), so their key tiles are then split into `splits` parts run as separate tasks, each
+// keeping its own running max, sum and output, merged afterwards (the split-K of flash
+// decoding). The split depends only on the shapes, so results do not depend on the thread count.
+struct ForwardWork {
+  int64_t n_groups = 0, splits = 1;
+  std::vector<int64_t> n_tiles;  // [n_qb] key tiles each query block visits
+  int64_t r_max = 0;             // stacked rows of the tallest query block
+  int64_t part_floats = 0;       // one split's partial result: m [r_max], l [r_max], acc [r_max, head_dim]
+  int64_t tasks() const { return n_groups * splits; }
+};
 
-  pool.parallel_for_dynamic(n_groups * splits, [&](int64_t task, int thread) {
-    Scratch& w = scratch.get(thread);
-    const int64_t group_task = task / splits, split = task % splits;
-    const int64_t qb = plan.n_qb - 1 - group_task % plan.n_qb;  // late (heavier causal) blocks first
-    const int64_t bg = group_task / plan.n_qb;
-    const int64_t b = bg / d.kv_heads;
-    const int g = static_cast<int>(bg % d.kv_heads);
-    const int64_t R = plan.group * c.rows(qb);
-    const int64_t tile_lo = n_tiles[qb] * split / splits, tile_hi = n_tiles[qb] * (split + 1) / splits;
-    c.pack(q, b, g, qb, c.scale, w.qs);
-    std::fill(w.m, w.m + R, -INFINITY);
-    std::fill(w.l, w.l + R, 0.0f);
-    std::fill(w.acc, w.acc + R * hd, 0.0f);
-    int64_t tile_index = 0;
-    plan.for_tiles(qb, [&](const Tile& t) {
-      const int64_t this_tile = tile_index++;
-      if (this_tile < tile_lo || this_tile >= tile_hi) return;
-      const int64_t cols = t.hi - t.lo;
-      const bool direct = R <= kDirectRows;
-      int64_t kv_ld = 0;
-      if (direct) {
-        // Decoding is a stream through the cache, and the hardware prefetcher alone leaves the
-        // cores waiting on it: the scores ask for this tile's V rows as they go, a few lines per
-        // key (on a paged cache, where each head's tile is one contiguous run).
-        kernels::Prefetch vnext;
-        if (paged) vnext = {row_at(vview, b, g, t.lo), cols * row_step(vview)};
-        kernels::kv_scores(kview.type, row_at(kview, b, g, t.lo), row_step(kview), cols, w.qs, R, hd, w.s, cols, vnext);
-        c.bias_and_mask(t, g, w.s, w.spans);
-      } else {
-        const float* kt = tile_rows(kview, b, g, t, w.acc2, &kv_ld);
-        c.scores_at(t, g, kt, kv_ld, w.qs, w.s, w.spans);
-      }
-      for (int64_t r = 0; r < R; ++r) {
-        float* row = w.s + r * cols;
-        const float m_new = std::max(w.m[r], kernels::vec_max(row, cols));
-        if (m_new == -INFINITY) {  // nothing visible yet in this row
-          std::fill(row, row + cols, 0.0f);
-          continue;
-        }
-        const float alpha = w.m[r] == -INFINITY ? 0.0f : std::exp(w.m[r] - m_new);
-        const float sum = kernels::vec_exp_sum(row, m_new, cols);
-        w.l[r] = w.l[r] * alpha + sum;
-        if (alpha != 1.0f) kernels::vec_scale(w.acc + r * hd, alpha, hd);
-        w.m[r] = m_new;
-      }
-      if (direct) {
-        // ... and the values ask for the K rows from the end of this tile to the end of their
-        // page: the next tile's, when the visible keys run on (a hint only where they do not).
-        kernels::Prefetch knext;
-        if (paged && this_tile + 1 < tile_hi && t.hi < d.kv_len) {
-          const int64_t page = int64_t{1} << kview.page_shift;
-          const int64_t n = std::min(d.kv_len, (t.hi / page + 1) * page) - t.hi;
-          knext = {row_at(kview, b, g, t.hi), n * row_step(kview)};
-        }
-        kernels::kv_accumulate(vview.type, row_at(vview, b, g, t.lo), row_step(vview), cols, w.s, cols, R, hd, w.acc, knext);
-      } else {
-        const float* vt = tile_rows(vview, b, g, t, w.acc2, &kv_ld);
-        kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, vt, kv_ld, 1.0f, w.acc, hd);
-      }
-    });
-    if (splits == 1) {
-      finish(b, g, qb, w.m, w.l, w.acc);
-      return;
+// One work item: stacked query block qb of kv head g in batch b, over its key tiles
+// [tile_lo, tile_hi) (all of them unless split).
+struct ForwardTask {
+  int64_t b = 0, qb = 0, tile_lo = 0, tile_hi = 0;
+  int g = 0;
+};
+
+ForwardWork plan_forward(const AttentionDims& d, const Plan& plan) {
+  ForwardWork w;
+  w.n_groups = d.batch * d.kv_heads * plan.n_qb;
+  w.n_tiles.assign(plan.n_qb, 0);
+  int64_t min_tiles = INT64_MAX;
+  for (int64_t qb = 0; qb < plan.n_qb; ++qb) {
+    plan.for_tiles(qb, [&](const Tile&) { ++w.n_tiles[qb]; });
+    min_tiles = std::min(min_tiles, w.n_tiles[qb]);
+  }
+  if (w.n_groups < kMinForwardTasks)
+    w.splits = std::min((kMinForwardTasks + w.n_groups - 1) / w.n_groups, min_tiles / 2);
+  w.splits = std::max<int64_t>(w.splits, 1);
+  w.r_max = plan.group * plan.max_rows();
+  w.part_floats = w.r_max * (d.head_dim + 2);
+  return w;
+}
+
+// (b, g, qb) of group task `group_task`: late (heavier causal) query blocks first.
+ForwardTask group_of(const AttentionDims& d, const Plan& plan, int64_t group_task) {
+  ForwardTask t;
+  t.qb = plan.n_qb - 1 - group_task % plan.n_qb;
+  const int64_t bg = group_task / plan.n_qb;
+  t.b = bg / d.kv_heads;
+  t.g = static_cast<int>(bg % d.kv_heads);
+  return t;
+}
+
+ForwardTask forward_task(const AttentionDims& d, const Plan& plan, const ForwardWork& work, int64_t task) {
+  const int64_t split = task % work.splits;
+  ForwardTask t = group_of(d, plan, task / work.splits);
+  t.tile_lo = work.n_tiles[t.qb] * split / work.splits;
+  t.tile_hi = work.n_tiles[t.qb] * (split + 1) / work.splits;
+  return t;
+}
+
+// Scores of `tile` into w.s [R, cols]. Short stacked blocks (`direct`) read the K rows in place
+// in their element type; taller ones take them as fp32 (converted into w.acc2 if need be).
+void forward_scores(const Ctx& c, const KvTiles& kv, const ForwardTask& t, const Tile& tile, bool direct,
+                    Scratch& w) {
+  const int64_t R = c.plan.group * c.rows(t.qb), cols = tile.hi - tile.lo;
+  if (direct) {
+    // Decoding is a stream through the cache, and the hardware prefetcher alone leaves the
+    // cores waiting on it: the scores ask for this tile's V rows as they go, a few lines per
+    // key (on a paged cache, where each head's tile is one contiguous run).
+    kernels::Prefetch vnext;
+    if (kv.paged) vnext = {kv.row_at(kv.v, t.b, t.g, tile.lo), cols * kv.row_step(kv.v)};
+    kernels::kv_scores(kv.k.type, kv.row_at(kv.k, t.b, t.g, tile.lo), kv.row_step(kv.k), cols, w.qs, R,
+                       c.d.head_dim, w.s, cols, vnext);
+    c.bias_and_mask(tile, t.g, w.s, w.spans);
+  } else {
+    int64_t ld = 0;
+    const float* kt = kv.tile_rows(kv.k, t.b, t.g, tile, w.acc2, &ld);
+    c.scores_at(tile, t.g, kt, ld, w.qs, w.s, w.spans);
+  }
+}
+
+// Online softmax over one tile's scores s [R, cols]: per row the running max m and sum l are
+// updated, acc [R, hd] rescaled to the new max, and s overwritten with exp(s - m).
+void online_softmax(float* s, int64_t R, int64_t cols, int64_t hd, float* m, float* l, float* acc) {
+  for (int64_t r = 0; r < R; ++r) {
+    float* row = s + r * cols;
+    const float m_new = std::max(m[r], kernels::vec_max(row, cols));
+    if (m_new == -INFINITY) {  // nothing visible yet in this row
+      std::fill(row, row + cols, 0.0f);
+      continue;
     }
-    float* part = parts.data() + task * part_floats;
-    std::copy(w.m, w.m + R, part);
-    std::copy(w.l, w.l + R, part + r_max);
-    std::copy(w.acc, w.acc + R * hd, part + 2 * r_max);
+    const float alpha = m[r] == -INFINITY ? 0.0f : std::exp(m[r] - m_new);
+    const float sum = kernels::vec_exp_sum(row, m_new, cols);
+    l[r] = l[r] * alpha + sum;
+    if (alpha != 1.0f) kernels::vec_scale(acc + r * hd, alpha, hd);
+    m[r] = m_new;
+  }
+}
+
+// w.acc += P V for `tile`, P = w.s. `more` says whether the task has a next tile (a prefetch
+// hint for the direct path).
+void forward_accumulate(const Ctx& c, const KvTiles& kv, const ForwardTask& t, const Tile& tile, bool direct,
+                        bool more, Scratch& w) {
+  const int64_t R = c.plan.group * c.rows(t.qb), cols = tile.hi - tile.lo, hd = c.d.head_dim;
+  if (direct) {
+    // ... and the values ask for the K rows from the end of this tile to the end of their
+    // page: the next tile's, when the visible keys run on (a hint only where they do not).
+    kernels::Prefetch knext;
+    if (kv.paged && more && tile.hi < c.d.kv_len) {
+      const int64_t page = int64_t{1} << kv.k.page_shift;
+      const int64_t n = std::min(c.d.kv_len, (tile.hi / page + 1) * page) - tile.hi;
+      knext = {kv.row_at(kv.k, t.b, t.g, tile.hi), n * kv.row_step(kv.k)};
+    }
+    kernels::kv_accumulate(kv.v.type, kv.row_at(kv.v, t.b, t.g, tile.lo), kv.row_step(kv.v), cols, w.s, cols, R, hd,
+                           w.acc, knext);
+  } else {
+    int64_t ld = 0;
+    const float* vt = kv.tile_rows(kv.v, t.b, t.g, tile, w.acc2, &ld);
+    kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, vt, ld, 1.0f, w.acc, hd);
+  }
+}
+
+// One work item: online softmax over its key tiles, leaving the running max, sum and
+// unnormalised output of its stacked rows in w.m [R], w.l [R], w.acc [R, hd].
+void run_forward_task(const Ctx& c, const KvTiles& kv, const ForwardTask& t, const float* q, Scratch& w) {
+  const int64_t R = c.plan.group * c.rows(t.qb), hd = c.d.head_dim;
+  // Stacked blocks of at most kDirectRows rows read the K/V tiles in place.
+  const bool direct = R <= kDirectRows;
+  c.pack(q, t.b, t.g, t.qb, c.scale, w.qs);
+  std::fill(w.m, w.m + R, -INFINITY);
+  std::fill(w.l, w.l + R, 0.0f);
+  std::fill(w.acc, w.acc + R * hd, 0.0f);
+  int64_t tile_index = 0;
+  c.plan.for_tiles(t.qb, [&](const Tile& tile) {
+    const int64_t this_tile = tile_index++;
+    if (this_tile < t.tile_lo || this_tile >= t.tile_hi) return;
+    forward_scores(c, kv, t, tile, direct, w);
+    online_softmax(w.s, R, tile.hi - tile.lo, hd, w.m, w.l, w.acc);
+    forward_accumulate(c, kv, t, tile, direct, this_tile + 1 < t.tile_hi, w);
   });
-  if (splits == 1) return;
-  // Merge the splits of each group task, in split order: m = max m_s, l = sum l_s e^(m_s - m),
-  // acc = sum acc_s e^(m_s - m).
-  pool.parallel_range(n_groups, [&](int64_t t0, int64_t t1, int) {
+}
+
+// Writes the normalised output and lse of the stacked rows of block qb of kv head g, batch b.
+void write_output(const Ctx& c, int64_t b, int g, int64_t qb, const float* m, const float* l, const float* acc,
+                  float* out, float* lse) {
+  const AttentionDims& d = c.d;
+  const int64_t hd = d.head_dim;
+  for (int64_t r = 0; r < c.plan.group * c.rows(qb); ++r) {
+    const int h = c.head_of(g, qb, r);
+    const int64_t t = c.t_of(qb, r);
+    float* o = out + (b * d.seq_len + t) * d.q_stride + int64_t(h) * hd;
+    const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+    for (int64_t i = 0; i < hd; ++i) o[i] = acc[r * hd + i] * inv;
+    if (lse) lse[(b * d.heads + h) * d.seq_len + t] = l[r] > 0 ? m[r] + std::log(l[r]) : -INFINITY;
+  }
+}
+
+// Keeps task `task`'s partial result (w.m, w.l, w.acc of its R rows) in parts
+// [tasks, part_floats], for merge_splits.
+void save_partial(const ForwardWork& work, int64_t task, int64_t R, int64_t hd, const Scratch& w, float* parts) {
+  float* part = parts + task * work.part_floats;
+  std::copy(w.m, w.m + R, part);
+  std::copy(w.l, w.l + R, part + work.r_max);
+  std::copy(w.acc, w.acc + R * hd, part + 2 * work.r_max);
+}
+
+// Merges the splits of each group task, in split order: m = max m_s, l = sum l_s e^(m_s - m),
+// acc = sum acc_s e^(m_s - m); then writes the output as an unsplit task would.
+void merge_splits(ThreadPool& pool, const Ctx& c, const ForwardWork& work, const float* parts, float* out,
+                  float* lse) {
+  const int64_t hd = c.d.head_dim, r_max = work.r_max, splits = work.splits, part_floats = work.part_floats;
+  pool.parallel_range(work.n_groups, [&](int64_t t0, int64_t t1, int) {
     std::vector<float> m(r_max), l(r_max), acc(r_max * hd);
     for (int64_t group_task = t0; group_task < t1; ++group_task) {
-      const int64_t qb = plan.n_qb - 1 - group_task % plan.n_qb;
-      const int64_t bg = group_task / plan.n_qb;
-      const int64_t R = plan.group * c.rows(qb);
-      const float* first = parts.data() + group_task * splits * part_floats;
+      const ForwardTask t = group_of(c.d, c.plan, group_task);
+      const int64_t R = c.plan.group * c.rows(t.qb);
+      const float* first = parts + group_task * splits * part_floats;
       for (int64_t r = 0; r < R; ++r) {
         float mx = -INFINITY;
         for (int64_t sp = 0; sp < splits; ++sp) mx = std::max(mx, first[sp * part_floats + r]);
@@ -432,9 +491,42 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
           for (int64_t i = 0; i < hd; ++i) a[i] += pa[i] * scale;
         }
       }
-      finish(bg / d.kv_heads, static_cast<int>(bg % d.kv_heads), qb, m.data(), l.data(), acc.data());
+      write_output(c, t.b, t.g, t.qb, m.data(), l.data(), acc.data(), out, lse);
     }
   });
+}
+
+}  // namespace
+
+void tiled_forward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,
+                   const float* k, const float* v, float* out, float* lse, TileSizes ts) {
+  tiled_forward_kv(pool, d, spec, q, KvView{k, 0}, KvView{v, 0}, out, lse, ts);
+}
+
+void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q, KvView kview,
+                      KvView vview, float* out, float* lse, TileSizes ts) {
+  check_dims(d, spec);
+  const bool paged = kview.pages != nullptr;
+  CHECK(paged == (vview.pages != nullptr));
+  CHECK(!paged || (d.batch == 1 && kview.page_shift == vview.page_shift && kview.page_shift < 62));
+  for (const KvView* v : {&kview, &vview})
+    CHECK(v->type == quant::kF32 || v->type == quant::kF16 ||
+          (paged && v->type == quant::kQ8_0 && d.head_dim % quant::kQK == 0));
+  if (d.seq_len == 0) return;
+  const Plan plan = make_plan(d, *spec.mask, ts, paged ? int64_t{1} << kview.page_shift : INT64_MAX);
+  const Ctx c(d, spec, plan);
+  const KvTiles kv(d, kview, vview);
+  const ForwardWork work = plan_forward(d, plan);
+  ScratchSet scratch(pool.threads(), work.r_max, plan.bc, d.head_dim);
+  std::vector<float> parts(work.splits > 1 ? static_cast<size_t>(work.tasks() * work.part_floats) : 0);
+  pool.parallel_for_dynamic(work.tasks(), [&](int64_t task, int thread) {
+    Scratch& w = scratch.get(thread);
+    const ForwardTask t = forward_task(d, plan, work, task);
+    run_forward_task(c, kv, t, q, w);
+    if (work.splits == 1) write_output(c, t.b, t.g, t.qb, w.m, w.l, w.acc, out, lse);
+    else save_partial(work, task, plan.group * c.rows(t.qb), d.head_dim, w, parts.data());
+  });
+  if (work.splits > 1) merge_splits(pool, c, work, parts.data(), out, lse);
 }
 
 void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpec& spec, const float* q,

@@ -169,8 +169,12 @@ int run_train(TrainFlags& f) {
   const bool tty = human && stdout_is_tty();
   const int64_t tokens_per_step = opt.batch * opt.ctx * opt.accum;
   const auto start = clock::now();
-  auto window_start = start;
-  int64_t window_steps = 0;
+  // Training rates count step time only (evaluation and saving excluded): the live line's over
+  // the latest completed window of 20 steps or 2 s (before the first one, over every step so
+  // far), each evaluation record's over the steps since the previous record.
+  int64_t window_steps = 0, record_steps = 0;
+  double window_s = 0, record_s = 0;
+  bool have_window = false;
   double train_seconds = 0, rate = 0, last_val = NAN, last_bpb = NAN;
   const int64_t first_step = trainer.current_step();
   train::StepStats st;
@@ -179,15 +183,18 @@ int run_train(TrainFlags& f) {
   auto emit_eval = [&](const train::EvalStats& e) {
     last_val = e.val_loss;
     last_bpb = e.val_bpb;
+    const double record_rate = record_s > 0 ? record_steps * tokens_per_step / record_s : 0;
+    record_steps = 0;
+    record_s = 0;
     if (f.json) {
       nlohmann::json j = {{"event", "eval"},        {"step", e.step},         {"train_loss", st.loss},
-                          {"val_loss", e.val_loss}, {"val_bpb", e.val_bpb},   {"tokens_per_s", rate},
+                          {"val_loss", e.val_loss}, {"val_bpb", e.val_bpb},   {"tokens_per_s", record_rate},
                           {"lr", st.lr},            {"elapsed_s", std::chrono::duration<double>(clock::now() - start).count()}};
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("%sstep %lld/%lld | loss %.4f | val loss %.4f | val %.4f bits/byte | lr %.2e | %s tok/s\n",
                   tty ? "\r\033[K" : "", (long long)e.step, (long long)opt.steps, st.loss, e.val_loss, e.val_bpb, st.lr,
-                  format_rate(rate).c_str());
+                  format_rate(record_rate).c_str());
     }
     std::fflush(stdout);
   };
@@ -195,16 +202,19 @@ int run_train(TrainFlags& f) {
   while (trainer.current_step() < opt.steps) {
     auto t0 = clock::now();
     st = trainer.step();
-    auto t1 = clock::now();
-    train_seconds += std::chrono::duration<double>(t1 - t0).count();
+    const double step_s = std::chrono::duration<double>(clock::now() - t0).count();
+    train_seconds += step_s;
     ++window_steps;
-    const double window_s = std::chrono::duration<double>(t1 - window_start).count();
+    ++record_steps;
+    window_s += step_s;
+    record_s += step_s;
     if (window_s > 2.0 || window_steps >= 20) {
-      rate = window_steps * tokens_per_step / std::chrono::duration<double>(t1 - window_start).count();
-      window_start = t1;
+      rate = window_steps * tokens_per_step / window_s;
       window_steps = 0;
-    } else if (rate == 0) {
-      rate = tokens_per_step / std::chrono::duration<double>(t1 - t0).count();
+      window_s = 0;
+      have_window = true;
+    } else if (!have_window) {
+      rate = (trainer.current_step() - first_step) * tokens_per_step / train_seconds;
     }
     if (!std::isfinite(st.loss)) return fail("training diverged: loss is " + std::to_string(st.loss) + " at step " +
                                              std::to_string(st.step) + " (try a lower --lr)");
@@ -219,8 +229,6 @@ int run_train(TrainFlags& f) {
     const bool last = st.step == opt.steps;
     if ((opt.eval_every > 0 && st.step % opt.eval_every == 0) || last) {
       emit_eval(trainer.evaluate());
-      window_start = clock::now();
-      window_steps = 0;
     }
     if (g_stop_signal) {
       interrupted = true;

@@ -22,6 +22,8 @@ void register_bench_attention(CLI::App& bench, Commands& cmds);  // under `bench
 void register_perplexity(CLI::App& app, Commands& cmds);
 void register_export(CLI::App& app, Commands& cmds);
 void register_logits(CLI::App& app, Commands& cmds);
+void register_tokenize(CLI::App& app, Commands& cmds);
+void register_detokenize(CLI::App& app, Commands& cmds);
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {

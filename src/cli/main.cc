@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   register_quantize(app, cmds);
   register_export(app, cmds);
   register_logits(app, cmds);
+  register_tokenize(app, cmds);
+  register_detokenize(app, cmds);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -103,6 +103,19 @@ Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt
   return is_hf_model_path(path) ? load_hf(path, opt) : load_gguf(path, opt);
 }
 
+Expected<tokenizer::BpeTokenizer> load_model_tokenizer(const std::string& path) {
+  if (!is_hf_model_path(path)) return load_tokenizer(path);
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();  // as read_hf_model
+  if (dir.empty()) dir = ".";
+  auto vocab = tokenizer::load_hf_vocab(dir.string());
+  if (!vocab.ok()) return vocab.status().Wrap("model '" + path + "'");
+  auto tok = tokenizer::BpeTokenizer::from_gguf(*vocab);
+  if (!tok.ok()) return tok.status().Wrap("model '" + path + "'");
+  return tok;
+}
+
 Status export_model(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok,
                     const std::string& arch_name) {
   auto a = arch::find_export_architecture(arch_name);

@@ -22,6 +22,12 @@ struct LoadOptions {
 // its shards, or one of those .safetensors / index files inside such a directory.
 Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt = {});
 
+// The tokenizer of what load_model takes, without reading config or weights: a GGUF's
+// tokenizer keys (any GGUF with them, one that holds only a tokenizer too), or a Hugging Face
+// model's tokenizer.json (+ tokenizer_config.json) in its directory (a directory with only those
+// will do).
+Expected<tokenizer::BpeTokenizer> load_model_tokenizer(const std::string& path);
+
 // Whether load_model takes `path` as a Hugging Face model (a directory, .safetensors or .json).
 bool is_hf_model_path(const std::string& path);
 // The parts of a Hugging Face model before any weight is read: config, weight map, tensors.

@@ -89,6 +89,19 @@ expect_error export-not-llama "$work/x.gguf" -- "$bin" export "$work/alibi.gguf"
 expect_error logits-bad-token "$work/l.npy" -- "$bin" logits -m "$work/good.gguf" --tokens 1,x -o "$work/l.npy"
 expect_error logits-token-range "$work/l.npy" -- "$bin" logits -m "$work/good.gguf" --tokens 1,999999 -o "$work/l.npy"
 expect_error logits-prompt-and-tokens "$work/l.npy" -- "$bin" logits -m "$work/good.gguf" -p hi --tokens 1 -o "$work/l.npy"
+expect_error tokenize-missing-model "" -- "$bin" tokenize -m "$work/nope.gguf" -p hi
+expect_error tokenize-truncated-model "" -- "$bin" tokenize -m "$work/truncated_header.gguf" -p hi
+expect_error tokenize-dir-without-tokenizer "" -- "$bin" tokenize -m "$work" -p hi
+expect_error tokenize-missing-file "" -- "$bin" tokenize -m "$work/good.gguf" -f "$work/nope.txt"
+expect_error tokenize-file-is-dir "" -- "$bin" tokenize -m "$work/good.gguf" -f "$work"
+expect_error tokenize-prompt-and-file "" -- "$bin" tokenize -m "$work/good.gguf" -p hi -f "$work/corpus.txt"
+expect_error tokenize-no-text "" -- "$bin" tokenize -m "$work/good.gguf"
+expect_error detokenize-missing-model "" -- "$bin" detokenize -m "$work/nope.gguf" --ids 1
+expect_error detokenize-bad-id "" -- "$bin" detokenize -m "$work/good.gguf" --ids 1,x
+expect_error detokenize-empty-item "" -- "$bin" detokenize -m "$work/good.gguf" --ids 1,,2
+expect_error detokenize-negative-id "" -- "$bin" detokenize -m "$work/good.gguf" --ids=-1
+expect_error detokenize-id-range "" -- "$bin" detokenize -m "$work/good.gguf" --ids 1,300
+expect_error detokenize-id-huge "" -- "$bin" detokenize -m "$work/good.gguf" --ids 99999999999999999999
 expect_error logits-too-long "$work/l.npy" -- "$bin" logits -m "$work/good.gguf" --tokens 1,1,1,1,1,1,1,1,1 -o "$work/l.npy"
 expect_error bench-model-missing "" -- "$bin" bench -m "$work/nope.gguf"
 expect_error bench-model-too-long "" -- "$bin" bench -m "$work/good.gguf" -p 100000

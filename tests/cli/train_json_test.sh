@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# train --json: each eval record's tokens_per_s is the training rate since the previous record
+# (tokens trained then / training seconds then). The summary's tokens_per_s is every token over
+# all the training seconds, so the records' seconds (tokens_i / rate_i) must add up to the
+# summary's (tokens / rate), with a short last interval (25 steps, eval every 10) and --accum.
+# Usage: train_json_test.sh path/to/longctx
+set -euo pipefail
+bin=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for i in $(seq 1 5000); do echo "In the beginning was the Word, and the Word was with God. Line $i."; done > "$work/big.txt"
+"$bin" train --preset tiny --layers 1 --vocab-size 300 --data "$work/big.txt" --ctx 16 --batch 2 --accum 2 \
+  --steps 25 --eval-every 10 --eval-batches 1 -t 2 -o "$work/m.gguf" --json > "$work/log.jsonl"
+python3 - "$work/log.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+evals = [j for j in lines if j["event"] == "eval"]
+summary = lines[-1]
+assert summary["event"] == "summary", summary
+assert [e["step"] for e in evals] == [10, 20, 25], evals
+tokens_per_step = 2 * 16 * 2
+seconds, prev = 0.0, 0
+for e in evals:
+    assert e["tokens_per_s"] > 0, e
+    seconds += (e["step"] - prev) * tokens_per_step / e["tokens_per_s"]
+    prev = e["step"]
+total = 25 * tokens_per_step / summary["tokens_per_s"]
+assert abs(seconds - total) <= 1e-9 * total, (seconds, total, evals, summary)
+print(f"ok: eval rates {[round(e['tokens_per_s']) for e in evals]} add up to the summary's "
+      f"{summary['tokens_per_s']:.0f} tokens/s ({seconds:.4f} s of training)")
+PY
