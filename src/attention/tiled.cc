@@ -273,9 +273,7 @@ struct KvTiles {
 
   // Head g of row j of K or V.
   const uint8_t* row_at(const KvView& view, int64_t b, int g, int64_t j) const {
-    if (paged)
-      return view.pages[j >> view.page_shift] + g * view.head_stride +
-             (j & ((int64_t{1} << view.page_shift) - 1)) * view.row_bytes;
+    if (paged) return paged_row(view.pages, view.page_shift, view.head_stride, view.row_bytes, g, j);
     return static_cast<const uint8_t*>(view.data) +
            quant::row_bytes(view.type, b * d.kv_batch_stride + j * d.kv_stride + int64_t(g) * d.head_dim);
   }

@@ -57,12 +57,22 @@ bool is_hf_model_path(const std::string& path) {
   return ext == ".safetensors" || ext == ".json";
 }
 
-Expected<HfModelInfo> read_hf_model(const std::string& path) {
+namespace {
+
+// The directory of a Hugging Face model: the path, or the folder of a file inside it.
+std::string hf_model_dir(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  const fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
+  return dir.empty() ? std::string(".") : dir.string();
+}
+
+}  // namespace
+
+Expected<HfModelInfo> read_hf_model(const std::string& path) {
+  namespace fs = std::filesystem;
   HfModelInfo info;
-  info.dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
-  if (info.dir.empty()) info.dir = ".";
+  info.dir = hf_model_dir(path);
   auto hf = arch::HfConfig::load((fs::path(info.dir) / "config.json").string());
   if (!hf.ok()) return hf.status();
   auto type = hf->get_string("model_type");
@@ -105,11 +115,7 @@ Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& opt
 
 Expected<tokenizer::BpeTokenizer> load_model_tokenizer(const std::string& path) {
   if (!is_hf_model_path(path)) return load_tokenizer(path);
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();  // as read_hf_model
-  if (dir.empty()) dir = ".";
-  auto vocab = tokenizer::load_hf_vocab(dir.string());
+  auto vocab = tokenizer::load_hf_vocab(hf_model_dir(path));
   if (!vocab.ok()) return vocab.status().Wrap("model '" + path + "'");
   auto tok = tokenizer::BpeTokenizer::from_gguf(*vocab);
   if (!tok.ok()) return tok.status().Wrap("model '" + path + "'");

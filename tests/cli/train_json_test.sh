@@ -3,6 +3,7 @@
 # (tokens trained then / training seconds then). The summary's tokens_per_s is every token over
 # all the training seconds, so the records' seconds (tokens_i / rate_i) must add up to the
 # summary's (tokens / rate), with a short last interval (25 steps, eval every 10) and --accum.
+# Then eval --json on the checkpoint: one JSON object on stdout, ending in a newline.
 # Usage: train_json_test.sh path/to/longctx
 set -euo pipefail
 bin=$1
@@ -28,4 +29,13 @@ total = 25 * tokens_per_step / summary["tokens_per_s"]
 assert abs(seconds - total) <= 1e-9 * total, (seconds, total, evals, summary)
 print(f"ok: eval rates {[round(e['tokens_per_s']) for e in evals]} add up to the summary's "
       f"{summary['tokens_per_s']:.0f} tokens/s ({seconds:.4f} s of training)")
+PY
+"$bin" eval -m "$work/m.gguf" --data "$work/big.txt" --lengths 8,16 --max-tokens 64 -t 2 --json > "$work/eval.json" 2> /dev/null
+python3 - "$work/eval.json" <<'PY'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert raw.endswith(b"\n") and raw.count(b"\n") == 1, raw[-40:]
+j = json.loads(raw)
+assert [r["length"] for r in j["results"]] == [8, 16], j
+print("ok: eval --json is one object ending in a newline")
 PY
