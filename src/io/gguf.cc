@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/element_type.h"
+
 namespace longctx::io {
 namespace {
 
@@ -20,22 +22,6 @@ constexpr uint64_t kMinKvBytes = 8 + 4 + 1;
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;
 // ggml stores tensor names in char[GGML_MAX_NAME = 64] with a terminating NUL.
 constexpr size_t kMaxTensorNameWrite = 63;
-
-// Block sizes and bytes per block, from ggml-common.h (block_* structs) and ggml.c type traits.
-// Ids 4, 5 (Q4_2, Q4_3), 31..33 and 36..38 (repacked layouts) are gone from files.
-constexpr GgmlTypeInfo kGgmlTypes[] = {
-    {0, "F32", 1, 4},         {1, "F16", 1, 2},         {2, "Q4_0", 32, 18},
-    {3, "Q4_1", 32, 20},      {6, "Q5_0", 32, 22},      {7, "Q5_1", 32, 24},
-    {8, "Q8_0", 32, 34},      {9, "Q8_1", 32, 36},      {10, "Q2_K", 256, 84},
-    {11, "Q3_K", 256, 110},   {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
-    {14, "Q6_K", 256, 210},   {15, "Q8_K", 256, 292},   {16, "IQ2_XXS", 256, 66},
-    {17, "IQ2_XS", 256, 74},  {18, "IQ3_XXS", 256, 98}, {19, "IQ1_S", 256, 50},
-    {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110},  {22, "IQ2_S", 256, 82},
-    {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},         {25, "I16", 1, 2},
-    {26, "I32", 1, 4},        {27, "I64", 1, 8},        {28, "F64", 1, 8},
-    {29, "IQ1_M", 256, 56},   {30, "BF16", 1, 2},       {34, "TQ1_0", 256, 54},
-    {35, "TQ2_0", 256, 66},   {39, "MXFP4", 32, 17},
-};
 
 bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
   return !__builtin_mul_overflow(a, b, out);
@@ -289,20 +275,8 @@ bool gguf_type_is_signed(GgufType t) {
 }
 bool gguf_type_is_float(GgufType t) { return t == GgufType::kF32 || t == GgufType::kF64; }
 
-const GgmlTypeInfo* ggml_type_info(uint32_t id) {
-  for (const GgmlTypeInfo& t : kGgmlTypes) {
-    if (t.id == id) return &t;
-  }
-  return nullptr;
-}
-
-std::string ggml_type_name(uint32_t id) {
-  const GgmlTypeInfo* t = ggml_type_info(id);
-  return t ? std::string(t->name) : "type " + std::to_string(id);
-}
-
 Expected<uint64_t> ggml_tensor_bytes(uint32_t type, const std::vector<int64_t>& dims) {
-  const GgmlTypeInfo* t = ggml_type_info(type);
+  const ElementTypeInfo* t = element_type_info(type);
   if (t == nullptr) return Status::Error("unknown ggml type " + std::to_string(type));
   uint64_t n = 1;
   for (size_t k = 0; k < dims.size(); ++k) {
@@ -617,7 +591,7 @@ Status GgufFile::parse() {
     }
     if (!c.u32(&t.type)) return truncated(c, "the type of " + where);
     if (!c.u64(&t.offset)) return truncated(c, "the data offset of " + where);
-    if (ggml_type_info(t.type) == nullptr) {
+    if (element_type_info(t.type) == nullptr) {
       return Status::Error(where + " has unknown ggml type " + u64s(t.type));
     }
     Expected<uint64_t> n_bytes = ggml_tensor_bytes(t.type, t.dims);
@@ -840,7 +814,7 @@ Status GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> dims
   if (!expected_bytes.ok()) return expected_bytes.status().Wrap(where);
   if (*expected_bytes != n_bytes) {
     return Status::Error(where + ": " + std::to_string(n_bytes) + " bytes given, but " +
-                         ggml_type_name(type) + " " + dims_string(dims) + " takes " +
+                         element_type_name(type) + " " + dims_string(dims) + " takes " +
                          u64s(*expected_bytes));
   }
   if (data == nullptr && n_bytes > 0) return Status::Error(where + ": null data");
