@@ -65,9 +65,9 @@ void attention_forward(const LayerContext& ctx, const model::LayerConfig& lc, At
         for (int g = 0; g < lc.kv_heads; ++g) {
           uint8_t* dst = pages[p >> cache->page_shift] + g * head_stride + (p & page_mask) * row_bytes;
           const float* x = src + t * kvd + g * hd;
-          if (type == quant::kF32)
+          if (type == kF32)
             std::memcpy(dst, x, hd * sizeof(float));
-          else if (type == quant::kF16)
+          else if (type == kF16)
             quant::fp32_to_fp16_row(x, reinterpret_cast<uint16_t*>(dst), hd);
           else
             CHECK(quant::quantize_row(type, x, dst, hd).ok());

@@ -51,11 +51,11 @@ Expected<KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t
   g.v_type = v_type;
   g.page_rows = page_rows;
   for (uint32_t t : {k_type, v_type})
-    if (t != quant::kF32 && t != quant::kF16 && t != quant::kQ8_0)
+    if (t != kF32 && t != kF16 && t != kQ8_0)
       return Status::Error("cache type " + std::to_string(t) + " is not one of f32, f16, q8_0");
   for (const auto& l : c.layers) {
     const int64_t kvd = int64_t(l.kv_heads) * l.head_dim;
-    if ((k_type == quant::kQ8_0 || v_type == quant::kQ8_0) && l.head_dim % quant::kQK != 0)
+    if ((k_type == kQ8_0 || v_type == kQ8_0) && l.head_dim % quant::kQK != 0)
       return Status::Error("a q8_0 cache needs head_dim to be a multiple of 32 (this model's is " +
                            std::to_string(l.head_dim) + ")");
     g.layers.push_back({l.kv_heads, l.head_dim, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern});

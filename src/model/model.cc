@@ -208,9 +208,9 @@ int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows)
 }
 
 Expected<uint32_t> parse_cache_type(const std::string& s) {
-  if (s == "f32") return quant::kF32;
-  if (s == "f16") return quant::kF16;
-  if (s == "q8_0") return quant::kQ8_0;
+  if (s == "f32") return kF32;
+  if (s == "f16") return kF16;
+  if (s == "q8_0") return kQ8_0;
   return Status::Error("cache type '" + s + "' is not supported (expected f32, f16 or q8_0)");
 }
 

@@ -148,13 +148,13 @@ Status export_model(const std::string& path, const Model& model, const tokenizer
       std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());
       dims.back() *= 3;  // rows (the slowest dimension; a bias has only that one)
       fused.push_back(std::move(qkv));
-      LONGCTX_RETURN_IF_ERROR(w.add_tensor(p + "attn_qkv." + suffix, dims, quant::kF32, fused.back().data(),
+      LONGCTX_RETURN_IF_ERROR(w.add_tensor(p + "attn_qkv." + suffix, dims, kF32, fused.back().data(),
                                            fused.back().size() * sizeof(float)));
       continue;
     }
     std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
     LONGCTX_RETURN_IF_ERROR(
-        w.add_tensor(t.name, dims, quant::kF32, model.params() + t.offset, t.numel * sizeof(float)));
+        w.add_tensor(t.name, dims, kF32, model.params() + t.offset, t.numel * sizeof(float)));
   }
   return w.write(path);
 }

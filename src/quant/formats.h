@@ -23,17 +23,6 @@
 
 namespace longctx::quant {
 
-// Old spellings quant::kF32 ... of the ids of core/element_type.h, until every caller uses those.
-using longctx::kF32;
-using longctx::kF16;
-using longctx::kQ4_0;
-using longctx::kQ4_1;
-using longctx::kQ8_0;
-using longctx::kQ4_K;
-using longctx::kQ5_K;
-using longctx::kQ6_K;
-using longctx::kBF16;
-
 inline constexpr int kQK = 32;          // elements per block of Q8_0, Q4_0, Q4_1 (QK8_0, QK4_0, QK4_1)
 inline constexpr int kQK_K = 256;       // elements per K-quant super-block (QK_K)
 inline constexpr int kKScaleSize = 12;  // K_SCALE_SIZE: 8 6-bit scales + 8 6-bit mins
