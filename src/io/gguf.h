@@ -10,6 +10,9 @@
 //
 // The reader validates everything before handing anything out: a GgufFile that opened has every
 // tensor inside the file, every offset aligned, no duplicate names or keys, and known sizes.
+//
+// Code: gguf_reader.cc (GgufFile), gguf_writer.cc (GgufWriter), gguf_value.cc (what both share:
+// value types, tensor sizes, GgufValue).
 #pragma once
 #include <cstddef>
 #include <cstdint>
