@@ -285,12 +285,12 @@ struct KvTiles {
     const int64_t hd = d.head_dim;
     const uint8_t* src = row_at(view, b, g, t.lo);
     const int64_t step = row_step(view);
-    if (view.type == quant::kF32 && step % sizeof(float) == 0) {
+    if (view.type == kF32 && step % sizeof(float) == 0) {
       *ld = step / int64_t(sizeof(float));
       return reinterpret_cast<const float*>(src);
     }
     for (int64_t j = 0; j < t.hi - t.lo; ++j) {
-      if (view.type == quant::kF16)
+      if (view.type == kF16)
         quant::fp16_to_fp32_row(reinterpret_cast<const uint16_t*>(src + j * step), buf + j * hd, hd);
       else
         CHECK(quant::dequantize_row(view.type, src + j * step, buf + j * hd, hd).ok());
@@ -508,8 +508,8 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
   CHECK(paged == (vview.pages != nullptr));
   CHECK(!paged || (d.batch == 1 && kview.page_shift == vview.page_shift && kview.page_shift < 62));
   for (const KvView* v : {&kview, &vview})
-    CHECK(v->type == quant::kF32 || v->type == quant::kF16 ||
-          (paged && v->type == quant::kQ8_0 && d.head_dim % quant::kQK == 0));
+    CHECK(v->type == kF32 || v->type == kF16 ||
+          (paged && v->type == kQ8_0 && d.head_dim % quant::kQK == 0));
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts, paged ? int64_t{1} << kview.page_shift : INT64_MAX);
   const Ctx c(d, spec, plan);

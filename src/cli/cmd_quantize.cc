@@ -1,6 +1,6 @@
 // longctx quantize IN OUT TYPE [-t N]
 // Converts every weight matrix of a GGUF (a longctx checkpoint or a llama.cpp model) to TYPE
-// (f32, f16, bf16, q8_0, q4_0, q4_1); 1-D tensors become F32. Rules: quant/quantize_gguf.h.
+// (f32, f16, bf16, q8_0, q4_0, q4_1); 1-D tensors become F32. Rules: model/quantize_gguf.h.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -8,8 +8,8 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/thread_pool.h"
+#include "model/quantize_gguf.h"
 #include "quant/formats.h"
-#include "quant/quantize_gguf.h"
 
 namespace longctx::cli {
 
@@ -26,12 +26,12 @@ void register_quantize(CLI::App& app, Commands& cmds) {
   c->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   c->callback([o, &cmds] {
     cmds.run = [o] {
-      Expected<uint32_t> type = quant::parse_output_type(o->type);
+      Expected<uint32_t> type = model::parse_output_type(o->type);
       if (!type.ok()) return fail(type.status().Wrap("quantize"));
       ThreadPool::set_default_threads(o->threads);
       const bool tty = stdout_is_tty();
       bool progress_shown = false;
-      quant::QuantizeGgufOptions opt;
+      model::QuantizeGgufOptions opt;
       opt.warn = [&](const std::string& m) {
         if (progress_shown) std::printf("\n");  // keep the warning off the progress line
         progress_shown = false;
@@ -46,7 +46,7 @@ void register_quantize(CLI::App& app, Commands& cmds) {
         };
       }
       const auto t0 = std::chrono::steady_clock::now();
-      auto stats = quant::quantize_gguf(o->in, o->out, *type, opt);
+      auto stats = model::quantize_gguf(o->in, o->out, *type, opt);
       if (progress_shown) std::printf("\r\033[K");
       if (!stats.ok()) return fail(stats.status());
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

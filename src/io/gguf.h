@@ -10,6 +10,9 @@
 //
 // The reader validates everything before handing anything out: a GgufFile that opened has every
 // tensor inside the file, every offset aligned, no duplicate names or keys, and known sizes.
+//
+// Code: gguf_reader.cc (GgufFile), gguf_writer.cc (GgufWriter), gguf_value.cc (what both share:
+// value types, tensor sizes, GgufValue).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -53,18 +56,6 @@ bool gguf_type_is_float(GgufType type);     // f32, f64
 inline constexpr uint32_t kGgufDefaultAlignment = 32;
 inline constexpr int kGgufMaxDims = 4;  // GGML_MAX_DIMS
 
-// A ggml tensor element type (ids as in ggml.h enum ggml_type): `block_size` elements are stored
-// in `block_bytes` bytes (1 and sizeof(T) for plain types).
-struct GgmlTypeInfo {
-  uint32_t id;
-  const char* name;
-  uint32_t block_size;
-  uint32_t block_bytes;
-};
-// Null for ids that ggml never defined or removed (4, 5, 31..33, 36..38) and ids past the table.
-const GgmlTypeInfo* ggml_type_info(uint32_t id);
-// "Q8_0", or "type 99" for unknown ids.
-std::string ggml_type_name(uint32_t id);
 // Bytes of a tensor with `dims` (GGUF order) of ggml type `type`. Errors (no name attached, the
 // caller adds it): unknown type, a negative dim, dims[0] not a multiple of the block size (ggml
 // rows are whole blocks), or an element/byte count that overflows int64.
@@ -136,7 +127,7 @@ struct GgufKv {
 struct GgufTensorInfo {
   std::string name;
   std::vector<int64_t> dims;  // GGUF order: dims[0] varies fastest (ggml ne[0])
-  uint32_t type = 0;          // ggml type id; see ggml_type_info
+  uint32_t type = 0;          // ggml type id (core/element_type.h)
   uint64_t offset = 0;        // from the start of the data section; a multiple of the alignment
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;

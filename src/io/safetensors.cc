@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
-#include "quant/formats.h"
+#include "core/element_type.h"
 
 namespace longctx::io {
 namespace {
@@ -27,8 +27,8 @@ struct DtypeInfo {
   uint32_t ggml;
 };
 constexpr DtypeInfo kDtypes[] = {
-    {"F64", 8, kSafetensorsNoGgmlType},     {"F32", 4, quant::kF32},
-    {"F16", 2, quant::kF16},                {"BF16", 2, quant::kBF16},
+    {"F64", 8, kSafetensorsNoGgmlType},     {"F32", 4, kF32},
+    {"F16", 2, kF16},                       {"BF16", 2, kBF16},
     {"I64", 8, kSafetensorsNoGgmlType},     {"I32", 4, kSafetensorsNoGgmlType},
     {"I16", 2, kSafetensorsNoGgmlType},     {"I8", 1, kSafetensorsNoGgmlType},
     {"U64", 8, kSafetensorsNoGgmlType},     {"U32", 4, kSafetensorsNoGgmlType},

@@ -47,8 +47,8 @@ inline constexpr uint64_t kSafetensorsMaxElements = uint64_t{1} << 62;        //
 
 // Bytes per element of a safetensors dtype ("F32" -> 4); 0 for an unknown dtype.
 uint64_t safetensors_dtype_size(const std::string& dtype);
-// The ggml type id (quant::kF32, kF16, kBF16) of F32 / F16 / BF16; kSafetensorsNoGgmlType for
-// every other dtype.
+// The ggml type id (kF32, kF16, kBF16 of core/element_type.h) of F32 / F16 / BF16;
+// kSafetensorsNoGgmlType for every other dtype.
 uint32_t safetensors_ggml_type(const std::string& dtype);
 
 struct SafetensorsTensor {

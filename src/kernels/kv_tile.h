@@ -6,7 +6,7 @@
 // SIMD with run-time dispatch (Highway; cpu/kv_tile.cc), single-threaded: callers split heads
 // and tiles over the pool. tests/kernels/kv_tile_test.cc checks both against a scalar twin.
 //
-// Element types of a row (ggml type ids, quant/formats.h):
+// Element types of a row (ggml type ids, core/element_type.h; block layouts in quant/formats.h):
 //   0 fp32;  1 fp16 (IEEE half, converted exactly as quant::fp16_to_fp32, Inf/NaN included);
 //   8 Q8_0: blocks of 32 elements, an fp16 scale d then 32 int8 qs (34 bytes); x = d * qs, which
 //           is exact in fp32 (11 by 8 significant bits), so a Q8_0 row gives the same products

@@ -41,7 +41,7 @@
 
 namespace longctx::kernels {
 
-// A weight matrix W [rows = out, cols = in] in one GGUF tensor type (quant::kQ8_0, kQ4_0,
+// A weight matrix W [rows = out, cols = in] in one GGUF tensor type (kQ8_0, kQ4_0,
 // kQ4_1, kF16 or kF32). Row r starts at data + r * row_bytes (row_bytes >= the bytes of cols
 // elements, quant::row_bytes; usually equal). For quantized types cols % 32 == 0.
 // The data need no alignment.

@@ -38,9 +38,9 @@ int64_t KvGeometry::max_blocks(int64_t ctx, int64_t ubatch) const {
 }
 
 Expected<uint32_t> parse_cache_type(const std::string& s) {
-  if (s == "f32") return quant::kF32;
-  if (s == "f16") return quant::kF16;
-  if (s == "q8_0") return quant::kQ8_0;
+  if (s == "f32") return kF32;
+  if (s == "f16") return kF16;
+  if (s == "q8_0") return kQ8_0;
   return Status::Error("cache type '" + s + "' is not supported (expected f32, f16 or q8_0)");
 }
 
@@ -52,11 +52,11 @@ Expected<KvGeometry> make_geometry(const std::vector<KvSlot>& slots, uint32_t k_
   g.v_type = v_type;
   g.page_rows = page_rows;
   for (uint32_t t : {k_type, v_type})
-    if (t != quant::kF32 && t != quant::kF16 && t != quant::kQ8_0)
+    if (t != kF32 && t != kF16 && t != kQ8_0)
       return Status::Error("cache type " + quant::type_name(t) + " is not one of f32, f16, q8_0");
   for (const KvSlot& l : slots) {
     const int64_t kvd = int64_t(l.kv_heads) * l.head_dim;
-    if ((k_type == quant::kQ8_0 || v_type == quant::kQ8_0) && l.head_dim % quant::kQK != 0)
+    if ((k_type == kQ8_0 || v_type == kQ8_0) && l.head_dim % quant::kQK != 0)
       return Status::Error("a q8_0 cache needs head_dim to be a multiple of 32 (this model's is " +
                            std::to_string(l.head_dim) + ")");
     g.slots.push_back({l.kv_heads, l.head_dim, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern});

@@ -16,9 +16,9 @@ void encode_rows(uint8_t* const* pages, int page_shift, int64_t row_bytes, int64
     for (int g = 0; g < kv_heads; ++g) {
       uint8_t* dst = attention::paged_row(pages, page_shift, head_stride, row_bytes, g, pos0 + t);
       const float* x = src + t * kvd + g * head_dim;
-      if (type == quant::kF32)
+      if (type == kF32)
         std::memcpy(dst, x, head_dim * sizeof(float));
-      else if (type == quant::kF16)
+      else if (type == kF16)
         quant::fp32_to_fp16_row(x, reinterpret_cast<uint16_t*>(dst), head_dim);
       else
         CHECK(quant::quantize_row(type, x, dst, head_dim).ok());  // a cache type (kv_geometry checked it)

@@ -42,7 +42,7 @@ Expected<RandomModelSpec> parse_random_model(const std::string& spec) {
   RandomModelSpec out;
   out.seed = static_cast<uint64_t>(v["seed"]);
   const std::map<std::string, uint32_t> types = {
-      {"q8_0", quant::kQ8_0}, {"q4_0", quant::kQ4_0}, {"q4_1", quant::kQ4_1}, {"f16", quant::kF16}, {"f32", quant::kF32}};
+      {"q8_0", kQ8_0}, {"q4_0", kQ4_0}, {"q4_1", kQ4_1}, {"f16", kF16}, {"f32", kF32}};
   auto t = types.find(type);
   if (t == types.end()) return bad("type '" + type + "' (expected q8_0, q4_0, q4_1, f16 or f32)");
   out.type = t->second;
@@ -86,7 +86,7 @@ Expected<std::unique_ptr<Model>> make_random_model(const RandomModelSpec& spec) 
     vals.resize(static_cast<size_t>(t.numel));
     const bool ones = t.init == layers::Init::kOnes;
     for (auto& x : vals) x = ones ? 1.0f : static_cast<float>(rng.normal()) * 0.02f;
-    const uint32_t type = t.shape.size() == 2 ? spec.type : quant::kF32;
+    const uint32_t type = t.shape.size() == 2 ? spec.type : kF32;
     const int64_t row = t.shape.back(), rows = t.numel / row, rb = quant::row_bytes(type, row);
     bytes.emplace_back(static_cast<size_t>(rb * rows));
     LONGCTX_RETURN_IF_ERROR(quant::quantize_row(type, vals.data(), bytes.back().data(), t.numel));

@@ -18,7 +18,7 @@ namespace longctx::model {
 
 struct RandomModelSpec {
   ModelConfig config;
-  uint32_t type = 8;  // quant::kQ8_0
+  uint32_t type = 8;  // kQ8_0
   uint64_t seed = 1;
 };
 

@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include "io/gguf.h"
 #include "quant/fp16.h"
 
 #if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
@@ -246,22 +245,18 @@ Expected<int64_t> blocks_of(uint32_t type, int64_t n, bool supported, const char
 }  // namespace
 
 int64_t block_size(uint32_t type) {
-  const io::GgmlTypeInfo* t = io::ggml_type_info(type);
+  const ElementTypeInfo* t = element_type_info(type);
   return t ? t->block_size : 0;
 }
 
 int64_t block_bytes(uint32_t type) {
-  const io::GgmlTypeInfo* t = io::ggml_type_info(type);
+  const ElementTypeInfo* t = element_type_info(type);
   return t ? t->block_bytes : 0;
 }
 
-int64_t row_bytes(uint32_t type, int64_t n) {
-  const int64_t bs = block_size(type);
-  if (bs == 0 || n < 0 || n % bs != 0) return -1;
-  return n / bs * block_bytes(type);
-}
+int64_t row_bytes(uint32_t type, int64_t n) { return element_row_bytes(type, n); }
 
-std::string type_name(uint32_t type) { return io::ggml_type_name(type); }
+std::string type_name(uint32_t type) { return element_type_name(type); }
 
 bool is_quantized(uint32_t type) { return block_size(type) > 1; }
 

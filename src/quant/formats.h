@@ -1,6 +1,6 @@
 // GGUF tensor element types: the block layouts of ggml (ggml-common.h), and rows converted to
-// and from fp32. Type ids are ggml's (enum ggml_type, the `type` of io::GgufTensorInfo); names,
-// block sizes and bytes per block come from io::ggml_type_info, the one table of them.
+// and from fp32. Type ids are ggml's (enum ggml_type, the `type` of io::GgufTensorInfo); ids,
+// names, block sizes and bytes per block are core/element_type.h's, the one table of them.
 //
 // Supported:
 //   quantize_row    F32, F16, BF16, Q8_0, Q4_0, Q4_1
@@ -18,20 +18,10 @@
 #include <cstdint>
 #include <string>
 
+#include "core/element_type.h"
 #include "core/status.h"
 
 namespace longctx::quant {
-
-// ggml type ids (ggml.h enum ggml_type) of the types this library knows.
-inline constexpr uint32_t kF32 = 0;
-inline constexpr uint32_t kF16 = 1;
-inline constexpr uint32_t kQ4_0 = 2;
-inline constexpr uint32_t kQ4_1 = 3;
-inline constexpr uint32_t kQ8_0 = 8;
-inline constexpr uint32_t kQ4_K = 12;
-inline constexpr uint32_t kQ5_K = 13;
-inline constexpr uint32_t kQ6_K = 14;
-inline constexpr uint32_t kBF16 = 30;
 
 inline constexpr int kQK = 32;          // elements per block of Q8_0, Q4_0, Q4_1 (QK8_0, QK4_0, QK4_1)
 inline constexpr int kQK_K = 256;       // elements per K-quant super-block (QK_K)
@@ -84,8 +74,8 @@ static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
 
-// Elements per block (1 for F32/F16/BF16, 32, 256, ...) and bytes per block, for any type ggml
-// defines; 0 for an unknown id.
+// Over core/element_type.h's table: elements per block (1 for F32/F16/BF16, 32, 256, ...) and
+// bytes per block, for any type ggml defines; 0 for an unknown id.
 int64_t block_size(uint32_t type);
 int64_t block_bytes(uint32_t type);
 // Bytes of a row of n elements; -1 for an unknown id, n < 0 or n not a whole number of blocks.

@@ -163,34 +163,6 @@ std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
 
 // ---- ggml types ----
 
-TEST(GgmlTypes, BlockSizesMatchGgml) {
-  // {id, block size, bytes per block} from ggml-common.h's block_* structs.
-  struct Row {
-    uint32_t id;
-    uint32_t block;
-    uint32_t bytes;
-    const char* name;
-  };
-  const Row rows[] = {
-      {0, 1, 4, "F32"},       {1, 1, 2, "F16"},       {30, 1, 2, "BF16"},
-      {2, 32, 18, "Q4_0"},    {3, 32, 20, "Q4_1"},    {6, 32, 22, "Q5_0"},
-      {7, 32, 24, "Q5_1"},    {8, 32, 34, "Q8_0"},    {9, 32, 36, "Q8_1"},
-      {10, 256, 84, "Q2_K"},  {11, 256, 110, "Q3_K"}, {12, 256, 144, "Q4_K"},
-      {13, 256, 176, "Q5_K"}, {14, 256, 210, "Q6_K"}, {15, 256, 292, "Q8_K"},
-  };
-  for (const Row& r : rows) {
-    const GgmlTypeInfo* t = ggml_type_info(r.id);
-    ASSERT_NE(t, nullptr) << r.name;
-    EXPECT_EQ(t->block_size, r.block) << r.name;
-    EXPECT_EQ(t->block_bytes, r.bytes) << r.name;
-    EXPECT_STREQ(t->name, r.name);
-  }
-  for (uint32_t removed : {4u, 5u, 31u, 32u, 33u, 36u, 37u, 38u, 1000u}) {
-    EXPECT_EQ(ggml_type_info(removed), nullptr) << removed;
-  }
-  EXPECT_EQ(ggml_type_name(99), "type 99");
-}
-
 TEST(GgmlTypes, TensorBytes) {
   EXPECT_EQ(val(ggml_tensor_bytes(0, {3, 2})), 24u);
   EXPECT_EQ(val(ggml_tensor_bytes(8, {64, 3})), 2u * 34 * 3);

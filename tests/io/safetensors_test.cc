@@ -124,9 +124,9 @@ void expect_tensor(const SafetensorsTensor& t, const json& e) {
   EXPECT_EQ(t.offset, e["offset"].get<uint64_t>());
   ASSERT_NE(t.data, nullptr);
   EXPECT_EQ(std::vector<uint8_t>(t.data, t.data + t.n_bytes), from_hex(e["bytes_hex"].get<std::string>()));
-  const uint32_t expected_type = t.dtype == "F32"    ? quant::kF32
-                                 : t.dtype == "F16"  ? quant::kF16
-                                 : t.dtype == "BF16" ? quant::kBF16
+  const uint32_t expected_type = t.dtype == "F32"    ? kF32
+                                 : t.dtype == "F16"  ? kF16
+                                 : t.dtype == "BF16" ? kBF16
                                                      : kSafetensorsNoGgmlType;
   EXPECT_EQ(t.type, expected_type);
   if (e.contains("values")) {
@@ -184,7 +184,7 @@ TEST(SafetensorsFixture, ReadsEveryTensor) {
   ASSERT_NE(empty, nullptr);
   EXPECT_EQ(empty->shape, (std::vector<int64_t>{0, 3}));
   EXPECT_EQ(empty->n_bytes, 0u);
-  EXPECT_EQ(f.find("model.proj.weight")->type, quant::kBF16);
+  EXPECT_EQ(f.find("model.proj.weight")->type, kBF16);
   EXPECT_EQ(f.find("model.positions")->type, kSafetensorsNoGgmlType);
 }
 
@@ -397,9 +397,9 @@ TEST(SafetensorsParse, EdgeCasesThatAreValid) {
     EXPECT_EQ(f.find(name)->n_bytes, 3 * size) << name;
     EXPECT_EQ(f.find(name)->type, safetensors_ggml_type(name)) << name;
   }
-  EXPECT_EQ(safetensors_ggml_type("F32"), quant::kF32);
-  EXPECT_EQ(safetensors_ggml_type("F16"), quant::kF16);
-  EXPECT_EQ(safetensors_ggml_type("BF16"), quant::kBF16);
+  EXPECT_EQ(safetensors_ggml_type("F32"), kF32);
+  EXPECT_EQ(safetensors_ggml_type("F16"), kF16);
+  EXPECT_EQ(safetensors_ggml_type("BF16"), kBF16);
   EXPECT_EQ(safetensors_ggml_type("F64"), kSafetensorsNoGgmlType);
   EXPECT_EQ(safetensors_dtype_size("f32"), 0u);
 }

@@ -45,7 +45,7 @@ void put16(uint8_t* p, uint16_t h) { std::memcpy(p, &h, 2); }
 Rows make_rows(uint32_t type, int64_t hd, int64_t cols, int64_t pad, int64_t offset, uint64_t seed) {
   Rows m;
   m.type = type, m.hd = hd, m.cols = cols, m.offset = offset;
-  const int64_t packed = type == quant::kF32 ? hd * 4 : type == quant::kF16 ? hd * 2 : hd / 32 * kQ8Bytes;
+  const int64_t packed = type == kF32 ? hd * 4 : type == kF16 ? hd * 2 : hd / 32 * kQ8Bytes;
   m.row_bytes = packed + pad;
   // 0xff everywhere first: an fp32 / fp16 NaN, a Q8_0 scale of NaN, wherever a kernel must not look.
   m.bytes.assign(64 + offset + cols * m.row_bytes, 0xff);
@@ -55,13 +55,13 @@ Rows make_rows(uint32_t type, int64_t hd, int64_t cols, int64_t pad, int64_t off
   for (int64_t j = 0; j < cols; ++j) {
     uint8_t* row = m.bytes.data() + m.offset + j * m.row_bytes;
     double* val = m.val.data() + j * hd;
-    if (type == quant::kF32) {
+    if (type == kF32) {
       for (int64_t i = 0; i < hd; ++i) {
         const float x = static_cast<float>(r.normal());
         std::memcpy(row + i * 4, &x, 4);
         val[i] = x;
       }
-    } else if (type == quant::kF16) {
+    } else if (type == kF16) {
       for (int64_t i = 0; i < hd; ++i) {
         const uint16_t h = quant::fp32_to_fp16(static_cast<float>(r.normal()));
         put16(row + i * 2, h);
@@ -156,27 +156,27 @@ void for_each_target(Fn fn) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
-const uint32_t kTypes[] = {quant::kF32, quant::kF16, quant::kQ8_0};
-const char* type_name(uint32_t t) { return t == quant::kF32 ? "f32" : t == quant::kF16 ? "f16" : "q8_0"; }
+const uint32_t kTypes[] = {kF32, kF16, kQ8_0};
+const char* type_name(uint32_t t) { return t == kF32 ? "f32" : t == kF16 ? "f16" : "q8_0"; }
 
 TEST(KvTile, RowBytes) {
-  EXPECT_EQ(kv_row_bytes(quant::kF32, 64), 256);
-  EXPECT_EQ(kv_row_bytes(quant::kF16, 7), 14);
-  EXPECT_EQ(kv_row_bytes(quant::kQ8_0, 128), 4 * 34);
-  EXPECT_EQ(kv_row_bytes(quant::kQ8_0, 40), -1);
-  EXPECT_EQ(kv_row_bytes(quant::kQ4_0, 64), -1);
+  EXPECT_EQ(kv_row_bytes(kF32, 64), 256);
+  EXPECT_EQ(kv_row_bytes(kF16, 7), 14);
+  EXPECT_EQ(kv_row_bytes(kQ8_0, 128), 4 * 34);
+  EXPECT_EQ(kv_row_bytes(kQ8_0, 40), -1);
+  EXPECT_EQ(kv_row_bytes(kQ4_0, 64), -1);
 }
 
 TEST(KvTile, MatchesScalarTwin) {
   for_each_target([](const char* target) {
     for (uint32_t type : kTypes) {
       std::vector<int64_t> hds = {32, 64, 128};
-      if (type != quant::kQ8_0) hds.insert(hds.end(), {40, 7});
+      if (type != kQ8_0) hds.insert(hds.end(), {40, 7});
       for (int64_t hd : hds) {
         for (int64_t cols : {1, 7, 16, 255, 256}) {
           // Padding that keeps fp32 / fp16 elements aligned, plus an odd start for Q8_0.
-          const int64_t pad = type == quant::kQ8_0 ? 3 : 8;
-          const Rows m = make_rows(type, hd, cols, pad, type == quant::kQ8_0 ? 1 : 0, hd * 1000 + cols);
+          const int64_t pad = type == kQ8_0 ? 3 : 8;
+          const Rows m = make_rows(type, hd, cols, pad, type == kQ8_0 ? 1 : 0, hd * 1000 + cols);
           for (int64_t R : {1, 2, 3, 4, 5, 8, 9, 16, 33}) {
             char what[128];
             std::snprintf(what, sizeof what, "%s %s hd=%lld cols=%lld R=%lld", target, type_name(type),
@@ -197,9 +197,9 @@ TEST(KvTile, OtherHeadSizesAndAlignments) {
   for_each_target([](const char* target) {
     for (uint32_t type : kTypes) {
       for (int64_t hd : {48, 80, 96, 160, 256, 4128}) {
-        if (type == quant::kQ8_0 && hd % 32 != 0) continue;
+        if (type == kQ8_0 && hd % 32 != 0) continue;
         for (int64_t offset : {0, 3}) {
-          const Rows m = make_rows(type, hd, 37, type == quant::kF32 ? 12 : 6, offset, hd + offset);
+          const Rows m = make_rows(type, hd, 37, type == kF32 ? 12 : 6, offset, hd + offset);
           for (int64_t R : {1, 3, 6, 512}) {
             if (R > 6 && hd > 96) continue;  // 512 rows: enough to run several groups at a few widths
             char what[128];
@@ -232,7 +232,7 @@ TEST(KvTile, ConversionsAreExact) {
   const float one = 1.0f;
   for_each_target([&](const char* target) {
     std::vector<float> acc(n, -0.0f);
-    kv_accumulate(quant::kF16, f16.data(), n * 2, 1, &one, 1, 1, n, acc.data());
+    kv_accumulate(kF16, f16.data(), n * 2, 1, &one, 1, 1, n, acc.data());
     int bad = 0;
     for (int64_t i = 0; i < n; ++i) {
       const uint32_t want = std::bit_cast<uint32_t>(quant::fp16_to_fp32(f16[i]));
@@ -242,7 +242,7 @@ TEST(KvTile, ConversionsAreExact) {
       }
     }
     acc.assign(n * 32, -0.0f);
-    kv_accumulate(quant::kQ8_0, q8.data(), n * kQ8Bytes, 1, &one, 1, 1, n * 32, acc.data());
+    kv_accumulate(kQ8_0, q8.data(), n * kQ8Bytes, 1, &one, 1, 1, n * 32, acc.data());
     for (int64_t b = 0; b < n; ++b) {
       for (int i = 0; i < 32; ++i) {
         const float x = quant::fp16_to_fp32(static_cast<uint16_t>(b)) * static_cast<float>(qv[(b + i) % 6]);
@@ -287,9 +287,9 @@ TEST(KvTile, PrefetchChangesNothing) {
 TEST(KvTile, EmptyCallsTouchNothing) {
   float s = 7.0f, acc = 7.0f;
   const float q = 1.0f;
-  kv_scores(quant::kF32, nullptr, 4, 0, &q, 1, 1, &s, 0);
-  kv_accumulate(quant::kF32, nullptr, 4, 0, &q, 0, 1, 1, &acc);
-  kv_scores(quant::kF32, &q, 4, 1, &q, 0, 1, &s, 1);
+  kv_scores(kF32, nullptr, 4, 0, &q, 1, 1, &s, 0);
+  kv_accumulate(kF32, nullptr, 4, 0, &q, 0, 1, 1, &acc);
+  kv_scores(kF32, &q, 4, 1, &q, 0, 1, &s, 1);
   EXPECT_EQ(s, 7.0f);
   EXPECT_EQ(acc, 7.0f);
 }

@@ -32,7 +32,7 @@ std::vector<float> randv(int64_t n, uint64_t seed, double scale = 1.0) {
 }
 
 const QPath kPaths[] = {QPath::kScalar, QPath::kAvx2, QPath::kAvx512Vnni};
-const uint32_t kTypes[] = {quant::kQ8_0, quant::kQ4_0, quant::kQ4_1, quant::kF16};
+const uint32_t kTypes[] = {kQ8_0, kQ4_0, kQ4_1, kF16};
 
 // A weight matrix in `type` with row_bytes = pad + the packed row, and its dequantized values.
 struct Weights {
@@ -99,7 +99,7 @@ void check_against_references(uint32_t type, QPath path, const Shape& s, ThreadP
   std::vector<float> y(s.n * s.out, NAN);
   qlinear_forward(pool, x.data(), s.n, w.view(), with_bias ? bias.data() : nullptr, y.data(), path);
 
-  const bool quantized = type != quant::kF16;
+  const bool quantized = type != kF16;
   const QuantizedX qx = quantized ? quantize_x_twin(x, s.n, s.in) : QuantizedX{};
   int bad = 0;
   for (int64_t i = 0; i < s.n; ++i) {
@@ -129,8 +129,8 @@ TEST(QMatmul, PathsAndDetection) {
   EXPECT_TRUE(qmatmul_path_supported(QPath::kScalar));
   EXPECT_TRUE(qmatmul_path_supported(qmatmul_best_path()));
   for (uint32_t t : kTypes) EXPECT_TRUE(qmatmul_supports(t));
-  EXPECT_TRUE(qmatmul_supports(quant::kF32));
-  EXPECT_FALSE(qmatmul_supports(quant::kQ4_K));
+  EXPECT_TRUE(qmatmul_supports(kF32));
+  EXPECT_FALSE(qmatmul_supports(kQ4_K));
   std::printf("qmatmul: best path on this CPU: %s (avx2 %d, avx512-vnni %d)\n", qmatmul_path_name(qmatmul_best_path()),
               qmatmul_path_supported(QPath::kAvx2), qmatmul_path_supported(QPath::kAvx512Vnni));
 }
@@ -196,7 +196,7 @@ TEST(QMatmul, ActivationRoundingIsNearestEven) {
   std::vector<float> eye(in * in, 0.0f);
   for (int64_t r = 0; r < in; ++r) eye[r * in + r] = 1.0f;
   std::vector<uint8_t> wq(in * sizeof(quant::BlockQ8_0));
-  ASSERT_TRUE(quant::quantize_row(quant::kQ8_0, eye.data(), wq.data(), in * in).ok());
+  ASSERT_TRUE(quant::quantize_row(kQ8_0, eye.data(), wq.data(), in * in).ok());
   const float wdiag = 127.0f * quant::fp16_to_fp32(quant::fp32_to_fp16(1.0f / 127.0f));
   std::vector<float> x(in, 0.0f), want(in, 0.0f);
   const float vals[][2] = {{127, 127}, {2.5f, 2},   {3.5f, 4},     {-2.5f, -2},  {0.5f, 0},  {1.5f, 2},
@@ -209,7 +209,7 @@ TEST(QMatmul, ActivationRoundingIsNearestEven) {
   for (QPath path : kPaths) {
     if (!qmatmul_path_supported(path)) continue;
     std::vector<float> y(in);
-    qlinear_forward(pool, x.data(), 1, QMatrix{quant::kQ8_0, in, in, wq.data(), int64_t(sizeof(quant::BlockQ8_0))},
+    qlinear_forward(pool, x.data(), 1, QMatrix{kQ8_0, in, in, wq.data(), int64_t(sizeof(quant::BlockQ8_0))},
                     nullptr, y.data(), path);
     for (int64_t r = 0; r < in; ++r) EXPECT_FLOAT_EQ(y[r], wdiag * want[r]) << qmatmul_path_name(path) << " r=" << r;
   }
@@ -223,8 +223,8 @@ TEST(QMatmul, ActivationQuantizationIsIdenticalOnEveryPath) {
   std::vector<float> eye(in * in, 0.0f);
   for (int64_t r = 0; r < in; ++r) eye[r * in + r] = 1.0f;
   std::vector<uint8_t> wq(in * in / 32 * sizeof(quant::BlockQ8_0));
-  ASSERT_TRUE(quant::quantize_row(quant::kQ8_0, eye.data(), wq.data(), in * in).ok());
-  const QMatrix w{quant::kQ8_0, in, in, wq.data(), in / 32 * int64_t(sizeof(quant::BlockQ8_0))};
+  ASSERT_TRUE(quant::quantize_row(kQ8_0, eye.data(), wq.data(), in * in).ok());
+  const QMatrix w{kQ8_0, in, in, wq.data(), in / 32 * int64_t(sizeof(quant::BlockQ8_0))};
   std::vector<float> x = randv(n * in, 21, 1.0);
   Rng rng(22);
   for (int64_t j = 0; j < in; ++j) {
@@ -260,9 +260,9 @@ TEST(QMatmul, ExtremeValuesStayExact) {
     const int64_t b = j / 32;
     x[j] = b == 1 ? 0.0f : (b % 2 ? -1.0f : 1.0f) * (rng.uniform() < 0.5 ? 3.0f : -3.0f);
   }
-  for (uint32_t type : {quant::kQ8_0, quant::kQ4_0, quant::kQ4_1}) {
+  for (uint32_t type : {kQ8_0, kQ4_0, kQ4_1}) {
     Weights w = make_weights(type, out, in, 11);
-    const int64_t bb = quant::block_bytes(type), off = type == quant::kQ4_1 ? 4 : 2;
+    const int64_t bb = quant::block_bytes(type), off = type == kQ4_1 ? 4 : 2;
     for (int64_t r = 0; r < out; ++r) {
       for (int64_t b = 0; b < in / 32; ++b) {
         uint8_t* p = w.bytes.data() + r * w.row_bytes + b * bb;
@@ -298,7 +298,7 @@ TEST(QMatmul, F32WeightsUseTheFp32Product) {
   const auto x = randv(n * in, 1), wf = randv(out * ld, 2), bias = randv(out, 3);
   ThreadPool pool(2);
   std::vector<float> y(n * out);
-  qlinear_forward(pool, x.data(), n, QMatrix{quant::kF32, out, in, wf.data(), 4 * ld}, bias.data(), y.data());
+  qlinear_forward(pool, x.data(), n, QMatrix{kF32, out, in, wf.data(), 4 * ld}, bias.data(), y.data());
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t r = 0; r < out; ++r) {
       double s = bias[r];

@@ -97,10 +97,10 @@ TEST_P(PagedCacheTest, DecodeAndChunkedPrefillEqualTheFullForward) {
 // layers cycle through 3 of them), 16 and 256 (one page).
 INSTANTIATE_TEST_SUITE_P(
     Caches, PagedCacheTest,
-    ::testing::Values(PagedCase{4, 4, quant::kF32, quant::kF32, 1e-5}, PagedCase{2, 16, quant::kF32, quant::kF32, 1e-5},
-                      PagedCase{1, 256, quant::kF32, quant::kF32, 1e-5}, PagedCase{2, 4, quant::kF16, quant::kF16, 1e-3},
-                      PagedCase{1, 16, quant::kF16, quant::kF32, 1e-3}, PagedCase{4, 4, quant::kQ8_0, quant::kQ8_0, 2e-2},
-                      PagedCase{2, 16, quant::kQ8_0, quant::kQ8_0, 2e-2}, PagedCase{1, 8, quant::kQ8_0, quant::kF16, 2e-2}));
+    ::testing::Values(PagedCase{4, 4, kF32, kF32, 1e-5}, PagedCase{2, 16, kF32, kF32, 1e-5},
+                      PagedCase{1, 256, kF32, kF32, 1e-5}, PagedCase{2, 4, kF16, kF16, 1e-3},
+                      PagedCase{1, 16, kF16, kF32, 1e-3}, PagedCase{4, 4, kQ8_0, kQ8_0, 2e-2},
+                      PagedCase{2, 16, kQ8_0, kQ8_0, 2e-2}, PagedCase{1, 8, kQ8_0, kF16, 2e-2}));
 
 // A window layer never holds more than its window (rounded out to whole pages): the pool is the
 // plan's size, and the rows held trail the position by at most window + page - 1. Its memory
@@ -127,7 +127,7 @@ TEST(PagedCache, WindowLayersHoldTheirWindowOnly) {
       }
       ASSERT_EQ(cache.pages_held(1), t / P + 1);  // a causal layer keeps everything before t
     }
-  auto plan = [&](int64_t ctx) { return model::plan_memory(cfg, 0, ctx, 1, quant::kF16, quant::kQ8_0)->kv; };
+  auto plan = [&](int64_t ctx) { return model::plan_memory(cfg, 0, ctx, 1, kF16, kQ8_0)->kv; };
   model::ModelConfig all_window = config(2, "window:8");
   auto plan_w = [&](int64_t ctx) { return model::plan_memory(all_window, 0, ctx, 64, 0, 0)->kv; };
   EXPECT_EQ(plan_w(4096), plan_w(int64_t{1} << 20));
@@ -175,7 +175,7 @@ TEST(PagedCache, ForkedPrefixGivesTheColdRunsLogits) {
 // After a shift, the moved keys of the first layer (which depend only on the token and its
 // position) equal those a fresh cache computes for the shifted token list; decoding goes on.
 TEST(PagedCache, ContextShiftReRotatesKeys) {
-  for (uint32_t kt : {quant::kF32, quant::kF16}) {
+  for (uint32_t kt : {kF32, kF16}) {
     SCOPED_TRACE("k_type " + std::to_string(kt));
     model::ModelConfig cfg = config(2, "causal,window:8");
     auto m = make_model(cfg, 4);
@@ -205,7 +205,7 @@ TEST(PagedCache, ContextShiftReRotatesKeys) {
       ASSERT_TRUE(quant::dequantize_row(kt, raw.data(), y.data(), kvd).ok());
       for (int64_t j = 0; j < kvd; ++j) worst = std::max(worst, double(std::fabs(x[j] - y[j])) / (1 + std::fabs(y[j])));
     }
-    EXPECT_LE(worst, kt == quant::kF32 ? 1e-5 : 2e-3);
+    EXPECT_LE(worst, kt == kF32 ? 1e-5 : 2e-3);
     // The window layer kept its window only; decoding continues where the shift left off.
     EXPECT_GE(cache.first_row(1), n_new - 8 - 7);
     for (int64_t t = n_new; t < n_new + 5; ++t)

@@ -25,7 +25,7 @@ TEST(RandomModel, ParsesTheSpec) {
   EXPECT_EQ(c.vocab_size, 300);
   EXPECT_EQ(c.ctx, 128);
   EXPECT_EQ(attention::format_pattern(c.layers[0].pattern), "window:16");
-  EXPECT_EQ(s->type, quant::kQ4_1);
+  EXPECT_EQ(s->type, kQ4_1);
   EXPECT_EQ(s->seed, 7u);
   auto d = parse_random_model("llama");  // SmolLM2-135M's shape
   ASSERT_TRUE(d.ok());
@@ -56,7 +56,7 @@ TEST(RandomModel, QuantizedInPlaceAndConsistent) {
   EXPECT_TRUE((*m)->has_mapped_weights());
   int64_t expect = 0;
   for (const auto& t : (*m)->layout().tensors())
-    expect += t.shape.size() == 2 ? quant::row_bytes(quant::kQ8_0, t.shape[1]) * t.shape[0] : t.numel * 4;
+    expect += t.shape.size() == 2 ? quant::row_bytes(kQ8_0, t.shape[1]) * t.shape[0] : t.numel * 4;
   EXPECT_EQ((*m)->weight_bytes(), expect);
 
   ThreadPool pool(2);

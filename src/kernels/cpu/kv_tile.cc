@@ -445,9 +445,9 @@ void KvScores(uint32_t type, const void* k, int64_t row_bytes, int64_t cols, con
               float* s, int64_t ld_s, Prefetch next) {
   const auto* kb = static_cast<const uint8_t*>(k);
   switch (type) {
-    case quant::kF32: return ScoresT<F32Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
-    case quant::kF16: return ScoresT<F16Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
-    case quant::kQ8_0: return ScoresT<Q8Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
+    case kF32: return ScoresT<F32Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
+    case kF16: return ScoresT<F16Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
+    case kQ8_0: return ScoresT<Q8Row>(kb, row_bytes, cols, q, R, hd, s, ld_s, next);
     default: return;
   }
 }
@@ -456,9 +456,9 @@ void KvAccumulate(uint32_t type, const void* v, int64_t row_bytes, int64_t cols,
                   int64_t R, int64_t hd, float* acc, Prefetch next) {
   const auto* vb = static_cast<const uint8_t*>(v);
   switch (type) {
-    case quant::kF32: return AccumulateT<F32Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
-    case quant::kF16: return AccumulateT<F16Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
-    case quant::kQ8_0: return AccumulateT<Q8Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
+    case kF32: return AccumulateT<F32Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
+    case kF16: return AccumulateT<F16Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
+    case kQ8_0: return AccumulateT<Q8Row>(vb, row_bytes, cols, p, ld_p, R, hd, acc, next);
     default: return;
   }
 }
@@ -477,9 +477,9 @@ HWY_EXPORT(KvAccumulate);
 int64_t kv_row_bytes(uint32_t type, int64_t n) {
   if (n < 0) return -1;
   switch (type) {
-    case quant::kF32: return n * 4;
-    case quant::kF16: return n * 2;
-    case quant::kQ8_0:
+    case kF32: return n * 4;
+    case kF16: return n * 2;
+    case kQ8_0:
       return n % quant::kQK == 0 ? n / quant::kQK * static_cast<int64_t>(sizeof(quant::BlockQ8_0)) : -1;
     default: return -1;
   }

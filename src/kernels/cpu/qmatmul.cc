@@ -41,11 +41,6 @@ using qmm::kBlock;
 using qmm::Tile;
 using qmm::TileFn;
 using qmm::XRows;
-using quant::kF16;
-using quant::kF32;
-using quant::kQ4_0;
-using quant::kQ4_1;
-using quant::kQ8_0;
 
 // ---- CPU features (CPUID + XGETBV; clang 14 lacks __builtin_cpu_supports("f16c")) ----------
 

@@ -31,11 +31,6 @@
 namespace longctx::kernels::qmm {
 namespace {
 
-using quant::kF16;
-using quant::kQ4_0;
-using quant::kQ4_1;
-using quant::kQ8_0;
-
 LONGCTX_AVX2 inline float hsum_avx2(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));

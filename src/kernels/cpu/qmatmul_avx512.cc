@@ -37,11 +37,6 @@
 namespace longctx::kernels::qmm {
 namespace {
 
-using quant::kF16;
-using quant::kQ4_0;
-using quant::kQ4_1;
-using quant::kQ8_0;
-
 LONGCTX_AVX512 inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 LONGCTX_AVX512 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 

@@ -14,11 +14,11 @@ inline constexpr int kLanes = 8;   // int32 lanes per block: lane l sums bytes 4
 
 // Block bytes and where qs starts (after d, and m for Q4_1), for the three block types.
 template <uint32_t T>
-inline constexpr int64_t kBlockBytes = T == quant::kQ8_0   ? 34
-                                       : T == quant::kQ4_0 ? 18
+inline constexpr int64_t kBlockBytes = T == kQ8_0   ? 34
+                                       : T == kQ4_0 ? 18
                                                            : 20;
 template <uint32_t T>
-inline constexpr int kQsOffset = T == quant::kQ4_1 ? 4 : 2;
+inline constexpr int kQsOffset = T == kQ4_1 ? 4 : 2;
 
 inline uint16_t load_u16(const uint8_t* p) {
   uint16_t v;

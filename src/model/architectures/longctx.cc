@@ -9,6 +9,7 @@ namespace longctx::model::arch {
 extern const Architecture kLongctxArchitecture;
 const Architecture kLongctxArchitecture = {
     .name = "longctx",
+    .hf_model_types = {},
     .gguf_config = read_config,
 };
 

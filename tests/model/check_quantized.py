@@ -9,7 +9,7 @@ as SRC, except general.file_type (LLAMA_FTYPE of TYPE) and general.quantization_
 dequantize (gguf.quants.dequantize) close to SRC's dequantization: per 32-element block within
 half a quantization step (plus the step's own fp16 rounding), within fp16/bf16 rounding for
 F16/BF16, exactly for F32. Prints one line per problem and a summary; exits 1 on any problem.
-Called by tests/quant/quantize_gguf_test.cc; runs standalone too.
+Called by tests/model/quantize_gguf_test.cc; runs standalone too.
 """
 import sys
 

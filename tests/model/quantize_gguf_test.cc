@@ -1,8 +1,8 @@
-// quant::quantize_gguf (`longctx quantize`): the per-tensor rules on a small crafted GGUF, errors
+// model::quantize_gguf (`longctx quantize`): the per-tensor rules on a small crafted GGUF, errors
 // leaving no output, and a round trip of the real model (SmolLM2-135M Q4_1, skipped when
 // missing) to q8_0 and f16, read back with our reader and, when python3 has the `gguf` package,
-// checked with gguf-py by tests/quant/check_quantized.py.
-#include "quant/quantize_gguf.h"
+// checked with gguf-py by tests/model/check_quantized.py.
+#include "model/quantize_gguf.h"
 
 #include <gtest/gtest.h>
 
@@ -14,11 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "core/element_type.h"
 #include "io/gguf.h"
 #include "quant/formats.h"
 #include "quant/fp16.h"
 
-namespace longctx::quant {
+namespace longctx::model {
 namespace {
 
 namespace fs = std::filesystem;
@@ -48,14 +49,14 @@ class TempDir {
 
 std::vector<float> dequantize_tensor(const io::GgufTensorInfo& t) {
   std::vector<float> out(t.n_elements);
-  Status st = dequantize_row(t.type, t.data, out.data(), static_cast<int64_t>(t.n_elements));
+  Status st = quant::dequantize_row(t.type, t.data, out.data(), static_cast<int64_t>(t.n_elements));
   EXPECT_TRUE(st.ok()) << t.name << ": " << st.message();
   return out;
 }
 
 std::vector<uint8_t> quantized(uint32_t type, const std::vector<float>& x) {
-  std::vector<uint8_t> q(static_cast<size_t>(row_bytes(type, static_cast<int64_t>(x.size()))));
-  EXPECT_TRUE(quantize_row(type, x.data(), q.data(), static_cast<int64_t>(x.size())).ok());
+  std::vector<uint8_t> q(static_cast<size_t>(quant::row_bytes(type, static_cast<int64_t>(x.size()))));
+  EXPECT_TRUE(quant::quantize_row(type, x.data(), q.data(), static_cast<int64_t>(x.size())).ok());
   return q;
 }
 
@@ -91,7 +92,7 @@ Crafted write_crafted(const std::string& path) {
   std::normal_distribution<float> nd;
   for (int i = 0; i < 64 * 3; ++i) c.mat.push_back(nd(rng));
   for (int i = 0; i < 48 * 2; ++i) c.odd.push_back(nd(rng) * 3);
-  for (int i = 0; i < 64; ++i) c.norm.push_back(fp32_to_fp16(1.0f + 0.01f * i));
+  for (int i = 0; i < 64; ++i) c.norm.push_back(quant::fp32_to_fp16(1.0f + 0.01f * i));
   for (int i = 0; i < 32 * 2 * 2; ++i) c.stack.push_back(nd(rng));
   for (int i = 0; i < 64; ++i) c.q41_values.push_back(nd(rng));
   c.q41 = quantized(kQ4_1, c.q41_values);
@@ -166,12 +167,12 @@ TEST(QuantizeGguf, AppliesThePerTensorRules) {
   EXPECT_EQ(bytes_of("odd.weight"), quantized(kF16, c.odd));
   EXPECT_EQ(bytes_of("stack.weight"), quantized(kQ8_0, c.stack));
   std::vector<float> q41_deq(64);
-  ASSERT_TRUE(dequantize_row(kQ4_1, c.q41.data(), q41_deq.data(), 64).ok());
+  ASSERT_TRUE(quant::dequantize_row(kQ4_1, c.q41.data(), q41_deq.data(), 64).ok());
   EXPECT_EQ(bytes_of("q41.weight"), quantized(kQ8_0, q41_deq));
   const std::vector<uint8_t> idx = bytes_of("idx");
   EXPECT_EQ(std::memcmp(idx.data(), c.idx.data(), 16), 0);
   const std::vector<float> norm = dequantize_tensor(*f->find_tensor("norm.weight"));
-  for (int i = 0; i < 64; ++i) EXPECT_EQ(norm[i], fp16_to_fp32(c.norm[i]));
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(norm[i], quant::fp16_to_fp32(c.norm[i]));
   EXPECT_EQ(f->find_tensor("stack.weight")->dims, (std::vector<int64_t>{32, 2, 2}));
 }
 
@@ -245,14 +246,14 @@ void round_trip_real_model(uint32_t type, const char* type_arg) {
       continue;
     }
     const std::vector<float> x = dequantize_tensor(a), y = dequantize_tensor(b);
-    for (size_t blk = 0; blk < x.size() / kQK; ++blk) {
+    for (size_t blk = 0; blk < x.size() / quant::kQK; ++blk) {
       float amax = 0;
-      for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[blk * kQK + j]));
-      for (int j = 0; j < kQK; ++j) {
-        const size_t k = blk * kQK + j;
+      for (int j = 0; j < quant::kQK; ++j) amax = std::max(amax, std::fabs(x[blk * quant::kQK + j]));
+      for (int j = 0; j < quant::kQK; ++j) {
+        const size_t k = blk * quant::kQK + j;
         const double err = std::fabs(static_cast<double>(x[k]) - y[k]);
         // f16: the values came from fp16-scaled Q4_1 blocks, far inside fp16's normal range.
-        const float d = amax / 127.0f, d16 = fp16_to_fp32(fp32_to_fp16(d));
+        const float d = amax / 127.0f, d16 = quant::fp16_to_fp32(quant::fp32_to_fp16(d));
         const double lim = type == kF16 ? std::ldexp(std::fabs(x[k]), -11) + 0x1p-25
                                         : d / 2.0 + 127.0 * std::fabs(d - d16) + 1e-6 * amax;
         ASSERT_LE(err, lim) << a.name << " element " << k;
@@ -264,7 +265,7 @@ void round_trip_real_model(uint32_t type, const char* type_arg) {
     return;
   }
   const std::string cmd =
-      "python3 '" + kSourceDir + "/tests/quant/check_quantized.py' '" + kModel + "' '" + out + "' " + type_arg;
+      "python3 '" + kSourceDir + "/tests/model/check_quantized.py' '" + kModel + "' '" + out + "' " + type_arg;
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
@@ -272,4 +273,4 @@ TEST(QuantizeGguf, RealModelToQ8_0) { round_trip_real_model(kQ8_0, "q8_0"); }
 TEST(QuantizeGguf, RealModelToF16) { round_trip_real_model(kF16, "f16"); }
 
 }  // namespace
-}  // namespace longctx::quant
+}  // namespace longctx::model

@@ -20,7 +20,7 @@
 
 #include "core/status.h"
 
-namespace longctx::quant {
+namespace longctx::model {
 
 // "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1" (any case) -> ggml type id. The error names the
 // bad value and lists these.
@@ -55,4 +55,4 @@ struct QuantizeGgufStats {
 Expected<QuantizeGgufStats> quantize_gguf(const std::string& in_path, const std::string& out_path, uint32_t type,
                                           const QuantizeGgufOptions& options = {});
 
-}  // namespace longctx::quant
+}  // namespace longctx::model
