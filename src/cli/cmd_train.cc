@@ -55,6 +55,59 @@ Status check_agrees(const model::ConfigOverrides& o, const model::ModelConfig& c
                        advice + ")");
 }
 
+// The model and tokenizer a run trains: the checkpoint resumed, a second stage from --init's
+// weights, or a fresh model (a tokenizer trained on the corpus unless --tokenizer gives one).
+Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& text) {
+  using clock = std::chrono::steady_clock;
+  if (!f.resume.empty()) {
+    auto loaded = model::load_checkpoint(f.resume);
+    if (!loaded.ok()) return loaded.status();
+    LONGCTX_RETURN_IF_ERROR(check_agrees(f.arch, loaded->model->config(), "the checkpoint being resumed",
+                                         "leave the flag out to keep the checkpoint's"));
+    return loaded;
+  }
+  if (!f.init.empty()) {
+    // Stage two of context extension: the checkpoint's weights and config, a new context (and
+    // optionally new patterns or RoPE scaling), a fresh optimizer.
+    auto loaded = model::load_checkpoint(f.init);
+    if (!loaded.ok()) return loaded.status();
+    model::ModelConfig cfg = loaded->model->config();
+    model::ConfigOverrides fixed = f.arch, extension;
+    std::swap(fixed.attn, extension.attn);
+    std::swap(fixed.rope_scaling, extension.rope_scaling);
+    LONGCTX_RETURN_IF_ERROR(check_agrees(fixed, cfg, "the checkpoint of --init", "its weights fix that"));
+    const int trained_ctx = cfg.ctx;
+    if (!f.ctx_given) f.opt.ctx = cfg.ctx;
+    cfg.ctx = std::max<int>(cfg.ctx, static_cast<int>(f.opt.ctx));
+    // "yarn:F" without ORIG: the checkpoint's context is the one being extended.
+    LONGCTX_RETURN_IF_ERROR(model::apply_overrides(extension, trained_ctx, &cfg));
+    auto m = loaded->model->with_config(cfg);
+    if (!m.ok()) return m.status().Wrap("--init '" + f.init + "'");
+    return model::LoadedModel{std::move(*m), std::move(loaded->tokenizer)};
+  }
+  std::optional<tokenizer::BpeTokenizer> tok;
+  if (!f.tokenizer.empty()) {
+    auto t = model::load_tokenizer(f.tokenizer);
+    if (!t.ok()) return t.status();
+    tok.emplace(std::move(*t));
+  } else {
+    auto cfg0 = model::preset(f.arch.preset.empty() ? "tiny" : f.arch.preset, f.vocab);
+    if (!cfg0.ok()) return cfg0.status();
+    tokenizer::TrainOptions topt;
+    topt.vocab_size = cfg0->vocab_size;
+    auto t0 = clock::now();
+    auto t = tokenizer::BpeTokenizer::train(train::split_corpus(text).train, topt);
+    if (!t.ok()) return t.status();
+    tok.emplace(std::move(*t));
+    if (!f.json)
+      std::printf("tokenizer: trained %d tokens in %.1f s\n", tok->vocab_size(),
+                  std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  auto cfg = model::config_from_overrides(f.arch, tok->vocab_size(), static_cast<int>(f.opt.ctx));
+  if (!cfg.ok()) return cfg.status();
+  return model::LoadedModel{std::make_unique<model::Model>(*cfg), std::move(*tok)};
+}
+
 int run_train(TrainFlags& f) {
   using clock = std::chrono::steady_clock;
   if (!f.resume.empty() && !f.init.empty()) return fail("--init and --resume exclude each other");
@@ -64,7 +117,7 @@ int run_train(TrainFlags& f) {
   if (f.resume.empty() && f.init.empty()) {
     // A fresh model: bad architecture flags fail before the corpus is read or a tokenizer trained.
     auto cfg = model::config_from_overrides(f.arch, f.vocab > 0 ? f.vocab : 4096, static_cast<int>(f.opt.ctx));
-    if (!cfg.ok()) return fail((cfg.status()));
+    if (!cfg.ok()) return fail(cfg.status());
   }
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
@@ -82,64 +135,17 @@ int run_train(TrainFlags& f) {
   auto text = train::read_corpus(f.data);
   if (!text.ok()) return fail(text.status());
 
-  std::unique_ptr<model::Model> model;
-  std::optional<tokenizer::BpeTokenizer> tok;
+  auto run = model_for_run(f, *text);
+  if (!run.ok()) return fail(run.status());
+  std::unique_ptr<model::Model> model = std::move(run->model);
+  tokenizer::BpeTokenizer tok = std::move(run->tokenizer);
   const bool human = !f.json;
-  if (!f.resume.empty()) {
-    auto loaded = model::load_checkpoint(f.resume);
-    if (!loaded.ok()) return fail(loaded.status());
-    if (Status st = check_agrees(f.arch, loaded->model->config(), "the checkpoint being resumed",
-                                 "leave the flag out to keep the checkpoint's"); !st.ok())
-      return fail(st);
-    model = std::move(loaded->model);
-    tok.emplace(std::move(loaded->tokenizer));
-  } else if (!f.init.empty()) {
-    // Stage two of context extension: the checkpoint's weights and config, a new context (and
-    // optionally new patterns or RoPE scaling), a fresh optimizer.
-    auto loaded = model::load_checkpoint(f.init);
-    if (!loaded.ok()) return fail(loaded.status());
-    model::ModelConfig cfg = loaded->model->config();
-    model::ConfigOverrides fixed = f.arch, extension;
-    std::swap(fixed.attn, extension.attn);
-    std::swap(fixed.rope_scaling, extension.rope_scaling);
-    if (Status st = check_agrees(fixed, cfg, "the checkpoint of --init", "its weights fix that"); !st.ok()) return fail(st);
-    const int trained_ctx = cfg.ctx;
-    if (!f.ctx_given) f.opt.ctx = cfg.ctx;
-    cfg.ctx = std::max<int>(cfg.ctx, static_cast<int>(f.opt.ctx));
-    // "yarn:F" without ORIG: the checkpoint's context is the one being extended.
-    if (Status st = model::apply_overrides(extension, trained_ctx, &cfg); !st.ok()) return fail((st));
-    auto m = loaded->model->with_config(cfg);
-    if (!m.ok()) return fail("--init '" + f.init + "': " + m.status().message());
-    model = std::move(*m);
-    tok.emplace(std::move(loaded->tokenizer));
-  } else {
-    if (!f.tokenizer.empty()) {
-      auto t = model::load_tokenizer(f.tokenizer);
-      if (!t.ok()) return fail(t.status());
-      tok.emplace(std::move(*t));
-    } else {
-      auto cfg0 = model::preset(f.arch.preset.empty() ? "tiny" : f.arch.preset, f.vocab);
-      if (!cfg0.ok()) return fail(cfg0.status());
-      tokenizer::TrainOptions topt;
-      topt.vocab_size = cfg0->vocab_size;
-      auto t0 = clock::now();
-      auto t = tokenizer::BpeTokenizer::train(train::split_corpus(*text).train, topt);
-      if (!t.ok()) return fail(t.status());
-      tok.emplace(std::move(*t));
-      if (human)
-        std::printf("tokenizer: trained %d tokens in %.1f s\n", tok->vocab_size(),
-                    std::chrono::duration<double>(clock::now() - t0).count());
-    }
-    auto cfg = model::config_from_overrides(f.arch, tok->vocab_size(), static_cast<int>(f.opt.ctx));
-    if (!cfg.ok()) return fail((cfg.status()));
-    model = std::make_unique<model::Model>(*cfg);
-  }
   if (!f.ctx_given && !f.resume.empty()) f.opt.ctx = model->config().ctx;  // resume: keep training length
   if (f.opt.ctx > model->config().ctx)
     return fail("--ctx " + std::to_string(f.opt.ctx) + " exceeds the model's context of " +
                 std::to_string(model->config().ctx));
 
-  train::Trainer trainer(std::move(model), std::move(*tok), f.opt, pool);
+  train::Trainer trainer(std::move(model), std::move(tok), f.opt, pool);
   if (!f.resume.empty()) {
     Status s = trainer.load_state(f.resume);
     if (!s.ok()) return fail(s);

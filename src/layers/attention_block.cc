@@ -19,9 +19,9 @@ class AttentionBlock final : public Block {
     const Settings& s = env.settings;
     const bool norm_bias = s.norm == NormType::kLayerNorm && s.bias;
     auto matrix = [&](const char* name, int64_t rows, int64_t cols, Init init) {
-      return declare({name, {rows, cols}, 0, true, true, init, true});
+      return declare({name, {rows, cols}, kF32, true, true, init, true});
     };
-    auto vector = [&](const char* name, int64_t n, Init init) { return declare({name, {n}, 0, true, false, init}); };
+    auto vector = [&](const char* name, int64_t n, Init init) { return declare({name, {n}, kF32, true, false, init}); };
     norm_w_ = vector("attn_norm.weight", D_, Init::kOnes);
     if (norm_bias) norm_b_ = vector("attn_norm.bias", D_, Init::kZeros);
     wq_ = matrix("attn_q.weight", qd_, D_, Init::kNormal);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/element_type.h"
 #include "core/status.h"
 #include "kernels/qmatmul.h"
 #include "kvcache/kv_cache.h"
@@ -42,7 +43,7 @@ enum class Init {
 struct TensorDecl {
   std::string name;            // within the layer, e.g. "attn_q.weight" (the model adds "blk.N.")
   std::vector<int64_t> shape;  // PyTorch order: [out, in] for a matrix
-  uint32_t type = 0;           // element type held and saved (ggml id): fp32 for every trained tensor
+  uint32_t type = kF32;        // element type held and saved (ggml id): fp32 for every trained tensor
   bool trainable = true;       // false: never updated by the optimizer
   bool decay = false;          // AdamW weight decay (matrices and embeddings)
   Init init = Init::kZeros;

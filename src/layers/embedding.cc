@@ -13,9 +13,9 @@ float sinusoidal_token_scale(int64_t model_dim) { return std::sqrt(static_cast<f
 }  // namespace
 
 std::vector<TensorDecl> embedding_tensors(const Settings& s, int64_t vocab_size, int64_t ctx) {
-  std::vector<TensorDecl> out = {{"token_embd.weight", {vocab_size, s.model_dim}, 0, true, true, Init::kNormal, true}};
+  std::vector<TensorDecl> out = {{"token_embd.weight", {vocab_size, s.model_dim}, kF32, true, true, Init::kNormal, true}};
   if (s.pos == position::PosType::kLearned)
-    out.push_back({"position_embd.weight", {ctx, s.model_dim}, 0, true, true, Init::kNormal});
+    out.push_back({"position_embd.weight", {ctx, s.model_dim}, kF32, true, true, Init::kNormal});
   return out;
 }
 

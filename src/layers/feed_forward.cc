@@ -14,9 +14,9 @@ class FeedForwardBlock final : public Block {
       : D_(env.settings.model_dim), F_(env.layer.ff_dim), swiglu_(env.settings.mlp == MlpType::kSwiglu) {
     const Settings& s = env.settings;
     auto matrix = [&](const char* name, int64_t rows, int64_t cols, Init init) {
-      return declare({name, {rows, cols}, 0, true, true, init, true});
+      return declare({name, {rows, cols}, kF32, true, true, init, true});
     };
-    auto vector = [&](const char* name, int64_t n, Init init) { return declare({name, {n}, 0, true, false, init}); };
+    auto vector = [&](const char* name, int64_t n, Init init) { return declare({name, {n}, kF32, true, false, init}); };
     norm_w_ = vector("ffn_norm.weight", D_, Init::kOnes);
     if (s.norm == NormType::kLayerNorm && s.bias) norm_b_ = vector("ffn_norm.bias", D_, Init::kZeros);
     if (swiglu_) {

@@ -5,10 +5,10 @@
 namespace longctx::layers {
 
 std::vector<TensorDecl> head_tensors(const Settings& s, int64_t vocab_size, bool tied) {
-  std::vector<TensorDecl> out = {{"output_norm.weight", {s.model_dim}, 0, true, false, Init::kOnes}};
+  std::vector<TensorDecl> out = {{"output_norm.weight", {s.model_dim}, kF32, true, false, Init::kOnes}};
   if (s.norm == NormType::kLayerNorm && s.bias)
-    out.push_back({"output_norm.bias", {s.model_dim}, 0, true, false, Init::kZeros});
-  if (!tied) out.push_back({"output.weight", {vocab_size, s.model_dim}, 0, true, true, Init::kNormal, true});
+    out.push_back({"output_norm.bias", {s.model_dim}, kF32, true, false, Init::kZeros});
+  if (!tied) out.push_back({"output.weight", {vocab_size, s.model_dim}, kF32, true, true, Init::kNormal, true});
   return out;
 }
 

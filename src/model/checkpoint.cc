@@ -10,7 +10,6 @@ namespace longctx::model {
 namespace {
 
 constexpr const char* kArch = "longctx";
-constexpr uint32_t kGgmlF32 = 0;
 
 // Every longctx.* key this version understands. A checkpoint carrying another longctx.* key was
 // written by a newer version with a feature we would silently ignore: refuse it.
@@ -310,7 +309,7 @@ Status save_checkpoint(const std::string& path, const Model& model, const tokeni
   write_tokenizer_keys(w, tok);
   for (const ParamTensor& t : model.layout().tensors()) {
     std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
-    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kGgmlF32, model.params() + t.offset, t.numel * sizeof(float)));
+    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kF32, model.params() + t.offset, t.numel * sizeof(float)));
   }
   return w.write(path);
 }

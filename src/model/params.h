@@ -21,7 +21,7 @@ struct ParamTensor {
   std::vector<int64_t> shape;  // PyTorch order, e.g. [out, in]
   int64_t offset = 0;          // in floats, into the flat buffer (aligned to 16 floats)
   int64_t numel = 0;
-  uint32_t type = 0;           // element type held and saved (ggml id; fp32)
+  uint32_t type = kF32;        // element type held and saved (ggml id; fp32)
   bool trainable = true;
   bool decay = true;           // AdamW weight decay: matrices and embeddings only
   layers::Init init = layers::Init::kZeros;

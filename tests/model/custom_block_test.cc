@@ -24,7 +24,7 @@ namespace {
 class ChannelScale final : public layers::Block {
  public:
   explicit ChannelScale(const layers::BlockEnv& env) : D_(env.settings.model_dim) {
-    scale_ = declare({"scale.weight", {D_}, 0, true, false, layers::Init::kOnes});
+    scale_ = declare({"scale.weight", {D_}, kF32, true, false, layers::Init::kOnes});
   }
   int64_t forward_floats(const layers::Pass&) const override { return 0; }
   int64_t backward_floats(const layers::Pass&) const override { return 0; }

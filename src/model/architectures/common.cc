@@ -34,7 +34,7 @@ Status check_uniform_causal(const ModelConfig& c, const std::string& arch) {
 Status write_tensors_as_named(io::GgufWriter& w, const Model& m) {
   for (const ParamTensor& t : m.layout().tensors()) {
     std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
-    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, 0, m.params() + t.offset, t.numel * sizeof(float)));
+    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kF32, m.params() + t.offset, t.numel * sizeof(float)));
   }
   return Status::Ok();
 }

@@ -210,7 +210,7 @@ Status write_gpt2(io::GgufWriter& w, const Model& m, std::vector<std::vector<flo
     if (qkv && part > 0) continue;  // written with its Q
     std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
     if (!qkv) {
-      LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, 0, m.params() + t.offset, t.numel * sizeof(float)));
+      LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kF32, m.params() + t.offset, t.numel * sizeof(float)));
       continue;
     }
     const std::string p = "blk." + std::to_string(layer) + ".";
@@ -221,7 +221,7 @@ Status write_gpt2(io::GgufWriter& w, const Model& m, std::vector<std::vector<flo
     }
     dims.back() *= 3;  // rows (the slowest dimension; a bias has only that one)
     keep->push_back(std::move(fused));
-    LONGCTX_RETURN_IF_ERROR(w.add_tensor(p + "attn_qkv." + suffix, dims, 0, keep->back().data(),
+    LONGCTX_RETURN_IF_ERROR(w.add_tensor(p + "attn_qkv." + suffix, dims, kF32, keep->back().data(),
                                          keep->back().size() * sizeof(float)));
   }
   return Status::Ok();
