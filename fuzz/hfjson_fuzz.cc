@@ -1,7 +1,8 @@
 // libFuzzer target for the Hugging Face JSON files longctx reads: the bytes are tried as a
 // tokenizer.json with an optional tokenizer_config.json after a "\n#config#\n" line
 // (tokenizer::vocab_from_hf_json; a vocabulary that loads is built and used), and as a
-// config.json for each architecture (model::arch::*_config_hf). Each must return a Status,
+// config.json for each architecture of the table (model/architectures/architecture.h) that reads
+// one. Each must return a Status,
 // never crash or throw.
 // Seeds: fuzz/corpus/hfjson/ (the tokenizer fixtures of tests/tokenizer/golden/hf_json/ and
 // config.json files of small transformers models).
@@ -10,9 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "model/architectures/gpt2.h"
+#include "model/architectures/architecture.h"
 #include "model/architectures/hf_config.h"
-#include "model/architectures/llama.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/hf_json.h"
 
@@ -37,8 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto cfg = model::arch::HfConfig::parse(std::string(text), "config.json");
   if (cfg.ok()) {
-    (void)model::arch::llama_config_hf(*cfg);
-    (void)model::arch::gpt2_config_hf(*cfg);
+    for (const model::arch::Architecture* a : model::arch::architectures())
+      if (a->hf_config) (void)a->hf_config(*cfg);
   }
   return 0;
 }

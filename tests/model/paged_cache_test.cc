@@ -1,4 +1,4 @@
-// The paged KV cache (model/kv_cache.h): decoding through pages of any size, in fp32, fp16 and
+// The paged KV cache (kvcache/kv_cache.h): decoding through pages of any size, in fp32, fp16 and
 // Q8_0, equals the full forward pass; window layers hold their window only; a forked prefix gives
 // the logits of a cold run bit for bit, and requests in turn behind a kept prefix are answered
 // as cold runs answer them; a context shift re-rotates keys to their new positions, and
