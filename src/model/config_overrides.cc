@@ -1,6 +1,7 @@
 #include "model/config_overrides.h"
 
 #include <functional>
+#include <optional>
 
 namespace longctx::model {
 namespace {
@@ -62,96 +63,92 @@ Expected<ModelConfig> config_from_overrides(const ConfigOverrides& o, int vocab_
   return c;
 }
 
+namespace {
+
+// Whether c has o.preset's shape (layer count, dims, heads, norm, mlp, biases, tie, positions,
+// blocks), whatever its vocabulary and context. What the other settings given in o set is checked
+// on its own, so c's values stand in for those.
+Expected<std::optional<Conflict>> preset_conflict(const ConfigOverrides& o, const ModelConfig& c) {
+  auto p = preset(o.preset, c.vocab_size);
+  if (!p.ok()) return setting_error("preset", p.status());
+  ModelConfig want = *p;
+  if (o.layers > 0) want.set_uniform_layers(c.n_layers(), want.layers.at(0));
+  if (!o.pos.empty()) want.pos = c.pos;
+  if (!o.norm.empty()) want.norm = c.norm;
+  if (!o.mlp.empty()) want.mlp = c.mlp;
+  for (int l = 0; o.kv_heads > 0 && l < want.n_layers() && l < c.n_layers(); ++l)
+    want.layers[l].kv_heads = c.layers[l].kv_heads;
+  bool same = want.n_layers() == c.n_layers() && want.model_dim == c.model_dim && want.norm == c.norm &&
+              want.mlp == c.mlp && want.bias == c.bias && want.tied_embeddings == c.tied_embeddings &&
+              want.pos == c.pos;
+  for (int l = 0; same && l < c.n_layers(); ++l) {
+    const LayerConfig &a = want.layers[l], &b = c.layers[l];
+    same = a.heads == b.heads && a.kv_heads == b.kv_heads && a.head_dim == b.head_dim && a.ff_dim == b.ff_dim &&
+           a.blocks == b.blocks;
+  }
+  if (same) return std::optional<Conflict>();
+  const std::string shape =
+      std::to_string(c.n_layers()) + (c.n_layers() == 1 ? " layer" : " layers") + ", model_dim " +
+      std::to_string(c.model_dim) + ", " +
+      layer_summary(c, [](const LayerConfig& l) {
+        return std::to_string(l.heads) + " heads, ff_dim " + std::to_string(l.ff_dim);
+      }) +
+      ", " + norm_name(c.norm) + ", " + mlp_name(c.mlp) + ", " + pos_name(c.pos);
+  return std::optional<Conflict>(Conflict{"preset", o.preset, shape});
+}
+
+}  // namespace
+
 Expected<std::vector<Conflict>> conflicts(const ConfigOverrides& o, const ModelConfig& c) {
   std::vector<Conflict> out;
-  auto check = [&](const char* setting, const std::string& asked, const std::string& want, const std::string& has) {
-    if (setting + (" " + want) != has) out.push_back({setting, asked, has});
-  };
-  auto heads = [](const LayerConfig& l) { return std::to_string(l.kv_heads); };
-  auto yarn_orig = c.rope_scaling.type == position::RopeScalingType::kYarn ? static_cast<int>(c.rope_scaling.original_ctx)
-                                                                            : c.ctx;
-  // Each setting alone on top of the model: it agrees when it changes nothing.
-  auto alone = [&](ConfigOverrides one) -> Expected<ModelConfig> {
-    ModelConfig m = c;
-    if (Status st = apply_overrides(one, yarn_orig, &m); !st.ok()) return st;
-    return m;
-  };
-  ConfigOverrides one;
   if (!o.preset.empty()) {
-    auto p = preset(o.preset, c.vocab_size);
-    if (!p.ok()) return setting_error("preset", p.status());
-    // The preset's shape; what the other settings given here set is checked alone, so the
-    // checkpoint's own values stand in for those.
-    ModelConfig want = *p;
-    want.vocab_size = c.vocab_size;
-    want.ctx = c.ctx;
-    if (o.layers > 0) want.set_uniform_layers(c.n_layers(), want.layers.at(0));
-    if (!o.pos.empty()) want.pos = c.pos;
-    if (!o.norm.empty()) want.norm = c.norm;
-    if (!o.mlp.empty()) want.mlp = c.mlp;
-    for (int l = 0; o.kv_heads > 0 && l < want.n_layers() && l < c.n_layers(); ++l)
-      want.layers[l].kv_heads = c.layers[l].kv_heads;
-    const bool same_layers = want.n_layers() == c.n_layers();
-    bool same = same_layers && want.model_dim == c.model_dim && want.norm == c.norm && want.mlp == c.mlp &&
-                want.bias == c.bias && want.tied_embeddings == c.tied_embeddings && want.pos == c.pos;
-    for (int l = 0; same && l < c.n_layers(); ++l) {
-      const LayerConfig &a = want.layers[l], &b = c.layers[l];
-      same = a.heads == b.heads && a.kv_heads == b.kv_heads && a.head_dim == b.head_dim && a.ff_dim == b.ff_dim &&
-             a.blocks == b.blocks;
-    }
-    if (!same)
-      out.push_back({"preset", o.preset,
-                     std::to_string(c.n_layers()) + (c.n_layers() == 1 ? " layer" : " layers") + ", model_dim " + std::to_string(c.model_dim) + ", " +
-                         layer_summary(c, [](const LayerConfig& l) {
-                           return std::to_string(l.heads) + " heads, ff_dim " + std::to_string(l.ff_dim);
-                         }) +
-                         ", " + norm_name(c.norm) + ", " + mlp_name(c.mlp) + ", " + pos_name(c.pos)});
+    auto p = preset_conflict(o, c);
+    if (!p.ok()) return p.status();
+    if (*p) out.push_back(**p);
   }
-  auto each = [&](const char* setting, const std::string& asked, ConfigOverrides o1,
-                  const std::function<std::string(const ModelConfig&)>& describe) -> Status {
-    auto m = alone(o1);
-    if (!m.ok()) return m.status();
-    check(setting, asked, describe(*m), std::string(setting) + " " + describe(c));
-    return Status::Ok();
+  // Every other setting given, alone on top of the model: it agrees when it changes nothing that
+  // `describe` shows.
+  using Describe = std::function<std::string(const ModelConfig&)>;
+  struct Single {
+    const char* setting;
+    std::string asked;
+    ConfigOverrides alone;
+    Describe describe;
   };
-  if (!o.pos.empty()) {
-    one = {};
-    one.pos = o.pos;
-    LONGCTX_RETURN_IF_ERROR(each("pos", o.pos, one, [](const ModelConfig& m) { return pos_name(m.pos); }));
-  }
-  if (!o.norm.empty()) {
-    one = {};
-    one.norm = o.norm;
-    LONGCTX_RETURN_IF_ERROR(each("norm", o.norm, one, [](const ModelConfig& m) { return norm_name(m.norm); }));
-  }
-  if (!o.mlp.empty()) {
-    one = {};
-    one.mlp = o.mlp;
-    LONGCTX_RETURN_IF_ERROR(each("mlp", o.mlp, one, [](const ModelConfig& m) { return mlp_name(m.mlp); }));
-  }
-  if (o.kv_heads > 0) {
-    one = {};
-    one.kv_heads = o.kv_heads;
-    LONGCTX_RETURN_IF_ERROR(each("kv_heads", std::to_string(o.kv_heads), one,
-                                 [&](const ModelConfig& m) { return layer_summary(m, heads); }));
-  }
-  if (o.layers > 0) {
-    one = {};
-    one.layers = o.layers;
-    LONGCTX_RETURN_IF_ERROR(
-        each("layers", std::to_string(o.layers), one, [](const ModelConfig& m) { return std::to_string(m.n_layers()); }));
-  }
-  if (!o.attn.empty()) {
-    one = {};
-    one.attn = o.attn;
-    LONGCTX_RETURN_IF_ERROR(each("attn", o.attn, one, pattern_summary));
-  }
-  if (!o.rope_scaling.empty()) {
-    one = {};
-    one.rope_scaling = o.rope_scaling;
-    LONGCTX_RETURN_IF_ERROR(each("rope_scaling", o.rope_scaling, one, [](const ModelConfig& m) {
-      return position::format_rope_scaling(m.rope_scaling);
-    }));
+  std::vector<Single> singles;
+  auto given = [&](const char* setting, std::string asked, auto set, Describe describe) {
+    ConfigOverrides alone;
+    set(alone);
+    singles.push_back({setting, std::move(asked), alone, std::move(describe)});
+  };
+  if (!o.pos.empty())
+    given("pos", o.pos, [&](ConfigOverrides& a) { a.pos = o.pos; }, [](const ModelConfig& m) { return pos_name(m.pos); });
+  if (!o.norm.empty())
+    given("norm", o.norm, [&](ConfigOverrides& a) { a.norm = o.norm; },
+          [](const ModelConfig& m) { return norm_name(m.norm); });
+  if (!o.mlp.empty())
+    given("mlp", o.mlp, [&](ConfigOverrides& a) { a.mlp = o.mlp; }, [](const ModelConfig& m) { return mlp_name(m.mlp); });
+  if (o.kv_heads > 0)
+    given("kv_heads", std::to_string(o.kv_heads), [&](ConfigOverrides& a) { a.kv_heads = o.kv_heads; },
+          [](const ModelConfig& m) {
+            return layer_summary(m, [](const LayerConfig& l) { return std::to_string(l.kv_heads); });
+          });
+  if (o.layers > 0)
+    given("layers", std::to_string(o.layers), [&](ConfigOverrides& a) { a.layers = o.layers; },
+          [](const ModelConfig& m) { return std::to_string(m.n_layers()); });
+  if (!o.attn.empty()) given("attn", o.attn, [&](ConfigOverrides& a) { a.attn = o.attn; }, pattern_summary);
+  if (!o.rope_scaling.empty())
+    given("rope_scaling", o.rope_scaling, [&](ConfigOverrides& a) { a.rope_scaling = o.rope_scaling; },
+          [](const ModelConfig& m) { return position::format_rope_scaling(m.rope_scaling); });
+  // A yarn scaling given without ORIG keeps the model's own original context.
+  const int yarn_orig = c.rope_scaling.type == position::RopeScalingType::kYarn
+                            ? static_cast<int>(c.rope_scaling.original_ctx)
+                            : c.ctx;
+  for (const Single& s : singles) {
+    ModelConfig m = c;
+    LONGCTX_RETURN_IF_ERROR(apply_overrides(s.alone, yarn_orig, &m));
+    const std::string has = s.describe(c);
+    if (s.describe(m) != has) out.push_back({s.setting, s.asked, std::string(s.setting) + " " + has});
   }
   return out;
 }
