@@ -101,7 +101,7 @@ int run_bench_model(const BenchModelFlags& f) {
   // pages a run writes copied), so every run sees the same depth. The deepest one's plan, those
   // extra pages included, is checked against the memory there is before anything runs.
   const int64_t run_pages = (std::max(f.prompt, f.gen) + kvcache::kDefaultPageRows - 1) / kvcache::kDefaultPageRows + 1;
-  auto plan = model::plan_memory(m.config(), m.weight_bytes(), need, f.ubatch, *kt, *vt, m.kv_slots() * run_pages);
+  auto plan = model::plan_memory(m.config(), m.weight_bytes(), need, f.ubatch, *kt, *vt, m.kv_slot_count() * run_pages);
   if (!plan.ok()) return fail(plan.status());
   if (auto st = model::check_memory(*plan); !st.ok()) return fail(st);
   Rng rng(1);
@@ -121,7 +121,7 @@ int run_bench_model(const BenchModelFlags& f) {
   for (int64_t depth : *depths) {
     reset_peak_rss();
     const int64_t cap = depth + std::max(f.prompt, f.gen);
-    auto made = m.make_cache(cap, {*kt, *vt, f.ubatch, 1, kvcache::kDefaultPageRows, m.kv_slots() * run_pages});
+    auto made = m.make_cache(cap, {*kt, *vt, f.ubatch, 1, kvcache::kDefaultPageRows, m.kv_slot_count() * run_pages});
     if (!made.ok()) return fail(made.status());
     kvcache::KvCache cache = std::move(*made);
     int64_t kv_bytes = 0;

@@ -51,7 +51,7 @@ Status Session::keep_prefix(const std::vector<int32_t>& prefix, GenerateStats* s
   // The kept fork holds at most the prefix's pages of each layer, beyond what the running
   // sequence may hold.
   const int64_t pages = (n + page_rows_ - 1) / page_rows_;
-  LONGCTX_RETURN_IF_ERROR(ensure_cache(pages * model_.kv_slots()));
+  LONGCTX_RETURN_IF_ERROR(ensure_cache(pages * model_.kv_slot_count()));
   kept_ = kvcache::KvCache();  // its blocks back to the pool before set_tokens needs them
   kept_tokens_.clear();
   LONGCTX_RETURN_IF_ERROR(set_tokens(prefix, stats));

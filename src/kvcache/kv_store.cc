@@ -21,7 +21,7 @@ void encode_rows(uint8_t* const* pages, int page_shift, int64_t row_bytes, int64
       else if (type == kF16)
         quant::fp32_to_fp16_row(x, reinterpret_cast<uint16_t*>(dst), head_dim);
       else
-        CHECK(quant::quantize_row(type, x, dst, head_dim).ok());  // a cache type (kv_geometry checked it)
+        CHECK(quant::quantize_row(type, x, dst, head_dim).ok());  // a cache type (make_geometry checked it)
     }
 }
 

@@ -16,24 +16,12 @@ std::vector<kvcache::KvSlot> kv_slots(const ModelBlocks& blocks) {
   return slots;
 }
 
-Expected<kvcache::KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t v_type, int64_t page_rows) {
-  auto blocks = make_blocks(c);
-  if (!blocks.ok()) return blocks.status();
-  return kvcache::make_geometry(kv_slots(*blocks), k_type, v_type, page_rows);
-}
-
 int64_t infer_arena_floats(const ModelConfig& c, const ModelBlocks& blocks, int64_t rows, int64_t out_rows) {
   layers::Pass pass;
   pass.seq_len = rows;
   int64_t block = 0;
   for (const auto& b : blocks.blocks) block = std::max(block, b->forward_floats(pass));
   return 2 * arena_floats(rows * c.model_dim) + block + arena_floats(out_rows * c.model_dim);
-}
-
-int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows) {
-  auto blocks = make_blocks(c);
-  CHECK_MSG(blocks.ok(), blocks.status().message().c_str());
-  return infer_arena_floats(c, *blocks, rows, out_rows);
 }
 
 int64_t train_arena_floats(const ModelConfig& c, const ModelBlocks& blocks, int64_t batch, int64_t seq_len) {
@@ -54,14 +42,16 @@ int64_t train_arena_floats(const ModelConfig& c, const ModelBlocks& blocks, int6
 
 Expected<MemoryPlan> plan_memory(const ModelConfig& c, int64_t weight_bytes, int64_t ctx, int64_t ubatch,
                                  uint32_t k_type, uint32_t v_type, int64_t extra_blocks) {
-  auto geo = kv_geometry(c, k_type, v_type);
+  auto blocks = make_blocks(c);
+  if (!blocks.ok()) return blocks.status();
+  auto geo = kvcache::make_geometry(kv_slots(*blocks), k_type, v_type);
   if (!geo.ok()) return geo.status();
   MemoryPlan p;
   p.weights = weight_bytes;
   for (const auto& s : geo->slots) p.kv_per_token += s.k_row_bytes + s.v_row_bytes;
   p.kv = (geo->max_blocks(ctx, std::min(ubatch, ctx)) + extra_blocks) * geo->block_bytes();
   // A prefill pass keeps the logits of its last token only.
-  p.scratch = (infer_arena_floats(c, std::min(ubatch, ctx), 1) + c.vocab_size) * int64_t(sizeof(float));
+  p.scratch = (infer_arena_floats(c, *blocks, std::min(ubatch, ctx), 1) + c.vocab_size) * int64_t(sizeof(float));
   if (c.pos == PosType::kRope) p.positions = position::Rope::table_bytes(c.layers[0].head_dim, c.ctx);
   return p;
 }

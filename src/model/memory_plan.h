@@ -22,11 +22,9 @@ struct MemoryPlan {
   int64_t total() const { return weights + kv + scratch + positions; }
 };
 
-// What each block that keeps keys keeps: one cache slot per such block, in model order.
+// What each block that keeps keys keeps: one cache slot per such block, in model order
+// (kvcache::make_geometry lays the cache out from these).
 std::vector<kvcache::KvSlot> kv_slots(const ModelBlocks& blocks);
-// The cache layout of c's blocks. Error for a cache type the model cannot use.
-Expected<kvcache::KvGeometry> kv_geometry(const ModelConfig& c, uint32_t k_type, uint32_t v_type,
-                                          int64_t page_rows = kvcache::kDefaultPageRows);
 
 // The plan of a cache of `ctx` positions filled in passes of `ubatch`, plus `extra_blocks` pool
 // blocks (the pages forks write: Model::CacheOptions::extra_blocks). The RoPE tables are those
@@ -38,7 +36,6 @@ Expected<MemoryPlan> plan_memory(const ModelConfig& c, int64_t weight_bytes, int
 // hidden states in two alternating buffers, the largest block's working set (one block at a
 // time) and the normed rows whose logits are wanted.
 int64_t infer_arena_floats(const ModelConfig& c, const ModelBlocks& blocks, int64_t rows, int64_t out_rows);
-int64_t infer_arena_floats(const ModelConfig& c, int64_t rows, int64_t out_rows);
 // Floats of arena a training step of [batch, seq_len] takes: every block's output and saved
 // activations, the head's, then the largest block backward.
 int64_t train_arena_floats(const ModelConfig& c, const ModelBlocks& blocks, int64_t batch, int64_t seq_len);

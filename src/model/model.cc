@@ -270,7 +270,7 @@ void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens
 }
 
 Expected<kvcache::KvCache> Model::make_cache(int64_t capacity, const CacheOptions& o) const {
-  auto geo = kvcache::make_geometry(model::kv_slots(blocks_), o.k_type, o.v_type, o.page_rows);
+  auto geo = kvcache::make_geometry(kv_slots(blocks_), o.k_type, o.v_type, o.page_rows);
   if (!geo.ok()) return geo.status();
   const int64_t ubatch = o.ubatch > 0 ? std::min(o.ubatch, capacity) : capacity;
   auto pool = std::make_shared<kvcache::KvPool>(geo->block_bytes(),

@@ -91,8 +91,8 @@ class Model {
   void forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
                       float* logits);
 
-  // The cache slots of the model (one per block that keeps keys: kv_geometry).
-  int kv_slots() const { return static_cast<int>(kv_slot_count_); }
+  // The cache slots of the model (one per block that keeps keys: model::kv_slots).
+  int kv_slot_count() const { return kv_slot_count_; }
   // A cache for one sequence of up to `capacity` positions over a pool of its own, sized for
   // `sequences` such sequences run in passes of at most `ubatch` tokens (0: capacity), plus
   // `extra_blocks` (for the pages forks write). Error for cache types the model cannot use.
