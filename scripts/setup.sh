@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libopenblas-dev libhwy-dev libcli11-dev nlohmann-json3-dev libpcre2-dev
-      libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
+      libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
       clang libclang-rt-14-dev
       bible-kjv python3-torch python3-numpy python3-matplotlib)
 missing=()

@@ -1,8 +1,10 @@
 // longctx command line: one binary, one subcommand per use. Only cli/ may exit().
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -28,8 +30,15 @@ int main(int argc, char** argv) {
   register_logits(app, cmds);
   register_tokenize(app, cmds);
   register_detokenize(app, cmds);
+  register_serve(app, cmds);
+  // llama.cpp's two-letter short flag `-np N` (CLI11 takes one-letter short names only).
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (auto& a : args)
+    if (a == "-np") a = "--parallel";
+  std::reverse(args.begin(), args.end());  // CLI11 takes the arguments in reverse order
+  app.name("longctx");
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
     std::fflush(stdout);

@@ -60,6 +60,10 @@ bool qmatmul_supports(uint32_t type);
 bool qmatmul_path_supported(QPath path);
 // The path kAuto picks on this CPU (the best supported one), and names for logs.
 QPath qmatmul_best_path();
+// The path kAuto takes for a product of n rows of x by a quantized W: kDequant from
+// kDequantMinRows rows, else qmatmul_best_path().
+inline constexpr int64_t kDequantMinRows = 32;
+QPath qmatmul_auto_path(int64_t n);
 const char* qmatmul_path_name(QPath path);
 
 // y[n_rows_x, w.rows] = x[n_rows_x, w.cols] W^T (+ bias[w.rows] on every row; bias may be null).

@@ -192,6 +192,18 @@ KvCache KvCache::fork(int64_t n) const {
   return c;
 }
 
+void KvCache::adopt(int l, int64_t page, int32_t id) {
+  CHECK(table_[l][page] < 0 && id >= 0 && id < pool_->blocks());
+  pool_->retain(id);
+  table_[l][page] = id;
+  uint8_t* b = pool_->block(id);
+  k_pages_[l][page] = b;
+  v_pages_[l][page] = b + geo_->page_rows * geo_->slots[l].k_row_bytes;
+  bool before = false;
+  for (int64_t p = 0; p < page && !before; ++p) before = table_[l][p] >= 0;
+  if (!before) first_row_[l] = page << shift_;
+}
+
 uint8_t* KvCache::head_row(int l, int64_t pos, bool value, int64_t h) const {
   const auto& g = geo_->slots[l];
   const int64_t head = (value ? g.v_row_bytes : g.k_row_bytes) / g.kv_heads;

@@ -91,6 +91,13 @@ class KvCache {
   int64_t reusable(int64_t n) const;
   // A new sequence on the same pool whose first n positions are these (blocks shared).
   KvCache fork(int64_t n) const;
+  // The pool block holding page `page` of slot s (-1: not held).
+  int32_t block(int s, int64_t page) const { return table_[s][page]; }
+  // Makes block `id` of the pool (holding rows of this geometry) page `page` of slot s, taking a
+  // reference; the page must not be held. Rows before the first page adopted in a slot count as
+  // given back (first_row).
+  void adopt(int s, int64_t page, int32_t id);
+  const std::shared_ptr<KvPool>& shared_pool() const { return pool_; }
   // K or V row of slot s at position pos (its page must be held), all heads in order, in the
   // cache's encoding (k_row_bytes / v_row_bytes).
   void read_row(int s, int64_t pos, bool value, uint8_t* dst) const;

@@ -95,7 +95,7 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
                              float* x_out) {
   ThreadPool& pool = *ctx.pool;
   Arena& arena = *ctx.arena;
-  const int64_t batch = pass.batch, seq_len = pass.seq_len, pos0 = pass.pos0, rows = pass.rows();
+  const int64_t batch = pass.batch, seq_len = pass.seq_len, rows = pass.rows();
   float* h = arena.alloc(rows * D_);
   float* mean = arena.alloc(rows);
   float* rstd = arena.alloc(rows);
@@ -106,29 +106,42 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
   linear(ctx, h, rows, D_, param(w, wq_), view(w, wq_), param(w, bq_), qd_, q);
   linear(ctx, h, rows, D_, param(w, wk_), view(w, wk_), param(w, bk_), kvd_, k);
   linear(ctx, h, rows, D_, param(w, wv_), view(w, wv_), param(w, bv_), kvd_, v);
-  if (ctx.settings->pos == position::PosType::kRope) {
-    ctx.rope->apply(pool, q, batch, seq_len, layer_.heads, qd_, pos0, false);
-    ctx.rope->apply(pool, k, batch, seq_len, layer_.kv_heads, kvd_, pos0, false);
-  }
-  attention::AttentionDims d = batch_dims(batch, seq_len);
-  d.q_pos0 = pos0;
-  attention::KvView kk{k, 0}, vv{v, 0};
-  if (const kvcache::KvStore* cache = pass.cache) {
-    CHECK(batch == 1 && pos0 + seq_len <= cache->capacity);
-    kvcache::write_rows(*cache, pos0, seq_len, layer_.kv_heads, layer_.head_dim, k, v);
-    kk = cache->k_view();
-    vv = cache->v_view();
-    d.kv_len = pos0 + seq_len;
-    d.kv_stride = kvd_;
-    d.kv_batch_stride = 0;
-    d.kv_first = cache->first_row;
-  } else {
-    CHECK(pos0 == 0);
-  }
   float* att = arena.alloc(rows * qd_);
   float* lse = pass.save ? arena.alloc(batch * layer_.heads * seq_len) : nullptr;
-  const attention::MaskView mask(layer_.pattern, d.kv_len, pos0, pos0 + seq_len);
-  attention::tiled_forward_kv(pool, d, {&mask, alibi()}, q, kk, vv, att, lse);
+  if (pass.seqs.empty()) {
+    CHECK(pass.pos0 == 0);
+    if (ctx.settings->pos == position::PosType::kRope) {
+      ctx.rope->apply(pool, q, batch, seq_len, layer_.heads, qd_, 0, false);
+      ctx.rope->apply(pool, k, batch, seq_len, layer_.kv_heads, kvd_, 0, false);
+    }
+    const attention::AttentionDims d = batch_dims(batch, seq_len);
+    const attention::MaskView mask(layer_.pattern, seq_len);
+    attention::tiled_forward_kv(pool, d, {&mask, alibi()}, q, {k, 0}, {v, 0}, att, lse);
+  } else {
+    // Each sequence on its own: its rows' positions, its cache, the same attention call as if
+    // it ran alone.
+    CHECK(batch == 1 && !pass.save);
+    for (size_t i = 0; i < pass.seqs.size(); ++i) {
+      const SeqRows& sr = pass.seqs[i];
+      const kvcache::KvStore& cache = pass.caches[i];
+      CHECK(sr.row0 + sr.n <= rows && sr.pos0 + sr.n <= cache.capacity);
+      float* qi = q + sr.row0 * qd_;
+      float* ki = k + sr.row0 * kvd_;
+      if (ctx.settings->pos == position::PosType::kRope) {
+        ctx.rope->apply(pool, qi, 1, sr.n, layer_.heads, qd_, sr.pos0, false);
+        ctx.rope->apply(pool, ki, 1, sr.n, layer_.kv_heads, kvd_, sr.pos0, false);
+      }
+      kvcache::write_rows(cache, sr.pos0, sr.n, layer_.kv_heads, layer_.head_dim, ki, v + sr.row0 * kvd_);
+      attention::AttentionDims d = batch_dims(1, sr.n);
+      d.q_pos0 = sr.pos0;
+      d.kv_len = sr.pos0 + sr.n;
+      d.kv_batch_stride = 0;
+      d.kv_first = cache.first_row;
+      const attention::MaskView mask(layer_.pattern, d.kv_len, sr.pos0, sr.pos0 + sr.n);
+      attention::tiled_forward_kv(pool, d, {&mask, alibi()}, qi, cache.k_view(), cache.v_view(), att + sr.row0 * qd_,
+                                  nullptr);
+    }
+  }
   linear_residual(ctx, att, rows, qd_, param(w, wo_), view(w, wo_), param(w, bo_), D_, x_in, x_out);
   if (pass.save) saved_ = Saved{x_in, h, mean, rstd, q, k, v, att, lse};
 }

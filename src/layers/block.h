@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -62,11 +63,21 @@ struct Weights {
   const kernels::QMatrix* views = nullptr;
 };
 
+// One sequence's part of a cached pass: rows [row0, row0 + n) are its tokens at positions
+// pos0.. .
+struct SeqRows {
+  int64_t row0 = 0, n = 0, pos0 = 0;
+};
+
 // One pass over batch sequences of seq_len tokens at positions pos0.. .
 struct Pass {
   int64_t batch = 1, seq_len = 0, pos0 = 0;
-  const kvcache::KvStore* cache = nullptr;  // this block's cache slot (batch 1), or null
-  bool save = false;                        // training: keep what backward needs
+  // Inference through the KV cache (batch 1): the seq_len rows are those of one or more
+  // sequences, seqs[i] read and written through caches[i] (this block's slot of sequence i's
+  // cache). Empty: no cache, the batch attends over its own keys.
+  std::span<const SeqRows> seqs;
+  const kvcache::KvStore* caches = nullptr;
+  bool save = false;  // training: keep what backward needs
   int64_t rows() const { return batch * seq_len; }
 };
 
@@ -84,7 +95,7 @@ class Block {
   // arena_floats). A saving forward's floats stay allocated until backward.
   virtual int64_t forward_floats(const Pass& pass) const = 0;
   virtual int64_t backward_floats(const Pass& pass) const = 0;
-  // x_out may not alias x_in. With pass.cache, the block reads and writes that slot.
+  // x_out may not alias x_in. With pass.seqs, the block reads and writes their cache slots.
   virtual void forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in,
                        float* x_out) = 0;
   // After a saving forward of the same pass. dx: on entry dL/dx_out, on exit dL/dx_in.

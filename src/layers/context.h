@@ -1,18 +1,31 @@
 // What every block's forward/backward needs besides its weights: the model-wide settings, the
 // thread pool, the activation arena and the RoPE tables.
 #pragma once
+#include <span>
+
 #include "core/arena.h"
 #include "core/thread_pool.h"
+#include "kernels/qmatmul.h"
 #include "layers/settings.h"
 #include "position/rope.h"
 
 namespace longctx::layers {
+
+// Rows [row0, row0 + n) of a pass that go through a matrix product together, on `path`.
+struct RowGroup {
+  int64_t row0 = 0, n = 0;
+  kernels::QPath path = kernels::QPath::kAuto;
+};
 
 struct LayerContext {
   const Settings* settings = nullptr;
   ThreadPool* pool = nullptr;
   Arena* arena = nullptr;
   const position::Rope* rope = nullptr;  // set when settings->pos == kRope
+  // How linear() splits the rows of a pass (layers/linear.h); empty: all rows in one product.
+  // A pass of several sequences groups their rows so each row meets the arithmetic it would
+  // meet alone (model::Model::forward_batch).
+  std::span<const RowGroup> row_groups;
 };
 
 }  // namespace longctx::layers

@@ -11,6 +11,16 @@ bool use_q(const kernels::QMatrix* q) { return q && q->data; }
 
 void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
             const kernels::QMatrix* q, const float* b, int64_t out, float* y) {
+  if (!ctx.row_groups.empty() && rows > 0) {
+    for (const RowGroup& g : ctx.row_groups) {
+      CHECK(g.row0 + g.n <= rows);
+      if (!use_q(q))
+        kernels::linear_forward(*ctx.pool, x + g.row0 * in, g.n, in, w, b, out, y + g.row0 * out);
+      else
+        kernels::qlinear_forward(*ctx.pool, x + g.row0 * in, g.n, *q, b, y + g.row0 * out, g.path);
+    }
+    return;
+  }
   if (!use_q(q)) return kernels::linear_forward(*ctx.pool, x, rows, in, w, b, out, y);
   CHECK(q->cols == in && q->rows == out);
   kernels::qlinear_forward(*ctx.pool, x, rows, *q, b, y);
@@ -18,12 +28,18 @@ void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, c
 
 void linear_residual(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
                      const kernels::QMatrix* q, const float* b, int64_t out, const float* residual, float* y) {
-  if (!use_q(q)) return kernels::linear_forward_residual(*ctx.pool, x, rows, in, w, b, out, residual, y);
+  if (!use_q(q)) {
+    if (ctx.row_groups.empty()) return kernels::linear_forward_residual(*ctx.pool, x, rows, in, w, b, out, residual, y);
+    for (const RowGroup& g : ctx.row_groups)
+      kernels::linear_forward_residual(*ctx.pool, x + g.row0 * in, g.n, in, w, b, out, residual + g.row0 * out,
+                                       y + g.row0 * out);
+    return;
+  }
   CHECK(q->cols == in && q->rows == out);
   float* t = y;
   const int64_t m = ctx.arena->mark();
   if (y == residual) t = ctx.arena->alloc(rows * out);
-  kernels::qlinear_forward(*ctx.pool, x, rows, *q, b, t);
+  linear(ctx, x, rows, in, w, q, b, out, t);
   kernels::vec_add(t, residual, y, rows * out);
   ctx.arena->rewind(m);
 }

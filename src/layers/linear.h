@@ -11,7 +11,8 @@
 namespace longctx::layers {
 
 // y[rows, out] = x[rows, in] W^T (+ b): through q when it is given and has data, else the fp32
-// w [out, in].
+// w [out, in]. With ctx.row_groups, one product per group (q: on the group's path); the groups
+// must cover the rows.
 void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
             const kernels::QMatrix* q, const float* b, int64_t out, float* y);
 // y = residual + x W^T (+ b); y may alias residual, not x.

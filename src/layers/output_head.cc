@@ -1,6 +1,6 @@
 #include "layers/output_head.h"
 
-#include "kernels/matmul.h"
+#include "layers/linear.h"
 
 namespace longctx::layers {
 
@@ -14,11 +14,7 @@ std::vector<TensorDecl> head_tensors(const Settings& s, int64_t vocab_size, bool
 
 void project_logits(const LayerContext& ctx, const float* w, const kernels::QMatrix* q, const float* xn,
                     int64_t rows, int64_t vocab_size, float* logits) {
-  const int64_t D = ctx.settings->model_dim;
-  if (q && q->data)
-    kernels::qlinear_forward(*ctx.pool, xn, rows, *q, nullptr, logits);
-  else
-    kernels::gemm(*ctx.pool, false, true, rows, vocab_size, D, 1.0f, xn, D, w, D, 0.0f, logits, vocab_size);
+  linear(ctx, xn, rows, ctx.settings->model_dim, w, q, nullptr, vocab_size, logits);
 }
 
 }  // namespace longctx::layers

@@ -166,28 +166,35 @@ int64_t Model::infer_arena_floats(int64_t rows, int64_t out_rows) const {
 }
 
 float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens, int64_t batch, int64_t seq_len,
-                         int64_t pos0, kvcache::KvCache* cache, bool save) {
+                         std::span<const layers::SeqRows> seqs, kvcache::KvCache* const* caches, bool save) {
   const int64_t rows = batch * seq_len, D = config_.model_dim;
   Arena& arena = *ctx.arena;
   float* x = arena.alloc(rows * D);
-  layers::embedding_forward(ctx, {param(token_), param(position_)}, save ? nullptr : view(token_), tokens, batch,
-                            seq_len, pos0, x);
+  const kernels::QMatrix* qtoken = save ? nullptr : view(token_);
+  if (seqs.empty()) {
+    layers::embedding_forward(ctx, {param(token_), param(position_)}, qtoken, tokens, batch, seq_len, 0, x);
+  } else {
+    for (const layers::SeqRows& sr : seqs)
+      layers::embedding_forward(ctx, {param(token_), param(position_)}, qtoken, tokens + sr.row0, 1, sr.n, sr.pos0,
+                                x + sr.row0 * D);
+  }
   const layers::Weights w{params_.data(), save ? grads() : nullptr,
                           save || views_.empty() ? nullptr : views_.data()};
   layers::Pass pass;
   pass.batch = batch;
   pass.seq_len = seq_len;
-  pass.pos0 = pos0;
   pass.save = save;
+  std::vector<kvcache::KvStore> stores(seqs.size());
   // Without saving, the hidden states alternate between two buffers and each block's
   // temporaries are released as soon as it is done: the arena holds one block at a time.
   float* other = save ? nullptr : arena.alloc(rows * D);
   for (size_t b = 0; b < blocks_.blocks.size(); ++b) {
-    kvcache::KvStore store;
-    pass.cache = nullptr;
-    if (cache && kv_slot_[b] >= 0) {
-      store = cache->store(kv_slot_[b]);
-      pass.cache = &store;
+    pass.seqs = {};
+    pass.caches = nullptr;
+    if (!seqs.empty() && kv_slot_[b] >= 0) {
+      for (size_t i = 0; i < seqs.size(); ++i) stores[i] = caches[i]->store(kv_slot_[b]);
+      pass.seqs = seqs;
+      pass.caches = stores.data();
     }
     if (save) {
       float* out = arena.alloc(rows * D);
@@ -211,7 +218,7 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
   arena.reserve(train_arena_floats(batch, seq_len));
   arena.reset();
   const auto ctx = context(pool, arena);
-  float* x = run_blocks(ctx, tokens, batch, seq_len, 0, nullptr, true);
+  float* x = run_blocks(ctx, tokens, batch, seq_len, {}, nullptr, true);
   float* xn = arena.alloc(rows * D);
   float* mean = arena.alloc(rows);
   float* rstd = arena.alloc(rows);
@@ -262,7 +269,7 @@ void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens
   }
   const int64_t m = arena.mark();
   const auto ctx = context(pool, arena);
-  float* x = run_blocks(ctx, tokens, batch, seq_len, 0, nullptr, false);
+  float* x = run_blocks(ctx, tokens, batch, seq_len, {}, nullptr, false);
   float* xn = arena.alloc(rows * D);
   layers::norm_forward(ctx, {param(out_norm_w_), param(out_norm_b_)}, x, rows, xn, nullptr, nullptr);
   project_output(ctx, xn, rows, logits);
@@ -303,11 +310,58 @@ Status Model::forward_cached(ThreadPool& pool, Arena& arena, kvcache::KvCache& c
   arena.reserve(infer_arena_floats(n, all_rows ? n : 1));
   arena.reset();
   const auto ctx = context(pool, arena);
-  float* x = run_blocks(ctx, tokens, 1, n, pos0, &cache, false);
+  const layers::SeqRows seq{0, n, pos0};
+  kvcache::KvCache* caches[] = {&cache};
+  float* x = run_blocks(ctx, tokens, 1, n, {&seq, 1}, caches, false);
   const int64_t first = all_rows ? 0 : n - 1, rows = n - first;
   float* xn = arena.alloc(rows * D);
   layers::norm_forward(ctx, {param(out_norm_w_), param(out_norm_b_)}, x + first * D, rows, xn, nullptr, nullptr);
   project_output(ctx, xn, rows, logits);
+  return Status::Ok();
+}
+
+Status Model::forward_batch(ThreadPool& pool, Arena& arena, std::span<const SeqStep> steps, float* logits) {
+  const int64_t D = config_.model_dim, n_seq = static_cast<int64_t>(steps.size());
+  if (n_seq == 0) return Status::Ok();
+  std::vector<layers::SeqRows> seqs(steps.size());
+  std::vector<kvcache::KvCache*> caches(steps.size());
+  std::vector<int32_t> tokens;
+  // Matrix products: each step's rows on the path they would take alone (qmatmul_auto_path of
+  // its row count); consecutive steps on the same integer path share one product, a prompt
+  // chunk on the dequantizing path has its own (its sgemm is what a pass of it alone runs).
+  std::vector<layers::RowGroup> groups;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const SeqStep& st = steps[i];
+    CHECK(st.cache && st.n > 0 && st.pos0 + st.n <= st.cache->capacity() && st.pos0 + st.n <= config_.ctx);
+    CHECK(st.cache->n_slots() == kv_slot_count_);
+    for (size_t j = 0; j < i; ++j) CHECK(caches[j] != st.cache);
+    LONGCTX_RETURN_IF_ERROR(st.cache->prepare(st.pos0, st.n));
+    const int64_t row0 = static_cast<int64_t>(tokens.size());
+    seqs[i] = {row0, st.n, st.pos0};
+    caches[i] = st.cache;
+    tokens.insert(tokens.end(), st.tokens, st.tokens + st.n);
+    const kernels::QPath path = kernels::qmatmul_auto_path(st.n);
+    if (!groups.empty() && path != kernels::QPath::kDequant && groups.back().path == path)
+      groups.back().n += st.n;
+    else
+      groups.push_back({row0, st.n, path});
+  }
+  const int64_t rows = static_cast<int64_t>(tokens.size());
+  arena.reserve(infer_arena_floats(rows, n_seq) + layers::arena_floats(n_seq * D));
+  arena.reset();
+  auto ctx = context(pool, arena);
+  ctx.row_groups = groups;
+  float* x = run_blocks(ctx, tokens.data(), 1, rows, seqs, caches.data(), false);
+  // The last row of every step, normed, then one product for all of them on the path of a
+  // single row (what a pass of each alone takes for its one logits row).
+  float* last = arena.alloc(n_seq * D);
+  float* xn = arena.alloc(n_seq * D);
+  for (int64_t i = 0; i < n_seq; ++i)
+    std::memcpy(last + i * D, x + (seqs[i].row0 + seqs[i].n - 1) * D, D * sizeof(float));
+  layers::norm_forward(ctx, {param(out_norm_w_), param(out_norm_b_)}, last, n_seq, xn, nullptr, nullptr);
+  const layers::RowGroup head{0, n_seq, kernels::qmatmul_auto_path(1)};
+  ctx.row_groups = {&head, 1};
+  project_output(ctx, xn, n_seq, logits);
   return Status::Ok();
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -111,6 +112,18 @@ class Model {
   // pool has no block left for the new rows.
   Status forward_cached(ThreadPool& pool, Arena& arena, kvcache::KvCache& cache, const int32_t* tokens, int64_t n,
                         int64_t pos0, float* logits, bool all_rows);
+  // One step of several sequences (serving): their rows in one pass, each weight matrix read
+  // once for all the single-token steps together, and once per prompt chunk. Each row meets the
+  // arithmetic a forward_cached of its step alone gives it (the matrix product path its step's
+  // row count takes alone, its own attention call), so a sequence's results do not depend on
+  // its neighbours. Writes the logits of every step's last token to logits [steps, vocab].
+  // Error when a cache's pool has no block left (the caches before it have been prepared).
+  struct SeqStep {
+    kvcache::KvCache* cache = nullptr;  // distinct per step
+    const int32_t* tokens = nullptr;
+    int64_t n = 0, pos0 = 0;
+  };
+  Status forward_batch(ThreadPool& pool, Arena& arena, std::span<const SeqStep> steps, float* logits);
 
  private:
   layers::LayerContext context(ThreadPool& pool, Arena& arena) const;
@@ -120,8 +133,9 @@ class Model {
   // are not const), so the lazy build needs no lock.
   const position::Rope& rope() const;
   // Embeddings + blocks; returns the final hidden states [rows, D] (before the final norm).
+  // Through the caches: seqs[i]'s rows (batch 1) through caches[i]; seqs empty: no cache.
   float* run_blocks(const layers::LayerContext& ctx, const int32_t* tokens, int64_t batch, int64_t seq_len,
-                    int64_t pos0, kvcache::KvCache* cache, bool save);
+                    std::span<const layers::SeqRows> seqs, kvcache::KvCache* const* caches, bool save);
   const float* param(int i) const { return i < 0 ? nullptr : params_.data() + layout_.tensors()[i].offset; }
   float* grad(int i) { return i < 0 ? nullptr : grads() + layout_.tensors()[i].offset; }
   const kernels::QMatrix* view(int i) const { return i < 0 || views_.empty() ? nullptr : &views_[i]; }

@@ -192,7 +192,6 @@ constexpr int64_t kChunkBytes = 256 << 10;     // bytes of W per prefill task: s
 constexpr int64_t kDecodeRows = 16;            // rows of W per decode task
 constexpr int64_t kMinParallelBlocks = 2048;  // below ~2 us of work: one thread (see below)
 
-constexpr int64_t kDequantMinRows = 32;         // prefill from this many rows of x: kDequant
 constexpr int64_t kPanelFloats = int64_t{1} << 20;  // 4 MiB of dequantized W per panel
 
 // The quantized activations live in a buffer of the calling thread, reused across calls.
@@ -253,6 +252,8 @@ QPath qmatmul_best_path() {
   return QPath::kScalar;
 }
 
+QPath qmatmul_auto_path(int64_t n) { return n >= kDequantMinRows ? QPath::kDequant : qmatmul_best_path(); }
+
 const char* qmatmul_path_name(QPath path) {
   switch (path) {
     case QPath::kAuto:
@@ -291,7 +292,7 @@ void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix&
     return;
   }
 
-  if (path == QPath::kAuto) path = n >= kDequantMinRows ? QPath::kDequant : qmatmul_best_path();
+  if (path == QPath::kAuto) path = qmatmul_auto_path(n);
   CHECK_MSG(qmatmul_path_supported(path), "qlinear_forward: this CPU lacks the forced path");
   if (path == QPath::kDequant) return dequant_gemm(pool, x, n, w, bias, y);
 

@@ -1,0 +1,425 @@
+#include "serve/server.h"
+
+#include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "infer/chat_template.h"
+#include "model/pretrained.h"
+#include "serve/openai.h"
+
+namespace longctx::serve {
+namespace {
+
+using nlohmann::json;
+
+struct State {
+  ServeOptions opt;
+  std::atomic<bool> ready{false};
+  std::optional<model::LoadedModel> loaded;
+  std::unique_ptr<infer::Scheduler> sched;
+  infer::ChatTemplate tmpl;
+  std::vector<int32_t> chat_stop;  // the token ending an assistant turn
+  std::string model_id;
+  int64_t created = 0;
+  std::atomic<int64_t> http_requests{0}, http_4xx{0};
+  std::atomic<uint64_t> next_id{1};
+
+  const tokenizer::BpeTokenizer& tok() const { return loaded->tokenizer; }
+};
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(error_json(e), "application/json");
+}
+
+ApiError make_error(int status, std::string message, std::string type = "invalid_request_error",
+                    std::string code = "") {
+  ApiError e;
+  e.status = status;
+  e.message = std::move(message);
+  e.type = std::move(type);
+  e.code = std::move(code);
+  return e;
+}
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Reads a JSON object body for the small endpoints; false (answered 400) when it is not one.
+bool object_body(const httplib::Request& req, httplib::Response& res, json* out) {
+  *out = json::parse(req.body, nullptr, false);
+  if (out->is_discarded() || !out->is_object()) {
+    send_error(res, make_error(400, "the request body must be a JSON object"));
+    return false;
+  }
+  return true;
+}
+
+void handle_completion(State& st, Endpoint endpoint, const httplib::Request& hreq, httplib::Response& res) {
+  const int64_t ctx = st.sched->context();
+  ApiRequest req;
+  ApiError err;
+  if (!parse_request(hreq.body, endpoint, ctx - 1, &req, &err)) return send_error(res, err);
+  if (!req.model.empty() && req.model != st.model_id && req.model != "default") {
+    ApiError e = make_error(404, "the model '" + req.model + "' does not exist (this server has '" + st.model_id + "')",
+                            "invalid_request_error", "model_not_found");
+    e.param = "model";
+    return send_error(res, e);
+  }
+  const tokenizer::BpeTokenizer& tok = st.tok();
+  std::vector<int32_t> prompt;
+  if (endpoint == Endpoint::kChat) {
+    prompt = tok.encode_special(st.tmpl.render(req.messages, true));
+    req.gen.stop_ids = st.chat_stop;
+  } else if (req.prompt_is_ids) {
+    prompt = req.prompt_ids;
+    for (int32_t t : prompt)
+      if (t >= tok.vocab_size() && t >= st.loaded->model->config().vocab_size) {
+        ApiError e = make_error(400, "token id " + std::to_string(t) + " is not in the vocabulary");
+        e.param = "prompt";
+        return send_error(res, e);
+      }
+  } else {
+    if (tok.add_bos()) prompt.push_back(tok.bos_id());
+    tok.encode_append(req.prompt, prompt);
+  }
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  if (n == 0) return send_error(res, make_error(400, "the prompt is empty"));
+  if (n >= ctx || (req.gen.max_tokens > 0 && n + req.gen.max_tokens > ctx)) {
+    ApiError e = make_error(400,
+                            "this model's context holds " + std::to_string(ctx) + " tokens; the request has " +
+                                std::to_string(n) + " in the prompt" +
+                                (req.gen.max_tokens > 0 ? " and asks for " + std::to_string(req.gen.max_tokens) : ""),
+                            "invalid_request_error", "context_length_exceeded");
+    e.param = endpoint == Endpoint::kChat ? "messages" : "prompt";
+    return send_error(res, e);
+  }
+  if (!req.seeded) req.gen.sampling.seed = std::random_device{}() * 0x9E3779B97F4A7C15ULL + st.next_id.load();
+  auto r = std::make_shared<infer::Request>(std::move(prompt), req.gen);
+  const Status sub = st.sched->submit(r);
+  if (!sub.ok()) {
+    const bool busy = sub.message().rfind("the server is busy", 0) == 0;
+    return send_error(res, make_error(busy ? 503 : 400, sub.message(), busy ? "server_error" : "invalid_request_error"));
+  }
+  const std::string id = (endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-") + std::to_string(r->id());
+  const int64_t created = now_s();
+  auto piece = [&st](int32_t t) { return st.tok().token_bytes(t); };
+
+  if (!req.stream) {
+    std::vector<infer::TokenOut> toks;
+    while (!r->wait(toks, std::chrono::milliseconds(200))) {
+    }
+    const infer::RequestResult& rr = r->result();
+    if (rr.finish_reason == "error") return send_error(res, make_error(500, rr.error, "server_error"));
+    std::string text;
+    for (const auto& t : toks) text += t.text;
+    const json lp = req.gen.logprobs >= 0 ? logprobs_json(endpoint, toks, piece, 0) : json();
+    return res.set_content(response_json(req, id, st.model_id, created, text, rr, lp), "application/json");
+  }
+
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  auto started = std::make_shared<bool>(false);
+  auto text_off = std::make_shared<int64_t>(0);
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [&st, r, req, id, created, started, text_off, piece, endpoint](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) {
+          if (!sink.write(s.data(), s.size())) {
+            r->cancel();
+            return false;
+          }
+          return true;
+        };
+        if (!*started) {
+          *started = true;
+          if (endpoint == Endpoint::kChat &&
+              !write(chunk_event(req, id, st.model_id, created, "", "", json(), true)))
+            return false;
+        }
+        std::vector<infer::TokenOut> toks;
+        const bool done = r->wait(toks, std::chrono::milliseconds(500));
+        for (const auto& t : toks) {
+          if (t.text.empty() && req.gen.logprobs < 0) continue;
+          const json lp = req.gen.logprobs >= 0 ? logprobs_json(endpoint, {t}, piece, *text_off) : json();
+          *text_off += static_cast<int64_t>(t.text.size());
+          if (!write(chunk_event(req, id, st.model_id, created, t.text, "", lp))) return false;
+        }
+        if (!done) {
+          // Nothing new: a comment line, so a client that went away is noticed (the write fails).
+          if (toks.empty() && !write(": keep-alive\n\n")) return false;
+          return true;
+        }
+        const infer::RequestResult& rr = r->result();
+        if (rr.finish_reason == "error") {
+          write("data: " + error_json(make_error(500, rr.error, "server_error")) + "\n\n");
+        } else {
+          std::string last = chunk_event(req, id, st.model_id, created, "", rr.finish_reason, json());
+          if (!req.include_usage) {
+            // The usage rides on the last chunk (llama.cpp's server does the same).
+            json j = json::parse(last.substr(6));
+            j["usage"] = usage_json(rr);
+            last = "data: " + dump(j) + "\n\n";
+          }
+          if (!write(last)) return false;
+          if (req.include_usage && !write(usage_event(req, id, st.model_id, created, rr))) return false;
+        }
+        write("data: [DONE]\n\n");
+        sink.done();
+        return true;
+      },
+      [r](bool success) {
+        if (!success) r->cancel();
+      });
+}
+
+std::string metrics_text(const State& st) {
+  const infer::SchedulerMetrics m = st.sched->metrics();
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, const std::string& lines) {
+    out += std::string("# HELP longctx_") + name + " " + help + "\n# TYPE longctx_" + name + " " + type + "\n" + lines;
+  };
+  auto line = [](const char* name, double v, const std::string& labels = "") {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.17g", v);
+    return std::string("longctx_") + name + (labels.empty() ? "" : "{" + labels + "}") + " " + b + "\n";
+  };
+  metric("requests_total", "counter", "Requests finished, by outcome.",
+         line("requests_total", double(m.requests_done), "outcome=\"done\"") +
+             line("requests_total", double(m.requests_cancelled), "outcome=\"cancelled\"") +
+             line("requests_total", double(m.requests_error), "outcome=\"error\"") +
+             line("requests_total", double(m.requests_rejected), "outcome=\"rejected\""));
+  metric("http_requests_total", "counter", "HTTP requests received.", line("http_requests_total", double(st.http_requests)));
+  metric("http_client_errors_total", "counter", "HTTP requests answered 4xx.",
+         line("http_client_errors_total", double(st.http_4xx)));
+  metric("prompt_tokens_total", "counter", "Prompt tokens of finished requests.",
+         line("prompt_tokens_total", double(m.prompt_tokens)));
+  metric("cached_tokens_total", "counter", "Prompt tokens taken from the prefix cache.",
+         line("cached_tokens_total", double(m.cached_tokens)));
+  metric("generated_tokens_total", "counter", "Tokens generated.", line("generated_tokens_total", double(m.generated_tokens)));
+  metric("steps_total", "counter", "Batched forward passes.", line("steps_total", double(m.steps)));
+  metric("busy_seconds_total", "counter", "Seconds the scheduler spent running passes.", line("busy_seconds_total", m.busy_s));
+  metric("preemptions_total", "counter", "Requests preempted for lack of cache (recomputed later).",
+         line("preemptions_total", double(m.preemptions)));
+  metric("queue_length", "gauge", "Requests waiting for a slot.", line("queue_length", double(m.queue)));
+  metric("running_sequences", "gauge", "Requests running.", line("running_sequences", double(m.running)));
+  metric("slots", "gauge", "Sequences that may run at once.", line("slots", double(st.opt.sched.slots)));
+  metric("kv_blocks", "gauge", "Blocks of the KV cache pool.", line("kv_blocks", double(m.kv_blocks)));
+  metric("kv_blocks_used", "gauge", "Blocks of the pool in use (running sequences and the prefix cache).",
+         line("kv_blocks_used", double(m.kv_blocks_used)));
+  metric("prefix_cache_entries", "gauge", "Pages kept by the prefix cache.", line("prefix_cache_entries", double(m.prefix_entries)));
+  metric("prefix_cache_blocks", "gauge", "Pool blocks the prefix cache holds.", line("prefix_cache_blocks", double(m.prefix_blocks)));
+  metric("prefix_cache_hit_pages_total", "counter", "Pages adopted from the prefix cache.",
+         line("prefix_cache_hit_pages_total", double(m.prefix_hit_pages)));
+  metric("prefix_cache_evicted_pages_total", "counter", "Pages the prefix cache gave back.",
+         line("prefix_cache_evicted_pages_total", double(m.prefix_evicted)));
+  return out;
+}
+
+void add_routes(httplib::Server& svr, State& st) {
+  svr.set_pre_routing_handler([&st](const httplib::Request& req, httplib::Response& res) {
+    ++st.http_requests;
+    const bool open = req.path == "/" || req.path == "/health" || req.path == "/index.html";
+    if (!st.opt.api_key.empty() && !open) {
+      const std::string want = "Bearer " + st.opt.api_key;
+      const std::string got = req.get_header_value("Authorization");
+      if (got != want) {
+        send_error(res, make_error(401, got.empty() ? "an API key is required (Authorization: Bearer KEY)"
+                                                     : "the API key is not valid",
+                                   "authentication_error", "invalid_api_key"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    if (!st.ready && req.path != "/" && req.path != "/index.html") {
+      if (req.path == "/health") {
+        res.status = 503;
+        res.set_content(R"({"status":"loading model"})", "application/json");
+      } else {
+        send_error(res, make_error(503, "the model is loading", "server_error"));
+      }
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr.set_error_handler(httplib::Server::HandlerWithResponse([&st](const httplib::Request& req, httplib::Response& res) {
+    if (res.status >= 400 && res.status < 500) ++st.http_4xx;
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string msg = res.status == 404   ? "there is no " + req.method + " " + req.path
+                      : res.status == 413 ? "the request body is larger than " + std::to_string(st.opt.max_body_bytes) + " bytes"
+                      : res.status == 405 ? req.method + " is not allowed on " + req.path
+                                          : "the request could not be read";
+    send_error(res, make_error(res.status, msg));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+
+  svr.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+  if (st.opt.webui) {
+    auto page = [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(kWebUiHtml, "text/html; charset=utf-8");
+    };
+    svr.Get("/", page);
+    svr.Get("/index.html", page);
+  }
+  svr.Get("/v1/models", [&st](const httplib::Request&, httplib::Response& res) {
+    const auto& c = st.loaded->model->config();
+    json m = {{"id", st.model_id},
+              {"object", "model"},
+              {"created", st.created},
+              {"owned_by", "longctx"},
+              {"meta",
+               {{"n_ctx", st.sched->context()},
+                {"n_ctx_train", c.ctx},
+                {"n_vocab", c.vocab_size},
+                {"n_params", st.loaded->model->n_params()}}}};
+    res.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
+  });
+  svr.Get("/metrics", [&st](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_text(st), "text/plain; version=0.0.4");
+  });
+  svr.Post("/v1/completions", [&st](const httplib::Request& req, httplib::Response& res) {
+    handle_completion(st, Endpoint::kCompletions, req, res);
+  });
+  svr.Post("/v1/chat/completions", [&st](const httplib::Request& req, httplib::Response& res) {
+    handle_completion(st, Endpoint::kChat, req, res);
+  });
+  svr.Post("/tokenize", [&st](const httplib::Request& req, httplib::Response& res) {
+    json b;
+    if (!object_body(req, res, &b)) return;
+    auto c = b.find("content");
+    if (c == b.end() || !c->is_string()) return send_error(res, make_error(400, "'content' must be a string"));
+    auto sp = b.find("add_special");
+    if (sp != b.end() && !sp->is_boolean()) return send_error(res, make_error(400, "'add_special' must be true or false"));
+    auto wp = b.find("with_pieces");
+    if (wp != b.end() && !wp->is_boolean()) return send_error(res, make_error(400, "'with_pieces' must be true or false"));
+    std::vector<int32_t> ids;
+    if (sp != b.end() && sp->get<bool>() && st.tok().add_bos()) ids.push_back(st.tok().bos_id());
+    const std::vector<int32_t> body = st.tok().encode_special(c->get<std::string>());
+    ids.insert(ids.end(), body.begin(), body.end());
+    json out = json::array();
+    for (int32_t t : ids) {
+      if (wp != b.end() && wp->get<bool>())
+        out.push_back({{"id", t}, {"piece", st.tok().token_bytes(t)}});
+      else
+        out.push_back(t);
+    }
+    res.set_content(dump(json{{"tokens", out}}), "application/json");
+  });
+  svr.Post("/detokenize", [&st](const httplib::Request& req, httplib::Response& res) {
+    json b;
+    if (!object_body(req, res, &b)) return;
+    auto t = b.find("tokens");
+    if (t == b.end() || !t->is_array()) return send_error(res, make_error(400, "'tokens' must be an array of token ids"));
+    std::vector<int32_t> ids;
+    for (const json& v : *t) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= st.tok().vocab_size())
+        return send_error(res, make_error(400, "'tokens' holds something that is not a token id of this vocabulary"));
+      ids.push_back(v.get<int32_t>());
+    }
+    res.set_content(dump(json{{"content", st.tok().decode(ids)}}), "application/json");
+  });
+}
+
+Status load(State& st) {
+  model::LoadOptions lo;
+  lo.ctx = static_cast<int>(st.opt.ctx);
+  lo.keep_quantized = !st.opt.dequantize;
+  auto loaded = model::load_model(st.opt.model_path, lo);
+  if (!loaded.ok()) return loaded.status().Wrap("model '" + st.opt.model_path + "'");
+  st.loaded.emplace(std::move(*loaded));
+  const tokenizer::BpeTokenizer& tok = st.tok();
+  Expected<infer::ChatTemplate> tmpl = st.opt.chat_template.empty() ? infer::ChatTemplate::detect(tok.chat_template())
+                                                                     : infer::ChatTemplate::by_name(st.opt.chat_template);
+  if (!tmpl.ok()) {
+    if (!st.opt.chat_template.empty()) return tmpl.status();
+    std::fprintf(stderr, "serve: %s; chat requests use chatml\n", tmpl.status().message().c_str());
+    tmpl = infer::ChatTemplate::by_name("chatml");
+  }
+  st.tmpl = *tmpl;
+  const std::vector<int32_t> eot = tok.encode_special(st.tmpl.end_of_turn());
+  if (eot.size() == 1) st.chat_stop = eot;
+  st.sched = std::make_unique<infer::Scheduler>(*st.loaded->model, tok, ThreadPool::global(), st.opt.sched);
+  return st.sched->start();
+}
+
+}  // namespace
+
+Status run_server(const ServeOptions& opt) {
+  // SIGINT / SIGTERM are taken by one thread (sigwait) that stops the server; every other
+  // thread inherits the blocked mask. A client gone away must not kill the process (SIGPIPE).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  State st;
+  st.opt = opt;
+  st.created = now_s();
+  st.model_id = std::filesystem::path(opt.model_path).filename().string();
+  if (st.model_id.empty()) st.model_id = opt.model_path;
+
+  httplib::Server svr;
+  const size_t threads = static_cast<size_t>(opt.sched.slots + opt.sched.max_queue + 8);
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr.set_payload_max_length(static_cast<size_t>(opt.max_body_bytes));
+  svr.set_read_timeout(opt.timeout_s, 0);
+  svr.set_write_timeout(opt.timeout_s, 0);
+  svr.set_keep_alive_timeout(5);
+  add_routes(svr, st);
+  if (!svr.bind_to_port(opt.host, opt.port))
+    return Status::Error("cannot listen on " + opt.host + ":" + std::to_string(opt.port) +
+                         " (in use, or not an address of this machine)");
+
+  std::atomic<bool> stopped{false};
+  Status load_status = Status::Ok();
+  std::thread loader([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    load_status = load(st);
+    if (!load_status.ok()) {
+      while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      svr.stop();
+      return;
+    }
+    st.ready = true;
+    std::fprintf(stderr, "serve: %s ready in %.1f s on http://%s:%d (%d slots, context %lld, %lld cache blocks)\n",
+                 st.model_id.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                 opt.host.c_str(), opt.port, opt.sched.slots, static_cast<long long>(st.sched->context()),
+                 static_cast<long long>(st.sched->metrics().kv_blocks));
+  });
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (!stopped) {
+      std::fprintf(stderr, "serve: stopping (signal %d)\n", sig);
+      while (!svr.is_running() && !stopped) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      svr.stop();
+    }
+  });
+  std::fprintf(stderr, "serve: listening on http://%s:%d, loading %s\n", opt.host.c_str(), opt.port,
+               opt.model_path.c_str());
+  svr.listen_after_bind();
+  stopped = true;
+  loader.join();
+  if (st.sched) st.sched->stop();
+  // Wake the signal thread (it is waiting for a signal that may never come).
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  return load_status;
+}
+
+}  // namespace longctx::serve
