@@ -138,6 +138,7 @@ Status Scheduler::submit(const std::shared_ptr<Request>& r) {
                            std::to_string(model_.config().vocab_size - 1) + ")");
   {
     std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_ || !thread_.joinable()) return Status::Error("the server is shutting down");
     if (m_.queue + static_cast<int64_t>(incoming_.size()) >= opt_.max_queue + opt_.slots - m_.running) {
       ++m_.requests_rejected;
       return Status::Error("the server is busy: " + std::to_string(opt_.max_queue) + " requests are waiting");
@@ -170,33 +171,18 @@ void Scheduler::loop() {
     }
     const auto t0 = clock_type::now();
     // Cancelled requests leave first.
-    for (auto* list : {&running_}) {
-      for (auto& s : *list)
-        if (s->req->cancelled()) finish(*s, "cancelled");
-      list->erase(std::remove_if(list->begin(), list->end(), [](const auto& s) { return s == nullptr || s->req == nullptr; }),
-                  list->end());
-    }
+    auto gone = [](const std::unique_ptr<Seq>& s) { return s->req == nullptr; };
+    for (auto& s : running_)
+      if (s->req->cancelled()) finish(*s, "cancelled");
     for (auto& s : waiting_)
       if (s->req->cancelled()) finish(*s, "cancelled");
-    waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), [](const auto& s) { return s->req == nullptr; }),
-                   waiting_.end());
+    running_.erase(std::remove_if(running_.begin(), running_.end(), gone), running_.end());
+    waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), gone), waiting_.end());
     admit();
     if (!running_.empty()) step();
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      m_.queue = static_cast<int64_t>(waiting_.size());
-      m_.running = static_cast<int64_t>(running_.size());
-      m_.kv_blocks_used = root_.pool().blocks() - root_.pool().free_blocks();
-      if (prefix_) {
-        m_.prefix_entries = prefix_->entries();
-        m_.prefix_blocks = prefix_->blocks_held();
-        m_.prefix_hit_pages = prefix_->hit_pages();
-        m_.prefix_evicted = prefix_->evicted_pages();
-      }
-      if (!running_.empty()) m_.busy_s += std::chrono::duration<double>(clock_type::now() - t0).count();
-    }
-    // Waiting requests held back for a sibling's pages with nothing running: cannot happen (the
-    // sibling runs); the loop sleeps only when there is nothing at all to do.
+    std::lock_guard<std::mutex> lk(mu_);
+    publish_locked();
+    if (!running_.empty()) m_.busy_s += std::chrono::duration<double>(clock_type::now() - t0).count();
   }
   // Stopping: every request still here ends.
   for (auto& s : running_) finish(*s, "error", "the server is shutting down");
@@ -206,6 +192,21 @@ void Scheduler::loop() {
   std::lock_guard<std::mutex> lk(mu_);
   for (auto& r : incoming_) r->finish({"error", "the server is shutting down"});
   incoming_.clear();
+}
+
+void Scheduler::publish_locked() {
+  auto live = [](const auto& list) {
+    return static_cast<int64_t>(std::count_if(list.begin(), list.end(), [](const auto& s) { return s->req != nullptr; }));
+  };
+  m_.queue = live(waiting_);
+  m_.running = live(running_);
+  m_.kv_blocks_used = root_.pool().blocks() - root_.pool().free_blocks();
+  if (prefix_) {
+    m_.prefix_entries = prefix_->entries();
+    m_.prefix_blocks = prefix_->blocks_held();
+    m_.prefix_hit_pages = prefix_->hit_pages();
+    m_.prefix_evicted = prefix_->evicted_pages();
+  }
 }
 
 bool Scheduler::sibling_computing(const std::vector<int32_t>& tokens, int64_t attached) const {
@@ -300,7 +301,7 @@ void Scheduler::step() {
       const int64_t before = s.computed;
       s.computed += steps[j].n;
       if (prefix_ && s.computed / R > before / R) prefix_->insert(s.cache, s.tokens, s.computed);
-      if (s.computed == static_cast<int64_t>(s.tokens.size())) emit(s, -1, logits_.data() + j * V);
+      if (s.computed == static_cast<int64_t>(s.tokens.size())) emit(s, logits_.data() + j * V);
     }
     running_.erase(std::remove_if(running_.begin(), running_.end(), [](const auto& s) { return s->req == nullptr; }),
                    running_.end());
@@ -311,7 +312,7 @@ void Scheduler::step() {
 }
 
 // Samples the next token of s from its logits and hands the client what it adds.
-void Scheduler::emit(Seq& s, int32_t, const float* logits) {
+void Scheduler::emit(Seq& s, const float* logits) {
   const GenOptions& o = s.req->options();
   const int64_t V = model_.config().vocab_size;
   std::vector<float> work(logits, logits + V);
@@ -368,12 +369,12 @@ void Scheduler::emit(Seq& s, int32_t, const float* logits) {
   out.text = s.text.substr(s.emitted, upto - s.emitted);
   s.emitted = upto;
   s.req->push(std::move(out));
-  if (stop_at != std::string::npos) return finish(s, "stop");
+  if (stop_at != std::string::npos) return finish(s, "stop", "", true);
   if (o.max_tokens >= 0 && s.generated >= o.max_tokens) return finish(s, "length");
   if (static_cast<int64_t>(s.tokens.size()) >= capacity_) return finish(s, "length");
 }
 
-void Scheduler::finish(Seq& s, const std::string& reason, const std::string& error) {
+void Scheduler::finish(Seq& s, const std::string& reason, const std::string& error, bool at_stop_string) {
   if (!s.req) return;
   const auto now = clock_type::now();
   RequestResult r;
@@ -384,8 +385,9 @@ void Scheduler::finish(Seq& s, const std::string& reason, const std::string& err
   r.completion_tokens = s.generated;
   r.total_s = std::chrono::duration<double>(now - s.submitted).count();
   r.ttft_s = s.has_first ? std::chrono::duration<double>(s.first_token - s.submitted).count() : r.total_s;
-  // The rest of the text (held back for a stop string that did not come).
-  if (reason != "stop" && s.emitted < s.text.size()) {
+  // The rest of the text (held back for a stop string that did not come, or an unfinished
+  // UTF-8 character), unless a stop string ended it.
+  if (!at_stop_string && s.emitted < s.text.size()) {
     TokenOut tail;
     tail.id = -1;
     tail.text = s.text.substr(s.emitted);
@@ -402,6 +404,11 @@ void Scheduler::finish(Seq& s, const std::string& reason, const std::string& err
                  s.generated > 1 && gen_s > 0 ? (s.generated - 1) / gen_s : 0.0, reason.c_str(),
                  error.empty() ? "" : ": ", error.c_str());
   }
+  // The pages go back and the counters move before the client hears of the end, so what it
+  // reads from /metrics afterwards includes this request.
+  std::shared_ptr<Request> req = std::move(s.req);
+  s.req = nullptr;
+  s.cache = kvcache::KvCache();
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (reason == "cancelled")
@@ -413,10 +420,9 @@ void Scheduler::finish(Seq& s, const std::string& reason, const std::string& err
     m_.prompt_tokens += r.prompt_tokens;
     m_.cached_tokens += r.cached_tokens;
     m_.generated_tokens += r.completion_tokens;
+    publish_locked();
   }
-  s.req->finish(std::move(r));
-  s.req = nullptr;
-  s.cache = kvcache::KvCache();
+  req->finish(std::move(r));
 }
 
 }  // namespace longctx::infer

@@ -119,8 +119,10 @@ class Scheduler {
   ~Scheduler();
   // Checks the memory plan, makes the KV pool and starts the loop.
   Status start();
+  // Ends the loop; requests still running or waiting end with an error.
   void stop();
-  // Queues a request; error when the queue is full or the prompt cannot fit the context.
+  // Queues a request; error when the queue is full ("the server is busy: ..."), after stop()
+  // ("the server is shutting down") or when the prompt cannot fit the context.
   Status submit(const std::shared_ptr<Request>& r);
   SchedulerMetrics metrics() const;
   // Positions one request may hold (prompt + answer).
@@ -132,10 +134,15 @@ class Scheduler {
   void admit();
   void step();
   void preempt_youngest();
-  void finish(Seq& s, const std::string& reason, const std::string& error = "");
-  void emit(Seq& s, int32_t token, const float* logits);
+  // Ends s's request (at_stop_string: the text ends before a stop string; otherwise what was
+  // held back is sent first).
+  void finish(Seq& s, const std::string& reason, const std::string& error = "", bool at_stop_string = false);
+  // Samples s's next token from its logits and sends what it adds to the text.
+  void emit(Seq& s, const float* logits);
   // The full pages `tokens` shares with what a running sequence has not computed yet.
   bool sibling_computing(const std::vector<int32_t>& tokens, int64_t attached) const;
+  // Copies the loop's state into m_ (mu_ held).
+  void publish_locked();
 
   model::Model& model_;
   const tokenizer::BpeTokenizer& tok_;

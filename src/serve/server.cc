@@ -1,10 +1,11 @@
 #include "serve/server.h"
 
 #include <httplib.h>
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -33,6 +34,7 @@ struct State {
   std::string model_id;
   int64_t created = 0;
   std::atomic<int64_t> http_requests{0}, http_4xx{0};
+  std::atomic<int> answering{0};  // completions submitted whose response is not yet written
   std::atomic<uint64_t> next_id{1};
 
   const tokenizer::BpeTokenizer& tok() const { return loaded->tokenizer; }
@@ -110,23 +112,56 @@ void handle_completion(State& st, Endpoint endpoint, const httplib::Request& hre
   auto r = std::make_shared<infer::Request>(std::move(prompt), req.gen);
   const Status sub = st.sched->submit(r);
   if (!sub.ok()) {
-    const bool busy = sub.message().rfind("the server is busy", 0) == 0;
+    const bool busy = sub.message().rfind("the server is ", 0) == 0;  // busy, or shutting down
     return send_error(res, make_error(busy ? 503 : 400, sub.message(), busy ? "server_error" : "invalid_request_error"));
   }
+  // Held by the response until it is written (the content providers keep a copy).
+  ++st.answering;
+  auto answering = std::shared_ptr<void>(nullptr, [&st](void*) { --st.answering; });
   const std::string id = (endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-") + std::to_string(r->id());
   const int64_t created = now_s();
   auto piece = [&st](int32_t t) { return st.tok().token_bytes(t); };
 
   if (!req.stream) {
-    std::vector<infer::TokenOut> toks;
-    while (!r->wait(toks, std::chrono::milliseconds(200))) {
+    auto toks = std::make_shared<std::vector<infer::TokenOut>>();
+    auto body = [&st, r, req, id, created, piece, endpoint, toks]() {
+      const infer::RequestResult& rr = r->result();
+      if (rr.finish_reason == "error") return error_json(make_error(500, rr.error, "server_error"));
+      std::string text;
+      for (const auto& t : *toks) text += t.text;
+      const json lp = req.gen.logprobs >= 0 ? logprobs_json(endpoint, *toks, piece, 0) : json();
+      return response_json(req, id, st.model_id, created, text, rr, lp);
+    };
+    // A short answer is sent whole, with its status.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    bool done = false;
+    while (!done && std::chrono::steady_clock::now() < deadline) done = r->wait(*toks, std::chrono::milliseconds(100));
+    if (done) {
+      res.status = r->result().finish_reason == "error" ? 500 : 200;
+      return res.set_content(body(), "application/json");
     }
-    const infer::RequestResult& rr = r->result();
-    if (rr.finish_reason == "error") return send_error(res, make_error(500, rr.error, "server_error"));
-    std::string text;
-    for (const auto& t : toks) text += t.text;
-    const json lp = req.gen.logprobs >= 0 ? logprobs_json(endpoint, toks, piece, 0) : json();
-    return res.set_content(response_json(req, id, st.model_id, created, text, rr, lp), "application/json");
+    // A longer one is sent chunked: a space every 200 ms while it runs (JSON may start with
+    // whitespace), so a client that went away is noticed and its request cancelled; then the
+    // body (an error comes as an error object with status 200: the status has gone by then).
+    res.set_chunked_content_provider(
+        "application/json",
+        [r, toks, body, answering](size_t, httplib::DataSink& sink) {
+          if (!r->wait(*toks, std::chrono::milliseconds(200))) {
+            if (!sink.write(" ", 1)) {
+              r->cancel();
+              return false;
+            }
+            return true;
+          }
+          const std::string b = body();
+          if (!sink.write(b.data(), b.size())) return false;
+          sink.done();
+          return true;
+        },
+        [r](bool success) {
+          if (!success) r->cancel();
+        });
+    return;
   }
 
   res.set_header("Cache-Control", "no-cache");
@@ -135,7 +170,7 @@ void handle_completion(State& st, Endpoint endpoint, const httplib::Request& hre
   auto text_off = std::make_shared<int64_t>(0);
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&st, r, req, id, created, started, text_off, piece, endpoint](size_t, httplib::DataSink& sink) {
+      [&st, r, req, id, created, started, text_off, piece, endpoint, answering](size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& s) {
           if (!sink.write(s.data(), s.size())) {
             r->cancel();
@@ -329,7 +364,7 @@ void add_routes(httplib::Server& svr, State& st) {
         return send_error(res, make_error(400, "'tokens' holds something that is not a token id of this vocabulary"));
       ids.push_back(v.get<int32_t>());
     }
-    res.set_content(dump(json{{"content", st.tok().decode(ids)}}), "application/json");
+    res.set_content(dump(json{{"content", st.tok().decode(ids, true)}}), "application/json");
   });
 }
 
@@ -357,14 +392,28 @@ Status load(State& st) {
 
 }  // namespace
 
+namespace {
+std::atomic<int> g_signal_pipe{-1};
+
+void on_stop_signal(int sig) {
+  const int fd = g_signal_pipe.load();
+  const unsigned char b = static_cast<unsigned char>(sig);
+  if (fd >= 0) (void)!write(fd, &b, 1);
+}
+}  // namespace
+
 Status run_server(const ServeOptions& opt) {
-  // SIGINT / SIGTERM are taken by one thread (sigwait) that stops the server; every other
-  // thread inherits the blocked mask. A client gone away must not kill the process (SIGPIPE).
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGINT / SIGTERM: the handler writes the signal to a pipe that one thread reads to stop
+  // the server (any thread may take the signal: OpenBLAS starts its own before this runs). A
+  // client gone away must not kill the process (SIGPIPE).
+  int fds[2];
+  if (pipe(fds) != 0) return Status::Error("cannot create a pipe for signals");
+  g_signal_pipe = fds[1];
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   State st;
@@ -379,7 +428,7 @@ Status run_server(const ServeOptions& opt) {
   svr.set_payload_max_length(static_cast<size_t>(opt.max_body_bytes));
   svr.set_read_timeout(opt.timeout_s, 0);
   svr.set_write_timeout(opt.timeout_s, 0);
-  svr.set_keep_alive_timeout(5);
+  svr.set_keep_alive_timeout(2);  // an idle connection holds a thread (and shutdown) this long
   add_routes(svr, st);
   if (!svr.bind_to_port(opt.host, opt.port))
     return Status::Error("cannot listen on " + opt.host + ":" + std::to_string(opt.port) +
@@ -402,10 +451,15 @@ Status run_server(const ServeOptions& opt) {
                  static_cast<long long>(st.sched->metrics().kv_blocks));
   });
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    if (!stopped) {
+    unsigned char sig = 0;
+    while (read(fds[0], &sig, 1) < 0 && errno == EINTR) {
+    }
+    if (sig != 0) {
       std::fprintf(stderr, "serve: stopping (signal %d)\n", sig);
+      // Requests end first (with an error), so no connection waits for an answer, then the
+      // listener and the connections.
+      if (st.ready) st.sched->stop();
+      for (int i = 0; i < 300 && st.answering > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       while (!svr.is_running() && !stopped) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       svr.stop();
     }
@@ -416,9 +470,15 @@ Status run_server(const ServeOptions& opt) {
   stopped = true;
   loader.join();
   if (st.sched) st.sched->stop();
-  // Wake the signal thread (it is waiting for a signal that may never come).
-  pthread_kill(waiter.native_handle(), SIGTERM);
+  // Wake the signal thread (it is waiting for a signal that may never come): a zero byte.
+  const unsigned char zero = 0;
+  (void)!write(fds[1], &zero, 1);
   waiter.join();
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  g_signal_pipe = -1;
+  close(fds[0]);
+  close(fds[1]);
   return load_status;
 }
 

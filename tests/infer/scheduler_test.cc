@@ -1,0 +1,203 @@
+// infer::Scheduler on SmolLM2-135M Q4_1: requests run together give exactly the tokens each gets
+// alone through infer::Session (greedy), also when the pool is too small for all of them and the
+// youngest are preempted and recomputed; a cancelled request leaves and its pages go back; stop
+// strings end the text before them; a request behind another's prompt adopts its pages.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "infer/scheduler.h"
+#include "infer/session.h"
+#include "model/pretrained.h"
+
+namespace longctx {
+namespace {
+
+const std::string kModel = std::string(LONGCTX_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+struct Loaded {
+  std::optional<model::LoadedModel> m;
+  Loaded() {
+    if (!std::filesystem::exists(kModel)) return;
+    model::LoadOptions lo;
+    lo.ctx = 256;
+    auto l = model::load_model(kModel, lo);
+    if (l.ok()) m.emplace(std::move(*l));
+  }
+};
+
+Loaded& loaded() {
+  static Loaded l;
+  return l;
+}
+
+infer::GenOptions greedy(int64_t max_tokens) {
+  infer::GenOptions g;
+  g.sampling.temp = 0;
+  g.max_tokens = max_tokens;
+  return g;
+}
+
+// The tokens a request gets alone: Session, prompt in chunks of ubatch, then one at a time, in
+// cache pages of 16 rows (the page size changes how attention tiles its keys: the schedulers
+// here use 16 too).
+std::vector<int32_t> alone(const std::vector<int32_t>& prompt, int64_t n, int64_t ubatch) {
+  model::LoadedModel& lm = *loaded().m;
+  infer::Session s(*lm.model, lm.tokenizer, ThreadPool::global());
+  s.set_ubatch(ubatch);
+  s.set_cache_types(0, 0, 16);
+  EXPECT_TRUE(s.set_tokens(prompt, nullptr).ok());
+  infer::Sampler sampler(greedy(n).sampling);
+  std::vector<int32_t> out;
+  EXPECT_TRUE(s.continue_tokens(n, sampler, {}, [&](int32_t t) { out.push_back(t); }, nullptr).ok());
+  return out;
+}
+
+std::vector<int32_t> tokens_of(const std::vector<infer::TokenOut>& outs) {
+  std::vector<int32_t> t;
+  for (const auto& o : outs)
+    if (o.id >= 0) t.push_back(o.id);
+  return t;
+}
+
+std::vector<int32_t> prompt(const std::string& text) {
+  const auto& tok = loaded().m->tokenizer;
+  std::vector<int32_t> t;
+  if (tok.add_bos()) t.push_back(tok.bos_id());
+  tok.encode_append(text, t);
+  return t;
+}
+
+struct Outcome {
+  std::vector<int32_t> tokens;
+  std::string text;  // what the client was sent
+  infer::RequestResult result;
+};
+
+// Submits all, waits for all.
+std::vector<Outcome> run_all(infer::Scheduler& sched, const std::vector<std::shared_ptr<infer::Request>>& reqs) {
+  for (const auto& r : reqs) EXPECT_TRUE(sched.submit(r).ok());
+  std::vector<Outcome> out;
+  for (const auto& r : reqs) {
+    std::vector<infer::TokenOut> got;
+    while (!r->wait(got, std::chrono::milliseconds(100))) {
+    }
+    Outcome o{tokens_of(got), "", r->result()};
+    for (const auto& t : got) o.text += t.text;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+const char* kPrompts[] = {
+    "The capital of France is",
+    "Once upon a time, in a small village,",
+    "def fibonacci(n):",
+    "The three primary colors are",
+    "Water boils at a temperature of",
+    "In the beginning God created",
+};
+
+void expect_like_alone(int64_t cache_tokens, int slots, int64_t ubatch, int64_t n, bool want_preemption) {
+  ASSERT_TRUE(loaded().m) << kModel << " is missing: run `bash scripts/fetch_model.sh`";
+  model::LoadedModel& lm = *loaded().m;
+  infer::SchedulerOptions o;
+  o.slots = slots;
+  o.cache_tokens = cache_tokens;
+  o.ubatch = ubatch;
+  o.page_rows = 16;
+  o.log = false;
+  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), o);
+  ASSERT_TRUE(sched.start().ok());
+  std::vector<std::shared_ptr<infer::Request>> reqs;
+  for (const char* p : kPrompts) {
+    auto g = greedy(n);
+    g.stop_ids = {-5};  // never: only EOS and max_tokens end these
+    reqs.push_back(std::make_shared<infer::Request>(prompt(p), g));
+  }
+  const auto got = run_all(sched, reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const std::vector<int32_t> want = alone(reqs[i]->prompt(), n, ubatch);
+    EXPECT_EQ(got[i].tokens, want) << "request " << i << " (" << kPrompts[i] << ")";
+    EXPECT_EQ(got[i].text, lm.tokenizer.decode(want)) << "request " << i;
+    EXPECT_EQ(got[i].result.completion_tokens, static_cast<int64_t>(want.size()));
+    EXPECT_EQ(got[i].result.prompt_tokens, static_cast<int64_t>(reqs[i]->prompt().size()));
+  }
+  const infer::SchedulerMetrics m = sched.metrics();
+  EXPECT_EQ(m.requests_done, static_cast<int64_t>(reqs.size()));
+  if (want_preemption) EXPECT_GT(m.preemptions, 0);
+  std::printf("steps %lld, preemptions %lld\n", static_cast<long long>(m.steps), static_cast<long long>(m.preemptions));
+}
+
+TEST(Scheduler, RequestsTogetherGetWhatEachGetsAlone) { expect_like_alone(0, 6, 64, 24, false); }
+
+// A pool of 96 positions for 6 requests of ~10 + 40 tokens: the youngest are preempted and
+// recomputed. Chunks of at most 16 rows keep every product on the integer path, whose rows do
+// not depend on the chunking, so the recomputed answers are exactly the ones run alone.
+TEST(Scheduler, PreemptedRequestsAreRecomputedToTheSameAnswer) { expect_like_alone(96, 6, 16, 40, true); }
+
+TEST(Scheduler, CancelledRequestLeavesAndStopStringsEndTheText) {
+  ASSERT_TRUE(loaded().m) << kModel << " is missing";
+  model::LoadedModel& lm = *loaded().m;
+  infer::SchedulerOptions o;
+  o.slots = 2;
+  o.page_rows = 16;
+  o.log = false;
+  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), o);
+  ASSERT_TRUE(sched.start().ok());
+
+  auto r = std::make_shared<infer::Request>(prompt(kPrompts[1]), greedy(200));
+  ASSERT_TRUE(sched.submit(r).ok());
+  std::vector<infer::TokenOut> got;
+  while (tokens_of(got).size() < 3) ASSERT_FALSE(r->wait(got, std::chrono::milliseconds(100)));
+  r->cancel();
+  while (!r->wait(got, std::chrono::milliseconds(100))) {
+  }
+  EXPECT_EQ(r->result().finish_reason, "cancelled");
+  EXPECT_LT(r->result().completion_tokens, 200);
+  infer::SchedulerMetrics m = sched.metrics();
+  EXPECT_EQ(m.requests_cancelled, 1);
+  EXPECT_EQ(m.running, 0);
+  EXPECT_EQ(m.kv_blocks_used, m.prefix_blocks);  // only the kept pages hold blocks
+
+  // The greedy text alone, then the same request stopped at a word inside it.
+  const std::vector<int32_t> p = prompt(kPrompts[0]);
+  const std::string full = lm.tokenizer.decode(alone(p, 20, 512));  // (o.ubatch is 512)
+  const size_t cut = full.find(' ', 4);
+  ASSERT_NE(cut, std::string::npos) << full;
+  const std::string stop = full.substr(cut, 3);
+  auto g = greedy(20);
+  g.stop = {stop};
+  auto rs = std::make_shared<infer::Request>(p, g);
+  const auto res = run_all(sched, {rs});
+  EXPECT_EQ(res[0].result.finish_reason, "stop");
+  EXPECT_EQ(res[0].text, full.substr(0, full.find(stop)));
+}
+
+TEST(Scheduler, LaterRequestAdoptsTheSharedPrompt) {
+  ASSERT_TRUE(loaded().m) << kModel << " is missing";
+  model::LoadedModel& lm = *loaded().m;
+  infer::SchedulerOptions o;
+  o.slots = 2;
+  o.page_rows = 16;
+  o.ubatch = 16;
+  o.log = false;
+  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), o);
+  ASSERT_TRUE(sched.start().ok());
+  std::string doc;
+  for (int i = 0; i < 6; ++i) doc += "And God said, Let there be light: and there was light. ";
+  const std::vector<int32_t> a = prompt(doc + "Question one:"), b = prompt(doc + "Another question:");
+  const auto ra = run_all(sched, {std::make_shared<infer::Request>(a, greedy(8))});
+  const auto rb = run_all(sched, {std::make_shared<infer::Request>(b, greedy(8))});
+  int64_t common = 0;
+  while (a[common] == b[common]) ++common;
+  EXPECT_EQ(ra[0].result.cached_tokens, 0);
+  EXPECT_EQ(rb[0].result.cached_tokens, common / 16 * 16);
+  EXPECT_GE(rb[0].result.cached_tokens, 48);
+  // Prompt chunks of 16 rows stay on the integer path: the adopted pages are what b computes.
+  EXPECT_EQ(rb[0].tokens, alone(b, 8, 16));
+}
+
+}  // namespace
+}  // namespace longctx
