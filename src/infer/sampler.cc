@@ -31,16 +31,27 @@ int32_t Sampler::sample(float* logits, int64_t vocab, std::span<const int32_t> h
 
   cand_.clear();
   for (int64_t i = 0; i < vocab; ++i) cand_.emplace_back(logits[i] / opt_.temp, static_cast<int32_t>(i));
-  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  auto more_likely = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
   size_t n = cand_.size();
+  // cand_[0, sorted) holds the most likely candidates in order; the rest is sorted only as far
+  // as a step below needs it (with top_k off, the draw usually ends in the first few dozen of a
+  // vocabulary of tens of thousands).
+  size_t sorted = 0;
   if (opt_.top_k > 0 && size_t(opt_.top_k) < n) {
-    std::partial_sort(cand_.begin(), cand_.begin() + opt_.top_k, cand_.end(), by_logit);
-    n = opt_.top_k;
-  } else {
-    std::sort(cand_.begin(), cand_.end(), by_logit);
+    std::partial_sort(cand_.begin(), cand_.begin() + opt_.top_k, cand_.end(), more_likely);
+    n = sorted = opt_.top_k;
   }
-  // Softmax over the kept candidates.
-  const float m = cand_[0].first;
+  auto sort_through = [&](size_t i) {  // makes cand_[i] the (i+1)-th most likely
+    if (i < sorted) return;
+    const size_t k = std::min(n, std::max({i + 1, sorted * 4, size_t{64}}));
+    std::partial_sort(cand_.begin() + sorted, cand_.begin() + k, cand_.begin() + n, more_likely);
+    sorted = k;
+  };
+  // Softmax over the candidates kept so far.
+  float m = cand_[0].first;
+  for (size_t i = 1; i < n; ++i) m = std::max(m, cand_[i].first);
   double sum = 0;
   for (size_t i = 0; i < n; ++i) {
     cand_[i].first = std::exp(cand_[i].first - m);
@@ -48,15 +59,20 @@ int32_t Sampler::sample(float* logits, int64_t vocab, std::span<const int32_t> h
   }
   for (size_t i = 0; i < n; ++i) cand_[i].first = static_cast<float>(cand_[i].first / sum);
   if (opt_.min_p > 0) {
+    sort_through(0);
     const float floor = opt_.min_p * cand_[0].first;
     size_t keep = 1;
-    while (keep < n && cand_[keep].first >= floor) ++keep;
+    for (; keep < n; ++keep) {
+      sort_through(keep);
+      if (cand_[keep].first < floor) break;
+    }
     n = keep;
   }
   if (opt_.top_p < 1.0f) {
     double c = 0;
     size_t keep = 0;
     while (keep < n) {
+      sort_through(keep);
       c += cand_[keep].first;
       ++keep;
       if (c >= opt_.top_p) break;
@@ -67,9 +83,11 @@ int32_t Sampler::sample(float* logits, int64_t vocab, std::span<const int32_t> h
   for (size_t i = 0; i < n; ++i) total += cand_[i].first;
   double r = rng_.uniform() * total;
   for (size_t i = 0; i < n; ++i) {
+    sort_through(i);
     r -= cand_[i].first;
     if (r < 0) return cand_[i].second;
   }
+  sort_through(n - 1);
   return cand_[n - 1].second;
 }
 
