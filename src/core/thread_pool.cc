@@ -88,7 +88,7 @@ void ThreadPool::worker(int index) {
 
 void ThreadPool::parallel_range(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
-  CHECK_MSG(!t_in_task, "ThreadPool::parallel_range called from inside a pool task");
+  CHECK_MSG(!t_in_task || threads_ == 1, "ThreadPool::parallel_range called from inside a pool task");
   TaskScope scope;
   if (threads_ == 1 || n == 1) { fn(0, n, 0); return; }
   n_ = n;
@@ -134,6 +134,11 @@ void ThreadPool::parallel_for_dynamic(int64_t tasks, const std::function<void(in
   parallel_range(std::min<int64_t>(threads_, tasks), [&](int64_t, int64_t, int t) {
     for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) fn(i, t);
   });
+}
+
+ThreadPool& ThreadPool::calling_thread() {
+  thread_local ThreadPool one(1);
+  return one;
 }
 
 }  // namespace longctx

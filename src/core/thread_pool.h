@@ -34,6 +34,9 @@ class ThreadPool {
   // Calls fn(begin, end, thread) once per thread over an even split of [0, n).
   void parallel_range(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread)>& fn);
 
+  // A one-thread pool of the calling thread: it runs work inline, so it may be used inside a
+  // task of another pool (work spread over sequences, each run serially).
+  static ThreadPool& calling_thread();
   // The process-wide pool; set_default_threads must be called before first use to change it.
   static ThreadPool& global();
   static void set_default_threads(int threads);  // <= 0: all cores

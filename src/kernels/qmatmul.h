@@ -36,6 +36,7 @@
 // depend on the thread count, nor on the tiling.
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "core/thread_pool.h"
 
@@ -65,6 +66,16 @@ QPath qmatmul_best_path();
 inline constexpr int64_t kDequantMinRows = 32;
 QPath qmatmul_auto_path(int64_t n);
 const char* qmatmul_path_name(QPath path);
+
+// Rows [row0, row0 + n) of x and y.
+struct RowBlock {
+  int64_t row0 = 0, n = 0;
+};
+// The kDequant product of several blocks of x's rows with W dequantized once (each panel of W
+// serves every block): each block's rows of y are exactly those qlinear_forward(.., kDequant)
+// of that block alone writes. Quantized or F16 W.
+void qlinear_forward_blocks(ThreadPool& pool, const float* x, std::span<const RowBlock> blocks, const QMatrix& w,
+                            const float* bias, float* y);
 
 // y[n_rows_x, w.rows] = x[n_rows_x, w.cols] W^T (+ bias[w.rows] on every row; bias may be null).
 // y must not overlap x. `path` forces one path (tests, benchmarks); forcing a path this CPU lacks

@@ -119,17 +119,19 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
     attention::tiled_forward_kv(pool, d, {&mask, alibi()}, q, {k, 0}, {v, 0}, att, lse);
   } else {
     // Each sequence on its own: its rows' positions, its cache, the same attention call as if
-    // it ran alone.
+    // it ran alone. Single-token steps (decoding) are small calls: they run side by side, one
+    // sequence per thread, each on a one-thread pool (the attention's tasks, and so its
+    // results, do not depend on the thread count); longer steps use the whole pool each.
     CHECK(batch == 1 && !pass.save);
-    for (size_t i = 0; i < pass.seqs.size(); ++i) {
+    auto attend = [&](size_t i, ThreadPool& p) {
       const SeqRows& sr = pass.seqs[i];
       const kvcache::KvStore& cache = pass.caches[i];
       CHECK(sr.row0 + sr.n <= rows && sr.pos0 + sr.n <= cache.capacity);
       float* qi = q + sr.row0 * qd_;
       float* ki = k + sr.row0 * kvd_;
       if (ctx.settings->pos == position::PosType::kRope) {
-        ctx.rope->apply(pool, qi, 1, sr.n, layer_.heads, qd_, sr.pos0, false);
-        ctx.rope->apply(pool, ki, 1, sr.n, layer_.kv_heads, kvd_, sr.pos0, false);
+        ctx.rope->apply(p, qi, 1, sr.n, layer_.heads, qd_, sr.pos0, false);
+        ctx.rope->apply(p, ki, 1, sr.n, layer_.kv_heads, kvd_, sr.pos0, false);
       }
       kvcache::write_rows(cache, sr.pos0, sr.n, layer_.kv_heads, layer_.head_dim, ki, v + sr.row0 * kvd_);
       attention::AttentionDims d = batch_dims(1, sr.n);
@@ -138,9 +140,20 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
       d.kv_batch_stride = 0;
       d.kv_first = cache.first_row;
       const attention::MaskView mask(layer_.pattern, d.kv_len, sr.pos0, sr.pos0 + sr.n);
-      attention::tiled_forward_kv(pool, d, {&mask, alibi()}, qi, cache.k_view(), cache.v_view(), att + sr.row0 * qd_,
+      attention::tiled_forward_kv(p, d, {&mask, alibi()}, qi, cache.k_view(), cache.v_view(), att + sr.row0 * qd_,
                                   nullptr);
+    };
+    std::vector<size_t> singles;
+    for (size_t i = 0; i < pass.seqs.size(); ++i) {
+      if (pass.seqs[i].n == 1)
+        singles.push_back(i);
+      else
+        attend(i, pool);
     }
+    if (singles.size() == 1) attend(singles[0], pool);
+    if (singles.size() > 1)
+      pool.parallel_for_dynamic(static_cast<int64_t>(singles.size()),
+                                [&](int64_t t, int) { attend(singles[t], ThreadPool::calling_thread()); });
   }
   linear_residual(ctx, att, rows, qd_, param(w, wo_), view(w, wo_), param(w, bo_), D_, x_in, x_out);
   if (pass.save) saved_ = Saved{x_in, h, mean, rstd, q, k, v, att, lse};

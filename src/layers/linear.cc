@@ -1,5 +1,8 @@
 #include "layers/linear.h"
 
+#include <vector>
+
+#include "core/element_type.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 
@@ -12,12 +15,24 @@ bool use_q(const kernels::QMatrix* q) { return q && q->data; }
 void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
             const kernels::QMatrix* q, const float* b, int64_t out, float* y) {
   if (!ctx.row_groups.empty() && rows > 0) {
-    for (const RowGroup& g : ctx.row_groups) {
+    const auto& groups = ctx.row_groups;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      const RowGroup& g = groups[i];
       CHECK(g.row0 + g.n <= rows);
-      if (!use_q(q))
+      if (!use_q(q)) {
         kernels::linear_forward(*ctx.pool, x + g.row0 * in, g.n, in, w, b, out, y + g.row0 * out);
-      else
+      } else if (g.path == kernels::QPath::kDequant && q->type != kF32) {
+        // Consecutive dequantizing groups (prompt chunks) share one dequantization of W.
+        std::vector<kernels::RowBlock> blocks;
+        for (; i < groups.size() && groups[i].path == kernels::QPath::kDequant; ++i) {
+          CHECK(groups[i].row0 + groups[i].n <= rows);
+          blocks.push_back({groups[i].row0, groups[i].n});
+        }
+        --i;
+        kernels::qlinear_forward_blocks(*ctx.pool, x, blocks, *q, b, y);
+      } else {
         kernels::qlinear_forward(*ctx.pool, x + g.row0 * in, g.n, *q, b, y + g.row0 * out, g.path);
+      }
     }
     return;
   }

@@ -203,8 +203,10 @@ uint8_t* scratch(int64_t bytes) {
 }
 
 // kDequant: W in panels of rows, each dequantized by all threads, then multiplied by the pool's
-// gemm. Every W element is converted once per call; the panel stays in L2/L3 for the product.
-void dequant_gemm(ThreadPool& pool, const float* x, int64_t n, const QMatrix& w, const float* bias, float* y) {
+// gemm, once per block of x's rows. Every W element is converted once per call; the panel stays
+// in L2/L3 for the products. A block's result is that of a call with that block alone.
+void dequant_gemm(ThreadPool& pool, const float* x, std::span<const RowBlock> blocks, const QMatrix& w,
+                  const float* bias, float* y) {
   const int64_t in = w.cols, out = w.rows;
   const int64_t panel = std::max<int64_t>(1, std::min(out, kPanelFloats / in));
   thread_local std::vector<float> wf;
@@ -217,12 +219,16 @@ void dequant_gemm(ThreadPool& pool, const float* x, int64_t n, const QMatrix& w,
       for (int64_t r = r0; r < r1; ++r)
         CHECK(quant::dequantize_row(w.type, wdata + (p0 + r) * w.row_bytes, dst + r * in, in).ok());
     });
-    if (bias) {
-      pool.parallel_range(n, [&](int64_t i0, int64_t i1, int) {
-        for (int64_t i = i0; i < i1; ++i) std::copy(bias + p0, bias + p0 + rows, y + i * out + p0);
-      });
+    for (const RowBlock& b : blocks) {
+      const float* xb = x + b.row0 * in;
+      float* yb = y + b.row0 * out;
+      if (bias) {
+        pool.parallel_range(b.n, [&](int64_t i0, int64_t i1, int) {
+          for (int64_t i = i0; i < i1; ++i) std::copy(bias + p0, bias + p0 + rows, yb + i * out + p0);
+        });
+      }
+      gemm(pool, false, true, b.n, rows, in, 1.0f, xb, in, dst, in, bias ? 1.0f : 0.0f, yb + p0, out);
     }
-    gemm(pool, false, true, n, rows, in, 1.0f, x, in, dst, in, bias ? 1.0f : 0.0f, y + p0, out);
   }
 }
 
@@ -294,7 +300,10 @@ void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix&
 
   if (path == QPath::kAuto) path = qmatmul_auto_path(n);
   CHECK_MSG(qmatmul_path_supported(path), "qlinear_forward: this CPU lacks the forced path");
-  if (path == QPath::kDequant) return dequant_gemm(pool, x, n, w, bias, y);
+  if (path == QPath::kDequant) {
+    const RowBlock all{0, n};
+    return dequant_gemm(pool, x, {&all, 1}, w, bias, y);
+  }
 
   // Quantize x (Q types); F16 reads the fp32 rows directly.
   XRows xr;
@@ -390,6 +399,14 @@ void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix&
   } else {
     pool.parallel_for(nwc * nxb, run_task);
   }
+}
+
+void qlinear_forward_blocks(ThreadPool& pool, const float* x, std::span<const RowBlock> blocks, const QMatrix& w,
+                            const float* bias, float* y) {
+  CHECK_MSG(qmatmul_supports(w.type) && w.type != kF32, "qlinear_forward_blocks: W must be Q8_0, Q4_0, Q4_1 or F16");
+  CHECK(w.cols > 0 && w.row_bytes >= quant::row_bytes(w.type, w.cols) && x && y && w.data);
+  if (w.rows == 0) return;
+  dequant_gemm(pool, x, blocks, w, bias, y);
 }
 
 }  // namespace longctx::kernels
