@@ -137,14 +137,20 @@ TEST(Scheduler, RequestsTogetherGetWhatEachGetsAlone) { expect_like_alone(0, 6, 
 // not depend on the chunking, so the recomputed answers are exactly the ones run alone.
 TEST(Scheduler, PreemptedRequestsAreRecomputedToTheSameAnswer) { expect_like_alone(96, 6, 16, 40, true); }
 
-TEST(Scheduler, CancelledRequestLeavesAndStopStringsEndTheText) {
-  ASSERT_TRUE(loaded().m) << kModel << " is missing";
-  model::LoadedModel& lm = *loaded().m;
+// Two slots, pages of 16 rows, no log lines.
+infer::SchedulerOptions small_options(int64_t ubatch) {
   infer::SchedulerOptions o;
   o.slots = 2;
   o.page_rows = 16;
+  o.ubatch = ubatch;
   o.log = false;
-  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), o);
+  return o;
+}
+
+TEST(Scheduler, CancelledRequestLeavesAndStopStringsEndTheText) {
+  ASSERT_TRUE(loaded().m) << kModel << " is missing";
+  model::LoadedModel& lm = *loaded().m;
+  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), small_options(512));
   ASSERT_TRUE(sched.start().ok());
 
   auto r = std::make_shared<infer::Request>(prompt(kPrompts[1]), greedy(200));
@@ -163,7 +169,7 @@ TEST(Scheduler, CancelledRequestLeavesAndStopStringsEndTheText) {
 
   // The greedy text alone, then the same request stopped at a word inside it.
   const std::vector<int32_t> p = prompt(kPrompts[0]);
-  const std::string full = lm.tokenizer.decode(alone(p, 20, 512));  // (o.ubatch is 512)
+  const std::string full = lm.tokenizer.decode(alone(p, 20, 512));  // (this scheduler's ubatch)
   const size_t cut = full.find(' ', 4);
   ASSERT_NE(cut, std::string::npos) << full;
   const std::string stop = full.substr(cut, 3);
@@ -178,12 +184,7 @@ TEST(Scheduler, CancelledRequestLeavesAndStopStringsEndTheText) {
 TEST(Scheduler, LaterRequestAdoptsTheSharedPrompt) {
   ASSERT_TRUE(loaded().m) << kModel << " is missing";
   model::LoadedModel& lm = *loaded().m;
-  infer::SchedulerOptions o;
-  o.slots = 2;
-  o.page_rows = 16;
-  o.ubatch = 16;
-  o.log = false;
-  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), o);
+  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), small_options(16));
   ASSERT_TRUE(sched.start().ok());
   std::string doc;
   for (int i = 0; i < 6; ++i) doc += "And God said, Let there be light: and there was light. ";

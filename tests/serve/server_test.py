@@ -602,6 +602,19 @@ def check_prefix_cold(warm):
 # 4. Disconnect
 
 
+def wait_cancelled(srv, m0, limit=2.5):
+    """Polls /metrics until nothing runs and one more request was cancelled than in m0.
+    Returns (ok, the last metrics, seconds waited)."""
+    t0 = time.monotonic()
+    key = 'longctx_requests_total{outcome="cancelled"}'
+    while True:
+        m = metrics(srv.port)
+        ok = m["longctx_running_sequences"] == 0 and m[key] == m0[key] + 1
+        if ok or time.monotonic() - t0 >= limit:
+            return ok, m, time.monotonic() - t0
+        time.sleep(0.05)
+
+
 def check_disconnect(srv):
     with Check("4 disconnect mid-stream cancels") as c:
         m0 = metrics(srv.port)
@@ -622,16 +635,7 @@ def check_disconnect(srv):
         c.expect(mid["longctx_running_sequences"] == 1, "running_sequences %s while streaming" %
                  mid["longctx_running_sequences"])
         s.close()
-        t0 = time.monotonic()
-        ok = False
-        while time.monotonic() - t0 < 2.5:
-            m = metrics(srv.port)
-            ok = (m["longctx_running_sequences"] == 0 and
-                  m['longctx_requests_total{outcome="cancelled"}'] == m0['longctx_requests_total{outcome="cancelled"}'] + 1)
-            if ok:
-                break
-            time.sleep(0.05)
-        dt = time.monotonic() - t0
+        ok, m, dt = wait_cancelled(srv, m0)
         c.expect(ok, "2.5 s after the disconnect: running_sequences %s, cancelled %s (was %s)" %
                  (m["longctx_running_sequences"], m['longctx_requests_total{outcome="cancelled"}'],
                   m0['longctx_requests_total{outcome="cancelled"}']),
@@ -657,17 +661,9 @@ def check_disconnect_plain(srv):
                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
         time.sleep(1.5)  # past the first second: the answer is being sent chunked
         s.close()
-        t0 = time.monotonic()
-        ok = False
-        while time.monotonic() - t0 < 2.5:
-            m = metrics(srv.port)
-            ok = (m["longctx_running_sequences"] == 0 and
-                  m['longctx_requests_total{outcome="cancelled"}'] == m0['longctx_requests_total{outcome="cancelled"}'] + 1)
-            if ok:
-                break
-            time.sleep(0.05)
+        ok, m, dt = wait_cancelled(srv, m0)
         c.expect(ok, "2.5 s after the disconnect: running_sequences %s" % m["longctx_running_sequences"],
-                 "cancelled %.2f s after the disconnect" % (time.monotonic() - t0))
+                 "cancelled %.2f s after the disconnect" % dt)
         # A long non-streaming answer still arrives whole (leading spaces, then the JSON).
         r = srv.client().completions.create(model="default", prompt="1, 2, 3, 4, 5, 6,", max_tokens=300,
                                             temperature=0)
