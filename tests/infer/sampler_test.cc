@@ -22,7 +22,7 @@ std::map<int32_t, double> twin(std::vector<float> logits, const infer::SamplerOp
     const size_t from = history.size() > size_t(o.repeat_last_n) ? history.size() - o.repeat_last_n : 0;
     for (size_t i = from; i < history.size(); ++i) {
       const int32_t t = history[i];
-      if (seen[t]) continue;
+      if (t < 0 || t >= static_cast<int32_t>(logits.size()) || seen[t]) continue;
       seen[t] = true;
       logits[t] = logits[t] > 0 ? logits[t] / o.repeat_penalty : logits[t] * o.repeat_penalty;
     }
@@ -78,7 +78,7 @@ TEST_P(SamplerTest, DrawsFollowTheTwinsDistribution) {
   const int V = 2000;
   std::vector<float> logits(V);
   for (auto& x : logits) x = static_cast<float>(rng.normal() * 2.0);
-  const std::vector<int32_t> history = {5, 17, 17, 2999, 40};
+  const std::vector<int32_t> history = {5, 17, 17, 1999, 40, 2500};  // 2500: not in the vocabulary (skipped)
   const auto want = twin(logits, o, history);
   infer::Sampler s(o);
   const int N = 20000;
