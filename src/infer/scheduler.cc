@@ -141,7 +141,9 @@ Status Scheduler::submit(const std::shared_ptr<Request>& r) {
     if (stopping_ || !thread_.joinable()) return Status::Error("the server is shutting down");
     if (m_.queue + static_cast<int64_t>(incoming_.size()) >= opt_.max_queue + opt_.slots - m_.running) {
       ++m_.requests_rejected;
-      return Status::Error("the server is busy: " + std::to_string(opt_.max_queue) + " requests are waiting");
+      return Status::Error("the server is busy: " + std::to_string(m_.running) + " requests running, " +
+                           std::to_string(m_.queue + static_cast<int64_t>(incoming_.size())) +
+                           " waiting (the queue holds " + std::to_string(opt_.max_queue) + ")");
     }
     incoming_.push_back(r);
   }

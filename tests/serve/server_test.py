@@ -22,8 +22,9 @@ Starts its own servers on SmolLM2-135M-Instruct (models/, Q4_1), one at a time, 
  5. bad input is answered with its status and {"error": {"message": ...}}, and the server keeps
     serving: malformed JSON, wrong field types, max_tokens too large, negative top_k, unknown
     model, unknown path, body over 8 MiB (413); on a server with --ctx 512 --api-key --timeout 2:
-    a prompt past the context, missing/wrong key (401; /health stays open), a half-sent body
-    (closed/answered within a few seconds), a slow client sending a byte at a time (served).
+    a prompt past the context, missing/wrong key (401; /health stays open), a full queue (503 for a
+    third request while two run with -np 2 --max-queue 0), a half-sent body (closed/answered
+    within a few seconds), a slow client sending a byte at a time (served).
  6. /v1/models lists one model whose id is accepted as `model`; /tokenize + /detokenize
     round-trip a string, special-token text included.
  And SIGTERM stops the server its own way (it logs "serve: stopping" and exits 0).
@@ -732,7 +733,7 @@ def check_bad_input(srv, model_id):
 
 def check_limits(model_id, refs):
     with Check("5b --ctx 512 --api-key --timeout 2") as c:
-        srv = Server("limits", "--ctx", "512", "--api-key", API_KEY, "--timeout", "2", "-np", "2")
+        srv = Server("limits", "--ctx", "512", "--api-key", API_KEY, "--timeout", "2", "-np", "2", "--max-queue", "0")
         try:
             p, auth = srv.port, {"Authorization": "Bearer " + API_KEY}
             c.expect(request(p, "GET", "/health")[0] == 200, "/health without a key is not 200", "/health open without key")
@@ -786,6 +787,25 @@ def check_limits(model_id, refs):
                                                                   else "kept the connection open"))
             s.close()
             c.expect(health_ok(p), "/health not 200 after the half-sent body")
+
+            # Queue full (-np 2 --max-queue 0): two streams run, a third request gets 503.
+            streams = []
+            for _ in range(2):
+                body = json.dumps({"prompt": "1, 2, 3,", "max_tokens": 400, "temperature": 0, "stream": True}).encode()
+                q = socket.create_connection(("127.0.0.1", p), timeout=30)
+                q.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + API_KEY.encode() +
+                          b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                got = b""
+                while b"data: " not in got:
+                    d = q.recv(4096)
+                    if not d:
+                        break
+                    got += d
+                streams.append(q)
+            expect_error(c, p, "third request, 2 running, --max-queue 0", "POST", "/v1/completions",
+                         {"prompt": "hi", "max_tokens": 4}, 503, auth)
+            for q in streams:
+                q.close()
 
             # Slow client: the body a byte at a time, 40 ms apart (~3.5 s in all, each gap < 2 s).
             prompt, n = COMPLETION_CASES[0]
