@@ -317,10 +317,10 @@ void Scheduler::step() {
 void Scheduler::emit(Seq& s, const float* logits) {
   const GenOptions& o = s.req->options();
   const int64_t V = model_.config().vocab_size;
-  std::vector<float> work(logits, logits + V);
+  work_.assign(logits, logits + V);  // the sampler edits its input
   if (o.frequency_penalty != 0 || o.presence_penalty != 0)
-    for (const auto& [t, c] : s.counts) work[t] -= o.frequency_penalty * c + o.presence_penalty;
-  const int32_t next = s.sampler.sample(work.data(), V, s.tokens);
+    for (const auto& [t, c] : s.counts) work_[t] -= o.frequency_penalty * c + o.presence_penalty;
+  const int32_t next = s.sampler.sample(work_.data(), V, s.tokens);
   if (!s.has_first) {
     s.has_first = true;
     s.first_token = clock_type::now();

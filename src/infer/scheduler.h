@@ -153,6 +153,7 @@ class Scheduler {
   std::unique_ptr<kvcache::PrefixCache> prefix_;
   Arena arena_;
   std::vector<float> logits_;
+  std::vector<float> work_;  // one row of logits as the sampler edits it
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -290,7 +290,7 @@ std::string response_json(const ApiRequest& req, const std::string& id, const st
 
 std::string chunk_event(const ApiRequest& req, const std::string& id, const std::string& model, int64_t created,
                         const std::string& text, const std::string& finish_reason, const json& logprobs,
-                        bool role_chunk) {
+                        bool role_chunk, const json& usage) {
   json choice = {{"index", 0}, {"logprobs", logprobs}};
   choice["finish_reason"] = finish_reason.empty() ? json() : json(finish_reason);
   json o = {{"id", id}, {"created", created}, {"model", model}};
@@ -307,6 +307,7 @@ std::string chunk_event(const ApiRequest& req, const std::string& id, const std:
     choice["text"] = text;
   }
   o["choices"] = json::array({choice});
+  if (!usage.is_null()) o["usage"] = usage;
   return "data: " + dump(o) + "\n\n";
 }
 

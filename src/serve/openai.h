@@ -59,10 +59,11 @@ nlohmann::json logprobs_json(Endpoint endpoint, const std::vector<infer::TokenOu
 std::string response_json(const ApiRequest& req, const std::string& id, const std::string& model, int64_t created,
                           const std::string& text, const infer::RequestResult& r, const nlohmann::json& logprobs);
 // One server-sent event of a stream: "data: {...}\n\n". delta text for a chunk; finish_reason
-// empty until the last; role_chunk: the chat stream's first chunk (role, no content).
+// empty until the last; role_chunk: the chat stream's first chunk (role, no content); usage
+// (not null) rides on the chunk.
 std::string chunk_event(const ApiRequest& req, const std::string& id, const std::string& model, int64_t created,
                         const std::string& text, const std::string& finish_reason, const nlohmann::json& logprobs,
-                        bool role_chunk = false);
+                        bool role_chunk = false, const nlohmann::json& usage = nullptr);
 // The chunk carrying usage (include_usage: choices empty).
 std::string usage_event(const ApiRequest& req, const std::string& id, const std::string& model, int64_t created,
                         const infer::RequestResult& r);

@@ -201,14 +201,10 @@ void handle_completion(State& st, Endpoint endpoint, const httplib::Request& hre
         if (rr.finish_reason == "error") {
           write("data: " + error_json(make_error(500, rr.error, "server_error")) + "\n\n");
         } else {
-          std::string last = chunk_event(req, id, st.model_id, created, "", rr.finish_reason, json());
-          if (!req.include_usage) {
-            // The usage rides on the last chunk (llama.cpp's server does the same).
-            json j = json::parse(last.substr(6));
-            j["usage"] = usage_json(rr);
-            last = "data: " + dump(j) + "\n\n";
-          }
-          if (!write(last)) return false;
+          // Without include_usage the usage rides on the last chunk (llama.cpp's server does the same).
+          const json usage = req.include_usage ? json() : usage_json(rr);
+          if (!write(chunk_event(req, id, st.model_id, created, "", rr.finish_reason, json(), false, usage)))
+            return false;
           if (req.include_usage && !write(usage_event(req, id, st.model_id, created, rr))) return false;
         }
         write("data: [DONE]\n\n");
