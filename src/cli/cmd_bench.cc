@@ -108,9 +108,13 @@ void register_bench(CLI::App& app, Commands& cmds) {
                     "Random weights of a llama shape instead of -m: llama:layers=30,model_dim=576,heads=9,kv_heads=3,"
                     "ff_dim=1536,vocab=49152[,window=W][,ctx=N][,type=q8_0]");
   bench->add_option("-d,--depth", mf->depths, "Cache depths to measure at, comma-separated (default 0)");
+  bench->add_option("--parallel", mf->parallel,
+                    "Also generate with B sequences stepping together (one batched forward per step), "
+                    "comma-separated B values: tg<N> xB");
   bench->add_option("--ctx", mf->ctx, "Context to build the model for (default: the model's; random: what the depths need)");
   bench->add_option("--ubatch", mf->ubatch, "Tokens per prefill pass when filling to a depth and in pp (default 512)");
   bench->add_flag("--json", mf->json, "One JSON object");
+  bench->add_flag("--no-repack", mf->no_repack, "With --parallel: do not pack Q4 matrices for the AMX tiles first");
   add_dequantize_flag(bench, mf->dequantize);
   add_cache_type_flags(bench, mf->cache_k, mf->cache_v);
   bench->callback([bench, mf, &cmds] {

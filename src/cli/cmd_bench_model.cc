@@ -7,6 +7,11 @@
 // "pp512 @ d4096". Each depth also reports the KV cache's bytes and the peak resident memory
 // of the process while it ran (weights, cache and scratch). --random-model builds a model of
 // any llama shape with random weights (model/random_model.h) instead of loading one.
+// --parallel 2,8 adds "tg<N> x<B>" (llama-batched-bench's generation test): B sequences, each
+// forked from the depth's cache, generate N tokens together through Model::forward_batch (one
+// pass per step, every weight matrix read once for all B); tokens/s counts all B * N tokens.
+// With --parallel the Q4 matrices are packed for the AMX tiles first, as `serve` does
+// (Model::pack_for_batches; --no-repack: not).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -69,6 +74,16 @@ int run_bench_model(const BenchModelFlags& f) {
   if (!vt.ok()) return fail(vt.status().Wrap("--cache-type-v"));
   auto depths = parse_depths(f.depths);
   if (!depths.ok()) return fail(depths.status());
+  std::vector<int64_t> parallel;
+  if (!f.parallel.empty()) {
+    auto p = parse_depths(f.parallel);
+    if (!p.ok()) return fail("--parallel '" + f.parallel + "': give sequence counts like 2,4,8");
+    parallel = *p;
+    for (int64_t b : parallel)
+      if (b < 1 || b > 256) return fail("--parallel: sequence counts must be 1..256");
+  }
+  int64_t max_par = 1;
+  for (int64_t b : parallel) max_par = std::max(max_par, b);
   int64_t max_depth = 0;
   for (int64_t d : *depths) max_depth = std::max(max_depth, d);
   const int64_t need = max_depth + std::max(f.prompt, f.gen);
@@ -93,6 +108,8 @@ int run_bench_model(const BenchModelFlags& f) {
     owned = std::move(loaded->model);
   }
   model::Model& m = *owned;
+  // Batched generation as the server runs it: Q4 matrices packed for the AMX tiles once.
+  if (!parallel.empty() && !f.no_repack) m.pack_for_batches(pool);
   const int64_t ctx = m.config().ctx, V = m.config().vocab_size;
   if (need > ctx)
     return fail("depth " + std::to_string(max_depth) + " + " + std::to_string(std::max(f.prompt, f.gen)) +
@@ -100,7 +117,8 @@ int run_bench_model(const BenchModelFlags& f) {
   // The cache filled to a depth; each run goes on from a fork of it (its pages shared, the
   // pages a run writes copied), so every run sees the same depth. The deepest one's plan, those
   // extra pages included, is checked against the memory there is before anything runs.
-  const int64_t run_pages = (std::max(f.prompt, f.gen) + kvcache::kDefaultPageRows - 1) / kvcache::kDefaultPageRows + 1;
+  const int64_t run_pages =
+      max_par * ((std::max(f.prompt, f.gen) + kvcache::kDefaultPageRows - 1) / kvcache::kDefaultPageRows + 1);
   auto plan = model::plan_memory(m.config(), m.weight_bytes(), need, f.ubatch, *kt, *vt, m.kv_slot_count() * run_pages);
   if (!plan.ok()) return fail(plan.status());
   if (auto st = model::check_memory(*plan); !st.ok()) return fail(st);
@@ -184,6 +202,31 @@ int run_bench_model(const BenchModelFlags& f) {
         kv_bytes = run.blocks_held() * run.pool().block_bytes();
       }
       report("tg" + std::to_string(f.gen), f.gen, secs);
+    }
+    for (int64_t B : parallel) {
+      if (f.gen == 0) break;
+      std::vector<double> secs;
+      std::vector<float> blogits(static_cast<size_t>(B * V));
+      for (int r = -1; r < f.reps; ++r) {
+        std::vector<kvcache::KvCache> runs;
+        std::vector<std::vector<int32_t>> toks;
+        for (int64_t b = 0; b < B; ++b) {
+          runs.push_back(cache.fork(depth));
+          toks.push_back(random_tokens(f.gen));
+        }
+        std::vector<model::Model::SeqStep> steps(static_cast<size_t>(B));
+        const auto t0 = clock::now();
+        for (int64_t i = 0; i < f.gen; ++i) {
+          for (int64_t b = 0; b < B; ++b) steps[b] = {&runs[b], &toks[b][i], 1, depth + i};
+          if (auto st = m.forward_batch(pool, arena, steps, blogits.data()); !st.ok()) return fail(st);
+        }
+        if (r >= 0) secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+        // The pool's use: the depth's pages once, plus what each sequence added.
+        int64_t blocks = cache.blocks_held();
+        for (const auto& run : runs) blocks += run.blocks_held() - cache.blocks_held();
+        kv_bytes = blocks * cache.pool().block_bytes();
+      }
+      report("tg" + std::to_string(f.gen) + " x" + std::to_string(B), B * f.gen, secs);
     }
   }
   if (f.json) {

@@ -1,6 +1,6 @@
 // longctx serve -m MODEL [--host 127.0.0.1] [--port 8080] [-np SLOTS] [--ctx N] [--kv-tokens N]
 //                [--ubatch N] [--cache-type-k/-v T] [--api-key KEY | --api-key-file F]
-//                [--max-queue N] [--timeout S] [--no-webui] [--chat-template NAME] [-t N]
+//                [--max-queue N] [--timeout S] [--no-webui] [--no-repack] [--chat-template NAME] [-t N]
 // The OpenAI-compatible HTTP server (serve/server.h). Every flag may also come from an
 // environment variable: LONGCTX_ and the flag's name in capitals (LONGCTX_PORT, LONGCTX_API_KEY).
 #include <fstream>
@@ -19,7 +19,7 @@ struct ServeFlags {
   serve::ServeOptions o;
   std::string api_key_file, cache_k = "f32", cache_v = "f32";
   int64_t kv_tokens = 0;
-  bool no_webui = false, no_prefix_cache = false;
+  bool no_webui = false, no_prefix_cache = false, no_repack = false;
 };
 
 int run_serve(ServeFlags& f) {
@@ -47,6 +47,7 @@ int run_serve(ServeFlags& f) {
   o.sched.cache_tokens = f.kv_tokens;
   o.sched.prefix_cache = !f.no_prefix_cache;
   o.webui = !f.no_webui;
+  o.repack = !f.no_repack;
   ThreadPool::set_default_threads(o.threads);
   const Status s = serve::run_server(o);
   if (!s.ok()) return fail(s);
@@ -81,6 +82,10 @@ void register_serve(CLI::App& app, Commands& cmds) {
   env(c->add_flag("--no-webui", f->no_webui, "No chat page at /"), "NO_WEBUI");
   env(c->add_flag("--no-prefix-cache", f->no_prefix_cache, "Do not keep computed prompt pages for later requests"),
       "NO_PREFIX_CACHE");
+  env(c->add_flag("--no-repack", f->no_repack,
+                  "Do not keep Q4_0/Q4_1/Q8_0 matrices also in the AMX tiles' packed form (1.06-1.2x their bytes; "
+                  "without it each batched product repacks them)"),
+      "NO_REPACK");
   env(c->add_option("--chat-template", f->o.chat_template, "chatml, llama2, llama3 or mistral (default: the model's)"),
       "CHAT_TEMPLATE");
   env(c->add_option("-t,--threads", f->o.threads, "Threads (default: all cores)"), "THREADS");

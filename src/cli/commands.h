@@ -28,10 +28,10 @@ void register_serve(CLI::App& app, Commands& cmds);
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {
-  std::string model, random_model, depths = "0", cache_k = "f32", cache_v = "f32";
+  std::string model, random_model, depths = "0", parallel, cache_k = "f32", cache_v = "f32";
   int64_t prompt = 512, gen = 128, ctx = 0, ubatch = 512;
   int reps = 5, threads = 0;
-  bool json = false, dequantize = false;
+  bool json = false, dequantize = false, no_repack = false;
 };
 int run_bench_model(const BenchModelFlags& f);
 

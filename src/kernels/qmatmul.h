@@ -16,8 +16,14 @@
 // Paths (chosen at run time with CPUID and XGETBV; the build itself is baseline x86-64):
 //   kAvx512Vnni  AVX-512 F/BW/DQ/VL + VNNI: vpdpbusd, the weight as the unsigned operand (Q4
 //                nibbles as they are, Q8_0 as q + 128, the constant removed exactly through x's
-//                sums). Q8_0 two blocks per register; Q4 16 blocks at a time, reduced to one
-//                integer per block in registers (cpu/qmatmul_avx512.cc)
+//                sums), 16 blocks at a time, reduced to one exact integer per block in
+//                registers, scaled per block (cpu/qmatmul_avx512.cc)
+//   kAmx         kAvx512Vnni plus AMX-TILE / AMX-INT8 (and the OS's grant of the tile state):
+//                for several rows of x by Q4_0 / Q4_1 / Q8_0 W, tdpbssd on tiles of 16 rows
+//                of W by up to 16 rows of x (W packed per call, 16 rows at a time, or once
+//                ahead: qmatmul_pack); the fp32 steps repeat the VNNI tile's one by one, so
+//                every row of y is bit-identical to the kAvx512Vnni result
+//                (cpu/qmatmul_amx.cc). One row of x, and F16, take the kAvx512Vnni tiles
 //   kAvx2        AVX2 + FMA + F16C: vpmaddubsw / vpmaddwd (Q8_0 through the sign trick)
 //   kScalar      plain C++ (any CPU; the twin the SIMD paths are tested against)
 //   kDequant     W dequantized to fp32 in panels of rows (exactly the gguf values), then the
@@ -51,9 +57,12 @@ struct QMatrix {
   int64_t rows = 0, cols = 0;
   const void* data = nullptr;
   int64_t row_bytes = 0;
+  // Optional: W in the AMX path's packed form (qmatmul_pack), which that path otherwise builds
+  // on every call, 16 rows at a time. Only what qmatmul_pack wrote for this very W.
+  const uint8_t* packed = nullptr;
 };
 
-enum class QPath { kAuto, kScalar, kAvx2, kAvx512Vnni, kDequant };
+enum class QPath { kAuto, kScalar, kAvx2, kAvx512Vnni, kAmx, kDequant };
 
 // True for the types qlinear_forward takes.
 bool qmatmul_supports(uint32_t type);
@@ -66,6 +75,14 @@ QPath qmatmul_best_path();
 inline constexpr int64_t kDequantMinRows = 32;
 QPath qmatmul_auto_path(int64_t n);
 const char* qmatmul_path_name(QPath path);
+
+// The AMX path's packed form of W, built once for products it serves many times (a server's
+// batched steps): bytes it takes (0 where kAmx would not use it: another type, or no AMX), and
+// the packing into out (64-byte aligned, qmatmul_packed_bytes long), split over the pool. The
+// packed form holds W's values in another order (Q4_0 1.1x, Q4_1 1.2x, Q8_0 1.06x W's bytes);
+// results do not change.
+int64_t qmatmul_packed_bytes(const QMatrix& w);
+void qmatmul_pack(ThreadPool& pool, const QMatrix& w, uint8_t* out);
 
 // Rows [row0, row0 + n) of x and y.
 struct RowBlock {

@@ -119,8 +119,25 @@ std::vector<std::string> Model::map_matrices(const TensorStore& store, const Wei
   return names;
 }
 
+int64_t Model::pack_for_batches(ThreadPool& pool) {
+  int64_t added = 0;
+  for (kernels::QMatrix& q : views_) {
+    if (q.packed || !q.data) continue;
+    const int64_t bytes = kernels::qmatmul_packed_bytes(q);
+    if (bytes == 0) continue;
+    packed_.push_back(std::make_unique<uint8_t[]>(static_cast<size_t>(bytes + 64)));
+    const uintptr_t p = reinterpret_cast<uintptr_t>(packed_.back().get());
+    uint8_t* out = reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
+    kernels::qmatmul_pack(pool, q, out);
+    q.packed = out;
+    added += bytes + 64;
+  }
+  packed_bytes_ += added;
+  return added;
+}
+
 int64_t Model::weight_bytes() const {
-  int64_t n = 0;
+  int64_t n = packed_bytes_;
   for (const auto& t : layout_.tensors()) {
     auto it = mapped_bytes_.find(t.name);
     n += it != mapped_bytes_.end() ? it->second : t.numel * static_cast<int64_t>(sizeof(float));

@@ -71,7 +71,12 @@ class Model {
                                       bool keep_quantized);
   bool has_mapped_weights() const { return mapped_owner_ != nullptr; }
   // Bytes of weights the inference path reads: mapped tensors in their file type, the rest fp32.
-  int64_t weight_bytes() const;
+  int64_t weight_bytes() const;  // packed copies (pack_for_batches) included
+  // Packs every matrix read in place that the AMX path takes (Q4_0 / Q4_1 on a CPU with AMX)
+  // into that path's form once (kernels::qmatmul_pack), kept beside the file's bytes, so batched
+  // steps (serving several sequences) skip the repacking each product otherwise does. Results do
+  // not change. Returns the bytes added (0: nothing to pack here). Call before inference.
+  int64_t pack_for_batches(ThreadPool& pool);
 
   // Bytes of the RoPE tables built so far: 0 until the first forward pass needs them (so a
   // memory check can run first), then MemoryPlan::positions.
@@ -157,6 +162,8 @@ class Model {
   std::shared_ptr<const void> mapped_owner_;
   std::unordered_map<std::string, int64_t> mapped_bytes_;
   std::vector<kernels::QMatrix> views_;
+  std::vector<std::unique_ptr<uint8_t[]>> packed_;  // pack_for_batches' buffers (views_ point in)
+  int64_t packed_bytes_ = 0;
 };
 
 }  // namespace longctx::model

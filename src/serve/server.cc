@@ -371,6 +371,12 @@ Status load(State& st) {
   auto loaded = model::load_model(st.opt.model_path, lo);
   if (!loaded.ok()) return loaded.status().Wrap("model '" + st.opt.model_path + "'");
   st.loaded.emplace(std::move(*loaded));
+  if (st.opt.repack && st.opt.sched.slots > 1) {
+    const int64_t packed = st.loaded->model->pack_for_batches(ThreadPool::global());
+    if (packed > 0)
+      std::fprintf(stderr, "serve: %.1f MiB of weights also packed for the AMX tiles of batched steps (--no-repack: off)\n",
+                   packed / 1048576.0);
+  }
   const tokenizer::BpeTokenizer& tok = st.tok();
   Expected<infer::ChatTemplate> tmpl = st.opt.chat_template.empty() ? infer::ChatTemplate::detect(tok.chat_template())
                                                                      : infer::ChatTemplate::by_name(st.opt.chat_template);

@@ -24,6 +24,7 @@ struct ServeOptions {
   int timeout_s = 600;                      // read/write timeout of a connection
   int64_t max_body_bytes = 8 << 20;         // larger bodies: 413
   bool webui = true, dequantize = false;
+  bool repack = true;  // with -np > 1: Model::pack_for_batches
 };
 
 // Listens, loads the model (answering 503 meanwhile), then serves until SIGINT/SIGTERM. Error

@@ -1,10 +1,11 @@
-// kernels/qmatmul.h: every path (scalar, AVX2, AVX-512 VNNI; forced, skipped where this CPU
+// kernels/qmatmul.h: every path (scalar, AVX2, AVX-512 VNNI, AMX; forced, skipped where this CPU
 // lacks one) and weight type against
 //   1. its scalar twin: W dequantized with quant::dequantize_row, x quantized here in plain C++
 //      by the rule of qmatmul.h (with std::nearbyint, not the kernel's rounding trick), summed in
 //      double: equal to ~1e-5 of sum |w x|;
 //   2. plain fp32 x W^T: within the bound of the activation rounding, sum_j |w_j| d_b / 2;
-// plus determinism across thread counts and tilings, padded rows, and edge values.
+// plus determinism across thread counts and tilings (the AMX tiles' rows bit-identical to the
+// VNNI path's one-row products), padded rows, and edge values.
 #include "kernels/qmatmul.h"
 
 #include <gtest/gtest.h>
@@ -31,7 +32,7 @@ std::vector<float> randv(int64_t n, uint64_t seed, double scale = 1.0) {
   return v;
 }
 
-const QPath kPaths[] = {QPath::kScalar, QPath::kAvx2, QPath::kAvx512Vnni};
+const QPath kPaths[] = {QPath::kScalar, QPath::kAvx2, QPath::kAvx512Vnni, QPath::kAmx};
 const uint32_t kTypes[] = {kQ8_0, kQ4_0, kQ4_1, kF16};
 
 // A weight matrix in `type` with row_bytes = pad + the packed row, and its dequantized values.
@@ -131,8 +132,11 @@ TEST(QMatmul, PathsAndDetection) {
   for (uint32_t t : kTypes) EXPECT_TRUE(qmatmul_supports(t));
   EXPECT_TRUE(qmatmul_supports(kF32));
   EXPECT_FALSE(qmatmul_supports(kQ4_K));
-  std::printf("qmatmul: best path on this CPU: %s (avx2 %d, avx512-vnni %d)\n", qmatmul_path_name(qmatmul_best_path()),
-              qmatmul_path_supported(QPath::kAvx2), qmatmul_path_supported(QPath::kAvx512Vnni));
+  std::printf("qmatmul: best path on this CPU: %s (avx2 %d, avx512-vnni %d, amx %d)\n",
+              qmatmul_path_name(qmatmul_best_path()), qmatmul_path_supported(QPath::kAvx2),
+              qmatmul_path_supported(QPath::kAvx512Vnni), qmatmul_path_supported(QPath::kAmx));
+  // AMX needs the VNNI path: its tiles reproduce that path's arithmetic.
+  if (qmatmul_path_supported(QPath::kAmx)) EXPECT_TRUE(qmatmul_path_supported(QPath::kAvx512Vnni));
 }
 
 TEST(QMatmul, EveryPathTypeAndShapeMatchesScalarTwinAndFp32) {
@@ -152,9 +156,12 @@ TEST(QMatmul, EveryPathTypeAndShapeMatchesScalarTwinAndFp32) {
 }
 
 // Every output is computed by one thread in one fixed order: the same bits for any thread count,
-// any batch (tiling), and (for the SIMD paths) from the rows of x one at a time.
+// any batch (tiling), and (for the SIMD paths) from the rows of x one at a time. On the AMX path
+// the rows one at a time take the VNNI tiles, the batches the AMX ones (13 rows: one tile; 37:
+// tiles of 16, 16 and 5; blocks per row 18, 19 and 48: groups of 16 with and without a partial
+// one; 203 and 50 rows of W: a partial strip of 16).
 TEST(QMatmul, DeterministicAcrossThreadsAndTiling) {
-  for (const Shape& s : {Shape{13, 576, 203}, Shape{1, 1536, 401}}) {
+  for (const Shape& s : {Shape{13, 576, 203}, Shape{1, 1536, 401}, Shape{37, 608, 50}, Shape{6, 1536, 203}}) {
     const auto x = randv(s.n * s.in, 5, 1.0);
     const auto bias = randv(s.out, 6);
     for (QPath path : kPaths) {
@@ -182,6 +189,55 @@ TEST(QMatmul, DeterministicAcrossThreadsAndTiling) {
           qlinear_forward(pool, x.data() + 2 * s.in, 3, w.view(), bias.data(), y.data(), path);
           EXPECT_EQ(0, std::memcmp(y.data(), ref.data() + 2 * s.out, 3 * s.out * sizeof(float)))
               << quant::type_name(type) << " " << qmatmul_path_name(path) << " batch of 3";
+        }
+      }
+    }
+  }
+}
+
+// W packed ahead for the AMX tiles (qmatmul_pack, on a CPU with AMX) gives the bits of the
+// unpacked W (row by row on the VNNI tiles, or in batches), within the scalar twin's bound.
+// Shapes: partial strips of 16 rows of W, 18, 19 and 48 blocks per row, batches of 3 to 37 rows
+// (tiles of 16 rows of x and a rest).
+TEST(QMatmul, PackedWeightsKeepTheirResults) {
+  const Shape shapes[] = {{13, 576, 203}, {37, 608, 50}, {8, 1536, 33}, {3, 576, 16}};
+  for (uint32_t type : {kQ4_0, kQ4_1, kQ8_0}) {
+    for (const Shape& s : shapes) {
+      Weights w = make_weights(type, s.out, s.in, 900 + s.out);
+      const int64_t bytes = qmatmul_packed_bytes(w.view());
+      if (bytes == 0) {
+        std::printf("qmatmul: no packed form here (%s)\n", quant::type_name(type).c_str());
+        continue;
+      }
+      std::vector<uint8_t> buf(static_cast<size_t>(bytes + 64));
+      uint8_t* packed = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
+      ThreadPool pool(2);
+      qmatmul_pack(pool, w.view(), packed);
+      QMatrix pw = w.view();
+      pw.packed = packed;
+      const auto x = randv(s.n * s.in, 40 + s.n, 1.5);
+      const auto bias = randv(s.out, 41);
+      const std::string what = quant::type_name(type) + " n=" + std::to_string(s.n) + " in=" + std::to_string(s.in);
+      std::vector<float> batch(s.n * s.out), rows(s.n * s.out), plain(s.n * s.out);
+      qlinear_forward(pool, x.data(), s.n, pw, bias.data(), batch.data(), QPath::kAmx);
+      for (int64_t i = 0; i < s.n; ++i)
+        qlinear_forward(pool, x.data() + i * s.in, 1, pw, bias.data(), rows.data() + i * s.out);
+      EXPECT_EQ(0, std::memcmp(batch.data(), rows.data(), batch.size() * sizeof(float))) << what << " batch vs rows";
+      for (int64_t i = 0; i < s.n; ++i)
+        qlinear_forward(pool, x.data() + i * s.in, 1, w.view(), bias.data(), plain.data() + i * s.out,
+                        QPath::kAvx512Vnni);
+      EXPECT_EQ(0, std::memcmp(batch.data(), plain.data(), batch.size() * sizeof(float))) << what << " vs unpacked";
+      const QuantizedX qx = quantize_x_twin(x, s.n, s.in);
+      int bad = 0;
+      for (int64_t i = 0; i < s.n; ++i) {
+        for (int64_t r = 0; r < s.out; ++r) {
+          double twin = bias[r], mag = 0;
+          for (int64_t j = 0; j < s.in; ++j) {
+            twin += w.deq[r * s.in + j] * qx.xq[i * s.in + j];
+            mag += std::fabs(w.deq[r * s.in + j] * qx.xq[i * s.in + j]);
+          }
+          if (!(std::fabs(batch[i * s.out + r] - twin) <= 1e-5 * mag + 1e-6 * std::fabs(bias[r]) + 1e-7) && bad++ < 5)
+            ADD_FAILURE() << what << " y[" << i << "," << r << "] = " << batch[i * s.out + r] << " want " << twin;
         }
       }
     }
@@ -238,7 +294,7 @@ TEST(QMatmul, ActivationQuantizationIsIdenticalOnEveryPath) {
   ThreadPool pool(2);
   std::vector<float> ref(n * in);
   qlinear_forward(pool, x.data(), n, w, nullptr, ref.data(), QPath::kScalar);
-  for (QPath path : {QPath::kAvx2, QPath::kAvx512Vnni}) {
+  for (QPath path : {QPath::kAvx2, QPath::kAvx512Vnni, QPath::kAmx}) {
     if (!qmatmul_path_supported(path)) continue;
     std::vector<float> y(n * in);
     qlinear_forward(pool, x.data(), n, w, nullptr, y.data(), path);

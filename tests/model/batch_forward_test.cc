@@ -2,8 +2,9 @@
 // logits equal those of the same tokens run alone through forward_cached (prompt chunks of the
 // same size, then one token at a time), whatever runs beside it: sequences join at different
 // steps, prompt chunks share passes with other sequences' single tokens. Bit for bit on
-// SmolLM2-135M Q4_1 read in place (the integer and dequantizing qmatmul paths); within 1e-5 of
-// the logit range on a random fp32 model (OpenBLAS products; window and causal layers, GQA).
+// SmolLM2-135M Q4_1 read in place (the integer, AMX and dequantizing qmatmul paths), also with
+// its matrices packed for the AMX tiles (Q8_0 head included); within 1e-5 of the logit range on
+// a random fp32 model (OpenBLAS products; window and causal layers, GQA).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -154,7 +155,9 @@ TEST(ForwardBatch, RandomFp32ModelEqualsEachSequenceAlone) {
               1e-5);
 }
 
-TEST(ForwardBatch, SmolLM2QuantizedEqualsEachSequenceAlone) {
+// packed: the matrices also packed for the AMX tiles (as `serve` does; where the CPU has no AMX
+// nothing is packed and the run repeats the unpacked one).
+void smollm2_equals_each_sequence_alone(bool packed) {
   const std::string path = std::string(LONGCTX_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   ASSERT_TRUE(std::filesystem::exists(path)) << path << " is missing: run `bash scripts/fetch_model.sh`";
   model::LoadOptions lo;
@@ -164,10 +167,18 @@ TEST(ForwardBatch, SmolLM2QuantizedEqualsEachSequenceAlone) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   model::Model& m = *loaded->model;
   ASSERT_TRUE(m.has_mapped_weights());
+  if (packed) {
+    ThreadPool pool(2);
+    std::printf("packed for the AMX tiles: %.1f MiB\n", m.pack_for_batches(pool) / 1048576.0);
+  }
   expect_same(m, make_seqs({{40, 6}, {3, 10}, {100, 4}, {31, 8}, {1, 8}, {64, 3}, {12, 5}, {7, 7}},
                            m.config().vocab_size, 9),
               64, 256, 0.0);
 }
+
+TEST(ForwardBatch, SmolLM2QuantizedEqualsEachSequenceAlone) { smollm2_equals_each_sequence_alone(false); }
+
+TEST(ForwardBatch, SmolLM2PackedEqualsEachSequenceAlone) { smollm2_equals_each_sequence_alone(true); }
 
 }  // namespace
 }  // namespace longctx

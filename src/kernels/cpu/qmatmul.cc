@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -19,6 +20,8 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define LONGCTX_QMM_X86 1
 #else
 #define LONGCTX_QMM_X86 0
@@ -47,6 +50,7 @@ using qmm::XRows;
 struct CpuFeatures {
   bool avx2 = false;    // AVX2 + FMA + F16C, YMM state saved by the OS
   bool avx512 = false;  // AVX-512 F/BW/DQ/VL + VNNI, ZMM and mask state saved by the OS
+  bool amx = false;     // avx512 + AMX-TILE + AMX-INT8, tile state enabled and granted to the process
 };
 
 CpuFeatures detect_cpu() {
@@ -68,6 +72,20 @@ CpuFeatures detect_cpu() {
   const bool f512 = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
   const bool vnni = (c >> 11) & 1;
   f.avx512 = f.avx2 && zmm && f512 && dq && bw && vl && vnni;
+  // Leaf 7 EDX: 24 AMX-TILE, 25 AMX-INT8; XCR0 17, 18: tile config and data state. Linux hands
+  // the tile data state to a process only when asked (ARCH_REQ_XCOMP_PERM = 0x1023, feature 18);
+  // without it the first tile instruction faults.
+  const bool amx_cpu = ((d >> 24) & 1) && ((d >> 25) & 1) && (lo & 0x60000) == 0x60000;
+  // LONGCTX_NO_AMX=1 keeps the AVX-512 VNNI tiles (A/B measurements; same results).
+  const char* no_amx = std::getenv("LONGCTX_NO_AMX");
+  const bool amx_wanted = !(no_amx && *no_amx && std::strcmp(no_amx, "0") != 0);
+#if defined(__linux__)
+  f.amx = f.avx512 && amx_cpu && amx_wanted && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+  f.amx = false;
+  (void)amx_cpu;
+  (void)amx_wanted;
+#endif
 #endif
   return f;
 }
@@ -248,11 +266,14 @@ bool qmatmul_path_supported(QPath path) {
       return cpu().avx2;
     case QPath::kAvx512Vnni:
       return cpu().avx512;
+    case QPath::kAmx:
+      return cpu().amx;
   }
   return false;
 }
 
 QPath qmatmul_best_path() {
+  if (cpu().amx) return QPath::kAmx;
   if (cpu().avx512) return QPath::kAvx512Vnni;
   if (cpu().avx2) return QPath::kAvx2;
   return QPath::kScalar;
@@ -270,6 +291,8 @@ const char* qmatmul_path_name(QPath path) {
       return "avx2";
     case QPath::kAvx512Vnni:
       return "avx512-vnni";
+    case QPath::kAmx:
+      return "amx-int8";
     case QPath::kDequant:
       return "dequant-sgemm";
   }
@@ -305,6 +328,16 @@ void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix&
     return dequant_gemm(pool, x, {&all, 1}, w, bias, y);
   }
 
+  // AMX: tiles for several rows of Q4_0 / Q4_1 / Q8_0; everything else on the AVX-512 VNNI
+  // tiles, whose results the AMX ones equal bit for bit. The VNNI tiles work in whole groups of
+  // 16 blocks: when the padding to a whole group costs them little (in 1536: none), they stay
+  // ahead up to 5 rows of x; otherwise (in 576: 18 blocks padded to 32), or with W packed ahead,
+  // AMX is ahead from 2 rows (measured on SmolLM2's shapes, docs/BENCHMARKS.md).
+  const int64_t nb = in / kBlock;
+  const int64_t amx_min_rows = w.packed || qmm::padded_blocks(in) * 4 > nb * 5 ? 2 : 6;
+  const bool amx = path == QPath::kAmx && n >= amx_min_rows && qmm::amx_supports(w.type);
+  if (path == QPath::kAmx) path = QPath::kAvx512Vnni;
+
   // Quantize x (Q types); F16 reads the fp32 rows directly.
   XRows xr;
   if (w.type != kF16) {
@@ -315,7 +348,7 @@ void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix&
       for (int64_t i = i0; i < i1; ++i) {
         uint8_t* row = xr.base + i * xr.stride;
         if (path == QPath::kAvx512Vnni)
-          qmm::quantize_x_avx512(x + i * in, in, w.type, row);
+          qmm::quantize_x_avx512(x + i * in, in, w.type, row, amx);
         else if (path == QPath::kAvx2)
           qmm::quantize_x_avx2(x + i * in, in, w.type, row);
         else
@@ -326,6 +359,16 @@ void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix&
       pool.parallel_range(n, quantize_rows);
     else
       quantize_rows(0, n, 0);
+  }
+
+  if (amx) {
+    const qmm::AmxCall call{w, &xr, n, y, out, bias};
+    const int64_t strips = (out + qmm::kAmxStrip - 1) / qmm::kAmxStrip;
+    if (pool.threads() == 1 || n * out * (in / kBlock) < kMinParallelBlocks)
+      qmm::amx_strips(call, 0, strips);
+    else
+      pool.parallel_range(strips, [&](int64_t s0, int64_t s1, int) { qmm::amx_strips(call, s0, s1); });
+    return;
   }
 
   // Tile shapes and the functions for them. rw_main: W rows per tile. Decode: 4 (independent
@@ -399,6 +442,19 @@ void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix&
   } else {
     pool.parallel_for(nwc * nxb, run_task);
   }
+}
+
+int64_t qmatmul_packed_bytes(const QMatrix& w) {
+  if (!cpu().amx || !qmm::amx_supports(w.type) || w.rows <= 0 || w.cols % kBlock != 0) return 0;
+  const int64_t strips = (w.rows + qmm::kAmxStrip - 1) / qmm::kAmxStrip;
+  return strips * (w.cols / kBlock) * qmm::packed_block_bytes(w.type);
+}
+
+void qmatmul_pack(ThreadPool& pool, const QMatrix& w, uint8_t* out) {
+  CHECK_MSG(qmatmul_packed_bytes(w) > 0, "qmatmul_pack: W is not Q4_0 / Q4_1 / Q8_0, or this CPU lacks AMX");
+  CHECK(w.data && out && reinterpret_cast<uintptr_t>(out) % 64 == 0 && w.row_bytes >= quant::row_bytes(w.type, w.cols));
+  const int64_t strips = (w.rows + qmm::kAmxStrip - 1) / qmm::kAmxStrip;
+  pool.parallel_range(strips, [&](int64_t s0, int64_t s1, int) { qmm::amx_pack_strips(w, s0, s1, out); });
 }
 
 void qlinear_forward_blocks(ThreadPool& pool, const float* x, std::span<const RowBlock> blocks, const QMatrix& w,

@@ -56,78 +56,17 @@ LONGCTX_AVX512 inline int32_t hsum_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// ---- Q8_0: block pairs, lane-wise scaling -----------------------------------------------------
-
-struct Avx512Q8 {
-  template <int RW, int RX>
-  LONGCTX_AVX512 static void tile(const Tile& t) {
-    constexpr int64_t BB = kBlockBytes<kQ8_0>;
-    const int64_t nb = t.cols / kBlock;
-    const int8_t* xq[RX];
-    const float* xd[RX];
-    const int32_t* xc[RX];
-    LONGCTX_UNROLL for (int i = 0; i < RX; ++i) {
-      const XRowPtrs xr = t.xq->row(t.i0 + i);
-      xq[i] = xr.qs;
-      xd[i] = xr.dxv;
-      xc[i] = xr.ci;
-    }
-    const __m512i sel = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    __m512 acc[RW][RX];
-    LONGCTX_UNROLL for (int r = 0; r < RW; ++r) LONGCTX_UNROLL for (int i = 0; i < RX; ++i) acc[r][i] =
-        _mm512_setzero_ps();
-
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-      __m512i wu[RW];
-      __m512 dw[RW];
-      LONGCTX_UNROLL for (int r = 0; r < RW; ++r) {
-        const uint8_t* pa = t.w + r * t.row_bytes + b * BB;
-        _mm_prefetch(reinterpret_cast<const char*>(pa + RW * t.row_bytes), _MM_HINT_T0);  // the next tile's row
-        const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(load256(pa + 2)), load256(pa + BB + 2), 1);
-        wu[r] = _mm512_xor_si512(w, flip);  // q + 128 in [0, 255]
-        const __m128 h =
-            _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u16(pa) | (uint32_t{load_u16(pa + BB)} << 16))));
-        dw[r] = _mm512_permutexvar_ps(sel, _mm512_castps128_ps512(h));  // [d_b x 8, d_b+1 x 8]
-      }
-      LONGCTX_UNROLL for (int i = 0; i < RX; ++i) {
-        const __m512i xv = _mm512_loadu_si512(xq[i] + b * kBlock);
-        const __m512 dx = _mm512_loadu_ps(xd[i] + b * kLanes);
-        const __m512i c = _mm512_loadu_si512(xc[i] + b * kLanes);  // -128 * x's lane sums
-        LONGCTX_UNROLL for (int r = 0; r < RW; ++r) {
-          // Exact: at most 4 * 255 * 127 per lane, plus the correction.
-          const __m512i dp = _mm512_dpbusd_epi32(c, wu[r], xv);
-          acc[r][i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dp), dx), dw[r], acc[r][i]);
-        }
-      }
-    }
-    if (b < nb) {  // one block left: the 256-bit form
-      __m256i wu[RW];
-      __m256 dw[RW];
-      LONGCTX_UNROLL for (int r = 0; r < RW; ++r) {
-        const uint8_t* p = t.w + r * t.row_bytes + b * BB;
-        wu[r] = _mm256_xor_si256(load256(p + 2), _mm256_set1_epi8(static_cast<char>(0x80)));
-        dw[r] = _mm256_set1_ps(fp16_avx512(p));
-      }
-      LONGCTX_UNROLL for (int i = 0; i < RX; ++i) {
-        const __m256i xv = load256(xq[i] + b * kBlock);
-        const __m256 dx = _mm256_loadu_ps(xd[i] + b * kLanes);
-        const __m256i c = load256(xc[i] + b * kLanes);
-        LONGCTX_UNROLL for (int r = 0; r < RW; ++r) {
-          const __m256i dp = _mm256_dpbusd_epi32(c, wu[r], xv);
-          const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dp), dx), dw[r]);
-          acc[r][i] = _mm512_add_ps(acc[r][i], _mm512_zextps256_ps512(v));
-        }
-      }
-    }
-    LONGCTX_UNROLL for (int i = 0; i < RX; ++i) LONGCTX_UNROLL for (int r = 0; r < RW; ++r) {
-      t.y[i * t.ldy + r] = _mm512_reduce_add_ps(acc[r][i]) + (t.bias ? t.bias[r] : 0.0f);
-    }
-  }
-};
-
 // ---- Q4_0 / Q4_1: groups of 16 blocks, per-block scaling -------------------------------------
+
+// The sum of 16 lanes by one fixed tree (that of gcc's _mm512_reduce_add_ps, spelled out so that
+// no compiler's choice enters): lane l + lane l + 8, then + 4, then + 2, then + 1. The AMX path
+// (cpu/qmatmul_amx.cc) sums its partials by the same tree.
+LONGCTX_AVX512 inline float hsum16(__m512 v) {
+  const __m256 t8 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1), _mm512_castps512_ps256(v));
+  const __m128 t4 = _mm_add_ps(_mm256_extractf128_ps(t8, 1), _mm256_castps256_ps128(t8));
+  const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+  return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+}
 
 // The nibbles of the 4 blocks at p (only the first n when n < 4; the others are zero): lo = the
 // low nibbles (elements 0..15) of each block in turn, hi = the high ones (16..31); 128-bit lane k
@@ -175,12 +114,21 @@ LONGCTX_AVX512 inline __m512i reduce_quads(__m512i v0, __m512i v1, __m512i v2, _
   return _mm512_add_epi32(_mm512_unpacklo_epi64(e0, e1), _mm512_unpackhi_epi64(e0, e1));
 }
 
+// Q8_0, two blocks at p (n = 1: only the first; the second lane half is zero), as q + 128.
+LONGCTX_AVX512 inline __m512i q8_pair(const uint8_t* p, int n) {
+  constexpr int64_t BB = kBlockBytes<kQ8_0>;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i lo = _mm512_castsi256_si512(load256(p + 2));
+  const __m512i w = n > 1 ? _mm512_inserti64x4(lo, load256(p + BB + 2), 1) : _mm512_zextsi256_si512(load256(p + 2));
+  return n > 1 ? _mm512_xor_si512(w, flip) : _mm512_maskz_xor_epi64(0x0F, w, flip);
+}
+
 template <uint32_t T>
-struct Avx512Q4 {
+struct Avx512Grouped {
   template <int RW, int RX>
   LONGCTX_AVX512 static void tile(const Tile& t) {
     constexpr int64_t BB = kBlockBytes<T>;
-    constexpr bool kQ41 = T == kQ4_1;
+    constexpr bool kQ41 = T == kQ4_1, kQ8 = T == kQ8_0;
     const int64_t nb = t.cols / kBlock;
     const int8_t* xq[RX];
     const float* xd[RX];
@@ -206,24 +154,39 @@ struct Avx512Q4 {
         LONGCTX_UNROLL for (int64_t o = 0; o < kGroup * BB; o += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(p + RW * t.row_bytes + o), _MM_HINT_T0);
         }
-        __m512i lo[4], hi[4];  // quads past the end (j >= nq) stay unused
-        LONGCTX_UNROLL for (int j = 0; j < 4; ++j) if (j < nq) nibbles4<T>(p + 4 * j * BB, n - 4 * j, lo[j], hi[j]);
+        // Q4: the nibbles of quad j (lo, hi); Q8_0: blocks 2m, 2m + 1 in wq[m]. Those past the
+        // end stay unused.
+        __m512i lo[4], hi[4], wq[8];
+        if constexpr (kQ8) {
+          LONGCTX_UNROLL for (int m = 0; m < 8; ++m) if (2 * m < n) wq[m] = q8_pair(p + 2 * m * BB, n - 2 * m);
+        } else {
+          LONGCTX_UNROLL for (int j = 0; j < 4; ++j) if (j < nq) nibbles4<T>(p + 4 * j * BB, n - 4 * j, lo[j], hi[j]);
+        }
         const __m512i heads = group_heads<T>(p, n);
         const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(heads));
         __m512 mw;
         if constexpr (kQ41) mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(heads, 16)));
         LONGCTX_UNROLL for (int i = 0; i < RX; ++i) {
           const int8_t* xg = xq[i] + g * kGroup * kBlock;
-          __m512i dp[4];
+          __m512i dp[4];  // quad j: 128-bit lane k holds four partial sums of block 4j + k
           LONGCTX_UNROLL for (int j = 0; j < 4; ++j) {
             dp[j] = _mm512_setzero_si512();
-            if (j < nq) {
+            if (j >= nq) continue;
+            if constexpr (kQ8) {
+              // Blocks 4j, 4j + 1 and 4j + 2, 4j + 3: each block's two 128-bit halves added.
+              const __m512i e0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[2 * j], _mm512_loadu_si512(xg + 128 * j));
+              const __m512i e1 = 2 * (2 * j + 1) < n ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[2 * j + 1],
+                                                                           _mm512_loadu_si512(xg + 128 * j + 64))
+                                                     : _mm512_setzero_si512();
+              dp[j] = _mm512_add_epi32(_mm512_shuffle_i32x4(e0, e1, 0x88), _mm512_shuffle_i32x4(e0, e1, 0xDD));
+            } else {
               dp[j] = _mm512_dpbusd_epi32(dp[j], lo[j], _mm512_loadu_si512(xg + 128 * j));
               dp[j] = _mm512_dpbusd_epi32(dp[j], hi[j], _mm512_loadu_si512(xg + 128 * j + 64));
             }
           }
           __m512i isum = reduce_quads(dp[0], dp[1], dp[2], dp[3]);
-          if constexpr (!kQ41) isum = _mm512_add_epi32(isum, _mm512_loadu_si512(xc[i] + g * kGroup));  // -8 * sum q
+          // Q4_0: -8 * sum q; Q8_0: -128 * sum q (the weights' offsets, exactly).
+          if constexpr (!kQ41) isum = _mm512_add_epi32(isum, _mm512_loadu_si512(xc[i] + g * kGroup));
           const __m512 dx = _mm512_loadu_ps(xd[i] + g * kGroup);
           acc[r][i] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), dx), dw, acc[r][i]);
           if constexpr (kQ41) acc[r][i] = _mm512_fmadd_ps(_mm512_loadu_ps(xs[i] + g * kGroup), mw, acc[r][i]);
@@ -231,7 +194,7 @@ struct Avx512Q4 {
       }
     }
     LONGCTX_UNROLL for (int i = 0; i < RX; ++i) LONGCTX_UNROLL for (int r = 0; r < RW; ++r) {
-      t.y[i * t.ldy + r] = _mm512_reduce_add_ps(acc[r][i]) + (t.bias ? t.bias[r] : 0.0f);
+      t.y[i * t.ldy + r] = hsum16(acc[r][i]) + (t.bias ? t.bias[r] : 0.0f);
     }
   }
 };
@@ -272,10 +235,11 @@ struct Avx512F16 {
 // ---- activations ------------------------------------------------------------------------------
 
 // Every step is exact or the one IEEE rounding the scalar quantizer also does (x * id, then its
-// rounding to an integer, ties to even: vcvtps2dq under the default MXCSR mode). Q8_0 rows get
-// the natural order plus the lane arrays dxv and ci (corr -128); Q4 rows the group order of
-// XRows with d, c (corr -8) or s per block.
-LONGCTX_AVX512 void quantize_x_avx512(const float* x, int64_t in, uint32_t type, uint8_t* row) {
+// rounding to an integer, ties to even: vcvtps2dq under the default MXCSR mode). Rows get d, s
+// and c (corr -128 for Q8_0, -8 for Q4) per block in the group order of XRows, q in element
+// order (Q8_0) or the quad order (Q4), padded with zero blocks to a whole group; natural: the
+// AMX path's rows, everything in element and block order.
+LONGCTX_AVX512 void quantize_x_avx512(const float* x, int64_t in, uint32_t type, uint8_t* row, bool natural) {
   const XRowPtrs o(row, in);
   const int64_t nb = in / kBlock;
   const __m512i lo = _mm512_set1_epi32(-127);
@@ -290,29 +254,31 @@ LONGCTX_AVX512 void quantize_x_avx512(const float* x, int64_t in, uint32_t type,
     const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)), lo));
     const __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones8, _mm256_set_m128i(q1, q0));
     const int32_t sum = hsum_epi32(lanes);
-    if (type == kQ8_0) {
+    const int32_t corr = type == kQ8_0 ? -128 : -8;  // the VNNI tiles' weight offset (q + 128, nibble)
+    if (natural) {  // the AMX path's rows: the scalar layout
       _mm_storeu_si128(reinterpret_cast<__m128i*>(o.qs + b * kBlock), q0);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(o.qs + b * kBlock + 16), q1);
-      _mm256_storeu_ps(o.dxv + b * kLanes, _mm256_set1_ps(d));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.ci + b * kLanes),
-                          _mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), lanes), 7));
+      o.d[b] = d;
+      o.s[b] = d * static_cast<float>(sum);
+      o.c[b] = corr * sum;
       continue;
     }
-    // Q4: block b = 16g + 4j + k goes to quad j, slot k; d, s, c to position 16g + 4k + j.
+    // Block b = 16g + 4j + k: d, s, c to position 16g + 4k + j; q in element order (Q8_0) or
+    // in quad j, slot k (Q4).
     const int64_t g = b / kGroup, j = (b % kGroup) / 4, k = b % 4, pos = g * kGroup + 4 * k + j;
-    int8_t* q_lo = o.qs + g * kGroup * kBlock + 128 * j + 16 * k;
+    int8_t* q_lo = type == kQ8_0 ? o.qs + b * kBlock : o.qs + g * kGroup * kBlock + 128 * j + 16 * k;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q_lo), q0);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q_lo + 64), q1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q_lo + (type == kQ8_0 ? 16 : 64)), q1);
     o.d[pos] = d;
     o.s[pos] = d * static_cast<float>(sum);
-    o.c[pos] = -8 * sum;
+    o.c[pos] = corr * sum;
   }
-  // Zero blocks up to a whole group (their weights are never read: they count as zero).
-  for (int64_t b = nb; type != kQ8_0 && b < padded_blocks(in); ++b) {
+// Zero blocks up to a whole group (their weights are never read: they count as zero).
+  for (int64_t b = nb; !natural && b < padded_blocks(in); ++b) {
     const int64_t g = b / kGroup, j = (b % kGroup) / 4, k = b % 4, pos = g * kGroup + 4 * k + j;
-    int8_t* q_lo = o.qs + g * kGroup * kBlock + 128 * j + 16 * k;
+    int8_t* q_lo = type == kQ8_0 ? o.qs + b * kBlock : o.qs + g * kGroup * kBlock + 128 * j + 16 * k;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q_lo), _mm_setzero_si128());
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q_lo + 64), _mm_setzero_si128());
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q_lo + (type == kQ8_0 ? 16 : 64)), _mm_setzero_si128());
     o.d[pos] = 0.0f;
     o.s[pos] = 0.0f;
     o.c[pos] = 0;
@@ -322,11 +288,11 @@ LONGCTX_AVX512 void quantize_x_avx512(const float* x, int64_t in, uint32_t type,
 TileFn avx512_tile(uint32_t type, int rw, int rx) {
   switch (type) {
     case kQ8_0:
-      return pick_tile<Avx512Q8>(rw, rx);
+      return pick_tile<Avx512Grouped<kQ8_0>>(rw, rx);
     case kQ4_0:
-      return pick_tile<Avx512Q4<kQ4_0>>(rw, rx);
+      return pick_tile<Avx512Grouped<kQ4_0>>(rw, rx);
     case kQ4_1:
-      return pick_tile<Avx512Q4<kQ4_1>>(rw, rx);
+      return pick_tile<Avx512Grouped<kQ4_1>>(rw, rx);
     case kF16:
       return pick_tile<Avx512F16>(rw, rx);
     default:

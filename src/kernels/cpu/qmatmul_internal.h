@@ -107,12 +107,36 @@ using TileFn = void (*)(const Tile&);
 // paths get the same q, d and s (only the order of the elements differs).
 void quantize_x_scalar(const float* x, int64_t in, uint8_t* row);
 void quantize_x_avx2(const float* x, int64_t in, uint32_t type, uint8_t* row);
-void quantize_x_avx512(const float* x, int64_t in, uint32_t type, uint8_t* row);
+// natural: Q4 rows for the AMX path, in the scalar layout (qs in element order, d, s and c in
+// block order) instead of the VNNI tile's group order.
+void quantize_x_avx512(const float* x, int64_t in, uint32_t type, uint8_t* row, bool natural = false);
 
 // Tile shapes the driver asks for: rx in 1..4; rw in {1, 2, 4} when rx == 1, {1, 2} otherwise.
 // Null for a shape or type a path lacks.
 TileFn avx2_tile(uint32_t type, int rw, int rx);
 TileFn avx512_tile(uint32_t type, int rw, int rx);
+
+// The AMX path (cpu/qmatmul_amx.cc): Q4_0 / Q4_1 / Q8_0 W, x quantized by
+// quantize_x_avx512(.., natural = true). Rows of y are bit-identical to the AVX-512 VNNI tiles'.
+struct AmxCall {
+  QMatrix w;
+  const XRows* x = nullptr;
+  int64_t n = 0;  // rows of x
+  float* y = nullptr;
+  int64_t ldy = 0;
+  const float* bias = nullptr;
+};
+inline constexpr int64_t kAmxStrip = 16;  // rows of W per strip
+// Bytes of one block of a packed strip (qmatmul_pack): Q4: 256 of nibbles, 64 of scales d, and
+// for Q4_1 64 of offsets m; Q8_0: its B tile (512) and 64 of scales.
+constexpr int64_t packed_block_bytes(uint32_t type) { return type == kQ4_1 ? 384 : type == kQ8_0 ? 576 : 320; }
+// The types of the AMX path (Q4_0, Q4_1, Q8_0), whose rows equal the VNNI tiles' bit for bit.
+bool amx_supports(uint32_t type);
+// Strips [s0, s1) of W in the packed form, at out + s * (cols / 32) * packed_block_bytes.
+void amx_pack_strips(const QMatrix& w, int64_t s0, int64_t s1, uint8_t* out);
+// Strips [s0, s1) of kAmxStrip rows of W against all rows of x. Only once the OS granted the
+// tile state to the process (cpu/qmatmul.cc); configures and releases the calling thread's tiles.
+void amx_strips(const AmxCall& a, int64_t s0, int64_t s1);
 
 // Picks K::tile<RW, RX> for the shapes above.
 template <class K>
