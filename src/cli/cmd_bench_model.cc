@@ -108,6 +108,9 @@ int run_bench_model(const BenchModelFlags& f) {
     owned = std::move(loaded->model);
   }
   model::Model& m = *owned;
+  // Prompts as generate, chat and serve run them (the integer tiles where the CPU has AMX), or
+  // with --exact-prefill as perplexity does (the fp32 product of dequantized weights).
+  m.set_integer_prefill(!f.exact_prefill);
   // Batched generation as the server runs it: Q4 matrices packed for the AMX tiles once.
   if (!parallel.empty() && !f.no_repack) m.pack_for_batches(pool);
   const int64_t ctx = m.config().ctx, V = m.config().vocab_size;

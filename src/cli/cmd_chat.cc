@@ -47,6 +47,7 @@ int run_chat(const ChatFlags& f) {
   lo.keep_quantized = !f.dequantize;
   auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
+  loaded->model->set_integer_prefill(true);  // prompts on the integer tiles, where the CPU has AMX
   const tokenizer::BpeTokenizer& tok = loaded->tokenizer;
   Expected<infer::ChatTemplate> tmpl = Status::Error("");
   if (!f.chat_template.empty()) {

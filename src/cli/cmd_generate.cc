@@ -95,6 +95,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
       lo.keep_quantized = !o->dequantize;
       auto loaded = model::load_model(o->model, lo);
       if (!loaded.ok()) return fail(loaded.status());
+      loaded->model->set_integer_prefill(true);  // prompts on the integer tiles, where the CPU has AMX
       std::vector<std::string> prompts = o->prompts;
       if (!o->prompt_file.empty()) {
         auto more = read_prompts(o->prompt_file);

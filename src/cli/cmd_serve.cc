@@ -83,7 +83,7 @@ void register_serve(CLI::App& app, Commands& cmds) {
   env(c->add_flag("--no-prefix-cache", f->no_prefix_cache, "Do not keep computed prompt pages for later requests"),
       "NO_PREFIX_CACHE");
   env(c->add_flag("--no-repack", f->no_repack,
-                  "Do not keep Q4_0/Q4_1/Q8_0 matrices also in the AMX tiles' packed form (1.06-1.2x their bytes; "
+                  "Do not keep Q4_0/Q4_1/Q8_0 matrices also in the AMX tiles' packed form (a second copy of their bytes; "
                   "without it each batched product repacks them)"),
       "NO_REPACK");
   env(c->add_option("--chat-template", f->o.chat_template, "chatml, llama2, llama3 or mistral (default: the model's)"),

@@ -31,7 +31,7 @@ struct BenchModelFlags {
   std::string model, random_model, depths = "0", parallel, cache_k = "f32", cache_v = "f32";
   int64_t prompt = 512, gen = 128, ctx = 0, ubatch = 512;
   int reps = 5, threads = 0;
-  bool json = false, dequantize = false, no_repack = false;
+  bool json = false, dequantize = false, no_repack = false, exact_prefill = false;
 };
 int run_bench_model(const BenchModelFlags& f);
 

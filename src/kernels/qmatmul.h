@@ -79,8 +79,7 @@ const char* qmatmul_path_name(QPath path);
 // The AMX path's packed form of W, built once for products it serves many times (a server's
 // batched steps): bytes it takes (0 where kAmx would not use it: another type, or no AMX), and
 // the packing into out (64-byte aligned, qmatmul_packed_bytes long), split over the pool. The
-// packed form holds W's values in another order (Q4_0 1.1x, Q4_1 1.2x, Q8_0 1.06x W's bytes);
-// results do not change.
+// packed form holds W's bytes in another order (as many bytes); results do not change.
 int64_t qmatmul_packed_bytes(const QMatrix& w);
 void qmatmul_pack(ThreadPool& pool, const QMatrix& w, uint8_t* out);
 

@@ -26,6 +26,8 @@ struct LayerContext {
   // A pass of several sequences groups their rows so each row meets the arithmetic it would
   // meet alone (model::Model::forward_batch).
   std::span<const RowGroup> row_groups;
+  // The product path of a pass without row groups (model::Model::set_integer_prefill: kAmx).
+  kernels::QPath path = kernels::QPath::kAuto;
 };
 
 }  // namespace longctx::layers

@@ -38,7 +38,7 @@ void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, c
   }
   if (!use_q(q)) return kernels::linear_forward(*ctx.pool, x, rows, in, w, b, out, y);
   CHECK(q->cols == in && q->rows == out);
-  kernels::qlinear_forward(*ctx.pool, x, rows, *q, b, y);
+  kernels::qlinear_forward(*ctx.pool, x, rows, *q, b, y, ctx.path);
 }
 
 void linear_residual(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,

@@ -136,6 +136,19 @@ int64_t Model::pack_for_batches(ThreadPool& pool) {
   return added;
 }
 
+bool Model::set_integer_prefill(bool on) {
+  integer_prefill_ = false;
+  if (!on || !kernels::qmatmul_path_supported(kernels::QPath::kAmx)) return false;
+  bool any = false;
+  for (const kernels::QMatrix& q : views_) {
+    if (!q.data) continue;
+    if (q.type != kQ4_0 && q.type != kQ4_1 && q.type != kQ8_0) return false;
+    any = true;
+  }
+  integer_prefill_ = any;
+  return integer_prefill_;
+}
+
 int64_t Model::weight_bytes() const {
   int64_t n = packed_bytes_;
   for (const auto& t : layout_.tensors()) {
@@ -164,6 +177,7 @@ layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
   ctx.pool = &pool;
   ctx.arena = &arena;
   ctx.rope = config_.pos == PosType::kRope ? &rope() : nullptr;
+  if (integer_prefill_) ctx.path = kernels::QPath::kAmx;
   return ctx;
 }
 
@@ -357,7 +371,7 @@ Status Model::forward_batch(ThreadPool& pool, Arena& arena, std::span<const SeqS
     seqs[i] = {row0, st.n, st.pos0};
     caches[i] = st.cache;
     tokens.insert(tokens.end(), st.tokens, st.tokens + st.n);
-    const kernels::QPath path = kernels::qmatmul_auto_path(st.n);
+    const kernels::QPath path = integer_prefill_ ? kernels::QPath::kAmx : kernels::qmatmul_auto_path(st.n);
     if (!groups.empty() && path != kernels::QPath::kDequant && groups.back().path == path)
       groups.back().n += st.n;
     else
@@ -376,7 +390,7 @@ Status Model::forward_batch(ThreadPool& pool, Arena& arena, std::span<const SeqS
   for (int64_t i = 0; i < n_seq; ++i)
     std::memcpy(last + i * D, x + (seqs[i].row0 + seqs[i].n - 1) * D, D * sizeof(float));
   layers::norm_forward(ctx, {param(out_norm_w_), param(out_norm_b_)}, last, n_seq, xn, nullptr, nullptr);
-  const layers::RowGroup head{0, n_seq, kernels::qmatmul_auto_path(1)};
+  const layers::RowGroup head{0, n_seq, integer_prefill_ ? kernels::QPath::kAmx : kernels::qmatmul_auto_path(1)};
   ctx.row_groups = {&head, 1};
   project_output(ctx, xn, n_seq, logits);
   return Status::Ok();

@@ -371,6 +371,9 @@ Status load(State& st) {
   auto loaded = model::load_model(st.opt.model_path, lo);
   if (!loaded.ok()) return loaded.status().Wrap("model '" + st.opt.model_path + "'");
   st.loaded.emplace(std::move(*loaded));
+  // Prompts on the integer tiles where the CPU has AMX (as generate and chat): one product per
+  // step for all rows, decode and prompt alike.
+  st.loaded->model->set_integer_prefill(true);
   if (st.opt.repack && st.opt.sched.slots > 1) {
     const int64_t packed = st.loaded->model->pack_for_batches(ThreadPool::global());
     if (packed > 0)

@@ -155,9 +155,11 @@ TEST(ForwardBatch, RandomFp32ModelEqualsEachSequenceAlone) {
               1e-5);
 }
 
-// packed: the matrices also packed for the AMX tiles (as `serve` does; where the CPU has no AMX
-// nothing is packed and the run repeats the unpacked one).
-void smollm2_equals_each_sequence_alone(bool packed) {
+// packed: the matrices also packed for the AMX tiles (as `serve` does); integer_prefill: prompt
+// rows on the integer tiles too (Model::set_integer_prefill, as generate, chat and serve run),
+// so a step's rows, prompt chunks included, share one product per matrix. Where the CPU has no
+// AMX neither takes effect and the run repeats the plain one.
+void smollm2_equals_each_sequence_alone(bool packed, bool integer_prefill = false) {
   const std::string path = std::string(LONGCTX_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   ASSERT_TRUE(std::filesystem::exists(path)) << path << " is missing: run `bash scripts/fetch_model.sh`";
   model::LoadOptions lo;
@@ -171,6 +173,7 @@ void smollm2_equals_each_sequence_alone(bool packed) {
     ThreadPool pool(2);
     std::printf("packed for the AMX tiles: %.1f MiB\n", m.pack_for_batches(pool) / 1048576.0);
   }
+  if (integer_prefill) std::printf("prompts on the integer tiles: %d\n", m.set_integer_prefill(true));
   expect_same(m, make_seqs({{40, 6}, {3, 10}, {100, 4}, {31, 8}, {1, 8}, {64, 3}, {12, 5}, {7, 7}},
                            m.config().vocab_size, 9),
               64, 256, 0.0);
@@ -179,6 +182,8 @@ void smollm2_equals_each_sequence_alone(bool packed) {
 TEST(ForwardBatch, SmolLM2QuantizedEqualsEachSequenceAlone) { smollm2_equals_each_sequence_alone(false); }
 
 TEST(ForwardBatch, SmolLM2PackedEqualsEachSequenceAlone) { smollm2_equals_each_sequence_alone(true); }
+
+TEST(ForwardBatch, SmolLM2IntegerPrefillEqualsEachSequenceAlone) { smollm2_equals_each_sequence_alone(true, true); }
 
 }  // namespace
 }  // namespace longctx

@@ -15,7 +15,7 @@
 // signed by signed, so no offset is needed, and Q4_0's -8 comes in as -8 * sum q). W's rows are
 // taken in the order c = 4 * (r % 4) + r / 4 (what a 4x4 transpose of dwords leaves), and the
 // outputs are put back in row order at the end. A strip of 16 rows of W is packed (pack_strip:
-// transposed, scales as fp32) once per call, or read from qmatmul_pack's copy, and serves every
+// transposed) once per call, or read from qmatmul_pack's copy, and serves every
 // tile of x's rows; Q4's nibbles are spread to bytes per call (expand_strip).
 // Costs per block and strip of 16 rows (measured on SmolLM2's shapes, 2-vCPU Sapphire Rapids
 // VM): packing ~27 cycles (port 5: the inserts and transposes), the tile product and its store
@@ -92,6 +92,7 @@ struct alignas(64) TileConfig {
 constexpr int strip_row(int c) { return 4 * (c % 4) + c / 4; }
 
 LONGCTX_AMX inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+LONGCTX_AMX inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 LONGCTX_AMX inline __m512i concat4(__m128i a, __m128i b, __m128i c, __m128i d) {
   const __m512i ab = _mm512_inserti32x4(_mm512_castsi128_si512(a), b, 1);
@@ -104,17 +105,18 @@ LONGCTX_AMX inline __m512i concat4(__m128i a, __m128i b, __m128i c, __m128i d) {
 LONGCTX_AMX inline void transpose_store(const __m512i* q, uint8_t* o) {
   const __m512i u0 = _mm512_unpacklo_epi32(q[0], q[1]), u1 = _mm512_unpackhi_epi32(q[0], q[1]);
   const __m512i u2 = _mm512_unpacklo_epi32(q[2], q[3]), u3 = _mm512_unpackhi_epi32(q[2], q[3]);
-  _mm512_store_si512(o, _mm512_unpacklo_epi64(u0, u2));
-  _mm512_store_si512(o + 64, _mm512_unpackhi_epi64(u0, u2));
-  _mm512_store_si512(o + 128, _mm512_unpacklo_epi64(u1, u3));
-  _mm512_store_si512(o + 192, _mm512_unpackhi_epi64(u1, u3));
+  _mm512_storeu_si512(o, _mm512_unpacklo_epi64(u0, u2));
+  _mm512_storeu_si512(o + 64, _mm512_unpackhi_epi64(u0, u2));
+  _mm512_storeu_si512(o + 128, _mm512_unpacklo_epi64(u1, u3));
+  _mm512_storeu_si512(o + 192, _mm512_unpackhi_epi64(u1, u3));
 }
 
 // One strip of W (its first `rows` rows present; the others count as zero) in the packed form
 // (kernels/qmatmul.h's qmatmul_pack): per block, Q4: 256 bytes v[0..3] (v[g] holds dword g, the
-// nibble bytes 4g .. 4g + 3, of each of the 16 rows, in column order c), then the 16 scales d as
-// fp32, then (Q4_1) the 16 offsets m; Q8_0: the B tile itself (512 bytes, row g = elements
-// 4g .. 4g + 3 of each row), then the 16 scales. kFull: all 16 rows present.
+// nibble bytes 4g .. 4g + 3, of each of the 16 rows, in column order c), then the 16 scales d
+// (fp16, as in the file), then (Q4_1) the 16 offsets m; Q8_0: the B tile itself (512 bytes, row
+// g = elements 4g .. 4g + 3 of each row), then the 16 scales: the bytes of W, reordered.
+// kFull: all 16 rows present.
 template <uint32_t T, bool kFull>
 LONGCTX_AMX void pack_strip(const uint8_t* w, int64_t row_bytes, int rows, int64_t nb, uint8_t* out) {
   constexpr int64_t BB = kBlockBytes<T>;
@@ -165,9 +167,11 @@ LONGCTX_AMX void pack_strip(const uint8_t* w, int64_t row_bytes, int rows, int64
     }
     // Lane t: the scales of rows t, 4 + t, 8 + t, 12 + t: columns 4t .. 4t + 3.
     const __m512i heads = _mm512_unpacklo_epi64(_mm512_unpacklo_epi32(h[0], h[1]), _mm512_unpacklo_epi32(h[2], h[3]));
-    _mm512_store_ps(o + kScalesAt<T>, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(heads)));
-    if constexpr (T == kQ4_1)
-      _mm512_store_ps(o + kScalesAt<T> + 64, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(heads, 16))));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + kScalesAt<T>), _mm512_cvtepi32_epi16(heads));
+    if constexpr (T == kQ4_1) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + kScalesAt<T> + 32),
+                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(heads, 16)));
+    }
   }
 }
 
@@ -181,7 +185,7 @@ LONGCTX_AMX void expand_strip(const uint8_t* packed, int64_t nb, int8_t* bt) {
     const uint8_t* v = packed + b * PB;
     int8_t* o = bt + b * kBBytes;
     LONGCTX_UNROLL for (int g = 0; g < 4; ++g) {
-      const __m512i x = _mm512_load_si512(v + 64 * g);
+      const __m512i x = _mm512_loadu_si512(v + 64 * g);
       _mm512_store_si512(o + g * 64, _mm512_and_si512(x, nib));
       _mm512_store_si512(o + (4 + g) * 64, _mm512_and_si512(_mm512_srli_epi16(x, 4), nib));
     }
@@ -280,10 +284,10 @@ LONGCTX_AMX void strip_tile(const XRows& x, int64_t i0, int64_t nb, const int8_t
       ++k;
       const float* dx = xsc + 2 * bk * M;
       const float* sx = dx + M;
-      const float* scales = reinterpret_cast<const float*>(packed + bk * PB + kScalesAt<T>);
-      const __m512 dwb = _mm512_load_ps(scales);
+      const uint8_t* scales = packed + bk * PB + kScalesAt<T>;  // fp16: exact in fp32
+      const __m512 dwb = _mm512_cvtph_ps(load256(scales));
       __m512 mwb;
-      if constexpr (kQ41) mwb = _mm512_load_ps(scales + 16);
+      if constexpr (kQ41) mwb = _mm512_cvtph_ps(load256(scales + 32));
       LONGCTX_UNROLL for (int i = 0; i < M; ++i) {
         __m512i isum = _mm512_load_si512(c + i * 16);
         if constexpr (T == kQ4_0) isum = _mm512_add_epi32(isum, _mm512_set1_epi32(std::bit_cast<int32_t>(sx[i])));

@@ -127,9 +127,10 @@ struct AmxCall {
   const float* bias = nullptr;
 };
 inline constexpr int64_t kAmxStrip = 16;  // rows of W per strip
-// Bytes of one block of a packed strip (qmatmul_pack): Q4: 256 of nibbles, 64 of scales d, and
-// for Q4_1 64 of offsets m; Q8_0: its B tile (512) and 64 of scales.
-constexpr int64_t packed_block_bytes(uint32_t type) { return type == kQ4_1 ? 384 : type == kQ8_0 ? 576 : 320; }
+// Bytes of one block of a packed strip (qmatmul_pack), those of 16 blocks of W: Q4: 256 of
+// nibbles, 32 of fp16 scales d, and for Q4_1 32 of offsets m; Q8_0: its B tile (512) and 32 of
+// scales.
+constexpr int64_t packed_block_bytes(uint32_t type) { return type == kQ4_1 ? 320 : type == kQ8_0 ? 544 : 288; }
 // The types of the AMX path (Q4_0, Q4_1, Q8_0), whose rows equal the VNNI tiles' bit for bit.
 bool amx_supports(uint32_t type);
 // Strips [s0, s1) of W in the packed form, at out + s * (cols / 32) * packed_block_bytes.
