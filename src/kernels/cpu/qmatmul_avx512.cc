@@ -1,18 +1,19 @@
 // The AVX-512 VNNI path of kernels/qmatmul.h (AVX-512 F/BW/DQ/VL + VNNI): integer products
 // through vpdpbusd, whose first operand is unsigned: the weight (Q4 nibbles as they are, Q8_0 as
 // q + 128), so x keeps its sign and the weight's offset is removed exactly through x's block
-// sums (XRows::c, XRows::ci). Each function carries its own target attribute (the build is
-// baseline x86-64) and runs only after the CPUID check in cpu/qmatmul.cc. No lambdas below: a
-// lambda does not inherit its enclosing function's target.
+// sums (XRows::c). Each function carries its own target attribute (the build is baseline x86-64)
+// and runs only after the CPUID check in cpu/qmatmul.cc. No lambdas below: a lambda does not
+// inherit its enclosing function's target.
 //
-// Q8_0: two blocks per 512-bit register (lanes 0..7 block b, 8..15 block b + 1), each int32 lane
-//   scaled where it stands: acc += (float(dot_l) * dx_b) * dw_b, one horizontal sum at the end.
-// Q4_0 / Q4_1: groups of 16 blocks. The 16 nibbles of 4 blocks fill one 64-byte operand (low
-//   nibbles, then a second operand for the high ones: no shuffles to put nibbles in element
-//   order, x is stored to match), 4 such quads give 4 vectors whose lanes a 3-step transpose-add
-//   reduces to one exact integer per block, and the 16 block scales are applied in one go:
+// All three types in groups of 16 blocks. Q4_0 / Q4_1: the 16 nibbles of 4 blocks fill one
+//   64-byte operand (low nibbles, then a second operand for the high ones: no shuffles to put
+//   nibbles in element order, x is stored to match). Q8_0: two blocks per operand, each block's
+//   two 128-bit halves added, so a quad of 4 blocks again sits one block per 128-bit lane. The 4
+//   quads' vectors are reduced by a 3-step transpose-add to one exact integer per block, and the
+//   16 block scales are applied in one go:
 //     acc += (float(isum_b) * dx_b) * dw_b  (+ s_b * m_b for Q4_1)       b = 16 lanes
-//   A last partial group reads only its blocks of W, against x padded with zero blocks.
+//   then one summation tree (hsum16). A last partial group reads only its blocks of W, against x
+//   padded with zero blocks. The AMX path (cpu/qmatmul_amx.cc) repeats these fp32 steps.
 // The order of the fp32 operations on one output is the same for every tile shape, so it does not
 // depend on how the driver tiled, nor on the thread count.
 //

@@ -36,13 +36,14 @@ inline uint32_t load_u32(const uint8_t* p) {
 //   qs  int8  [nbp * 32]  q_j. Element order: natural on the scalar and AVX2 paths and for Q8_0;
 //                         for Q4 on the AVX-512 path see below
 //   dxv fp32  [nb * 8]    d_b repeated over the block's 8 int32 lanes (lane l sums bytes
-//                         4l .. 4l+3); AVX2, and Q8_0 on AVX-512
+//                         4l .. 4l+3); AVX2
 //   ci  int32 [nb * 8]    corr * (q_4l + .. + q_4l+3): removes the weight operand's offset lane by
-//                         lane (AVX2 Q4_0: nibble - 8, corr -8; AVX-512 Q8_0: q + 128, corr -128)
+//                         lane (AVX2 Q4_0: nibble - 8, corr -8)
 //   sv  fp32  [nb * 8]    d_b * (q_4l + .. + q_4l+3): Q4_1's m term, AVX2
 //   d   fp32  [nbp]       d_b
 //   s   fp32  [nbp]       d_b * sum_j q_j: Q4_1's m term
-//   c   int32 [nbp]       -8 * sum_j q_j: Q4_0's offset, AVX-512
+//   c   int32 [nbp]       corr * sum_j q_j: the weight's offset on AVX-512 (Q4_0: nibble - 8,
+//                         corr -8; Q8_0: q + 128, corr -128)
 // Arrays a path does not read are left unwritten.
 //
 // AVX-512 Q4 layout. Blocks come in groups of kGroup = 16 (4 quads of 4 blocks); a quad's 128
@@ -50,6 +51,8 @@ inline uint32_t load_u32(const uint8_t* p) {
 // operand carries 4 blocks and every 32-bit lane of vpdpbusd stays inside one block. d, s and c
 // of a group are stored in the order the lane reduction leaves the block sums in: position
 // 4k + j holds block 4j + k. The last group is padded with zero blocks (q, d, s, c all 0).
+// AVX-512 Q8_0 rows keep q in element order, with d, s, c in that same group order; the AMX
+// path's rows (natural) keep everything in element and block order.
 inline constexpr int kGroup = 16;
 inline int64_t padded_blocks(int64_t in) { return (in / kBlock + kGroup - 1) / kGroup * kGroup; }
 
