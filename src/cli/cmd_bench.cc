@@ -114,7 +114,7 @@ void register_bench(CLI::App& app, Commands& cmds) {
   bench->add_option("--ctx", mf->ctx, "Context to build the model for (default: the model's; random: what the depths need)");
   bench->add_option("--ubatch", mf->ubatch, "Tokens per prefill pass when filling to a depth and in pp (default 512)");
   bench->add_flag("--json", mf->json, "One JSON object");
-  bench->add_flag("--no-repack", mf->no_repack, "With --parallel: do not pack Q4 matrices for the AMX tiles first");
+  bench->add_flag("--no-repack", mf->no_repack, "With --parallel: do not pack Q4_0/Q4_1/Q8_0 matrices for the AMX tiles first");
   bench->add_flag("--exact-prefill", mf->exact_prefill,
                   "Prompts through the fp32 product of dequantized weights (as perplexity), not the integer tiles");
   add_dequantize_flag(bench, mf->dequantize);

@@ -10,7 +10,7 @@
 // --parallel 2,8 adds "tg<N> x<B>" (llama-batched-bench's generation test): B sequences, each
 // forked from the depth's cache, generate N tokens together through Model::forward_batch (one
 // pass per step, every weight matrix read once for all B); tokens/s counts all B * N tokens.
-// With --parallel the Q4 matrices are packed for the AMX tiles first, as `serve` does
+// With --parallel the Q4_0/Q4_1/Q8_0 matrices are packed for the AMX tiles first, as `serve` does
 // (Model::pack_for_batches; --no-repack: not).
 #include <chrono>
 #include <cmath>
@@ -111,7 +111,7 @@ int run_bench_model(const BenchModelFlags& f) {
   // Prompts as generate, chat and serve run them (the integer tiles where the CPU has AMX), or
   // with --exact-prefill as perplexity does (the fp32 product of dequantized weights).
   m.set_integer_prefill(!f.exact_prefill);
-  // Batched generation as the server runs it: Q4 matrices packed for the AMX tiles once.
+  // Batched generation as the server runs it: Q4_0/Q4_1/Q8_0 matrices packed for the AMX tiles once.
   if (!parallel.empty() && !f.no_repack) m.pack_for_batches(pool);
   const int64_t ctx = m.config().ctx, V = m.config().vocab_size;
   if (need > ctx)

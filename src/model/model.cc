@@ -125,7 +125,7 @@ int64_t Model::pack_for_batches(ThreadPool& pool) {
     if (q.packed || !q.data) continue;
     const int64_t bytes = kernels::qmatmul_packed_bytes(q);
     if (bytes == 0) continue;
-    packed_.push_back(std::make_unique<uint8_t[]>(static_cast<size_t>(bytes + 64)));
+    packed_.push_back(std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(bytes + 64)));
     const uintptr_t p = reinterpret_cast<uintptr_t>(packed_.back().get());
     uint8_t* out = reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
     kernels::qmatmul_pack(pool, q, out);
@@ -138,11 +138,12 @@ int64_t Model::pack_for_batches(ThreadPool& pool) {
 
 bool Model::set_integer_prefill(bool on) {
   integer_prefill_ = false;
-  if (!on || !kernels::qmatmul_path_supported(kernels::QPath::kAmx)) return false;
+  if (!on) return false;
+  // A matrix the AMX path can pack is one it runs (its type, and a CPU with AMX).
   bool any = false;
   for (const kernels::QMatrix& q : views_) {
     if (!q.data) continue;
-    if (q.type != kQ4_0 && q.type != kQ4_1 && q.type != kQ8_0) return false;
+    if (kernels::qmatmul_packed_bytes(q) == 0) return false;
     any = true;
   }
   integer_prefill_ = any;

@@ -111,6 +111,16 @@ LONGCTX_AMX inline void transpose_store(const __m512i* q, uint8_t* o) {
   _mm512_storeu_si512(o + 192, _mm512_unpackhi_epi64(u1, u3));
 }
 
+// The 16 bytes at pa + {0, 1, 2, 3} * row_bytes (rows r .. r + 3 of a strip; rs3 = 3 * rs), one
+// row per 128-bit lane; rows from `rows` on read as zeros (kFull: all present).
+template <bool kFull>
+LONGCTX_AMX inline __m512i load_rows4(const uint8_t* pa, int64_t rs, int64_t rs3, int r, int rows) {
+  if constexpr (kFull) return concat4(load128(pa), load128(pa + rs), load128(pa + 2 * rs), load128(pa + rs3));
+  const __m128i z = _mm_setzero_si128();
+  return concat4(r < rows ? load128(pa) : z, r + 1 < rows ? load128(pa + rs) : z, r + 2 < rows ? load128(pa + 2 * rs) : z,
+                 r + 3 < rows ? load128(pa + rs3) : z);
+}
+
 // One strip of W (its first `rows` rows present; the others count as zero) in the packed form
 // (kernels/qmatmul.h's qmatmul_pack): per block, Q4: 256 bytes v[0..3] (v[g] holds dword g, the
 // nibble bytes 4g .. 4g + 3, of each of the 16 rows, in column order c), then the 16 scales d
@@ -122,7 +132,6 @@ LONGCTX_AMX void pack_strip(const uint8_t* w, int64_t row_bytes, int rows, int64
   constexpr int64_t BB = kBlockBytes<T>;
   constexpr int off = kQsOffset<T>;
   constexpr int64_t PB = kPackedBlock<T>;
-  const __m128i z = _mm_setzero_si128();
   // Rows 4a .. 4a + 3 at p[a] + {0, 1, 2, 3} * row_bytes (four bases and two strides keep every
   // address in registers).
   const uint8_t* p[4];
@@ -139,30 +148,13 @@ LONGCTX_AMX void pack_strip(const uint8_t* w, int64_t row_bytes, int rows, int64
     __m512i h[4];  // h[a], lane t, dword 0: the scale(s) of row 4a + t (the first 4 bytes)
     LONGCTX_UNROLL for (int a = 0; a < 4; ++a) {
       const uint8_t* pa = p[a] + b * BB;
-      if constexpr (kFull) {
-        q[a] = concat4(load128(pa + off), load128(pa + rs + off), load128(pa + 2 * rs + off), load128(pa + rs3 + off));
-        h[a] = concat4(load128(pa), load128(pa + rs), load128(pa + 2 * rs), load128(pa + rs3));
-      } else {
-        const int r = 4 * a;
-        q[a] = concat4(r < rows ? load128(pa + off) : z, r + 1 < rows ? load128(pa + rs + off) : z,
-                       r + 2 < rows ? load128(pa + 2 * rs + off) : z, r + 3 < rows ? load128(pa + rs3 + off) : z);
-        h[a] = concat4(r < rows ? load128(pa) : z, r + 1 < rows ? load128(pa + rs) : z,
-                       r + 2 < rows ? load128(pa + 2 * rs) : z, r + 3 < rows ? load128(pa + rs3) : z);
-      }
+      q[a] = load_rows4<kFull>(pa + off, rs, rs3, 4 * a, rows);
+      h[a] = load_rows4<kFull>(pa, rs, rs3, 4 * a, rows);
     }
     uint8_t* o = out + b * PB;
     transpose_store(q, o);
     if constexpr (T == kQ8_0) {  // bytes 16 .. 31 of each row: B tile rows 4 .. 7
-      LONGCTX_UNROLL for (int a = 0; a < 4; ++a) {
-        const uint8_t* pa = p[a] + b * BB + off + 16;
-        if constexpr (kFull) {
-          q[a] = concat4(load128(pa), load128(pa + rs), load128(pa + 2 * rs), load128(pa + rs3));
-        } else {
-          const int r = 4 * a;
-          q[a] = concat4(r < rows ? load128(pa) : z, r + 1 < rows ? load128(pa + rs) : z,
-                         r + 2 < rows ? load128(pa + 2 * rs) : z, r + 3 < rows ? load128(pa + rs3) : z);
-        }
-      }
+      LONGCTX_UNROLL for (int a = 0; a < 4; ++a) q[a] = load_rows4<kFull>(p[a] + b * BB + off + 16, rs, rs3, 4 * a, rows);
       transpose_store(q, o + 256);
     }
     // Lane t: the scales of rows t, 4 + t, 8 + t, 12 + t: columns 4t .. 4t + 3.
@@ -173,6 +165,15 @@ LONGCTX_AMX void pack_strip(const uint8_t* w, int64_t row_bytes, int rows, int64
                           _mm512_cvtepi32_epi16(_mm512_srli_epi32(heads, 16)));
     }
   }
+}
+
+// pack_strip for a strip of `rows` <= 16 rows.
+template <uint32_t T>
+void pack_any_strip(const uint8_t* w, int64_t row_bytes, int rows, int64_t nb, uint8_t* out) {
+  if (rows == kStrip)
+    pack_strip<T, true>(w, row_bytes, rows, nb, out);
+  else
+    pack_strip<T, false>(w, row_bytes, rows, nb, out);
 }
 
 // A packed strip's nibbles as B tiles, bt [nb][8][64]: row g < 4 the low nibbles of v[g]
@@ -362,9 +363,7 @@ void strips(const AmxCall& a, int64_t s0, int64_t s1) {
         if constexpr (T == kQ4_1)
           o[(2 * b + 1) * m + i] = r.s[b];
         else if constexpr (T == kQ4_0)
-          std::memcpy(&o[(2 * b + 1) * m + i], &r.c[b], 4);
-        else
-          o[(2 * b + 1) * m + i] = 0.0f;  // unused
+          std::memcpy(&o[(2 * b + 1) * m + i], &r.c[b], 4);  // Q8_0 reads no second scale
       }
     }
   }
@@ -381,12 +380,7 @@ void strips(const AmxCall& a, int64_t s0, int64_t s1) {
     const int64_t r0 = s * kStrip;
     const int rows = static_cast<int>(std::min<int64_t>(kStrip, a.w.rows - r0));
     const uint8_t* packed = a.w.packed ? a.w.packed + s * nb * kPackedBlock<T> : own;
-    if (!a.w.packed) {
-      if (rows == kStrip)
-        pack_strip<T, true>(wdata + r0 * a.w.row_bytes, a.w.row_bytes, rows, nb, own);
-      else
-        pack_strip<T, false>(wdata + r0 * a.w.row_bytes, a.w.row_bytes, rows, nb, own);
-    }
+    if (!a.w.packed) pack_any_strip<T>(wdata + r0 * a.w.row_bytes, a.w.row_bytes, rows, nb, own);
     if constexpr (T != kQ8_0) expand_strip<T>(packed, nb, bt);
     // The next packed strip arrives while this one's tiles compute (block by block, from the
     // first tile of x's rows).
@@ -427,14 +421,11 @@ void amx_pack_strips(const QMatrix& w, int64_t s0, int64_t s1, uint8_t* out) {
     const uint8_t* src = wdata + r0 * w.row_bytes;
     uint8_t* dst = out + s * nb * packed_block_bytes(w.type);
     if (w.type == kQ4_0)
-      rows == kStrip ? pack_strip<kQ4_0, true>(src, w.row_bytes, rows, nb, dst)
-                     : pack_strip<kQ4_0, false>(src, w.row_bytes, rows, nb, dst);
+      pack_any_strip<kQ4_0>(src, w.row_bytes, rows, nb, dst);
     else if (w.type == kQ4_1)
-      rows == kStrip ? pack_strip<kQ4_1, true>(src, w.row_bytes, rows, nb, dst)
-                     : pack_strip<kQ4_1, false>(src, w.row_bytes, rows, nb, dst);
+      pack_any_strip<kQ4_1>(src, w.row_bytes, rows, nb, dst);
     else
-      rows == kStrip ? pack_strip<kQ8_0, true>(src, w.row_bytes, rows, nb, dst)
-                     : pack_strip<kQ8_0, false>(src, w.row_bytes, rows, nb, dst);
+      pack_any_strip<kQ8_0>(src, w.row_bytes, rows, nb, dst);
   }
 }
 
