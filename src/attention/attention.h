@@ -40,6 +40,13 @@ struct AttentionSpec {
 struct TileSizes {
   int64_t query_rows = 0;  // query rows per tile, summed over the heads of a group
   int64_t key_cols = 0;    // keys per tile
+  // Forward only: every query position is its own block and the split of its key tiles follows
+  // the rule of a decoding step, so a row's output has the same bits whatever call computes it
+  // (a decoding step, a prompt chunk of any length starting anywhere, beside any other rows).
+  // Serving needs it: a prefix computed by one request and adopted by another, or a sequence
+  // recomputed after preemption, then equals what a run alone computes. It costs the sgemm
+  // tiles of tall query blocks (the in-place kernels of decoding run instead).
+  bool row_invariant = false;
 };
 
 // K or V of the forward in a cache's element type (ggml ids: 0 fp32, 1 fp16, 8 Q8_0), read in

@@ -52,6 +52,8 @@ constexpr int64_t kMinForwardTasks = 16;
 // to fp32 (when not fp32 already) and run two sgemms, which win once the tile is reused by
 // enough rows.
 constexpr int64_t kDirectRows = 16;
+// Row-invariant blocks take the in-place kernels at any height, up to this many stacked rows.
+constexpr int64_t kInvariantRows = 64;
 
 struct Tile {
   int64_t qb, lo, hi;
@@ -67,6 +69,10 @@ struct Plan {
     bool masked;
   };
   int64_t br = 0, bc = 0, group = 0, n_qb = 0, n_cells = 0;
+  // Row-invariant forward of a causal pattern: a row's softmax covers its own keys only (those
+  // up to its position), not the columns its block's later rows add to a tile.
+  bool row_extent = false;
+  bool invariant = false;  // row-invariant: every block on the in-place kernels
   std::vector<int64_t> q_lo, q_hi;    // local query rows [q_lo, q_hi) of each block
   std::vector<KeySpan> spans;         // spans of block i: [span_begin[i], span_begin[i+1])
   std::vector<int64_t> span_begin;
@@ -95,8 +101,20 @@ Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts, int64
   Plan p;
   p.group = d.heads / d.kv_heads;
   const int64_t rows = ts.query_rows > 0 ? ts.query_rows : kQueryRows;
-  p.br = mask.query_block_hint() > 0 ? mask.query_block_hint() : std::max<int64_t>(1, rows / p.group);
+  // Row-invariant: blocks of several positions only under the plain causal pattern, where every
+  // row of a block visits the same tiles (a window or BigBird block's rows may not); the others
+  // take one position per block.
+  // Those blocks are as many positions as the in-place kernels treat row by row alike
+  // (kernels::kv_invariant_positions), a power of two, so aligned to multiples of it a block
+  // never straddles a key tile.
+  const bool plain_causal = std::holds_alternative<Causal>(mask.pattern());
   p.bc = std::min(ts.key_cols > 0 ? ts.key_cols : kKeyCols, max_cols);
+  p.br = ts.row_invariant
+             ? (plain_causal ? std::min(p.bc, kernels::kv_invariant_positions(p.group, d.head_dim, kInvariantRows)) : 1)
+         : mask.query_block_hint() > 0 ? mask.query_block_hint()
+                                       : std::max<int64_t>(1, rows / p.group);
+  p.invariant = ts.row_invariant;
+  p.row_extent = ts.row_invariant && is_causal(mask.pattern());
   // Query blocks aligned to absolute multiples of br.
   for (int64_t t = 0; t < d.seq_len;) {
     const int64_t pos = d.q_pos0 + t;
@@ -111,7 +129,16 @@ Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts, int64
   std::vector<std::vector<Plan::Run>> per_cell(p.n_cells);
   for (int64_t i = 0; i < p.n_qb; ++i) {
     const size_t first = p.spans.size();
-    mask.key_spans(d.q_pos0 + p.q_lo[i], d.q_pos0 + p.q_hi[i], &p.spans);
+    if (ts.row_invariant && plain_causal) {
+      // The keys before the block's key tile, then that tile up to the block's end, masked: a
+      // row's tiles are then those of the grid whatever block it is in (a causal block's own
+      // spans would cut the tile at the block's first row).
+      const int64_t q0 = d.q_pos0 + p.q_lo[i], cell = q0 / p.bc * p.bc;
+      if (cell > 0) p.spans.push_back({0, cell, false});
+      p.spans.push_back({cell, d.q_pos0 + p.q_hi[i], true});
+    } else {
+      mask.key_spans(d.q_pos0 + p.q_lo[i], d.q_pos0 + p.q_hi[i], &p.spans);
+    }
     if (d.kv_first > 0) {  // keys a cache gave back are cut off the spans
       size_t o = first;
       for (size_t j = first; j < p.spans.size(); ++j) {
@@ -143,7 +170,8 @@ struct Scratch {
   std::unique_ptr<float[]> mem;
   float *qs, *dos, *s, *dp, *acc, *acc2, *m, *l, *lse, *D;
   std::vector<KeySpan> spans;
-  Scratch(int64_t R, int64_t bc, int64_t hd) {
+  std::vector<int64_t> ext;  // row-invariant forward: each row's columns of a tile (online_softmax)
+  Scratch(int64_t R, int64_t bc, int64_t hd) : ext(R) {
     const int64_t sizes[10] = {R * hd, R * hd, R * bc, R * bc, std::max(R, bc) * hd, bc * hd, R, R, R, R};
     int64_t total = 0;
     for (int64_t n : sizes) total += (n + 15) / 16 * 16;
@@ -221,8 +249,10 @@ struct Ctx {
       const int64_t qp = d.q_pos0 + t_of(t.qb, r);
       if (spec.alibi_slopes) {
         const float slope = spec.alibi_slopes[head_of(g, t.qb, r)];
-        // -slope * (qp - k) for k = lo + j
-        kernels::vec_add_ramp(row, slope * static_cast<float>(t.lo - qp), slope, cols);
+        // -slope * (qp - k) for k = lo + j; row-invariant: over the row's own keys only (how
+        // the ramp rounds a column depends on the length it is given).
+        const int64_t n = plan.row_extent ? std::clamp<int64_t>(qp + 1 - t.lo, 0, cols) : cols;
+        kernels::vec_add_ramp(row, slope * static_cast<float>(t.lo - qp), slope, n);
       }
       if (t.masked) {
         spans.clear();
@@ -307,7 +337,8 @@ struct KvTiles {
 // decoding). The split depends only on the shapes, so results do not depend on the thread count.
 struct ForwardWork {
   int64_t n_groups = 0, splits = 1;
-  std::vector<int64_t> n_tiles;  // [n_qb] key tiles each query block visits
+  std::vector<int64_t> n_tiles;    // [n_qb] key tiles each query block visits
+  std::vector<int64_t> qb_splits;  // row-invariant: [n_qb] parts of each block (splits: the most)
   int64_t r_max = 0;             // stacked rows of the tallest query block
   int64_t part_floats = 0;       // one split's partial result: m [r_max], l [r_max], acc [r_max, head_dim]
   int64_t tasks() const { return n_groups * splits; }
@@ -320,7 +351,7 @@ struct ForwardTask {
   int g = 0;
 };
 
-ForwardWork plan_forward(const AttentionDims& d, const Plan& plan) {
+ForwardWork plan_forward(const AttentionDims& d, const Plan& plan, bool row_invariant) {
   ForwardWork w;
   w.n_groups = d.batch * d.kv_heads * plan.n_qb;
   w.n_tiles.assign(plan.n_qb, 0);
@@ -329,8 +360,20 @@ ForwardWork plan_forward(const AttentionDims& d, const Plan& plan) {
     plan.for_tiles(qb, [&](const Tile&) { ++w.n_tiles[qb]; });
     min_tiles = std::min(min_tiles, w.n_tiles[qb]);
   }
-  if (w.n_groups < kMinForwardTasks)
+  if (row_invariant) {
+    // Each one-position block is split as a decoding step of that row alone would be (its own
+    // tiles, a whole call's worth of tasks for batch * kv_heads groups). Blocks split into fewer
+    // parts than the most leave the rest empty: merged, an empty part adds exact zeros.
+    const int64_t groups = d.batch * d.kv_heads;
+    const int64_t want = groups < kMinForwardTasks ? (kMinForwardTasks + groups - 1) / groups : 1;
+    w.qb_splits.resize(plan.n_qb);
+    for (int64_t qb = 0; qb < plan.n_qb; ++qb) {
+      w.qb_splits[qb] = std::max<int64_t>(1, std::min(want, w.n_tiles[qb] / 2));
+      w.splits = std::max(w.splits, w.qb_splits[qb]);
+    }
+  } else if (w.n_groups < kMinForwardTasks) {
     w.splits = std::min((kMinForwardTasks + w.n_groups - 1) / w.n_groups, min_tiles / 2);
+  }
   w.splits = std::max<int64_t>(w.splits, 1);
   w.r_max = plan.group * plan.max_rows();
   w.part_floats = w.r_max * (d.head_dim + 2);
@@ -350,8 +393,10 @@ ForwardTask group_of(const AttentionDims& d, const Plan& plan, int64_t group_tas
 ForwardTask forward_task(const AttentionDims& d, const Plan& plan, const ForwardWork& work, int64_t task) {
   const int64_t split = task % work.splits;
   ForwardTask t = group_of(d, plan, task / work.splits);
-  t.tile_lo = work.n_tiles[t.qb] * split / work.splits;
-  t.tile_hi = work.n_tiles[t.qb] * (split + 1) / work.splits;
+  const int64_t parts = work.qb_splits.empty() ? work.splits : work.qb_splits[t.qb];
+  if (split >= parts) return t;  // an empty part (tiles [0, 0))
+  t.tile_lo = work.n_tiles[t.qb] * split / parts;
+  t.tile_hi = work.n_tiles[t.qb] * (split + 1) / parts;
   return t;
 }
 
@@ -378,16 +423,22 @@ void forward_scores(const Ctx& c, const KvTiles& kv, const ForwardTask& t, const
 
 // Online softmax over one tile's scores s [R, cols]: per row the running max m and sum l are
 // updated, acc [R, hd] rescaled to the new max, and s overwritten with exp(s - m).
-void online_softmax(float* s, int64_t R, int64_t cols, int64_t hd, float* m, float* l, float* acc) {
+// ext (may be null): row r's scores past ext[r] are all masked (a causal row's keys after its
+// position) and are left out of its max and sum (set to 0), so the row's arithmetic does not
+// depend on the tile's width.
+void online_softmax(float* s, int64_t R, int64_t cols, int64_t hd, float* m, float* l, float* acc,
+                    const int64_t* ext = nullptr) {
   for (int64_t r = 0; r < R; ++r) {
     float* row = s + r * cols;
-    const float m_new = std::max(m[r], kernels::vec_max(row, cols));
+    const int64_t n = ext ? std::clamp<int64_t>(ext[r], 0, cols) : cols;  // the row's columns
+    std::fill(row + n, row + cols, 0.0f);
+    const float m_new = std::max(m[r], n > 0 ? kernels::vec_max(row, n) : -INFINITY);
     if (m_new == -INFINITY) {  // nothing visible yet in this row
-      std::fill(row, row + cols, 0.0f);
+      std::fill(row, row + n, 0.0f);
       continue;
     }
     const float alpha = m[r] == -INFINITY ? 0.0f : std::exp(m[r] - m_new);
-    const float sum = kernels::vec_exp_sum(row, m_new, cols);
+    const float sum = kernels::vec_exp_sum(row, m_new, n);
     l[r] = l[r] * alpha + sum;
     if (alpha != 1.0f) kernels::vec_scale(acc + r * hd, alpha, hd);
     m[r] = m_new;
@@ -422,7 +473,7 @@ void forward_accumulate(const Ctx& c, const KvTiles& kv, const ForwardTask& t, c
 void run_forward_task(const Ctx& c, const KvTiles& kv, const ForwardTask& t, const float* q, Scratch& w) {
   const int64_t R = c.plan.group * c.rows(t.qb), hd = c.d.head_dim;
   // Stacked blocks of at most kDirectRows rows read the K/V tiles in place.
-  const bool direct = R <= kDirectRows;
+  const bool direct = R <= kDirectRows || c.plan.invariant;
   c.pack(q, t.b, t.g, t.qb, c.scale, w.qs);
   std::fill(w.m, w.m + R, -INFINITY);
   std::fill(w.l, w.l + R, 0.0f);
@@ -432,7 +483,9 @@ void run_forward_task(const Ctx& c, const KvTiles& kv, const ForwardTask& t, con
     const int64_t this_tile = tile_index++;
     if (this_tile < t.tile_lo || this_tile >= t.tile_hi) return;
     forward_scores(c, kv, t, tile, direct, w);
-    online_softmax(w.s, R, tile.hi - tile.lo, hd, w.m, w.l, w.acc);
+    if (c.plan.row_extent)
+      for (int64_t r = 0; r < R; ++r) w.ext[r] = c.d.q_pos0 + c.t_of(t.qb, r) + 1 - tile.lo;
+    online_softmax(w.s, R, tile.hi - tile.lo, hd, w.m, w.l, w.acc, c.plan.row_extent ? w.ext.data() : nullptr);
     forward_accumulate(c, kv, t, tile, direct, this_tile + 1 < t.tile_hi, w);
   });
 }
@@ -514,7 +567,7 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
   const Plan plan = make_plan(d, *spec.mask, ts, paged ? int64_t{1} << kview.page_shift : INT64_MAX);
   const Ctx c(d, spec, plan);
   const KvTiles kv(d, kview, vview);
-  const ForwardWork work = plan_forward(d, plan);
+  const ForwardWork work = plan_forward(d, plan, ts.row_invariant);
   ScratchSet scratch(pool.threads(), work.r_max, plan.bc, d.head_dim);
   std::vector<float> parts(work.splits > 1 ? static_cast<size_t>(work.tasks() * work.part_floats) : 0);
   pool.parallel_for_dynamic(work.tasks(), [&](int64_t task, int thread) {

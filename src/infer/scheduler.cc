@@ -110,6 +110,8 @@ Status Scheduler::start() {
   if (!cache.ok()) return cache.status();
   root_ = std::move(*cache);
   if (opt_.prefix_cache) prefix_ = std::make_unique<kvcache::PrefixCache>(root_.shared_pool());
+  share_tokens_ = model_.integer_prefill();
+  m_.share_granularity = share_tokens_ ? 1 : opt_.page_rows;
   logits_.resize(static_cast<size_t>(opt_.slots) * model_.config().vocab_size);
   m_.kv_blocks = root_.pool().blocks();
   thread_ = std::thread([this] { loop(); });
@@ -211,16 +213,43 @@ void Scheduler::publish_locked() {
   }
 }
 
+// Tokens a and b start with alike, at most `most`.
+static int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b, int64_t most) {
+  most = std::min<int64_t>({most, static_cast<int64_t>(a.size()), static_cast<int64_t>(b.size())});
+  int64_t n = 0;
+  while (n < most && a[n] == b[n]) ++n;
+  return n;
+}
+
 bool Scheduler::sibling_computing(const std::vector<int32_t>& tokens, int64_t attached) const {
   const int64_t R = opt_.page_rows, n = static_cast<int64_t>(tokens.size());
   for (const auto& r : running_) {
-    const int64_t m = std::min<int64_t>(n - 1, static_cast<int64_t>(r->tokens.size()));
-    int64_t common = 0;
-    while (common < m && tokens[common] == r->tokens[common]) ++common;
-    const int64_t pages = common / R * R;
-    if (pages > attached && r->computed < pages) return true;
+    const int64_t common = common_prefix(tokens, r->tokens, n - 1);
+    // Shared at any token (rows do not depend on the pass), else whole pages.
+    const int64_t share = share_tokens_ ? common : common / R * R;
+    if (share >= attached + (share_tokens_ ? kMinSharedTokens : 1) && r->computed < share) return true;
   }
   return false;
+}
+
+void Scheduler::share_running_prefix(Seq& s) {
+  const int64_t n = static_cast<int64_t>(s.tokens.size());
+  const Seq* from = nullptr;
+  int64_t best = s.computed + kMinSharedTokens - 1;
+  for (const auto& r : running_) {
+    const int64_t common = common_prefix(s.tokens, r->tokens, std::min(n - 1, r->computed));
+    if (common > best && r->cache.reusable(common) == common) {
+      best = common;
+      from = r.get();
+    }
+  }
+  if (!from) return;
+  s.cache = from->cache.fork(best);  // the page the rows end in is copied when either writes it
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    m_.shared_tokens += best - s.computed;
+  }
+  s.computed = best;
 }
 
 void Scheduler::admit() {
@@ -232,6 +261,7 @@ void Scheduler::admit() {
     s->computed = 0;
     const int64_t n = static_cast<int64_t>(s->tokens.size());
     if (prefix_) s->computed = prefix_->attach(s->cache, s->tokens, n - 1);
+    if (prefix_ && share_tokens_) share_running_prefix(*s);
     if (prefix_ && sibling_computing(s->tokens, s->computed)) {
       s->cache = kvcache::KvCache();  // waits for those pages rather than computing them twice
       s->computed = 0;

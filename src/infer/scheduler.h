@@ -9,7 +9,10 @@
 // The KV cache is one pool shared by all sequences (a long request may use most of it), with a
 // kvcache::PrefixCache over it: full pages of computed tokens are kept and adopted by every later
 // request that starts with the same tokens; a request whose prefix another sequence is computing
-// right now waits for those pages instead of computing them again. When the pool runs out, kept
+// right now waits for those pages instead of computing them again. Where the model's rows do not
+// depend on the pass that computes them (the integer prefill), a request also takes the longest
+// prefix a running sequence has computed at any token (a system prompt shorter than a page:
+// the page it ends in is copied on write), and waits for one being computed. When the pool runs out, kept
 // pages no sequence uses go first (least recently used), then the youngest running request is
 // preempted: its pages go back and it is recomputed from its tokens so far when there is room
 // (its answer is unchanged).
@@ -110,6 +113,9 @@ struct SchedulerMetrics {
   int64_t queue = 0, running = 0;
   int64_t kv_blocks = 0, kv_blocks_used = 0, prefix_entries = 0, prefix_blocks = 0, prefix_hit_pages = 0,
           prefix_evicted = 0;
+  // Prefixes are shared in steps of this many tokens: 1 where rows do not depend on the pass
+  // (share_tokens_), else the page size; and the tokens taken from running sequences so.
+  int64_t share_granularity = 0, shared_tokens = 0;
   double busy_s = 0;
 };
 
@@ -139,8 +145,12 @@ class Scheduler {
   void finish(Seq& s, const std::string& reason, const std::string& error = "", bool at_stop_string = false);
   // Samples s's next token from its logits and sends what it adds to the text.
   void emit(Seq& s, const float* logits);
-  // The full pages `tokens` shares with what a running sequence has not computed yet.
+  // Whether a running sequence is about to compute a prefix of `tokens` longer than the
+  // `attached` positions it holds: full pages, or (share_tokens_) kMinSharedTokens more tokens.
   bool sibling_computing(const std::vector<int32_t>& tokens, int64_t attached) const;
+  // share_tokens_: gives s the longest prefix a running sequence has computed, when it is at
+  // least kMinSharedTokens longer than what s holds (a fork of that sequence's cache).
+  void share_running_prefix(Seq& s);
   // Copies the loop's state into m_ (mu_ held).
   void publish_locked();
 
@@ -151,6 +161,11 @@ class Scheduler {
   int64_t capacity_ = 0;
   kvcache::KvCache root_;  // an empty sequence on the pool; new ones are its forks
   std::unique_ptr<kvcache::PrefixCache> prefix_;
+  // Prefixes shared at any token, not only in whole pages: where the model's rows do not depend
+  // on the pass computing them (Model::set_integer_prefill), a running sequence's computed rows
+  // are what another request starting with the same tokens would compute alone.
+  bool share_tokens_ = false;
+  static constexpr int64_t kMinSharedTokens = 16;  // fewer are not worth a page copy or a wait
   Arena arena_;
   std::vector<float> logits_;
   std::vector<float> work_;  // one row of logits as the sampler edits it

@@ -43,4 +43,10 @@ void kv_scores(uint32_t type, const void* k, int64_t row_bytes, int64_t cols, co
 void kv_accumulate(uint32_t type, const void* v, int64_t row_bytes, int64_t cols, const float* p, int64_t ld_p,
                    int64_t R, int64_t hd, float* acc, Prefetch next = {});
 
+// The most consecutive query positions (a power of two, 1 at least) whose `group` rows each,
+// stacked (R = positions * group <= max_rows), each get from kv_scores and kv_accumulate
+// exactly the arithmetic a lone position's `group` rows get: the attention's row-invariant
+// query blocks (attention::TileSizes::row_invariant).
+int64_t kv_invariant_positions(int64_t group, int64_t hd, int64_t max_rows);
+
 }  // namespace longctx::kernels

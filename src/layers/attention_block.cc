@@ -140,8 +140,10 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
       d.kv_batch_stride = 0;
       d.kv_first = cache.first_row;
       const attention::MaskView mask(layer_.pattern, d.kv_len, sr.pos0, sr.pos0 + sr.n);
+      attention::TileSizes ts;
+      ts.row_invariant = ctx.row_invariant;
       attention::tiled_forward_kv(p, d, {&mask, alibi()}, qi, cache.k_view(), cache.v_view(), att + sr.row0 * qd_,
-                                  nullptr);
+                                  nullptr, ts);
     };
     std::vector<size_t> singles;
     for (size_t i = 0; i < pass.seqs.size(); ++i) {

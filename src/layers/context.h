@@ -15,6 +15,9 @@ namespace longctx::layers {
 struct RowGroup {
   int64_t row0 = 0, n = 0;
   kernels::QPath path = kernels::QPath::kAuto;
+  // Attention through a KV cache row by row (attention::TileSizes::row_invariant): with the
+  // products on the integer path, a row's results then do not depend on the pass computing it.
+  bool row_invariant = false;
 };
 
 struct LayerContext {
@@ -28,6 +31,9 @@ struct LayerContext {
   std::span<const RowGroup> row_groups;
   // The product path of a pass without row groups (model::Model::set_integer_prefill: kAmx).
   kernels::QPath path = kernels::QPath::kAuto;
+  // Attention through a KV cache row by row (attention::TileSizes::row_invariant): with the
+  // products on the integer path, a row's results then do not depend on the pass computing it.
+  bool row_invariant = false;
 };
 
 }  // namespace longctx::layers

@@ -178,7 +178,10 @@ layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
   ctx.pool = &pool;
   ctx.arena = &arena;
   ctx.rope = config_.pos == PosType::kRope ? &rope() : nullptr;
-  if (integer_prefill_) ctx.path = kernels::QPath::kAmx;
+  if (integer_prefill_) {
+    ctx.path = kernels::QPath::kAmx;
+    ctx.row_invariant = true;
+  }
   return ctx;
 }
 

@@ -82,7 +82,11 @@ class Model {
   // the activation rounding decoding already has (SmolLM2: prompt logits within 5.5% of the
   // logit range of the float64 reference instead of 3e-6). Takes effect only where every matrix
   // read in place is Q4_0 / Q4_1 / Q8_0 and the CPU has AMX (then every row, alone or batched,
-  // keeps the bits of the VNNI decode path); returns whether it did. The inference commands
+  // keeps the bits of the VNNI decode path); returns whether it did. Attention through the cache
+  // then runs row by row too (attention::TileSizes::row_invariant), so a row's results do not
+  // depend on the pass that computes it: a prompt chunk of any length, starting anywhere, a
+  // decoding step, any neighbours. A prefix one request computed is then exactly what another
+  // would compute alone (the server shares prefixes at any token). The inference commands
   // (generate, chat, serve, bench) turn it on; scoring (perplexity, eval, logits) keeps it off.
   bool set_integer_prefill(bool on);
   bool integer_prefill() const { return integer_prefill_; }

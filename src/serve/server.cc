@@ -256,6 +256,11 @@ std::string metrics_text(const State& st) {
          line("prefix_cache_hit_pages_total", double(m.prefix_hit_pages)));
   metric("prefix_cache_evicted_pages_total", "counter", "Pages the prefix cache gave back.",
          line("prefix_cache_evicted_pages_total", double(m.prefix_evicted)));
+  metric("prefix_share_granularity_tokens", "gauge",
+         "Prefixes are shared in steps of this many tokens (1: at any token; else whole pages).",
+         line("prefix_share_granularity_tokens", double(m.share_granularity)));
+  metric("prefix_shared_tokens_total", "counter", "Prompt tokens taken from running sequences beyond the kept pages.",
+         line("prefix_shared_tokens_total", double(m.shared_tokens)));
   return out;
 }
 

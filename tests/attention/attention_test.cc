@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
@@ -427,6 +428,58 @@ TEST(TiledAttention, SplitKeysDecodeMatchesReference) {
         EXPECT_EQ(out1, out2);
         EXPECT_EQ(lse1, lse2);
       }
+}
+
+}  // namespace
+}  // namespace longctx
+
+namespace longctx {
+namespace {
+
+// TileSizes::row_invariant: a row's output keeps its bits whatever call computes it: the whole
+// sequence in one call, chunks starting anywhere (as a prompt is cut, or continues a prefix
+// another sequence computed), or one position at a time (decoding). Keys from a cache: kv_len =
+// the end of the call's rows.
+TEST(TiledAttention, RowInvariantRowsKeepTheirBitsInAnyCall) {
+  ThreadPool pool(2);
+  const int64_t T = 600;  // three key tiles: the split rule of decoding applies
+  struct Shape {
+    int heads, kv_heads, hd;
+  };
+  for (const Shape sh : {Shape{9, 3, 64}, Shape{4, 1, 32}, Shape{2, 2, 64}}) {
+    for (const char* ps : {"causal", "window:70", "bigbird:16,2,1,2"}) {
+      for (bool alibi : {false, true}) {
+        SCOPED_TRACE(std::string(ps) + " heads " + std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
+                     (alibi ? " alibi" : ""));
+        const auto pat = *attention::parse_pattern(ps);
+        const std::vector<float> slopes = position::alibi_slopes(sh.heads);
+        const int64_t qd = int64_t(sh.heads) * sh.hd, kvd = int64_t(sh.kv_heads) * sh.hd;
+        const auto q = randn(T * qd, 11), k = randn(T * kvd, 12), v = randn(T * kvd, 13);
+        attention::TileSizes ts;
+        ts.row_invariant = true;
+        // Rows [p0, p1) in one call.
+        auto run = [&](int64_t p0, int64_t p1, float* out) {
+          AttentionDims d = dims(sh.heads, sh.kv_heads, sh.hd, p1 - p0, p1, p0);
+          d.kv_batch_stride = 0;
+          const MaskView m(pat, p1, p0, p1);
+          attention::tiled_forward_kv(pool, d, {&m, alibi ? slopes.data() : nullptr}, q.data() + p0 * qd,
+                                      {k.data(), 0}, {v.data(), 0}, out + p0 * qd, nullptr, ts);
+        };
+        std::vector<float> whole(T * qd), cut(T * qd), single(T * qd);
+        run(0, T, whole.data());
+        // Chunks of uneven lengths at uneven starts (1, 2, 5, 13, 37, 101 rows ...).
+        for (int64_t p0 = 0, n = 1; p0 < T; p0 += n, n = n * 3 - 1) run(p0, std::min(T, p0 + n), cut.data());
+        for (int64_t p = 0; p < T; p += 7) run(p, p + 1, single.data());
+        int64_t cut_diff = 0, single_diff = 0;
+        for (int64_t p = 0; p < T; ++p) {
+          cut_diff += std::memcmp(&whole[p * qd], &cut[p * qd], qd * sizeof(float)) != 0;
+          if (p % 7 == 0) single_diff += std::memcmp(&whole[p * qd], &single[p * qd], qd * sizeof(float)) != 0;
+        }
+        EXPECT_EQ(cut_diff, 0) << "rows whose bits depend on the chunking";
+        EXPECT_EQ(single_diff, 0) << "rows whose bits differ when decoded one at a time";
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -75,6 +75,17 @@ struct Outcome {
   infer::RequestResult result;
 };
 
+// Tokens every request's prompt starts with.
+int64_t common_prefix_length(const std::vector<std::shared_ptr<infer::Request>>& reqs) {
+  int64_t n = static_cast<int64_t>(reqs[0]->prompt().size());
+  for (const auto& r : reqs) {
+    int64_t c = 0;
+    while (c < n && c < static_cast<int64_t>(r->prompt().size()) && r->prompt()[c] == reqs[0]->prompt()[c]) ++c;
+    n = c;
+  }
+  return n;
+}
+
 // Submits all, waits for all.
 std::vector<Outcome> run_all(infer::Scheduler& sched, const std::vector<std::shared_ptr<infer::Request>>& reqs) {
   for (const auto& r : reqs) EXPECT_TRUE(sched.submit(r).ok());
@@ -198,6 +209,49 @@ TEST(Scheduler, LaterRequestAdoptsTheSharedPrompt) {
   EXPECT_GE(rb[0].result.cached_tokens, 48);
   // Prompt chunks of 16 rows stay on the integer path: the adopted pages are what b computes.
   EXPECT_EQ(rb[0].tokens, alone(b, 8, 16));
+}
+
+// With the integer prefill (rows that do not depend on the pass computing them), requests that
+// arrive together behind the same 40-odd tokens (less than a page) compute them once: the first
+// computes them, the others wait one step and take them, and each answer is still exactly the
+// one it gets alone, from a cold start, in prompt chunks of 64.
+TEST(Scheduler, RequestsTogetherShareAPrefixAtAnyToken) {
+  ASSERT_TRUE(loaded().m) << kModel << " is missing";
+  model::LoadedModel& lm = *loaded().m;
+  if (!lm.model->set_integer_prefill(true)) GTEST_SKIP() << "no AMX: prefixes are shared in whole pages only";
+  infer::SchedulerOptions o;
+  o.slots = 6;
+  o.ubatch = 64;
+  o.page_rows = 64;
+  o.log = false;
+  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), o);
+  ASSERT_TRUE(sched.start().ok());
+  const std::string system = "You are a careful assistant. Answer in one short paragraph, and name the sources "
+                             "you rely on. Question: ";
+  std::vector<std::shared_ptr<infer::Request>> reqs;
+  for (const char* p : kPrompts) reqs.push_back(std::make_shared<infer::Request>(prompt(system + p), greedy(12)));
+  const auto got = run_all(sched, reqs);
+  const int64_t shared = common_prefix_length(reqs);
+  ASSERT_GE(shared, 20);
+  ASSERT_LT(shared, 64);
+  int sharing = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::vector<int32_t> want;
+    {
+      infer::Session alone_session(*lm.model, lm.tokenizer, ThreadPool::global());
+      alone_session.set_ubatch(64);
+      alone_session.set_cache_types(0, 0, 64);
+      ASSERT_TRUE(alone_session.set_tokens(reqs[i]->prompt(), nullptr).ok());
+      infer::Sampler sampler(greedy(12).sampling);
+      ASSERT_TRUE(
+          alone_session.continue_tokens(12, sampler, {}, [&](int32_t t) { want.push_back(t); }, nullptr).ok());
+    }
+    EXPECT_EQ(got[i].tokens, want) << "request " << i << " (" << kPrompts[i] << ")";
+    EXPECT_LT(got[i].result.cached_tokens, static_cast<int64_t>(reqs[i]->prompt().size()));
+    sharing += got[i].result.cached_tokens >= 16;
+  }
+  EXPECT_EQ(sharing, static_cast<int>(reqs.size()) - 1) << "all but the first take the shared tokens";
+  lm.model->set_integer_prefill(false);
 }
 
 }  // namespace

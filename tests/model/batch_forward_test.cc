@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "attention/pattern.h"
+#include "core/rng.h"
 #include "model/model.h"
 #include "model/pretrained.h"
 
@@ -184,6 +185,65 @@ TEST(ForwardBatch, SmolLM2QuantizedEqualsEachSequenceAlone) { smollm2_equals_eac
 TEST(ForwardBatch, SmolLM2PackedEqualsEachSequenceAlone) { smollm2_equals_each_sequence_alone(true); }
 
 TEST(ForwardBatch, SmolLM2IntegerPrefillEqualsEachSequenceAlone) { smollm2_equals_each_sequence_alone(true, true); }
+
+// With the integer prefill (products and attention row by row), a row's results do not depend on
+// the pass that computes it: a prompt continuing a prefix another sequence computed (forked at
+// any token, as the server shares prefixes), and tokens decoded one at a time against the same
+// tokens as one prompt chunk, give the logits of the whole prompt run alone, bit for bit. (The
+// int8 activations make this matter: a last-place difference that moves one rounding moves the
+// logits by tenths.)
+TEST(ForwardBatch, SmolLM2IntegerPrefillRowsDoNotDependOnThePass) {
+  const std::string path = std::string(LONGCTX_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path << " is missing: run `bash scripts/fetch_model.sh`";
+  model::LoadOptions lo;
+  lo.ctx = 512;
+  auto loaded = model::load_model(path, lo);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  model::Model& m = *loaded->model;
+  if (!m.set_integer_prefill(true)) GTEST_SKIP() << "no AMX: the prompt products are the exact fp32 ones";
+  ThreadPool& pool = ThreadPool::global();
+  const int64_t V = m.config().vocab_size;
+  Arena arena;
+  auto fresh = [&] {
+    auto c = m.make_cache(512, {0, 0, 512, 4, kvcache::kDefaultPageRows, 0});
+    EXPECT_TRUE(c.ok());
+    return std::move(*c);
+  };
+  Rng rng(21);
+  auto tokens = [&](int64_t n) {
+    std::vector<int32_t> t(n);
+    for (auto& x : t) x = static_cast<int32_t>(100 + rng.next() % 40000);
+    return t;
+  };
+  int cases = 0;
+  for (int64_t c : {5, 37, 256, 300})
+    for (int64_t ta : {1, 40})
+      for (int64_t tb : {1, 6, 40}) {
+        SCOPED_TRACE("prefix " + std::to_string(c) + ", then " + std::to_string(ta) + " / " + std::to_string(tb));
+        std::vector<int32_t> a = tokens(c + ta), b = a;
+        b.resize(c + tb);
+        for (int64_t i = c; i < c + tb; ++i) b[i] = a[std::min(i, c + ta - 1)] + 1 + static_cast<int32_t>(i - c);
+        std::vector<float> alone(V), forked(V), scratch(V);
+        kvcache::KvCache cb = fresh();
+        ASSERT_TRUE(m.forward_cached(pool, arena, cb, b.data(), c + tb, 0, alone.data(), false).ok());
+        kvcache::KvCache ca = fresh();
+        ASSERT_TRUE(m.forward_cached(pool, arena, ca, a.data(), c + ta, 0, scratch.data(), false).ok());
+        kvcache::KvCache cf = ca.fork(c);
+        ASSERT_TRUE(m.forward_cached(pool, arena, cf, b.data() + c, tb, c, forked.data(), false).ok());
+        EXPECT_EQ(std::memcmp(alone.data(), forked.data(), V * sizeof(float)), 0);
+        ++cases;
+      }
+  // 20 prompt tokens, then 40 decoded one at a time, against all 60 as one prompt.
+  const std::vector<int32_t> t = tokens(60);
+  std::vector<float> whole(V), stepped(V);
+  kvcache::KvCache cw = fresh(), cs = fresh();
+  ASSERT_TRUE(m.forward_cached(pool, arena, cw, t.data(), 60, 0, whole.data(), false).ok());
+  ASSERT_TRUE(m.forward_cached(pool, arena, cs, t.data(), 20, 0, stepped.data(), false).ok());
+  for (int64_t i = 20; i < 60; ++i)
+    ASSERT_TRUE(m.forward_cached(pool, arena, cs, t.data() + i, 1, i, stepped.data(), false).ok());
+  EXPECT_EQ(std::memcmp(whole.data(), stepped.data(), V * sizeof(float)), 0);
+  std::printf("%d forks, and one decoded run, bit for bit\n", cases);
+}
 
 }  // namespace
 }  // namespace longctx

@@ -14,7 +14,9 @@ Starts its own servers on SmolLM2-135M-Instruct (models/, Q4_1), one at a time, 
     cached pages (>= 768 tokens) and answers as a --no-prefix-cache server does; a prompt that
     shares the prefix up to the middle of a page (token ids: 900 of the prefix, then others)
     reports 768 and answers as the cold server; two requests sharing a new long prefix sent at
-    once compute it once (cached 0 and >= 768) and answer as the cold server.
+    once compute it once (cached 0 and >= 768: the whole shared prefix where the server shares
+    at any token, /metrics prefix_share_granularity_tokens 1, else its full pages) and answer as
+    the cold server.
  4. a client that goes away mid-stream cancels its request: within ~2 s running_sequences is 0,
     the cancelled counter went up, and only the prefix cache holds KV blocks; the same for a
     non-streaming request past its first second (sent chunked), whose long answers still
@@ -575,7 +577,13 @@ def check_prefix_warm(srv):
         for t in ths:
             t.join(120)
         ic, idd = tokenize(srv.port, prompts["C"], True), tokenize(srv.port, prompts["D"], True)
-        want2 = page_floor(min(common_len(ic, idd), len(ic) - 1, len(idd) - 1))
+        # Shared at any token where the server's rows do not depend on the pass (integer
+        # prefill, CPUs with AMX), else in whole pages.
+        step = int(metrics(srv.port).get("longctx_prefix_share_granularity_tokens", 0))
+        c.expect(step in (1, 256), "prefix_share_granularity_tokens %d, expected 1 or 256" % step)
+        want2 = min(common_len(ic, idd), len(ic) - 1, len(idd) - 1)
+        if step != 1:
+            want2 = page_floor(want2)
         if c.expect(None not in res, "a concurrent request failed"):
             cached = sorted([res[0][1], res[1][1]])
             c.expect(cached == [0, want2] and want2 >= 768,

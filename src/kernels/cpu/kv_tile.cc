@@ -441,6 +441,32 @@ void AccumulateT(const uint8_t* v, int64_t row_bytes, int64_t cols, const float*
   }
 }
 
+// What in these kernels depends on a row's neighbours: kv_accumulate's accumulator sets per
+// panel (AccumulatePanel's kSets, chosen by the size G of the row's group); kv_scores keeps one
+// accumulator per row and key. A bit per panel width a row meets.
+int SetsOfGroup(int64_t G, int64_t hd) {
+  const int64_t hv = hd - hd % kN, rest = (hv % (kPanelChunks * kN)) / kN;
+  int sig = hv >= kPanelChunks * kN && G * kPanelChunks < 8 ? 1 : 0;
+  if (rest > 0 && G * rest < 8) sig |= 2;
+  return sig;
+}
+
+// The accumulator sets of every group R rows are split into (as ScoresKeys and AccumulateT
+// split them), or -1 when the groups differ.
+int SetsOfRows(int64_t R, int64_t hd) {
+  const int64_t groups = (R + kMaxRows - 1) / kMaxRows, base = R / groups, extra = R % groups;
+  const int a = SetsOfGroup(base, hd);
+  return extra > 0 && SetsOfGroup(base + 1, hd) != a ? -1 : a;
+}
+
+int64_t KvInvariantPositions(int64_t group, int64_t hd, int64_t max_rows) {
+  const int lone = SetsOfRows(group, hd);
+  if (lone < 0) return 1;
+  int64_t n = 1;
+  while (2 * n * group <= max_rows && SetsOfRows(2 * n * group, hd) == lone) n *= 2;
+  return n;
+}
+
 void KvScores(uint32_t type, const void* k, int64_t row_bytes, int64_t cols, const float* q, int64_t R, int64_t hd,
               float* s, int64_t ld_s, Prefetch next) {
   const auto* kb = static_cast<const uint8_t*>(k);
@@ -473,6 +499,12 @@ HWY_AFTER_NAMESPACE();
 namespace longctx::kernels {
 HWY_EXPORT(KvScores);
 HWY_EXPORT(KvAccumulate);
+HWY_EXPORT(KvInvariantPositions);
+
+int64_t kv_invariant_positions(int64_t group, int64_t hd, int64_t max_rows) {
+  CHECK(group >= 1 && hd >= 1);
+  return HWY_DYNAMIC_DISPATCH(KvInvariantPositions)(group, hd, max_rows);
+}
 
 int64_t kv_row_bytes(uint32_t type, int64_t n) {
   if (n < 0) return -1;
