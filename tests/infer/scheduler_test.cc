@@ -110,9 +110,15 @@ const char* kPrompts[] = {
     "In the beginning God created",
 };
 
-void expect_like_alone(int64_t cache_tokens, int slots, int64_t ubatch, int64_t n, bool want_preemption) {
+void expect_like_alone(int64_t cache_tokens, int slots, int64_t ubatch, int64_t n, bool want_preemption,
+                       bool integer_prefill = false) {
   ASSERT_TRUE(loaded().m) << kModel << " is missing: run `bash scripts/fetch_model.sh`";
   model::LoadedModel& lm = *loaded().m;
+  if (integer_prefill && !lm.model->set_integer_prefill(true)) GTEST_SKIP() << "no AMX";
+  struct Reset {
+    model::Model& m;
+    ~Reset() { m.set_integer_prefill(false); }
+  } reset{*lm.model};
   infer::SchedulerOptions o;
   o.slots = slots;
   o.cache_tokens = cache_tokens;
@@ -144,9 +150,17 @@ void expect_like_alone(int64_t cache_tokens, int slots, int64_t ubatch, int64_t 
 TEST(Scheduler, RequestsTogetherGetWhatEachGetsAlone) { expect_like_alone(0, 6, 64, 24, false); }
 
 // A pool of 96 positions for 6 requests of ~10 + 40 tokens: the youngest are preempted and
-// recomputed. Chunks of at most 16 rows keep every product on the integer path, whose rows do
-// not depend on the chunking, so the recomputed answers are exactly the ones run alone.
+// recomputed, the tokens they had decoded one at a time now in prompt chunks. Chunks of at most
+// 16 rows keep every product on the integer path, whose rows do not depend on the chunking;
+// attention rounds a recomputed row differently from the decoded one, and the answers agree.
 TEST(Scheduler, PreemptedRequestsAreRecomputedToTheSameAnswer) { expect_like_alone(96, 6, 16, 40, true); }
+
+// The same with the integer prefill (as the server runs where the CPU has AMX): every row's
+// arithmetic, attention included, is that of its pass alone, so the recomputed rows are the
+// decoded ones bit for bit and the answers agree by construction; chunks of 32.
+TEST(Scheduler, PreemptedRequestsAreRecomputedExactlyWithIntegerPrefill) {
+  expect_like_alone(96, 6, 32, 40, true, true);
+}
 
 // Two slots, pages of 16 rows, no log lines.
 infer::SchedulerOptions small_options(int64_t ubatch) {
