@@ -261,7 +261,17 @@ void Scheduler::admit() {
     s->computed = 0;
     const int64_t n = static_cast<int64_t>(s->tokens.size());
     if (prefix_) s->computed = prefix_->attach(s->cache, s->tokens, n - 1);
-    if (prefix_ && share_tokens_) share_running_prefix(*s);
+    if (prefix_ && share_tokens_) {
+      // Kept rows past the whole pages (a finished request's last page), then a running
+      // sequence's, whichever share more.
+      const int64_t more = prefix_->attach_partial(s->cache, s->tokens, s->computed, n - 1, kMinSharedTokens);
+      if (more > 0) {
+        s->computed += more;
+        std::lock_guard<std::mutex> lk(mu_);
+        m_.shared_tokens += more;
+      }
+      share_running_prefix(*s);
+    }
     if (prefix_ && sibling_computing(s->tokens, s->computed)) {
       s->cache = kvcache::KvCache();  // waits for those pages rather than computing them twice
       s->computed = 0;
@@ -440,6 +450,8 @@ void Scheduler::finish(Seq& s, const std::string& reason, const std::string& err
   // reads from /metrics afterwards includes this request.
   std::shared_ptr<Request> req = std::move(s.req);
   s.req = nullptr;
+  // Its rows past the last full page stay for a later request that starts the same way.
+  if (prefix_ && share_tokens_ && !s.cache.empty()) prefix_->insert_partial(s.cache, s.tokens, s.computed);
   s.cache = kvcache::KvCache();
   {
     std::lock_guard<std::mutex> lk(mu_);

@@ -12,7 +12,9 @@
 // right now waits for those pages instead of computing them again. Where the model's rows do not
 // depend on the pass that computes them (the integer prefill), a request also takes the longest
 // prefix a running sequence has computed at any token (a system prompt shorter than a page:
-// the page it ends in is copied on write), and waits for one being computed. When the pool runs out, kept
+// the page it ends in is copied on write), and waits for one being computed; a finished
+// request's rows past its last full page are kept too (PrefixCache::insert_partial), for the
+// next request that starts the same way (the same system prompt, the next turn of a chat). When the pool runs out, kept
 // pages no sequence uses go first (least recently used), then the youngest running request is
 // preempted: its pages go back and it is recomputed from its tokens so far when there is room
 // (its answer is unchanged).
@@ -114,7 +116,8 @@ struct SchedulerMetrics {
   int64_t kv_blocks = 0, kv_blocks_used = 0, prefix_entries = 0, prefix_blocks = 0, prefix_hit_pages = 0,
           prefix_evicted = 0;
   // Prefixes are shared in steps of this many tokens: 1 where rows do not depend on the pass
-  // (share_tokens_), else the page size; and the tokens taken from running sequences so.
+  // (share_tokens_), else the page size; and the tokens taken below a page (from running
+  // sequences or kept partial pages).
   int64_t share_granularity = 0, shared_tokens = 0;
   double busy_s = 0;
 };

@@ -259,7 +259,7 @@ std::string metrics_text(const State& st) {
   metric("prefix_share_granularity_tokens", "gauge",
          "Prefixes are shared in steps of this many tokens (1: at any token; else whole pages).",
          line("prefix_share_granularity_tokens", double(m.share_granularity)));
-  metric("prefix_shared_tokens_total", "counter", "Prompt tokens taken from running sequences beyond the kept pages.",
+  metric("prefix_shared_tokens_total", "counter", "Prompt tokens taken below a page: from running sequences or kept partial pages.",
          line("prefix_shared_tokens_total", double(m.shared_tokens)));
   return out;
 }

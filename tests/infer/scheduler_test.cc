@@ -226,9 +226,10 @@ TEST(Scheduler, LaterRequestAdoptsTheSharedPrompt) {
 }
 
 // With the integer prefill (rows that do not depend on the pass computing them), requests that
-// arrive together behind the same 40-odd tokens (less than a page) compute them once: the first
+// arrive together behind the same 20-odd tokens (less than a page) compute them once: the first
 // computes them, the others wait one step and take them, and each answer is still exactly the
-// one it gets alone, from a cold start, in prompt chunks of 64.
+// one it gets alone, from a cold start, in prompt chunks of 64. A later request takes them from
+// the rows the finished ones left past their last full page.
 TEST(Scheduler, RequestsTogetherShareAPrefixAtAnyToken) {
   ASSERT_TRUE(loaded().m) << kModel << " is missing";
   model::LoadedModel& lm = *loaded().m;
@@ -249,22 +250,28 @@ TEST(Scheduler, RequestsTogetherShareAPrefixAtAnyToken) {
   ASSERT_GE(shared, 20);
   ASSERT_LT(shared, 64);
   int sharing = 0;
-  for (size_t i = 0; i < reqs.size(); ++i) {
+  auto alone_of = [&](const std::vector<int32_t>& p) {
     std::vector<int32_t> want;
-    {
-      infer::Session alone_session(*lm.model, lm.tokenizer, ThreadPool::global());
-      alone_session.set_ubatch(64);
-      alone_session.set_cache_types(0, 0, 64);
-      ASSERT_TRUE(alone_session.set_tokens(reqs[i]->prompt(), nullptr).ok());
-      infer::Sampler sampler(greedy(12).sampling);
-      ASSERT_TRUE(
-          alone_session.continue_tokens(12, sampler, {}, [&](int32_t t) { want.push_back(t); }, nullptr).ok());
-    }
-    EXPECT_EQ(got[i].tokens, want) << "request " << i << " (" << kPrompts[i] << ")";
+    infer::Session alone_session(*lm.model, lm.tokenizer, ThreadPool::global());
+    alone_session.set_ubatch(64);
+    alone_session.set_cache_types(0, 0, 64);
+    EXPECT_TRUE(alone_session.set_tokens(p, nullptr).ok());
+    infer::Sampler sampler(greedy(12).sampling);
+    EXPECT_TRUE(alone_session.continue_tokens(12, sampler, {}, [&](int32_t t) { want.push_back(t); }, nullptr).ok());
+    return want;
+  };
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    EXPECT_EQ(got[i].tokens, alone_of(reqs[i]->prompt())) << "request " << i << " (" << kPrompts[i] << ")";
     EXPECT_LT(got[i].result.cached_tokens, static_cast<int64_t>(reqs[i]->prompt().size()));
     sharing += got[i].result.cached_tokens >= 16;
   }
   EXPECT_EQ(sharing, static_cast<int>(reqs.size()) - 1) << "all but the first take the shared tokens";
+  // Afterwards, alone: the finished requests' rows past their last full page were kept.
+  auto later = std::make_shared<infer::Request>(prompt(system + "Which planet is the largest?"), greedy(12));
+  const auto r = run_all(sched, {later});
+  EXPECT_GE(r[0].result.cached_tokens, shared);
+  EXPECT_EQ(r[0].tokens, alone_of(later->prompt()));
+  EXPECT_GT(sched.metrics().shared_tokens, 0);
   lm.model->set_integer_prefill(false);
 }
 

@@ -109,6 +109,47 @@ TEST(PrefixCache, AdoptedPagesGiveTheColdLogits) {
   EXPECT_EQ(f.prefix->attach(cd, d, 29), 0);
 }
 
+// The rows a finished sequence held past its last full page (a partial entry): a later sequence
+// that starts with some of them takes those rows and runs on from there to the cold logits, its
+// writes go to a copy of the page (a third sequence still finds the first one's rows); the same
+// for the first rows of a whole kept page; eviction gives every block back.
+TEST(PrefixCache, PartialPageOfAFinishedSequenceGivesTheColdLogits) {
+  Fixture f(64);
+  const int V = f.cfg.vocab_size;
+  const int64_t total = f.root.pool().blocks();
+  const std::vector<int32_t> a = random_tokens(13, 7, V);
+  {
+    kvcache::KvCache ca = f.root.fork(0);
+    f.run(ca, a, 0, true);
+    f.prefix->insert_partial(ca, a, 13);  // rows 8..12 of page 1
+    f.prefix->insert_partial(ca, a, 12);  // covered by the first: not kept again
+  }
+  EXPECT_EQ(f.prefix->entries(), 2);  // page 0 and the partial page 1
+  auto continue_like_cold = [&](int64_t shared, int64_t min_rows, int64_t want_partial, int64_t want_pages = 8) {
+    std::vector<int32_t> b(a.begin(), a.begin() + shared);
+    for (int32_t t : random_tokens(9, 100 + shared, V)) b.push_back((t + 1) % V == a[shared] ? t : (t + 1) % V);
+    kvcache::KvCache cb = f.root.fork(0);
+    const int64_t n = static_cast<int64_t>(b.size());
+    const int64_t pages = f.prefix->attach(cb, b, n - 1);
+    EXPECT_EQ(pages, want_pages);
+    const int64_t more = f.prefix->attach_partial(cb, b, pages, n - 1, min_rows);
+    EXPECT_EQ(more, want_partial);
+    const std::vector<float> warm = f.run(cb, b, pages + more);
+    kvcache::KvCache cold_cache = f.root.fork(0);
+    const std::vector<float> cold = f.run(cold_cache, b, 0);
+    ASSERT_EQ(warm.size() + (pages + more) * V, cold.size());
+    EXPECT_EQ(std::memcmp(warm.data(), cold.data() + (pages + more) * V, warm.size() * sizeof(float)), 0);
+  };
+  continue_like_cold(11, 2, 3);  // takes rows 8..10, writes its own from 11 (a copy of the page)
+  continue_like_cold(12, 2, 4);  // the kept rows are still a's
+  continue_like_cold(10, 3, 0);  // 2 shared rows: fewer than asked for
+  continue_like_cold(5, 2, 5, 0);  // the first rows of a whole kept page (its tokens go on otherwise)
+  EXPECT_EQ(f.prefix->partial_hits(), 3);
+  f.prefix->evict(total);
+  EXPECT_EQ(f.prefix->entries(), 0);
+  EXPECT_EQ(f.root.pool().free_blocks(), total);
+}
+
 TEST(PrefixCache, KeysChainThroughTheParent) {
   const std::vector<int32_t> page = {1, 2, 3, 4, 5, 6, 7, 8};
   const uint64_t k0 = kvcache::PrefixCache::page_key(0, page);

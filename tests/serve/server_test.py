@@ -14,9 +14,10 @@ Starts its own servers on SmolLM2-135M-Instruct (models/, Q4_1), one at a time, 
     cached pages (>= 768 tokens) and answers as a --no-prefix-cache server does; a prompt that
     shares the prefix up to the middle of a page (token ids: 900 of the prefix, then others)
     reports 768 and answers as the cold server; two requests sharing a new long prefix sent at
-    once compute it once (cached 0 and >= 768: the whole shared prefix where the server shares
-    at any token, /metrics prefix_share_granularity_tokens 1, else its full pages) and answer as
-    the cold server.
+    once compute it once (cached 0 and >= 768) and answer as the cold server. Where the server
+    shares at any token (/metrics prefix_share_granularity_tokens 1: rows that do not depend on
+    the pass) the cached counts are the whole shared prefixes (900 for the mid-page prompt),
+    else their full pages (768).
  4. a client that goes away mid-stream cancels its request: within ~2 s running_sequences is 0,
     the cancelled counter went up, and only the prefix cache holds KV blocks; the same for a
     non-streaming request past its first second (sent chunked), whose long answers still
@@ -556,16 +557,21 @@ def check_prefix_warm(srv):
         out["prompts"] = prompts
         log("  prefix 1: %d tokens, prefix 2: %d tokens" % (n1, n2))
         c.expect(800 <= n1 <= 1300 and 800 <= n2 <= 1300, "prefix sizes %d, %d not ~1,000 tokens" % (n1, n2))
+        # Shared at any token where the server's rows do not depend on the pass (integer
+        # prefill, CPUs with AMX), else in whole pages.
+        step = int(metrics(srv.port).get("longctx_prefix_share_granularity_tokens", 0))
+        c.expect(step in (1, 256), "prefix_share_granularity_tokens %d, expected 1 or 256" % step)
+        shared = (lambda n: n) if step == 1 else page_floor
         ta, ca, na = complete(srv.port, prompts["A"])
         tb, cb, nb = complete(srv.port, prompts["B"])
         ia, ib = tokenize(srv.port, prompts["A"], True), tokenize(srv.port, prompts["B"], True)
-        want = page_floor(min(common_len(ia, ib), len(ib) - 1))
+        want = shared(min(common_len(ia, ib), len(ib) - 1))
         c.expect(ca == 0, "first request (A) reports %d cached tokens, expected 0" % ca)
         c.expect(cb >= 768 and cb == want, "B: cached_tokens %d, expected %d (shared %d tokens, >= 768)" %
                  (cb, want, common_len(ia, ib)), "B after A: %d of %d prompt tokens cached" % (cb, nb))
         tm, cm, nm = complete(srv.port, prompts["mid"])
-        c.expect(cm == 768, "prefix cut at token 900 then other tokens: cached_tokens %d, expected 768" % cm,
-                 "prompt sharing 900 tokens (mid-page): 768 cached of %d" % nm)
+        c.expect(cm == shared(900), "prefix cut at token 900 then other tokens: cached_tokens %d, expected %d" %
+                 (cm, shared(900)), "prompt sharing 900 tokens (mid-page): %d cached of %d" % (cm, nm))
         res = [None, None]
 
         def go(i, key):
@@ -577,13 +583,7 @@ def check_prefix_warm(srv):
         for t in ths:
             t.join(120)
         ic, idd = tokenize(srv.port, prompts["C"], True), tokenize(srv.port, prompts["D"], True)
-        # Shared at any token where the server's rows do not depend on the pass (integer
-        # prefill, CPUs with AMX), else in whole pages.
-        step = int(metrics(srv.port).get("longctx_prefix_share_granularity_tokens", 0))
-        c.expect(step in (1, 256), "prefix_share_granularity_tokens %d, expected 1 or 256" % step)
-        want2 = min(common_len(ic, idd), len(ic) - 1, len(idd) - 1)
-        if step != 1:
-            want2 = page_floor(want2)
+        want2 = shared(min(common_len(ic, idd), len(ic) - 1, len(idd) - 1))
         if c.expect(None not in res, "a concurrent request failed"):
             cached = sorted([res[0][1], res[1][1]])
             c.expect(cached == [0, want2] and want2 >= 768,
