@@ -102,11 +102,10 @@ Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts, int64
   p.group = d.heads / d.kv_heads;
   const int64_t rows = ts.query_rows > 0 ? ts.query_rows : kQueryRows;
   // Row-invariant: blocks of several positions only under the plain causal pattern, where every
-  // row of a block visits the same tiles (a window or BigBird block's rows may not); the others
-  // take one position per block.
-  // Those blocks are as many positions as the in-place kernels treat row by row alike
-  // (kernels::kv_invariant_positions), a power of two, so aligned to multiples of it a block
-  // never straddles a key tile.
+  // row of a block visits the same tiles (a window or BigBird block's rows may not), the others
+  // one position per block. As many positions as the in-place kernels treat row by row alike
+  // (kernels::kv_invariant_positions), a power of two: aligned to multiples of it, a block never
+  // straddles a key tile.
   const bool plain_causal = std::holds_alternative<Causal>(mask.pattern());
   p.bc = std::min(ts.key_cols > 0 ? ts.key_cols : kKeyCols, max_cols);
   p.br = ts.row_invariant
@@ -361,9 +360,9 @@ ForwardWork plan_forward(const AttentionDims& d, const Plan& plan, bool row_inva
     min_tiles = std::min(min_tiles, w.n_tiles[qb]);
   }
   if (row_invariant) {
-    // Each one-position block is split as a decoding step of that row alone would be (its own
-    // tiles, a whole call's worth of tasks for batch * kv_heads groups). Blocks split into fewer
-    // parts than the most leave the rest empty: merged, an empty part adds exact zeros.
+    // Each block is split as a decoding step of one of its rows would be (its rows' tiles, a
+    // whole call's worth of tasks for batch * kv_heads groups). Blocks split into fewer parts
+    // than the most leave the rest empty: merged, an empty part adds exact zeros.
     const int64_t groups = d.batch * d.kv_heads;
     const int64_t want = groups < kMinForwardTasks ? (kMinForwardTasks + groups - 1) / groups : 1;
     w.qb_splits.resize(plan.n_qb);

@@ -232,7 +232,7 @@ bool Scheduler::sibling_computing(const std::vector<int32_t>& tokens, int64_t at
   return false;
 }
 
-void Scheduler::share_running_prefix(Seq& s) {
+int64_t Scheduler::share_running_prefix(Seq& s) {
   const int64_t n = static_cast<int64_t>(s.tokens.size());
   const Seq* from = nullptr;
   int64_t best = s.computed + kMinSharedTokens - 1;
@@ -243,13 +243,11 @@ void Scheduler::share_running_prefix(Seq& s) {
       from = r.get();
     }
   }
-  if (!from) return;
+  if (!from) return 0;
   s.cache = from->cache.fork(best);  // the page the rows end in is copied when either writes it
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    m_.shared_tokens += best - s.computed;
-  }
+  const int64_t more = best - s.computed;
   s.computed = best;
+  return more;
 }
 
 void Scheduler::admit() {
@@ -261,16 +259,13 @@ void Scheduler::admit() {
     s->computed = 0;
     const int64_t n = static_cast<int64_t>(s->tokens.size());
     if (prefix_) s->computed = prefix_->attach(s->cache, s->tokens, n - 1);
+    int64_t shared = 0;  // tokens taken below a page
     if (prefix_ && share_tokens_) {
       // Kept rows past the whole pages (a finished request's last page), then a running
       // sequence's, whichever share more.
-      const int64_t more = prefix_->attach_partial(s->cache, s->tokens, s->computed, n - 1, kMinSharedTokens);
-      if (more > 0) {
-        s->computed += more;
-        std::lock_guard<std::mutex> lk(mu_);
-        m_.shared_tokens += more;
-      }
-      share_running_prefix(*s);
+      shared = prefix_->attach_partial(s->cache, s->tokens, s->computed, n - 1, kMinSharedTokens);
+      s->computed += shared;
+      shared += share_running_prefix(*s);
     }
     if (prefix_ && sibling_computing(s->tokens, s->computed)) {
       s->cache = kvcache::KvCache();  // waits for those pages rather than computing them twice
@@ -281,6 +276,10 @@ void Scheduler::admit() {
     if (!s->admitted_once) {
       s->cached = std::min(s->computed, s->prompt_len());
       s->admitted_once = true;
+    }
+    if (shared > 0) {
+      std::lock_guard<std::mutex> lk(mu_);
+      m_.shared_tokens += shared;
     }
     s->order = ++admitted_;
     running_.push_back(std::move(s));

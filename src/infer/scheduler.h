@@ -152,8 +152,9 @@ class Scheduler {
   // `attached` positions it holds: full pages, or (share_tokens_) kMinSharedTokens more tokens.
   bool sibling_computing(const std::vector<int32_t>& tokens, int64_t attached) const;
   // share_tokens_: gives s the longest prefix a running sequence has computed, when it is at
-  // least kMinSharedTokens longer than what s holds (a fork of that sequence's cache).
-  void share_running_prefix(Seq& s);
+  // least kMinSharedTokens longer than what s holds (a fork of that sequence's cache); returns
+  // the positions s gained.
+  int64_t share_running_prefix(Seq& s);
   // Copies the loop's state into m_ (mu_ held).
   void publish_locked();
 
