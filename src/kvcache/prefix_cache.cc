@@ -129,7 +129,8 @@ void PrefixCache::insert_partial(const KvCache& cache, std::span<const int32_t> 
       o.last_used = ++clock_;
       return;
     }
-    if (std::equal(o.tokens.begin(), o.tokens.end(), e.tokens.begin()) && unused(o)) {
+    if (o.tokens.size() < e.tokens.size() && std::equal(o.tokens.begin(), o.tokens.end(), e.tokens.begin()) &&
+        unused(o)) {
       auto gone = it++;
       erase(gone);
       continue;

@@ -145,6 +145,17 @@ TEST(PrefixCache, PartialPageOfAFinishedSequenceGivesTheColdLogits) {
   continue_like_cold(10, 3, 0);  // 2 shared rows: fewer than asked for
   continue_like_cold(5, 2, 5, 0);  // the first rows of a whole kept page (its tokens go on otherwise)
   EXPECT_EQ(f.prefix->partial_hits(), 3);
+  // A shorter partial page that is not a prefix of the kept one is kept beside it.
+  {
+    std::vector<int32_t> a2(a.begin(), a.begin() + 8);
+    a2.push_back((a[8] + 1) % V);
+    a2.push_back(a[9]);
+    kvcache::KvCache c2 = f.root.fork(0);
+    f.prefix->attach(c2, a2, 8);
+    f.run(c2, a2, 8);
+    f.prefix->insert_partial(c2, a2, 10);
+  }
+  EXPECT_EQ(f.prefix->entries(), 3);
   f.prefix->evict(total);
   EXPECT_EQ(f.prefix->entries(), 0);
   EXPECT_EQ(f.root.pool().free_blocks(), total);
