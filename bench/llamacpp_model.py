@@ -32,10 +32,15 @@ def main():
     ap.add_argument("-d", "--depth", type=int, default=0)
     ap.add_argument("--ubatch", type=int, default=512)
     ap.add_argument("--cache-type", choices=["f16", "q8_0", "f32"], default="f16")
+    ap.add_argument("--extra-bufts", action="store_true",
+                    help="keep llama.cpp's extra CPU weight buffers (its AMX repacking); off by default: "
+                         "llama-cpp-python 0.3.36 crashes with them on AMX CPUs (SIGSEGV on the first decode)")
     a = ap.parse_args()
 
     L.llama_backend_init()
     mp = L.llama_model_default_params()
+    if not a.extra_bufts:
+        mp.use_extra_bufts = False
     model = L.llama_model_load_from_file(a.model.encode(), mp)
     if not model:
         sys.exit(f"llamacpp_model.py: cannot load {a.model}")
