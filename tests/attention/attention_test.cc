@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "position/alibi.h"
 #include "position/rope.h"
+#include "quant/fp16.h"
 
 namespace longctx {
 namespace {
@@ -438,8 +439,8 @@ namespace {
 
 // TileSizes::row_invariant: a row's output keeps its bits whatever call computes it: the whole
 // sequence in one call, chunks starting anywhere (as a prompt is cut, or continues a prefix
-// another sequence computed), or one position at a time (decoding). Keys from a cache: kv_len =
-// the end of the call's rows.
+// another sequence computed), or one position at a time (decoding). Keys from a cache (fp32 or
+// fp16): kv_len = the end of the call's rows.
 TEST(TiledAttention, RowInvariantRowsKeepTheirBitsInAnyCall) {
   ThreadPool pool(2);
   const int64_t T = 600;  // three key tiles: the split rule of decoding applies
@@ -448,13 +449,19 @@ TEST(TiledAttention, RowInvariantRowsKeepTheirBitsInAnyCall) {
   };
   for (const Shape sh : {Shape{9, 3, 64}, Shape{4, 1, 32}, Shape{2, 2, 64}}) {
     for (const char* ps : {"causal", "window:70", "bigbird:16,2,1,2"}) {
-      for (bool alibi : {false, true}) {
+      for (int variant = 0; variant < 3; ++variant) {
+        const bool alibi = variant == 1, half = variant == 2;
         SCOPED_TRACE(std::string(ps) + " heads " + std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
-                     (alibi ? " alibi" : ""));
+                     (alibi ? " alibi" : "") + (half ? " fp16 K/V" : ""));
         const auto pat = *attention::parse_pattern(ps);
         const std::vector<float> slopes = position::alibi_slopes(sh.heads);
         const int64_t qd = int64_t(sh.heads) * sh.hd, kvd = int64_t(sh.kv_heads) * sh.hd;
         const auto q = randn(T * qd, 11), k = randn(T * kvd, 12), v = randn(T * kvd, 13);
+        std::vector<uint16_t> k16(k.size()), v16(v.size());
+        quant::fp32_to_fp16_row(k.data(), k16.data(), static_cast<int64_t>(k.size()));
+        quant::fp32_to_fp16_row(v.data(), v16.data(), static_cast<int64_t>(v.size()));
+        const attention::KvView kview = half ? attention::KvView{k16.data(), 1} : attention::KvView{k.data(), 0};
+        const attention::KvView vview = half ? attention::KvView{v16.data(), 1} : attention::KvView{v.data(), 0};
         attention::TileSizes ts;
         ts.row_invariant = true;
         // Rows [p0, p1) in one call.
@@ -462,8 +469,8 @@ TEST(TiledAttention, RowInvariantRowsKeepTheirBitsInAnyCall) {
           AttentionDims d = dims(sh.heads, sh.kv_heads, sh.hd, p1 - p0, p1, p0);
           d.kv_batch_stride = 0;
           const MaskView m(pat, p1, p0, p1);
-          attention::tiled_forward_kv(pool, d, {&m, alibi ? slopes.data() : nullptr}, q.data() + p0 * qd,
-                                      {k.data(), 0}, {v.data(), 0}, out + p0 * qd, nullptr, ts);
+          attention::tiled_forward_kv(pool, d, {&m, alibi ? slopes.data() : nullptr}, q.data() + p0 * qd, kview,
+                                      vview, out + p0 * qd, nullptr, ts);
         };
         std::vector<float> whole(T * qd), cut(T * qd), single(T * qd);
         run(0, T, whole.data());
