@@ -350,7 +350,7 @@ struct ForwardTask {
   int g = 0;
 };
 
-ForwardWork plan_forward(const AttentionDims& d, const Plan& plan, bool row_invariant) {
+ForwardWork plan_forward(const AttentionDims& d, const Plan& plan) {
   ForwardWork w;
   w.n_groups = d.batch * d.kv_heads * plan.n_qb;
   w.n_tiles.assign(plan.n_qb, 0);
@@ -359,7 +359,7 @@ ForwardWork plan_forward(const AttentionDims& d, const Plan& plan, bool row_inva
     plan.for_tiles(qb, [&](const Tile&) { ++w.n_tiles[qb]; });
     min_tiles = std::min(min_tiles, w.n_tiles[qb]);
   }
-  if (row_invariant) {
+  if (plan.invariant) {
     // Each block is split as a decoding step of one of its rows would be (its rows' tiles, a
     // whole call's worth of tasks for batch * kv_heads groups). Blocks split into fewer parts
     // than the most leave the rest empty: merged, an empty part adds exact zeros.
@@ -566,7 +566,7 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
   const Plan plan = make_plan(d, *spec.mask, ts, paged ? int64_t{1} << kview.page_shift : INT64_MAX);
   const Ctx c(d, spec, plan);
   const KvTiles kv(d, kview, vview);
-  const ForwardWork work = plan_forward(d, plan, ts.row_invariant);
+  const ForwardWork work = plan_forward(d, plan);
   ScratchSet scratch(pool.threads(), work.r_max, plan.bc, d.head_dim);
   std::vector<float> parts(work.splits > 1 ? static_cast<size_t>(work.tasks() * work.part_floats) : 0);
   pool.parallel_for_dynamic(work.tasks(), [&](int64_t task, int thread) {

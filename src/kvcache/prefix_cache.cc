@@ -29,9 +29,7 @@ int64_t PrefixCache::attach(KvCache& cache, std::span<const int32_t> tokens, int
     const auto toks = tokens.subspan(page * R, R);
     const uint64_t key = page_key(parent, toks);
     auto it = map_.find(key);
-    if (it == map_.end() || it->second.partial || it->second.parent != parent ||
-        !std::equal(toks.begin(), toks.end(), it->second.tokens.begin()))
-      break;
+    if (it == map_.end() || !is_page(it->second, parent, toks)) break;
     Entry& e = it->second;
     CHECK(static_cast<int>(e.blocks.size()) == cache.n_slots());
     for (int s = 0; s < cache.n_slots(); ++s) cache.adopt(s, page, e.blocks[s]);
@@ -52,9 +50,7 @@ void PrefixCache::insert(const KvCache& cache, std::span<const int32_t> tokens, 
     auto it = map_.find(key);
     if (it != map_.end()) {
       // Kept already (or a different prefix under the same key: keep the first).
-      if (it->second.partial || it->second.parent != parent ||
-          !std::equal(toks.begin(), toks.end(), it->second.tokens.begin()))
-        return;
+      if (!is_page(it->second, parent, toks)) return;
       it->second.last_used = ++clock_;
       parent = key;
       continue;
@@ -75,6 +71,10 @@ void PrefixCache::insert(const KvCache& cache, std::span<const int32_t> tokens, 
   }
 }
 
+bool PrefixCache::is_page(const Entry& e, uint64_t parent, std::span<const int32_t> toks) {
+  return !e.partial && e.parent == parent && std::equal(toks.begin(), toks.end(), e.tokens.begin());
+}
+
 uint64_t PrefixCache::chain_key(std::span<const int32_t> tokens, int64_t pages, int64_t R, bool* ok) const {
   uint64_t parent = 0;
   *ok = true;
@@ -82,8 +82,7 @@ uint64_t PrefixCache::chain_key(std::span<const int32_t> tokens, int64_t pages, 
     const auto toks = tokens.subspan(page * R, R);
     const uint64_t key = page_key(parent, toks);
     auto it = map_.find(key);
-    if (it == map_.end() || it->second.partial || it->second.parent != parent ||
-        !std::equal(toks.begin(), toks.end(), it->second.tokens.begin())) {
+    if (it == map_.end() || !is_page(it->second, parent, toks)) {
       *ok = false;
       return 0;
     }

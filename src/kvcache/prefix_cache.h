@@ -79,6 +79,9 @@ class PrefixCache {
     int children = 0;
   };
   bool unused(const Entry& e) const;  // no sequence holds its blocks
+  // Whether e is the whole page `toks` after the page keyed `parent` (a key names it only up to
+  // collisions, and partial entries are not pages).
+  static bool is_page(const Entry& e, uint64_t parent, std::span<const int32_t> toks);
   // The key of the whole pages tokens[0, pages * page) when all are kept (0 for none), else -1
   // through ok = false.
   uint64_t chain_key(std::span<const int32_t> tokens, int64_t pages, int64_t page_rows, bool* ok) const;
