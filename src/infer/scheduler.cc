@@ -172,6 +172,10 @@ void Scheduler::loop() {
         s->submitted = clock_type::now();
         waiting_.push_back(std::move(s));
       }
+      // The counts submit() checks include these from now on, not only after the step: a
+      // request's first token reaches its client inside the step, and a client that then
+      // submits another must find the one it just heard from counted.
+      publish_locked();
     }
     const auto t0 = clock_type::now();
     // Cancelled requests leave first.

@@ -206,6 +206,38 @@ TEST(Scheduler, CancelledRequestLeavesAndStopStringsEndTheText) {
   EXPECT_EQ(res[0].text, full.substr(0, full.find(stop)));
 }
 
+// -np 2 --max-queue 0: once the second request's first token has reached its client, a third is
+// refused. The token comes out inside a step; the counts submit() checks must already hold the
+// request by then (they were once published only after the step, and a third request sent at
+// once was let in).
+TEST(Scheduler, AFullServerRefusesTheNextRequestAsSoonAsTheLastOneAnswers) {
+  ASSERT_TRUE(loaded().m) << kModel << " is missing";
+  model::LoadedModel& lm = *loaded().m;
+  infer::SchedulerOptions o = small_options(64);
+  o.max_queue = 0;
+  infer::Scheduler sched(*lm.model, lm.tokenizer, ThreadPool::global(), o);
+  ASSERT_TRUE(sched.start().ok());
+  auto first_token = [](const std::shared_ptr<infer::Request>& r) {
+    std::vector<infer::TokenOut> got;
+    while (tokens_of(got).empty()) ASSERT_FALSE(r->wait(got, std::chrono::milliseconds(100)));
+  };
+  auto r1 = std::make_shared<infer::Request>(prompt(kPrompts[1]), greedy(4000));
+  ASSERT_TRUE(sched.submit(r1).ok());
+  first_token(r1);
+  for (int i = 0; i < 8; ++i) {
+    auto r2 = std::make_shared<infer::Request>(prompt(kPrompts[2 + i % 4]), greedy(4000));
+    ASSERT_TRUE(sched.submit(r2).ok()) << "try " << i;
+    first_token(r2);
+    auto r3 = std::make_shared<infer::Request>(prompt(kPrompts[0]), greedy(2));
+    EXPECT_FALSE(sched.submit(r3).ok()) << "try " << i << ": a third request got in";
+    r2->cancel();
+    std::vector<infer::TokenOut> got;
+    while (!r2->wait(got, std::chrono::milliseconds(100))) {
+    }
+  }
+  r1->cancel();
+}
+
 TEST(Scheduler, LaterRequestAdoptsTheSharedPrompt) {
   ASSERT_TRUE(loaded().m) << kModel << " is missing";
   model::LoadedModel& lm = *loaded().m;
