@@ -50,7 +50,7 @@ int run_bench_train(const BenchFlags& f) {
   model::Model m(*cfg);
   Rng rng(1);
   m.init(rng);
-  train::AdamW adamw(m.layout().total());
+  train::AdamW adamw(m.layout());
   int64_t step = 0;
   Arena arena;
   std::vector<int32_t> in(f.batch * f.ctx), tg(f.batch * f.ctx);

@@ -3,6 +3,7 @@
 //               [--save-every 500] [-t THREADS] [--json]
 //               [--attn window:128,causal] [--rope-scaling yarn:4[,ORIG]]   (fresh models, --init)
 //               [--init CKPT]   (stage two: the checkpoint's weights, a longer --ctx, a new optimizer)
+//               [--train-only SEL] [--freeze SEL]   (a subset trains: model/trainable.h)
 #include <csignal>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include "kernels/vec.h"
 #include "model/checkpoint.h"
 #include "model/config_overrides.h"
+#include "model/trainable.h"
 #include "position/rope.h"
 #include "train/trainer.h"
 
@@ -33,6 +35,7 @@ extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 struct TrainFlags {
   std::string data, tokenizer, out, resume, init;
+  std::string train_only, freeze;  // model/trainable.h
   model::ConfigOverrides arch;  // --preset (only when given), --pos, --norm, --mlp, --kv-heads, --layers, --attn, ...
   int vocab = 0, threads = 0;
   bool json = false, ctx_given = false;
@@ -146,6 +149,28 @@ int run_train(TrainFlags& f) {
                 std::to_string(model->config().ctx));
 
   train::Trainer trainer(std::move(model), std::move(tok), f.opt, pool);
+  {
+    // What trains: the flags, or on --resume without them the set the run saved.
+    const model::ParamLayout& layout = trainer.model().layout();
+    std::vector<bool> on;
+    if (!f.train_only.empty() || !f.freeze.empty()) {
+      auto r = model::resolve_trainable(trainer.model().config(), layout, f.train_only, f.freeze);
+      if (!r.ok()) return fail(r.status());
+      on = std::move(*r);
+    } else if (!f.resume.empty()) {
+      auto names = train::saved_trainable(f.resume);
+      if (!names.ok()) return fail(names.status());
+      if (!names->empty()) {
+        on.assign(layout.tensors().size(), false);
+        for (const std::string& n : *names) {
+          const int i = layout.index(n);
+          if (i < 0) return fail("training state of '" + f.resume + "' trains tensor '" + n + "', which the model lacks");
+          on[i] = true;
+        }
+      }
+    }
+    if (!on.empty()) trainer.set_trainable(on);
+  }
   if (!f.resume.empty()) {
     Status s = trainer.load_state(f.resume);
     if (!s.ok()) return fail(s);
@@ -167,7 +192,17 @@ int run_train(TrainFlags& f) {
     std::printf("data: %lld train tokens, %lld held-out tokens | batch %lld x ctx %lld x accum %lld | %d threads, %s, BLAS %s\n",
                 (long long)trainer.train_tokens(), (long long)trainer.val_tokens(), (long long)opt.batch,
                 (long long)opt.ctx, (long long)opt.accum, pool.threads(), kernels::simd_target_name(), blas_core_name());
+    std::printf("%s", model::describe_trainable(trainer.model().layout()).c_str());
     if (trainer.current_step() > 0) std::printf("resumed at step %lld\n", (long long)trainer.current_step());
+  } else {
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto& t : trainer.model().layout().tensors())
+      if (t.trainable) names.push_back(t.name);
+    nlohmann::json j = {{"event", "trainable"},
+                        {"tensors", names},
+                        {"params", trainer.model().trainable_params()},
+                        {"total_params", trainer.model().n_params()}};
+    std::printf("%s\n", j.dump().c_str());
   }
 
   std::signal(SIGINT, on_stop_signal);
@@ -302,6 +337,10 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--rope-scaling", f->arch.rope_scaling,
                 "RoPE scaling: none, linear:F, ntk:F, yarn:F or yarn:F,ORIG (ORIG defaults to the model's ctx)");
   c->add_option("--layers", f->arch.layers, "Override the preset's number of layers");
+  c->add_option("--train-only", f->train_only,
+                "Train only these tensors: all, new (layers `expand` added), embeddings, head, norms, blocks=4,9,14 or "
+                "blocks=0-3, or name patterns like blk.*.attn_q.weight (comma-separated)");
+  c->add_option("--freeze", f->freeze, "Train everything but these tensors (the same selectors as --train-only)");
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object per line instead of the human display");

@@ -25,6 +25,7 @@ void register_logits(CLI::App& app, Commands& cmds);
 void register_tokenize(CLI::App& app, Commands& cmds);
 void register_detokenize(CLI::App& app, Commands& cmds);
 void register_serve(CLI::App& app, Commands& cmds);
+void register_expand(CLI::App& app, Commands& cmds);
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {

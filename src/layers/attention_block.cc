@@ -30,8 +30,8 @@ class AttentionBlock final : public Block {
     if (s.bias) bk_ = vector("attn_k.bias", kvd_, Init::kZeros);
     wv_ = matrix("attn_v.weight", kvd_, D_, Init::kNormal);
     if (s.bias) bv_ = vector("attn_v.bias", kvd_, Init::kZeros);
-    wo_ = matrix("attn_output.weight", D_, qd_, Init::kResidualOut);
-    if (s.bias) bo_ = vector("attn_output.bias", D_, Init::kZeros);
+    wo_ = declare({"attn_output.weight", {D_, qd_}, kF32, true, true, Init::kResidualOut, true, true});
+    if (s.bias) bo_ = declare({"attn_output.bias", {D_}, kF32, true, false, Init::kZeros, false, true});
     if (s.pos == position::PosType::kAlibi) alibi_ = position::alibi_slopes(layer_.heads);
   }
 

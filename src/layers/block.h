@@ -49,6 +49,10 @@ struct TensorDecl {
   bool decay = false;          // AdamW weight decay (matrices and embeddings)
   Init init = Init::kZeros;
   bool in_place = false;       // a matrix inference may read in its file type (kernels::QMatrix)
+  // Part of what a residual block adds to its input (its output projection and that
+  // projection's bias): zeroing every such tensor makes the block pass its input through
+  // unchanged (block expansion, model/expand.h).
+  bool branch_out = false;
 };
 
 // Arena floats of one allocation of n floats (the arena aligns each to 16).
@@ -61,6 +65,9 @@ struct Weights {
   const float* params = nullptr;
   float* grads = nullptr;
   const kernels::QMatrix* views = nullptr;
+  // Training a subset: per tensor of the model's list, nonzero when the tensor is frozen (its
+  // gradient is not computed; gradients still flow through it). Null: everything trains.
+  const uint8_t* frozen = nullptr;
 };
 
 // One sequence's part of a cached pass: rows [row0, row0 + n) are its tokens at positions
@@ -104,10 +111,12 @@ class Block {
  protected:
   // Declares a tensor; returns its number (its index in tensors()).
   int declare(TensorDecl d);
-  // Tensor i's fp32 parameter, gradient (null when i < 0 or no grads) and inference view (null
-  // unless w has views and tensor i's has data).
+  // Tensor i's fp32 parameter, gradient (null when i < 0, no grads or tensor i is frozen) and
+  // inference view (null unless w has views and tensor i's has data).
   const float* param(const Weights& w, int i) const { return i < 0 ? nullptr : w.params + offsets_[i]; }
-  float* grad(const Weights& w, int i) const { return i < 0 || !w.grads ? nullptr : w.grads + offsets_[i]; }
+  float* grad(const Weights& w, int i) const {
+    return i < 0 || !w.grads || (w.frozen && w.frozen[first_ + i]) ? nullptr : w.grads + offsets_[i];
+  }
   const kernels::QMatrix* view(const Weights& w, int i) const {
     if (i < 0 || !w.views) return nullptr;
     const kernels::QMatrix* q = &w.views[first_ + i];

@@ -51,9 +51,10 @@ void embedding_backward(const LayerContext& ctx, EmbeddingParams<float*> g, cons
   // Split over columns: each thread owns a slice of every gradient row, so repeated tokens
   // never race and the sum order is fixed.
   const float tscale = c.pos == position::PosType::kSinusoidal ? sinusoidal_token_scale(D) : 1.0f;
+  if (!g.token && !g.position) return;  // both frozen
   ctx.pool->parallel_range(D, [&](int64_t c0, int64_t c1, int) {
     for (int64_t r = 0; r < batch * seq_len; ++r) {
-      kernels::vec_axpy(tscale, dx + r * D + c0, g.token + int64_t(tokens[r]) * D + c0, c1 - c0);
+      if (g.token) kernels::vec_axpy(tscale, dx + r * D + c0, g.token + int64_t(tokens[r]) * D + c0, c1 - c0);
       if (c.pos == position::PosType::kLearned && g.position)
         kernels::vec_add(g.position + (pos0 + r % seq_len) * D + c0, dx + r * D + c0,
                          g.position + (pos0 + r % seq_len) * D + c0, c1 - c0);

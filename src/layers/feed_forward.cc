@@ -25,8 +25,8 @@ class FeedForwardBlock final : public Block {
     }
     up_ = matrix("ffn_up.weight", F_, D_, Init::kNormal);
     if (s.bias) b_up_ = vector("ffn_up.bias", F_, Init::kZeros);
-    down_ = matrix("ffn_down.weight", D_, F_, Init::kResidualOut);
-    if (s.bias) b_down_ = vector("ffn_down.bias", D_, Init::kZeros);
+    down_ = declare({"ffn_down.weight", {D_, F_}, kF32, true, true, Init::kResidualOut, true, true});
+    if (s.bias) b_down_ = declare({"ffn_down.bias", {D_}, kF32, true, false, Init::kZeros, false, true});
   }
 
   int64_t forward_floats(const Pass& pass) const override {

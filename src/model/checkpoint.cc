@@ -21,7 +21,7 @@ const std::set<std::string>& known_keys() {
       "longctx.attention.head_count_kv", "longctx.attention.key_length", "longctx.feed_forward_length",
       "longctx.attention.pattern", "longctx.blocks", "longctx.rope.scaling.type", "longctx.rope.scaling.factor",
       "longctx.rope.scaling.original_context_length", "longctx.rope.scaling.yarn_beta_fast",
-      "longctx.rope.scaling.yarn_beta_slow", "longctx.rope.scaling.attn_factor"};
+      "longctx.rope.scaling.yarn_beta_slow", "longctx.rope.scaling.attn_factor", "longctx.expansion.added_blocks"};
   return k;
 }
 
@@ -102,6 +102,8 @@ void write_config_keys(io::GgufWriter& w, const ModelConfig& c) {
   w.set_i32_array("longctx.feed_forward_length", ff);
   w.set_string_array("longctx.attention.pattern", patterns);
   w.set_string_array("longctx.blocks", blocks);
+  if (!c.added_layers.empty())
+    w.set_i32_array("longctx.expansion.added_blocks", std::vector<int32_t>(c.added_layers.begin(), c.added_layers.end()));
 }
 
 Expected<ModelConfig> read_config(const io::GgufFile& f) {
@@ -191,6 +193,14 @@ Expected<ModelConfig> read_config(const io::GgufFile& f) {
       auto b = layers::parse_blocks((*lists)[l]);
       if (!b.ok()) return b.status().Wrap("key 'longctx.blocks'");
       c.layers[l].blocks = std::move(*b);
+    }
+  }
+  if (f.find("longctx.expansion.added_blocks")) {
+    auto a = f.get_int_array("longctx.expansion.added_blocks");
+    if (!a.ok()) return a.status();
+    for (int64_t v : *a) {
+      if (v < 0 || v >= n_layers) return Status::Error("key 'longctx.expansion.added_blocks' names a layer past block_count");
+      c.added_layers.push_back(static_cast<int>(v));
     }
   }
   LONGCTX_RETURN_IF_ERROR(c.validate());

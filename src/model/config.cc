@@ -25,6 +25,9 @@ Status ModelConfig::validate() const {
   if (model_dim < 1 || model_dim > (1 << 16)) return bad("model_dim must be in [1, 65536]");
   if (ctx < 1 || ctx > (1 << 22)) return bad("ctx must be in [1, 4194304], got " + std::to_string(ctx));
   if (layers.empty() || layers.size() > 1024) return bad("n_layers must be in [1, 1024]");
+  for (size_t i = 0; i < added_layers.size(); ++i)
+    if (added_layers[i] < 0 || added_layers[i] >= n_layers() || (i > 0 && added_layers[i] <= added_layers[i - 1]))
+      return bad("added layers must be distinct layer numbers below " + std::to_string(n_layers()) + ", ascending");
   if (!(norm_eps > 0.0f) || norm_eps > 1.0f) return bad("norm_eps must be in (0, 1]");
   if (!(rope_theta > 1.0f)) return bad("rope_theta must be > 1");
   if (pos == PosType::kSinusoidal && model_dim % 2) return bad("sinusoidal positions need an even model_dim");

@@ -40,6 +40,9 @@ struct ModelConfig {
   // RoPE frequency scaling for context extension (position/rope.h); only meaningful with kRope.
   position::RopeScaling rope_scaling;
   std::vector<LayerConfig> layers;
+  // Layers that block expansion inserted (model/expand.h), ascending: what `train --train-only
+  // new` trains. Saved as longctx.expansion.added_blocks.
+  std::vector<int> added_layers;
 
   int n_layers() const { return static_cast<int>(layers.size()); }
   // Same settings in every layer.

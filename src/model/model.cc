@@ -172,6 +172,25 @@ float* Model::grads() {
 
 void Model::zero_grads() { grads(); grads_.zero(); }
 
+void Model::set_trainable(const std::vector<bool>& on) {
+  CHECK(on.size() == layout_.tensors().size());
+  frozen_.assign(on.size(), 0);
+  bool any_frozen = false;
+  for (size_t i = 0; i < on.size(); ++i) {
+    layout_.set_trainable(static_cast<int>(i), on[i]);
+    frozen_[i] = on[i] ? 0 : 1;
+    any_frozen |= !on[i];
+  }
+  if (!any_frozen) frozen_.clear();
+}
+
+int64_t Model::trainable_params() const {
+  int64_t n = 0;
+  for (const auto& t : layout_.tensors())
+    if (t.trainable) n += t.numel;
+  return n;
+}
+
 layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
   layers::LayerContext ctx;
   ctx.settings = &settings_;
@@ -269,17 +288,24 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
   kernels::linear_backward(pool, xn, logits, rows, D, wout, V, dxn, false, grad(output_), nullptr);
   float* dx = arena.alloc_zero(rows * D);
   layers::norm_backward(ctx, fn, {grad(out_norm_w_), grad(out_norm_b_)}, x, dxn, rows, mean, rstd, dx);
-  const layers::Weights w{params_.data(), grads(), nullptr};
+  const layers::Weights w{params_.data(), grads(), nullptr, frozen_.empty() ? nullptr : frozen_.data()};
   layers::Pass pass;
   pass.batch = batch;
   pass.seq_len = seq_len;
   pass.save = true;
-  for (size_t b = blocks_.blocks.size(); b-- > 0;) {
+  // Below the lowest block that trains (when the embeddings are frozen) no gradient is needed.
+  const auto& tensors = layout_.tensors();
+  const bool embeddings_train = grad(token_) || grad(position_);
+  size_t lowest = blocks_.blocks.size();
+  if (embeddings_train) lowest = 0;
+  for (const auto& t : tensors)
+    if (t.trainable && t.block >= 0) lowest = std::min(lowest, static_cast<size_t>(t.block));
+  for (size_t b = blocks_.blocks.size(); b-- > lowest;) {
     const int64_t m = arena.mark();
     blocks_.blocks[b]->backward(ctx, w, pass, dx);
     arena.rewind(m);
   }
-  layers::embedding_backward(ctx, {grad(token_), grad(position_)}, tokens, batch, seq_len, 0, dx);
+  if (embeddings_train) layers::embedding_backward(ctx, {grad(token_), grad(position_)}, tokens, batch, seq_len, 0, dx);
   return loss;
 }
 

@@ -51,6 +51,12 @@ class Model {
   // Gradients are allocated on first use.
   float* grads();
   void zero_grads();
+  // Which tensors train (per tensor of layout()). A frozen tensor's gradient is not computed
+  // (gradients still flow through it to the tensors below), the optimizer keeps no state for
+  // it and leaves it as it is; the backward pass stops below the lowest block (or embedding)
+  // that trains. Default: every tensor whose declaration trains.
+  void set_trainable(const std::vector<bool>& on);
+  int64_t trainable_params() const;  // elements of the tensors that train
 
   void init(Rng& rng) { init_params(config_, layout_, params_.data(), rng); }
 
@@ -155,7 +161,7 @@ class Model {
   float* run_blocks(const layers::LayerContext& ctx, const int32_t* tokens, int64_t batch, int64_t seq_len,
                     std::span<const layers::SeqRows> seqs, kvcache::KvCache* const* caches, bool save);
   const float* param(int i) const { return i < 0 ? nullptr : params_.data() + layout_.tensors()[i].offset; }
-  float* grad(int i) { return i < 0 ? nullptr : grads() + layout_.tensors()[i].offset; }
+  float* grad(int i) { return i < 0 || !layout_.tensors()[i].trainable ? nullptr : grads() + layout_.tensors()[i].offset; }
   const kernels::QMatrix* view(int i) const { return i < 0 || views_.empty() ? nullptr : &views_[i]; }
   // Logits [rows, vocab] of final-normed hidden states xn [rows, model_dim].
   void project_output(const layers::LayerContext& ctx, const float* xn, int64_t rows, float* logits) const;
@@ -169,6 +175,7 @@ class Model {
   // Indices into layout_.tensors() of the embeddings' and the head's tensors (-1: absent).
   int token_ = -1, position_ = -1, out_norm_w_ = -1, out_norm_b_ = -1, output_ = -1;
   Buffer params_, grads_;
+  std::vector<uint8_t> frozen_;  // per tensor: 1 = frozen (empty: none is)
   mutable position::Rope rope_;  // see rope()
   // Set by map_matrices: what keeps the file mapped, the parameters read from it (with their
   // bytes there), and the views (per tensor of the layout; empty when nothing is mapped).

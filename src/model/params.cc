@@ -7,7 +7,7 @@
 
 namespace longctx::model {
 
-void ParamLayout::add(const std::string& name, const layers::TensorDecl& d, int block) {
+void ParamLayout::add(const std::string& name, const layers::TensorDecl& d, int block, int layer) {
   ParamTensor t;
   t.name = name;
   t.numel = 1;
@@ -19,7 +19,9 @@ void ParamLayout::add(const std::string& name, const layers::TensorDecl& d, int 
   t.decay = d.decay;
   t.init = d.init;
   t.in_place = d.in_place;
+  t.branch_out = d.branch_out;
   t.block = block;
+  t.layer = layer;
   total_ += (t.numel + 15) & ~int64_t(15);
   tensors_.push_back(std::move(t));
 }
@@ -32,13 +34,13 @@ ParamLayout::ParamLayout(const ModelConfig& c) : ParamLayout(c, [&] {
 
 ParamLayout::ParamLayout(const ModelConfig& c, const ModelBlocks& blocks) {
   const layers::Settings s = c.settings();
-  for (const auto& d : layers::embedding_tensors(s, c.vocab_size, c.ctx)) add(d.name, d, -1);
+  for (const auto& d : layers::embedding_tensors(s, c.vocab_size, c.ctx)) add(d.name, d, -1, -1);
   for (size_t b = 0; b < blocks.blocks.size(); ++b) {
     block_first_.push_back(static_cast<int64_t>(tensors_.size()));
     const std::string prefix = "blk." + std::to_string(blocks.layer[b]) + ".";
-    for (const auto& d : blocks.blocks[b]->tensors()) add(prefix + d.name, d, static_cast<int>(b));
+    for (const auto& d : blocks.blocks[b]->tensors()) add(prefix + d.name, d, static_cast<int>(b), blocks.layer[b]);
   }
-  for (const auto& d : layers::head_tensors(s, c.vocab_size, c.tied_embeddings)) add(d.name, d, -1);
+  for (const auto& d : layers::head_tensors(s, c.vocab_size, c.tied_embeddings)) add(d.name, d, -1, -1);
 }
 
 std::vector<int64_t> ParamLayout::block_offsets(int b) const {

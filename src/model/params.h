@@ -26,7 +26,9 @@ struct ParamTensor {
   bool decay = true;           // AdamW weight decay: matrices and embeddings only
   layers::Init init = layers::Init::kZeros;
   bool in_place = false;       // inference may read it in place in a file's type
+  bool branch_out = false;     // a residual branch's output (layers::TensorDecl::branch_out)
   int block = -1;              // the declaring block (model order); -1: embeddings or head
+  int layer = -1;              // the declaring block's layer; -1: embeddings or head
 };
 
 class ParamLayout {
@@ -41,9 +43,12 @@ class ParamLayout {
   // Block b's tensors: the index of its first in tensors() and their offsets in its order.
   int64_t block_first(int b) const { return block_first_[b]; }
   std::vector<int64_t> block_offsets(int b) const;
+  // Which tensors the optimizer updates (model::Model::set_trainable); declarations' flags
+  // until then.
+  void set_trainable(int i, bool on) { tensors_[i].trainable = on; }
 
  private:
-  void add(const std::string& name, const layers::TensorDecl& d, int block);
+  void add(const std::string& name, const layers::TensorDecl& d, int block, int layer);
   std::vector<ParamTensor> tensors_;
   std::vector<int64_t> block_first_;
   int64_t total_ = 0;

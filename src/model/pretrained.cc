@@ -12,7 +12,17 @@ Expected<ModelConfig> config_of(const io::GgufFile& f) {
   if (!name.ok()) return name.status();
   auto a = arch::find_gguf_architecture(*name);
   if (!a.ok()) return a.status();
-  return (*a)->gguf_config(f);
+  auto c = (*a)->gguf_config(f);
+  if (!c.ok() || !c->added_layers.empty() || !f.find("longctx.expansion.added_blocks")) return c;
+  // Layers `longctx expand` added to a pretrained model (model/expand.h).
+  auto added = f.get_int_array("longctx.expansion.added_blocks");
+  if (!added.ok()) return added.status();
+  for (int64_t v : *added) {
+    if (v < 0 || v >= c->n_layers()) return Status::Error("key 'longctx.expansion.added_blocks' names a layer past the block count");
+    c->added_layers.push_back(static_cast<int>(v));
+  }
+  LONGCTX_RETURN_IF_ERROR(c->validate());
+  return c;
 }
 
 WeightMap weights_of(const std::string& name, const ModelConfig& c) {

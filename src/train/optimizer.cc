@@ -6,6 +6,15 @@
 
 namespace longctx::train {
 
+AdamW::AdamW(const model::ParamLayout& layout) {
+  for (const auto& t : layout.tensors()) {
+    offset_.push_back(t.trainable ? floats_ : -1);
+    if (t.trainable) floats_ += (t.numel + 15) & ~int64_t(15);
+  }
+  m_.resize(floats_);
+  v_.resize(floats_);
+}
+
 double AdamW::step(ThreadPool& pool, model::Model& model, float lr, int64_t t, const AdamWOptions& opt) {
   float* G = model.grads();
   float* P = model.params();
@@ -19,9 +28,10 @@ double AdamW::step(ThreadPool& pool, model::Model& model, float lr, int64_t t, c
   const float bc2 = 1.0f - std::pow(opt.beta2, static_cast<float>(t));
   pool.parallel_for(static_cast<int64_t>(tensors.size()), [&](int64_t i, int) {
     const auto& tt = tensors[i];
-    if (!tt.trainable) return;  // frozen: its gradient is ignored
+    if (!tt.trainable) return;  // frozen
+    CHECK_MSG(offset_[i] >= 0, "a tensor became trainable after the optimizer was made");
     if (clip_scale != 1.0f) kernels::vec_scale(G + tt.offset, clip_scale, tt.numel);
-    kernels::vec_adamw(P + tt.offset, G + tt.offset, m_.data() + tt.offset, v_.data() + tt.offset, tt.numel, lr,
+    kernels::vec_adamw(P + tt.offset, G + tt.offset, m_.data() + offset_[i], v_.data() + offset_[i], tt.numel, lr,
                        opt.beta1, opt.beta2, opt.eps, tt.decay ? opt.weight_decay : 0.0f, bc1, bc2);
   });
   return norm;

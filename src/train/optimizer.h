@@ -1,7 +1,7 @@
 // AdamW over the model's tensor list: global gradient-norm clipping, then decoupled weight decay
 // (Loshchilov & Hutter) on the tensors marked `decay` (matrices and embeddings, not norms or
-// biases). Tensors declared not trainable are left as they are (and out of the norm). Moments
-// live in two flat buffers with the parameters' layout.
+// biases). Frozen tensors (not trainable) are left as they are, out of the norm, and have no
+// moments: the two moment buffers hold the trainable tensors only, in list order.
 #pragma once
 #include <cstdint>
 
@@ -19,14 +19,18 @@ struct AdamWOptions {
 
 class AdamW {
  public:
-  explicit AdamW(int64_t total_floats) : m_(total_floats), v_(total_floats) {}
+  // Moments for the tensors of `layout` that are trainable now.
+  explicit AdamW(const model::ParamLayout& layout);
   // One update with learning rate lr as step t (1-based, for bias correction). Returns the
   // global gradient norm before clipping, summed per tensor in list order (deterministic).
   double step(ThreadPool& pool, model::Model& model, float lr, int64_t t, const AdamWOptions& opt);
   Buffer& m() { return m_; }
   Buffer& v() { return v_; }
+  int64_t floats() const { return floats_; }  // of each moment buffer
 
  private:
+  std::vector<int64_t> offset_;  // per tensor: its moments' offset, -1 when frozen
+  int64_t floats_ = 0;
   Buffer m_, v_;
 };
 

@@ -38,7 +38,32 @@ Trainer::Trainer(std::unique_ptr<model::Model> model, tokenizer::BpeTokenizer to
       opt_(std::move(opt)),
       pool_(pool),
       rng_(opt_.seed),
-      adamw_(model_->layout().total()) {}
+      adamw_(model_->layout()) {}
+
+void Trainer::set_trainable(const std::vector<bool>& on) {
+  CHECK_MSG(step_ == 0, "set_trainable after training started");
+  model_->set_trainable(on);
+  adamw_ = AdamW(model_->layout());
+}
+
+namespace {
+std::vector<std::string> trainable_names(const model::ParamLayout& layout) {
+  std::vector<std::string> out;
+  for (const auto& t : layout.tensors())
+    if (t.trainable) out.push_back(t.name);
+  return out;
+}
+}  // namespace
+
+Expected<std::vector<std::string>> saved_trainable(const std::string& checkpoint_path) {
+  const std::string sp = state_path(checkpoint_path);
+  auto f = io::GgufFile::open(sp);
+  if (!f.ok()) return f.status();
+  if (!f->find("train.trainable")) return std::vector<std::string>{};
+  auto names = f->get_string_array("train.trainable");
+  if (!names.ok()) return names.status().Wrap("training state '" + sp + "'");
+  return *names;
+}
 
 Status Trainer::set_corpus(const std::string& text) {
   CorpusSplit split = split_corpus(text);
@@ -123,7 +148,8 @@ Status Trainer::save(const std::string& path) {
   w.set_f32("train.lr", opt_.lr);
   w.set_f32("train.min_lr", opt_.min_lr);
   w.set_u64("train.seed", opt_.seed);
-  const int64_t total = model_->layout().total();
+  w.set_string_array("train.trainable", trainable_names(model_->layout()));
+  const int64_t total = adamw_.floats();
   LONGCTX_RETURN_IF_ERROR(w.add_tensor("adamw.m", {total}, 0, adamw_.m().data(), total * sizeof(float)));
   LONGCTX_RETURN_IF_ERROR(w.add_tensor("adamw.v", {total}, 0, adamw_.v().data(), total * sizeof(float)));
   return w.write(state_path(path));
@@ -162,12 +188,20 @@ Status Trainer::load_state(const std::string& checkpoint_path) {
   opt_.min_lr = static_cast<float>(*min_lr);
   opt_.seed = *seed;
   if (opt_.steps < static_cast<int64_t>(*steps)) opt_.steps = static_cast<int64_t>(*steps);
-  const int64_t total = model_->layout().total();
+  if (f->find("train.trainable")) {
+    auto names = f->get_string_array("train.trainable");
+    if (!names.ok()) return names.status().Wrap("training state '" + sp + "'");
+    const std::vector<std::string> now = trainable_names(model_->layout());
+    if (*names != now)
+      return fail("it was saved training " + std::to_string(names->size()) + " tensors, this run trains " +
+                  std::to_string(now.size()) + " (give the run's --train-only / --freeze again, or none)");
+  }
+  const int64_t total = adamw_.floats();
   for (auto [name, buf] : {std::pair{"adamw.m", &adamw_.m()}, std::pair{"adamw.v", &adamw_.v()}}) {
     const io::GgufTensorInfo* t = f->find_tensor(name);
     if (!t) return fail(std::string("tensor '") + name + "' is missing");
     if (t->type != 0 || t->dims.size() != 1 || t->dims[0] != total)
-      return fail(std::string("tensor '") + name + "' does not match the model's parameter count");
+      return fail(std::string("tensor '") + name + "' does not match the trainable parameter count");
     std::memcpy(buf->data(), t->data, total * sizeof(float));
   }
   step_ = static_cast<int64_t>(*step);

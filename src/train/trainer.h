@@ -56,6 +56,9 @@ class Trainer {
   Status set_corpus(const std::string& text);
   // A fresh start: initialises the weights from the seed.
   void init_weights();
+  // Trains only the tensors `on` marks (per tensor of the model's list; model::Model::
+  // set_trainable). Before the first step and before load_state.
+  void set_trainable(const std::vector<bool>& on);
   // Restores the optimizer state, step and RNG from the sibling of a checkpoint.
   Status load_state(const std::string& checkpoint_path);
 
@@ -87,5 +90,8 @@ class Trainer {
 
 // The sibling file holding optimizer state: "run/ckpt.gguf" -> "run/ckpt.state.gguf".
 std::string state_path(const std::string& checkpoint_path);
+// The names of the tensors the run saved with `checkpoint_path` trained; empty when its state
+// does not say (state files from before frozen subsets: every tensor trained).
+Expected<std::vector<std::string>> saved_trainable(const std::string& checkpoint_path);
 
 }  // namespace longctx::train

@@ -144,6 +144,18 @@ long=$(head -c 2000 "$work/corpus.txt" | tr '\n' ' ')
 expect_error generate-shared-prefix-too-long "" -- "$bin" generate -m "$work/good.gguf" --ctx 16 -n 1 -p "$long one" -p "$long two"
 expect_error perplexity-ubatch-zero "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/corpus.txt" --ubatch 0
 expect_error perplexity-cache-type "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/corpus.txt" --cache-type-k q4_1
+# Block expansion and frozen subsets (good.gguf has 1 layer).
+expect_error expand-every-not-dividing "$work/x.gguf" -- "$bin" expand -m "$work/good.gguf" -o "$work/x.gguf" --every 2
+expect_error expand-add-zero "$work/x.gguf" -- "$bin" expand -m "$work/good.gguf" -o "$work/x.gguf" --add 0
+expect_error expand-add-and-every "$work/x.gguf" -- "$bin" expand -m "$work/good.gguf" -o "$work/x.gguf" --add 1 --every 1
+expect_error expand-neither "$work/x.gguf" -- "$bin" expand -m "$work/good.gguf" -o "$work/x.gguf"
+expect_error expand-output-is-input "" -- "$bin" expand -m "$work/good.gguf" -o "$work/good.gguf" --every 1
+expect_error expand-truncated "$work/x.gguf" -- "$bin" expand -m "$work/truncated.gguf" -o "$work/x.gguf" --every 1
+expect_error expand-bad-type "$work/x.gguf" -- "$bin" expand -m "$work/good.gguf" -o "$work/x.gguf" --every 1 --type q3_k
+expect_error train-only-missing-block "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --train-only blocks=0,4 --steps 1 -o "$work/t.gguf"
+expect_error train-only-new-unexpanded "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --train-only new --steps 1 -o "$work/t.gguf"
+expect_error train-only-unknown "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --train-only attention --steps 1 -o "$work/t.gguf"
+expect_error freeze-everything "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --freeze all --steps 1 -o "$work/t.gguf"
 ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -14,6 +14,9 @@ scripts/setup_llamacpp.sh), run by CTest:
    further from the fp32 forward (longctx --dequantize, itself checked against a float64 NumPy
    reference in tests/model/smollm2_test.cc) than llama.cpp's decode of the same file is, in mean
    KL divergence (at most 1.25x llama.cpp's) and top-1 agreement (at most 5 points lower).
+4. SmolLM2 expanded by `longctx expand --every 10` (33 layers, the 3 added in F32 and in Q8_0):
+   llama.cpp loads it and gives the logits it gives the original (within 1e-5 of the row range:
+   the added layers add exact zeros), and so does longctx, quantized and in fp32 (within 1e-6).
 """
 import json
 import os
@@ -130,6 +133,22 @@ def main():
         check(k_ours <= 1.25 * k_ref,
               f"SmolLM2 Q4_1 decode: mean KL to fp32 {k_ours:.4f}, llama.cpp's {k_ref:.4f} (<= 1.25x)")
         check(t_ours >= t_ref - 0.05, f"SmolLM2 Q4_1 decode: top-1 agreement with fp32 {t_ours:.3f}, llama.cpp's {t_ref:.3f}")
+
+        # One token at a time in llama.cpp: its batched Q4_1 path crashes on AMX CPUs in
+        # llama-cpp-python 0.3.36 (its extra weight buffers, which the Llama class keeps on).
+        base_ref = ref
+        base_ours = our_logits(SMOLLM2, tokens, os.path.join(tmp, "b.npy"))
+        for new_type in ("f32", "q8_0"):
+            ex = os.path.join(tmp, f"smollm2-expanded-{new_type}.gguf")
+            run("expand", "-m", SMOLLM2, "-o", ex, "--every", "10", "--type", new_type)
+            ref, _ = llama_logits(ex, tokens, 1)
+            e = worst_rel(ref, base_ref)
+            check(e <= 1e-5, f"SmolLM2 expanded ({new_type} added layers) in llama.cpp vs the original in llama.cpp: "
+                             f"worst {e:.2e} of the row range (<= 1e-5)")
+            e = worst_rel(our_logits(ex, tokens, os.path.join(tmp, "e.npy")), base_ours)
+            check(e <= 1e-5, f"SmolLM2 expanded ({new_type} added layers) in longctx vs the original: worst {e:.2e}")
+            d = float(np.abs(our_logits(ex, tokens, os.path.join(tmp, "g.npy"), dequantize=True) - fp32).max())
+            check(d <= 1e-6, f"SmolLM2 expanded ({new_type} added layers), fp32 forward: logits within {d:.1e} (<= 1e-6)")
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")
     print("all llama.cpp comparisons passed")
