@@ -23,6 +23,7 @@
 #include "kernels/vec.h"
 #include "model/checkpoint.h"
 #include "model/config_overrides.h"
+#include "model/pretrained.h"
 #include "model/trainable.h"
 #include "position/rope.h"
 #include "train/trainer.h"
@@ -58,21 +59,60 @@ Status check_agrees(const model::ConfigOverrides& o, const model::ModelConfig& c
                        advice + ")");
 }
 
-// The model and tokenizer a run trains: the checkpoint resumed, a second stage from --init's
-// weights, or a fresh model (a tokenizer trained on the corpus unless --tokenizer gives one).
-Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& text) {
+// Which tensors of `m` train: the flags, or on --resume without them the set the run saved, or
+// every tensor.
+Expected<std::vector<bool>> trainable_set(const TrainFlags& f, const model::Model& m) {
+  const model::ParamLayout& layout = m.layout();
+  if (!f.train_only.empty() || !f.freeze.empty())
+    return model::resolve_trainable(m.config(), layout, f.train_only, f.freeze);
+  std::vector<bool> on(layout.tensors().size(), true);
+  if (f.resume.empty()) return on;
+  auto names = train::saved_trainable(f.resume);
+  if (!names.ok()) return names.status();
+  if (names->empty()) return on;
+  on.assign(on.size(), false);
+  for (const std::string& n : *names) {
+    const int i = layout.index(n);
+    if (i < 0) return Status::Error("training state of '" + f.resume + "' trains tensor '" + n + "', which the model lacks");
+    on[i] = true;
+  }
+  return on;
+}
+
+// A model file (a longctx checkpoint, a GGUF or Hugging Face model of a pretrained
+// architecture) loaded to train: the tensors that train in fp32, the frozen matrices read in
+// place in their file types (a quantized base stays quantized). `on` gets the trainable set.
+Expected<model::LoadedModel> load_for_training(const TrainFlags& f, const std::string& path, std::vector<bool>* on) {
+  model::LoadOptions lo;
+  {
+    auto probe = model::load_model(path, lo);  // everything it can mapped: cheap
+    if (!probe.ok()) return probe.status();
+    auto r = trainable_set(f, *probe->model);
+    if (!r.ok()) return r.status();
+    *on = std::move(*r);
+    const auto& ts = probe->model->layout().tensors();
+    for (size_t i = 0; i < ts.size(); ++i)
+      if ((*on)[i]) lo.fp32.insert(ts[i].name);
+  }
+  return model::load_model(path, lo);
+}
+
+// The model and tokenizer a run trains: the checkpoint resumed, a second stage or a fine-tune
+// from --init's weights, or a fresh model (a tokenizer trained on the corpus unless --tokenizer
+// gives one). `on`: the tensors that train (empty: all).
+Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& text, std::vector<bool>* on) {
   using clock = std::chrono::steady_clock;
   if (!f.resume.empty()) {
-    auto loaded = model::load_checkpoint(f.resume);
+    auto loaded = load_for_training(f, f.resume, on);
     if (!loaded.ok()) return loaded.status();
     LONGCTX_RETURN_IF_ERROR(check_agrees(f.arch, loaded->model->config(), "the checkpoint being resumed",
                                          "leave the flag out to keep the checkpoint's"));
     return loaded;
   }
   if (!f.init.empty()) {
-    // Stage two of context extension: the checkpoint's weights and config, a new context (and
-    // optionally new patterns or RoPE scaling), a fresh optimizer.
-    auto loaded = model::load_checkpoint(f.init);
+    // Stage two of context extension, or fine-tuning: the model's weights and config, a new
+    // context (and optionally new patterns or RoPE scaling), a fresh optimizer.
+    auto loaded = load_for_training(f, f.init, on);
     if (!loaded.ok()) return loaded.status();
     model::ModelConfig cfg = loaded->model->config();
     model::ConfigOverrides fixed = f.arch, extension;
@@ -138,7 +178,8 @@ int run_train(TrainFlags& f) {
   auto text = train::read_corpus(f.data);
   if (!text.ok()) return fail(text.status());
 
-  auto run = model_for_run(f, *text);
+  std::vector<bool> on;
+  auto run = model_for_run(f, *text, &on);
   if (!run.ok()) return fail(run.status());
   std::unique_ptr<model::Model> model = std::move(run->model);
   tokenizer::BpeTokenizer tok = std::move(run->tokenizer);
@@ -148,29 +189,13 @@ int run_train(TrainFlags& f) {
     return fail("--ctx " + std::to_string(f.opt.ctx) + " exceeds the model's context of " +
                 std::to_string(model->config().ctx));
 
-  train::Trainer trainer(std::move(model), std::move(tok), f.opt, pool);
-  {
-    // What trains: the flags, or on --resume without them the set the run saved.
-    const model::ParamLayout& layout = trainer.model().layout();
-    std::vector<bool> on;
-    if (!f.train_only.empty() || !f.freeze.empty()) {
-      auto r = model::resolve_trainable(trainer.model().config(), layout, f.train_only, f.freeze);
-      if (!r.ok()) return fail(r.status());
-      on = std::move(*r);
-    } else if (!f.resume.empty()) {
-      auto names = train::saved_trainable(f.resume);
-      if (!names.ok()) return fail(names.status());
-      if (!names->empty()) {
-        on.assign(layout.tensors().size(), false);
-        for (const std::string& n : *names) {
-          const int i = layout.index(n);
-          if (i < 0) return fail("training state of '" + f.resume + "' trains tensor '" + n + "', which the model lacks");
-          on[i] = true;
-        }
-      }
-    }
-    if (!on.empty()) trainer.set_trainable(on);
+  if (on.empty()) {  // a fresh model: the flags choose among its tensors
+    auto r = trainable_set(f, *model);
+    if (!r.ok()) return fail(r.status());
+    on = std::move(*r);
   }
+  train::Trainer trainer(std::move(model), std::move(tok), f.opt, pool);
+  trainer.set_trainable(on);
   if (!f.resume.empty()) {
     Status s = trainer.load_state(f.resume);
     if (!s.ok()) return fail(s);

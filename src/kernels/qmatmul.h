@@ -100,4 +100,9 @@ void qlinear_forward_blocks(ThreadPool& pool, const float* x, std::span<const Ro
 void qlinear_forward(ThreadPool& pool, const float* x, int64_t n_rows_x, const QMatrix& w, const float* bias, float* y,
                      QPath path = QPath::kAuto);
 
+// Training through a frozen matrix kept in its file type: dx[n, w.cols] (+)= dy[n, w.rows] W,
+// W dequantized to fp32 in panels of rows (the kDequant path's values), each panel's share
+// added by the OpenBLAS product. Accumulates into dx when `accumulate`, else overwrites it.
+void qlinear_backward_dx(ThreadPool& pool, const float* dy, int64_t n, const QMatrix& w, float* dx, bool accumulate);
+
 }  // namespace longctx::kernels

@@ -167,7 +167,7 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   const Saved& s = saved_;
   const int64_t batch = pass.batch, seq_len = pass.seq_len, rows = pass.rows();
   float* datt = arena.alloc(rows * qd_);
-  kernels::linear_backward(pool, s.att, dx, rows, qd_, param(w, wo_), D_, datt, false, grad(w, wo_), grad(w, bo_));
+  linear_backward(ctx, s.att, dx, rows, qd_, param(w, wo_), view(w, wo_), D_, datt, false, grad(w, wo_), grad(w, bo_));
   float* dq = arena.alloc(rows * qd_);
   float* dk = arena.alloc_zero(rows * kvd_);
   float* dv = arena.alloc_zero(rows * kvd_);
@@ -179,9 +179,9 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
     ctx.rope->apply(pool, dk, batch, seq_len, layer_.kv_heads, kvd_, 0, true);
   }
   float* dh = arena.alloc(rows * D_);
-  kernels::linear_backward(pool, s.h, dq, rows, D_, param(w, wq_), qd_, dh, false, grad(w, wq_), grad(w, bq_));
-  kernels::linear_backward(pool, s.h, dk, rows, D_, param(w, wk_), kvd_, dh, true, grad(w, wk_), grad(w, bk_));
-  kernels::linear_backward(pool, s.h, dv, rows, D_, param(w, wv_), kvd_, dh, true, grad(w, wv_), grad(w, bv_));
+  linear_backward(ctx, s.h, dq, rows, D_, param(w, wq_), view(w, wq_), qd_, dh, false, grad(w, wq_), grad(w, bq_));
+  linear_backward(ctx, s.h, dk, rows, D_, param(w, wk_), view(w, wk_), kvd_, dh, true, grad(w, wk_), grad(w, bk_));
+  linear_backward(ctx, s.h, dv, rows, D_, param(w, wv_), view(w, wv_), kvd_, dh, true, grad(w, wv_), grad(w, bv_));
   norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
 

@@ -88,7 +88,7 @@ void FeedForwardBlock::backward(const LayerContext& ctx, const Weights& w, const
   const Saved& s = saved_;
   const int64_t rows = pass.rows(), D = D_, F = F_;
   float* dact = arena.alloc(rows * F);
-  kernels::linear_backward(pool, s.act, dx, rows, F, param(w, down_), D, dact, false, grad(w, down_), grad(w, b_down_));
+  linear_backward(ctx, s.act, dx, rows, F, param(w, down_), view(w, down_), D, dact, false, grad(w, down_), grad(w, b_down_));
   float* dup = arena.alloc(rows * F);
   float* dgate = swiglu_ ? arena.alloc(rows * F) : nullptr;
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
@@ -99,9 +99,9 @@ void FeedForwardBlock::backward(const LayerContext& ctx, const Weights& w, const
       kernels::vec_gelu_backward(s.up + o, dact + o, dup + o, n);
   });
   float* dh = arena.alloc(rows * D);
-  kernels::linear_backward(pool, s.h, dup, rows, D, param(w, up_), F, dh, false, grad(w, up_), grad(w, b_up_));
+  linear_backward(ctx, s.h, dup, rows, D, param(w, up_), view(w, up_), F, dh, false, grad(w, up_), grad(w, b_up_));
   if (swiglu_)
-    kernels::linear_backward(pool, s.h, dgate, rows, D, param(w, gate_), F, dh, true, grad(w, gate_), grad(w, b_gate_));
+    linear_backward(ctx, s.h, dgate, rows, D, param(w, gate_), view(w, gate_), F, dh, true, grad(w, gate_), grad(w, b_gate_));
   norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
 

@@ -41,6 +41,16 @@ void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, c
   kernels::qlinear_forward(*ctx.pool, x, rows, *q, b, y, ctx.path);
 }
 
+void linear_backward(const LayerContext& ctx, const float* x, const float* dy, int64_t rows, int64_t in,
+                     const float* w, const kernels::QMatrix* q, int64_t out, float* dx, bool accumulate_dx, float* dw,
+                     float* db) {
+  if (!use_q(q)) return kernels::linear_backward(*ctx.pool, x, dy, rows, in, w, out, dx, accumulate_dx, dw, db);
+  CHECK(q->cols == in && q->rows == out);
+  CHECK_MSG(dw == nullptr, "a matrix read in its file type cannot train");
+  if (dx) kernels::qlinear_backward_dx(*ctx.pool, dy, rows, *q, dx, accumulate_dx);
+  if (db) kernels::linear_backward(*ctx.pool, x, dy, rows, in, w, out, nullptr, false, nullptr, db);
+}
+
 void linear_residual(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
                      const kernels::QMatrix* q, const float* b, int64_t out, const float* residual, float* y) {
   if (!use_q(q)) {

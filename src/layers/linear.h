@@ -15,6 +15,12 @@ namespace longctx::layers {
 // must cover the rows.
 void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
             const kernels::QMatrix* q, const float* b, int64_t out, float* y);
+// Backward of linear(): dx (+)= dy W (accumulate_dx), dW += dy^T x, db += column sums of dy
+// (dw / db / dx null: not computed). Through q when it has data (a frozen matrix kept in its
+// file type: dw must be null), else the fp32 w.
+void linear_backward(const LayerContext& ctx, const float* x, const float* dy, int64_t rows, int64_t in,
+                     const float* w, const kernels::QMatrix* q, int64_t out, float* dx, bool accumulate_dx, float* dw,
+                     float* db);
 // y = residual + x W^T (+ b); y may alias residual, not x.
 void linear_residual(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
                      const kernels::QMatrix* q, const float* b, int64_t out, const float* residual, float* y);

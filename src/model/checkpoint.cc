@@ -311,27 +311,41 @@ Expected<tokenizer::BpeTokenizer> load_tokenizer(const std::string& path) {
   return t;
 }
 
+Status add_model_tensors(io::GgufWriter& w, const Model& model) {
+  const auto& ts = model.layout().tensors();
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const ParamTensor& t = ts[i];
+    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
+    const kernels::QMatrix* q = model.mapped(static_cast<int>(i));
+    if (!q) {
+      LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kF32, model.params() + t.offset, t.numel * sizeof(float)));
+      continue;
+    }
+    // Read in place (a frozen matrix of a fine-tuned model): its bytes as they are.
+    const int64_t rb = quant::row_bytes(q->type, q->cols);
+    if (q->row_bytes != rb)
+      return Status::Error("tensor '" + t.name + "' is read in place from rows that are not contiguous");
+    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, q->type, q->data, static_cast<size_t>(rb * q->rows)));
+  }
+  return Status::Ok();
+}
+
 Status save_checkpoint(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok) {
-  if (model.has_mapped_weights())
-    return Status::Error("cannot save '" + path + "': the model's matrices are mapped from its file, not held in fp32");
   io::GgufWriter w;
   write_config_keys(w, model.config());
   write_tokenizer_keys(w, tok);
-  for (const ParamTensor& t : model.layout().tensors()) {
-    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
-    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kF32, model.params() + t.offset, t.numel * sizeof(float)));
-  }
+  LONGCTX_RETURN_IF_ERROR(add_model_tensors(w, model));
   return w.write(path);
 }
 
 Expected<LoadedModel> build_loaded(const TensorStore& store, const WeightMap& map, tokenizer::BpeTokenizer tok,
-                                   const ModelConfig& cfg, bool map_matrices) {
+                                   const ModelConfig& cfg, bool map_matrices, const std::set<std::string>& fp32) {
   if (tok.vocab_size() != cfg.vocab_size)
     return Status::Error("tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
                          std::to_string(cfg.vocab_size));
   LoadedModel out{std::make_unique<Model>(cfg), std::move(tok)};
   std::vector<std::string> mapped;
-  if (map_matrices) mapped = out.model->map_matrices(store, map);
+  if (map_matrices) mapped = out.model->map_matrices(store, map, fp32);
   LONGCTX_RETURN_IF_ERROR(read_weights(store, map, *out.model, mapped));
   return out;
 }

@@ -3,6 +3,7 @@
 // (AdamW moments, step, RNG) goes in a sibling file, see train/train_state.h.
 #pragma once
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,15 +20,21 @@ struct LoadedModel {
   tokenizer::BpeTokenizer tokenizer;
 };
 
-// Writes atomically (temp file, fsync, rename).
+// Writes atomically (temp file, fsync, rename). Tensors held in fp32 are written F32; matrices
+// read in place (Model::map_matrices: the frozen ones of a fine-tuned model) in their types.
 Status save_checkpoint(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok);
 Expected<LoadedModel> load_checkpoint(const std::string& path);
 
 // A model of config `cfg` with tokenizer `tok` and the weights of `store` as `map` locates them
 // (model/weights.h). With map_matrices the matrices stay in their stored types, read in place
-// (Model::map_matrices); otherwise everything is converted to fp32 (training, reference checks).
+// (Model::map_matrices), but for those named in `fp32`; otherwise everything is converted to
+// fp32 (training everything, reference checks).
 Expected<LoadedModel> build_loaded(const TensorStore& store, const WeightMap& map, tokenizer::BpeTokenizer tok,
-                                   const ModelConfig& cfg, bool map_matrices);
+                                   const ModelConfig& cfg, bool map_matrices, const std::set<std::string>& fp32 = {});
+
+// The model's tensors as save_checkpoint writes them (the data stays the model's: keep it alive
+// until the writer has written).
+Status add_model_tensors(io::GgufWriter& w, const Model& model);
 
 // Tokenizer keys alone (what `longctx tokenizer train` writes) or inside any checkpoint.
 void write_tokenizer_keys(io::GgufWriter& w, const tokenizer::BpeTokenizer& tok);

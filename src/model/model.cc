@@ -8,6 +8,7 @@
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "layers/embedding.h"
+#include "layers/linear.h"
 #include "layers/norm.h"
 #include "layers/output_head.h"
 #include "quant/formats.h"
@@ -103,12 +104,13 @@ int64_t Model::planned_weight_bytes(const ModelConfig& c, const TensorStore& sto
   return n;
 }
 
-std::vector<std::string> Model::map_matrices(const TensorStore& store, const WeightMap& map) {
+std::vector<std::string> Model::map_matrices(const TensorStore& store, const WeightMap& map,
+                                            const std::set<std::string>& except) {
   std::vector<std::string> names;
   views_.assign(layout_.tensors().size(), kernels::QMatrix{});
   for (size_t i = 0; i < layout_.tensors().size(); ++i) {
     const ParamTensor& t = layout_.tensors()[i];
-    if (!t.in_place || t.shape.size() != 2) continue;
+    if (!t.in_place || t.shape.size() != 2 || except.count(t.name)) continue;
     const kernels::QMatrix q = in_place_view(store, map, {t.name, t.shape[0], t.shape[1]});
     if (!q.data) continue;
     views_[i] = q;
@@ -170,7 +172,14 @@ float* Model::grads() {
   return grads_.data();
 }
 
-void Model::zero_grads() { grads(); grads_.zero(); }
+void Model::zero_grads() {
+  grads();
+  if (frozen_.empty()) return grads_.zero();
+  // Only the tensors that train: the rest of the buffer is never touched (and, mapped lazily,
+  // never becomes resident).
+  for (const auto& t : layout_.tensors())
+    if (t.trainable) std::fill(grads_.data() + t.offset, grads_.data() + t.offset + t.numel, 0.0f);
+}
 
 void Model::set_trainable(const std::vector<bool>& on) {
   CHECK(on.size() == layout_.tensors().size());
@@ -224,7 +233,7 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
   const int64_t rows = batch * seq_len, D = config_.model_dim;
   Arena& arena = *ctx.arena;
   float* x = arena.alloc(rows * D);
-  const kernels::QMatrix* qtoken = save ? nullptr : view(token_);
+  const kernels::QMatrix* qtoken = view(token_);  // (training: only a frozen table is mapped)
   if (seqs.empty()) {
     layers::embedding_forward(ctx, {param(token_), param(position_)}, qtoken, tokens, batch, seq_len, 0, x);
   } else {
@@ -232,8 +241,7 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
       layers::embedding_forward(ctx, {param(token_), param(position_)}, qtoken, tokens + sr.row0, 1, sr.n, sr.pos0,
                                 x + sr.row0 * D);
   }
-  const layers::Weights w{params_.data(), save ? grads() : nullptr,
-                          save || views_.empty() ? nullptr : views_.data()};
+  const layers::Weights w{params_.data(), save ? grads() : nullptr, views_.empty() ? nullptr : views_.data()};
   layers::Pass pass;
   pass.batch = batch;
   pass.seq_len = seq_len;
@@ -267,11 +275,17 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
 double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
                                int64_t batch, int64_t seq_len, float grad_scale) {
   CHECK(seq_len <= config_.ctx);
-  CHECK_MSG(!has_mapped_weights(), "training needs the fp32 weights (load the model with keep_quantized off)");
+  for (size_t i = 0; i < views_.size(); ++i)
+    CHECK_MSG(!views_[i].data || !layout_.tensors()[i].trainable,
+              "a tensor read in place in its file type cannot train (load it in fp32: LoadOptions::fp32)");
   const int64_t rows = batch * seq_len, D = config_.model_dim, V = config_.vocab_size;
   arena.reserve(train_arena_floats(batch, seq_len));
   arena.reset();
-  const auto ctx = context(pool, arena);
+  layers::LayerContext ctx = context(pool, arena);
+  // Frozen matrices read in their file type: the exact fp32 product of their dequantized values,
+  // whatever the row count (the integer paths would round the activations).
+  ctx.path = kernels::QPath::kDequant;
+  ctx.row_invariant = false;
   float* x = run_blocks(ctx, tokens, batch, seq_len, {}, nullptr, true);
   float* xn = arena.alloc(rows * D);
   float* mean = arena.alloc(rows);
@@ -280,15 +294,16 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
   layers::norm_forward(ctx, fn, x, rows, xn, mean, rstd);
   float* logits = arena.alloc(rows * V);
   const float* wout = param(output_);
-  kernels::gemm(pool, false, true, rows, V, D, 1.0f, xn, D, wout, D, 0.0f, logits, V);
+  layers::linear(ctx, xn, rows, D, wout, view(output_), nullptr, V, logits);
   const double loss = kernels::cross_entropy(pool, logits, targets, rows, V, logits, grad_scale);
 
   // Backward. logits now holds dlogits.
   float* dxn = arena.alloc(rows * D);
-  kernels::linear_backward(pool, xn, logits, rows, D, wout, V, dxn, false, grad(output_), nullptr);
+  layers::linear_backward(ctx, xn, logits, rows, D, wout, view(output_), V, dxn, false, grad(output_), nullptr);
   float* dx = arena.alloc_zero(rows * D);
   layers::norm_backward(ctx, fn, {grad(out_norm_w_), grad(out_norm_b_)}, x, dxn, rows, mean, rstd, dx);
-  const layers::Weights w{params_.data(), grads(), nullptr, frozen_.empty() ? nullptr : frozen_.data()};
+  const layers::Weights w{params_.data(), grads(), views_.empty() ? nullptr : views_.data(),
+                          frozen_.empty() ? nullptr : frozen_.data()};
   layers::Pass pass;
   pass.batch = batch;
   pass.seq_len = seq_len;

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -66,8 +67,13 @@ class Model {
   // fine), in a type kernels::qlinear_forward takes (Q8_0, Q4_0, Q4_1, F16, F32) and of the right
   // shape, is read in place from the store's mapping, which the model keeps open. Returns the
   // names of those parameters; their fp32 slots are never filled (and never become resident), so
-  // the caller loads only the rest (read_weights' `skip`). Training and saving then refuse.
-  std::vector<std::string> map_matrices(const TensorStore& store, const WeightMap& map);
+  // the caller loads only the rest (read_weights' `skip`). Such matrices can be frozen in
+  // training (forward and backward through their dequantized values), not trained; saving
+  // writes them in their file types.
+  // Matrices named in `except` stay fp32 (the ones a run trains: training reads the frozen
+  // matrices in place, model::LoadOptions::fp32).
+  std::vector<std::string> map_matrices(const TensorStore& store, const WeightMap& map,
+                                        const std::set<std::string>& except = {});
   // The matrices map_matrices considers, and the view it would take of one (empty when the
   // source cannot be read in place).
   static std::vector<MatrixSlot> matrix_slots(const ModelConfig& c);
@@ -76,6 +82,8 @@ class Model {
   static int64_t planned_weight_bytes(const ModelConfig& c, const TensorStore& store, const WeightMap& map,
                                       bool keep_quantized);
   bool has_mapped_weights() const { return mapped_owner_ != nullptr; }
+  // Tensor i (of layout()) as read in place, or null when it is held in fp32.
+  const kernels::QMatrix* mapped(int i) const { return view(i) && view(i)->data ? view(i) : nullptr; }
   // Bytes of weights the inference path reads: mapped tensors in their file type, the rest fp32.
   int64_t weight_bytes() const;  // packed copies (pack_for_batches) included
   // Packs every matrix read in place that the AMX path takes (Q4_0 / Q4_1 on a CPU with AMX)

@@ -52,7 +52,7 @@ Expected<LoadedModel> load_gguf(const std::string& path, const LoadOptions& opt)
   auto tok = read_tokenizer(*f);
   if (!tok.ok()) return fail(tok.status());
   const WeightMap map = weights_of(*f->get_string("general.architecture"), *cfg);
-  auto out = build_loaded(TensorStore::from_gguf(std::move(f)), map, std::move(*tok), *cfg, opt.keep_quantized);
+  auto out = build_loaded(TensorStore::from_gguf(std::move(f)), map, std::move(*tok), *cfg, opt.keep_quantized, opt.fp32);
   if (!out.ok()) return fail(out.status());
   return out;
 }
@@ -112,7 +112,7 @@ Expected<LoadedModel> load_hf(const std::string& path, const LoadOptions& opt) {
   auto tok = tokenizer::BpeTokenizer::from_gguf(*vocab);
   if (!tok.ok()) return fail(tok.status());
   auto out = build_loaded(TensorStore::from_safetensors(info->tensors), info->weights, std::move(*tok), info->config,
-                          opt.keep_quantized);
+                          opt.keep_quantized, opt.fp32);
   if (!out.ok()) return fail(out.status());
   return out;
 }
@@ -136,7 +136,6 @@ Status export_model(const std::string& path, const Model& model, const tokenizer
                     const std::string& arch_name) {
   auto a = arch::find_export_architecture(arch_name);
   if (!a.ok()) return a.status();
-  if (model.has_mapped_weights()) return Status::Error("the model must be loaded with fp32 weights");
   LONGCTX_RETURN_IF_ERROR((*a)->exportable(model.config()));
   io::GgufWriter w;
   std::vector<std::vector<float>> keep;  // tensors the architecture made (fused), until write()

@@ -3,6 +3,7 @@
 // in the file. By default the matrices stay in the file's tensor types and are read in place
 // (Model::map_matrices); `keep_quantized = false` dequantizes every weight to fp32 instead.
 #pragma once
+#include <set>
 #include <string>
 
 #include "core/status.h"
@@ -14,7 +15,10 @@ namespace longctx::model {
 
 struct LoadOptions {
   int ctx = 0;                // context to build the model for; 0: the one it was trained with
-  bool keep_quantized = true;  // matrices read in place in their file type (inference only)
+  // Matrices read in place in their file type. Inference; and training, which reads the
+  // frozen ones in place: the matrices it trains are named in `fp32` (held in fp32 instead).
+  bool keep_quantized = true;
+  std::set<std::string> fp32;
 };
 
 // `path` is a GGUF file, or a Hugging Face model: a directory with config.json, tokenizer.json

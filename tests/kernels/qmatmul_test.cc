@@ -398,5 +398,44 @@ TEST(QMatmul, DequantPathIsTheFp32ProductOfTheDequantizedWeights) {
   }
 }
 
+// Backward through a matrix kept in its file type: dx (+)= dy W, W's dequantized values, against
+// a double-precision sum; panels of W (the 2000-row, 4096-column case takes several), padded
+// rows, F32 weights, accumulating and overwriting.
+TEST(QMatmul, BackwardDxIsTheProductWithTheDequantizedWeights) {
+  const Shape shapes[] = {{32, 576, 37}, {3, 4096, 401}, {5, 576, 2000}, {1, 64, 7}};
+  ThreadPool pool(2);
+  for (uint32_t type : {kQ8_0, kQ4_0, kQ4_1, kF16, kF32}) {
+    for (const Shape& s : shapes) {
+      for (bool accumulate : {false, true}) {
+        const int64_t pad = type == kF32 ? 16 : 8;
+        Weights w = type == kF32 ? Weights{kF32, s.out, s.in, s.in * 4 + pad, {}, {}} : make_weights(type, s.out, s.in, 700 + s.out, pad);
+        if (type == kF32) {
+          w.deq = randv(s.out * s.in, 9, 0.05);
+          w.bytes.assign(static_cast<size_t>(s.out * w.row_bytes), 0);
+          for (int64_t r = 0; r < s.out; ++r) std::memcpy(w.bytes.data() + r * w.row_bytes, w.deq.data() + r * s.in, s.in * 4);
+        }
+        const auto dy = randv(s.n * s.out, 5 + s.n, 1.0);
+        const auto init = randv(s.n * s.in, 6, 1.0);
+        std::vector<float> dx = init;
+        qlinear_backward_dx(pool, dy.data(), s.n, w.view(), dx.data(), accumulate);
+        int bad = 0;
+        for (int64_t i = 0; i < s.n; ++i) {
+          for (int64_t j = 0; j < s.in; ++j) {
+            double want = accumulate ? init[i * s.in + j] : 0.0, mag = std::fabs(want);
+            for (int64_t r = 0; r < s.out; ++r) {
+              want += double(dy[i * s.out + r]) * w.deq[r * s.in + j];
+              mag += std::fabs(double(dy[i * s.out + r]) * w.deq[r * s.in + j]);
+            }
+            if (!(std::fabs(dx[i * s.in + j] - want) <= 1e-5 * mag) && bad++ < 5)
+              ADD_FAILURE() << quant::type_name(type) << " n=" << s.n << " out=" << s.out << " in=" << s.in
+                            << (accumulate ? " +=" : " =") << ": dx[" << i << "," << j << "] = " << dx[i * s.in + j]
+                            << " want " << want;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace longctx::kernels

@@ -17,6 +17,11 @@ scripts/setup_llamacpp.sh), run by CTest:
 4. SmolLM2 expanded by `longctx expand --every 10` (33 layers, the 3 added in F32 and in Q8_0):
    llama.cpp loads it and gives the logits it gives the original (within 1e-5 of the row range:
    the added layers add exact zeros), and so does longctx, quantized and in fp32 (within 1e-6).
+5. That expansion fine-tuned for a few steps with `train --train-only new` (the Q4_1 layers frozen
+   and read in place), exported with `export --keep-types`: llama.cpp's decode of the export is
+   no further from longctx's decode of the checkpoint than the two engines' decodes of the
+   original SmolLM2 are from each other (1.5x), and the logits moved away from the original's
+   (the added layers trained).
 """
 import json
 import os
@@ -126,6 +131,7 @@ def main():
         tokens = json.loads(run("logits", "-m", SMOLLM2, "-p", SENTENCE, "-o", os.path.join(tmp, "s.npy")))["tokens"]
         fp32 = our_logits(SMOLLM2, tokens, os.path.join(tmp, "f.npy"), dequantize=True)
         ours = our_logits(SMOLLM2, tokens, os.path.join(tmp, "q.npy"), decode=True)
+        base_decode = ours
         ref, _ = llama_logits(SMOLLM2, tokens, 1)
         k_ours, k_ref = mean_kl(fp32, ours), mean_kl(fp32, ref)
         t_ours = float((ours.argmax(1) == fp32.argmax(1)).mean())
@@ -149,6 +155,19 @@ def main():
             check(e <= 1e-5, f"SmolLM2 expanded ({new_type} added layers) in longctx vs the original: worst {e:.2e}")
             d = float(np.abs(our_logits(ex, tokens, os.path.join(tmp, "g.npy"), dequantize=True) - fp32).max())
             check(d <= 1e-6, f"SmolLM2 expanded ({new_type} added layers), fp32 forward: logits within {d:.1e} (<= 1e-6)")
+
+        text = os.path.join(tmp, "corpus.txt")
+        ex, ft, ftl = (os.path.join(tmp, n) for n in ("smollm2-expanded-f32.gguf", "ft.gguf", "ft-llama.gguf"))
+        run("train", "--data", text, "--init", ex, "--train-only", "new", "--steps", "4", "--ctx", "64", "--batch", "2",
+            "--lr", "2e-3", "--min-lr", "1e-4", "--warmup", "1", "--eval-every", "0", "-t", "2", "-o", ft)
+        run("export", ft, ftl, "--keep-types")
+        ours = our_logits(ft, tokens, os.path.join(tmp, "h.npy"), decode=True)
+        ref, _ = llama_logits(ftl, tokens, 1)
+        e, e0 = worst_rel(ours, ref), worst_rel(base_decode, base_ref)
+        check(e <= 1.5 * e0, f"SmolLM2 expanded + fine-tuned (new layers only), exported --keep-types: llama.cpp decode "
+                             f"vs longctx decode: worst {e:.2e} of the row range (the original's: {e0:.2e}; <= 1.5x)")
+        moved = worst_rel(ours, base_ours)
+        check(moved > 1e-2, f"the fine-tuned layers changed the logits: {moved:.2e} of the row range from the original")
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")
     print("all llama.cpp comparisons passed")

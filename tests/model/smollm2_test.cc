@@ -184,5 +184,59 @@ TEST(SmolLM2, Fp16CacheDecodeTracksFp32Forward) {
   }
 }
 
+// Fine-tuning on a quantized base: the first and last layers train in fp32 while every other
+// matrix stays Q4_1/Q8_0, read in place (forward and backward through the dequantized panels:
+// the first layer's gradients come back through all the frozen ones). The trained layers'
+// gradients equal those of the same model with every weight dequantized to fp32 and everything
+// but those layers frozen, within fp32 rounding (1e-4 of the largest gradient); the frozen
+// tensors get none.
+TEST(SmolLM2, FrozenQuantizedMatricesGiveTheGradientsOfTheirFp32Values) {
+  auto fp32 = load_or_explain(false);
+  ASSERT_TRUE(fp32.ok()) << fp32.status().message();
+  model::Model& ref = *fp32->model;
+  std::vector<bool> on(ref.layout().tensors().size());
+  model::LoadOptions lo;
+  for (size_t i = 0; i < on.size(); ++i) {
+    const auto& t = ref.layout().tensors()[i];
+    on[i] = t.layer == 0 || t.layer == ref.config().n_layers() - 1;
+    if (on[i]) lo.fp32.insert(t.name);
+  }
+  auto q = model::load_model(kModel, lo);
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  model::Model& m = *q->model;
+  ASSERT_TRUE(m.has_mapped_weights());
+  ref.set_trainable(on);
+  m.set_trainable(on);
+  std::vector<int32_t> tokens = {1}, targets;
+  fp32->tokenizer.encode_append("In the beginning God created the heaven and the earth. And the earth was without form, "
+                                "and void; and darkness was upon the face of the deep.", tokens);
+  tokens.resize(33);
+  targets.assign(tokens.begin() + 1, tokens.end());
+  tokens.pop_back();
+  ThreadPool pool(2);
+  Arena arena;
+  for (model::Model* x : {&ref, &m}) {
+    x->zero_grads();
+    x->forward_backward(pool, arena, tokens.data(), targets.data(), 1, 32, 1.0f / 32);
+  }
+  int checked = 0;
+  for (size_t i = 0; i < on.size(); ++i) {
+    const auto& t = ref.layout().tensors()[i];
+    const float* a = ref.grads() + t.offset;
+    const float* b = m.grads() + t.offset;
+    if (!on[i]) {
+      for (int64_t j = 0; j < t.numel; ++j) ASSERT_EQ(a[j], 0.0f) << t.name;
+      continue;
+    }
+    float scale = 0, worst = 0;
+    for (int64_t j = 0; j < t.numel; ++j) scale = std::max(scale, std::fabs(a[j]));
+    for (int64_t j = 0; j < t.numel; ++j) worst = std::max(worst, std::fabs(a[j] - b[j]));
+    EXPECT_GT(scale, 0.0f) << t.name;
+    EXPECT_LE(worst, 1e-4f * scale) << t.name << ": largest gradient " << scale;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 18);
+}
+
 }  // namespace
 }  // namespace longctx

@@ -299,6 +299,36 @@ const char* qmatmul_path_name(QPath path) {
   return "?";
 }
 
+void qlinear_backward_dx(ThreadPool& pool, const float* dy, int64_t n, const QMatrix& w, float* dx, bool accumulate) {
+  CHECK_MSG(qmatmul_supports(w.type), "qlinear_backward_dx: weight type must be Q8_0, Q4_0, Q4_1, F16 or F32");
+  CHECK(n >= 0 && w.rows >= 0 && w.cols > 0 && w.row_bytes >= quant::row_bytes(w.type, w.cols));
+  const int64_t in = w.cols, out = w.rows;
+  if (n == 0) return;
+  if (w.rows == 0) {
+    if (!accumulate) std::fill(dx, dx + n * in, 0.0f);
+    return;
+  }
+  if (w.type == kF32) {
+    CHECK(w.row_bytes % 4 == 0);
+    gemm(pool, false, false, n, in, out, 1.0f, dy, out, static_cast<const float*>(w.data), w.row_bytes / 4,
+         accumulate ? 1.0f : 0.0f, dx, in);
+    return;
+  }
+  const int64_t panel = std::max<int64_t>(1, std::min(out, kPanelFloats / in));
+  thread_local std::vector<float> wf;
+  if (static_cast<int64_t>(wf.size()) < panel * in) wf.resize(static_cast<size_t>(panel * in));
+  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  for (int64_t p0 = 0; p0 < out; p0 += panel) {
+    const int64_t rows = std::min(panel, out - p0);
+    float* dst = wf.data();
+    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r)
+        CHECK(quant::dequantize_row(w.type, wdata + (p0 + r) * w.row_bytes, dst + r * in, in).ok());
+    });
+    gemm(pool, false, false, n, in, rows, 1.0f, dy + p0, out, dst, in, accumulate || p0 > 0 ? 1.0f : 0.0f, dx, in);
+  }
+}
+
 void qlinear_forward(ThreadPool& pool, const float* x, int64_t n, const QMatrix& w, const float* bias, float* y,
                      QPath path) {
   CHECK_MSG(qmatmul_supports(w.type), "qlinear_forward: weight type must be Q8_0, Q4_0, Q4_1, F16 or F32");

@@ -2,6 +2,7 @@
 
 #include <variant>
 
+#include "model/checkpoint.h"
 #include "model/model.h"
 
 namespace longctx::model::arch {
@@ -31,12 +32,6 @@ Status check_uniform_causal(const ModelConfig& c, const std::string& arch) {
   return Status::Ok();
 }
 
-Status write_tensors_as_named(io::GgufWriter& w, const Model& m) {
-  for (const ParamTensor& t : m.layout().tensors()) {
-    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
-    LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kF32, m.params() + t.offset, t.numel * sizeof(float)));
-  }
-  return Status::Ok();
-}
+Status write_tensors_as_named(io::GgufWriter& w, const Model& m) { return add_model_tensors(w, m); }
 
 }  // namespace longctx::model::arch

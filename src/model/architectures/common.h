@@ -22,7 +22,8 @@ Expected<int> gguf_size_key(const io::GgufFile& f, const std::string& key);
 // reads "not a <arch> model: ..." and names the layer.
 Status check_uniform_causal(const ModelConfig& c, const std::string& arch);
 
-// Every tensor of m's layout as F32 under its longctx (GGUF llama-style) name.
+// Every tensor of m's layout under its longctx (GGUF llama-style) name: F32, or a matrix read in
+// place in its stored type (model::add_model_tensors).
 Status write_tensors_as_named(io::GgufWriter& w, const Model& m);
 
 }  // namespace longctx::model::arch

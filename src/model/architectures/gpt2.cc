@@ -194,6 +194,7 @@ Status gpt2_exportable(const ModelConfig& c) {
 // Q, K and V of each layer fused into one [3D, D] attn_qkv tensor (and its [3D] bias): their rows
 // concatenated, kept alive in `keep` until the writer has written them.
 Status write_gpt2(io::GgufWriter& w, const Model& m, std::vector<std::vector<float>>* keep) {
+  if (m.has_mapped_weights()) return Status::Error("a gpt2 export is written from fp32 weights (leave out --keep-types)");
   const ModelConfig& c = m.config();
   const LayerConfig& l0 = c.layers.at(0);
   w.set_string("general.architecture", "gpt2");
