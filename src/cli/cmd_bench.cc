@@ -118,6 +118,7 @@ void register_bench(CLI::App& app, Commands& cmds) {
   bench->add_flag("--exact-prefill", mf->exact_prefill,
                   "Prompts through the fp32 product of dequantized weights (as perplexity), not the integer tiles");
   add_dequantize_flag(bench, mf->dequantize);
+  add_lora_flags(bench, mf->lora);
   add_cache_type_flags(bench, mf->cache_k, mf->cache_v);
   bench->callback([bench, mf, &cmds] {
     if (!bench->get_subcommands().empty()) return;

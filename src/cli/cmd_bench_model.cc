@@ -105,6 +105,7 @@ int run_bench_model(const BenchModelFlags& f) {
     lo.ctx = static_cast<int>(f.ctx);
     auto loaded = model::load_model(f.model, lo);
     if (!loaded.ok()) return fail(loaded.status());
+    if (Status s = apply_lora_flags(f.lora, *loaded->model); !s.ok()) return fail(s);
     owned = std::move(loaded->model);
   }
   model::Model& m = *owned;

@@ -27,6 +27,7 @@ struct ChatFlags {
   int64_t ubatch = 512;
   std::string cache_k = "f32", cache_v = "f32";
   bool dequantize = false, shift = false;
+  LoraFlags lora;
   int64_t keep = 0;
   infer::SamplerOptions s;
 };
@@ -47,6 +48,7 @@ int run_chat(const ChatFlags& f) {
   lo.keep_quantized = !f.dequantize;
   auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
+  if (Status s = apply_lora_flags(f.lora, *loaded->model); !s.ok()) return fail(s);
   loaded->model->set_integer_prefill(true);  // prompts on the integer tiles, where the CPU has AMX
   const tokenizer::BpeTokenizer& tok = loaded->tokenizer;
   Expected<infer::ChatTemplate> tmpl = Status::Error("");
@@ -130,6 +132,7 @@ void register_chat(CLI::App& app, Commands& cmds) {
   c->add_option("--ubatch", f->ubatch, "Prompt tokens per prefill pass (default 512)");
   add_sampling_flags(c, f->s);
   add_dequantize_flag(c, f->dequantize);
+  add_lora_flags(c, f->lora);
   add_context_shift_flags(c, f->shift, f->keep);
   add_cache_type_flags(c, f->cache_k, f->cache_v);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");

@@ -61,6 +61,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
     int64_t ubatch = 512;
     std::string cache_k = "f32", cache_v = "f32";
     bool json = false, dequantize = false, shift = false;
+    LoraFlags lora;
     int64_t keep = 0;
     infer::SamplerOptions s;
   };
@@ -75,6 +76,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
   c->add_option("-n,--n-predict", o->n, "Tokens to generate at most");
   add_sampling_flags(c, o->s);
   add_dequantize_flag(c, o->dequantize);
+  add_lora_flags(c, o->lora);
   add_cache_type_flags(c, o->cache_k, o->cache_v);
   add_context_shift_flags(c, o->shift, o->keep);
   c->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
@@ -95,6 +97,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
       lo.keep_quantized = !o->dequantize;
       auto loaded = model::load_model(o->model, lo);
       if (!loaded.ok()) return fail(loaded.status());
+      if (Status s = apply_lora_flags(o->lora, *loaded->model); !s.ok()) return fail(s);
       loaded->model->set_integer_prefill(true);  // prompts on the integer tiles, where the CPU has AMX
       std::vector<std::string> prompts = o->prompts;
       if (!o->prompt_file.empty()) {

@@ -22,6 +22,7 @@ namespace {
 struct LogitsFlags {
   std::string model, prompt, tokens, out;
   bool decode = false, dequantize = false;
+  LoraFlags lora;
   int threads = 0;
 };
 
@@ -66,6 +67,7 @@ int run_logits(const LogitsFlags& f) {
   lo.keep_quantized = !f.dequantize;
   auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
+  if (Status s = apply_lora_flags(f.lora, *loaded->model); !s.ok()) return fail(s);
   model::Model& m = *loaded->model;
   const auto& tok = loaded->tokenizer;
   const int64_t V = m.config().vocab_size;
@@ -113,6 +115,7 @@ void register_logits(CLI::App& app, Commands& cmds) {
   c->add_option("-o,--out", f->out, "Output .npy: float32 [tokens, vocab] (written atomically)")->required();
   c->add_flag("--decode", f->decode, "One token at a time through the KV cache (default: one prefill pass)");
   add_dequantize_flag(c, f->dequantize);
+  add_lora_flags(c, f->lora);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_logits(*f); }; });
 }

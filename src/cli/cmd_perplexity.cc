@@ -29,6 +29,7 @@ struct PplFlags {
   int64_t stride = 0, chunks = 0, ubatch = 512;
   std::string cache_k = "f32", cache_v = "f32";
   bool json = false, dequantize = false;
+  LoraFlags lora;
 };
 
 int run_perplexity(const PplFlags& f) {
@@ -43,6 +44,7 @@ int run_perplexity(const PplFlags& f) {
   lo.keep_quantized = !f.dequantize;
   auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
+  if (Status s = apply_lora_flags(f.lora, *loaded->model); !s.ok()) return fail(s);
   const int L = f.ctx > 0 ? f.ctx : std::min(512, loaded->model->config().ctx);
   if (L > loaded->model->config().ctx) {
     model::ModelConfig cfg = loaded->model->config();
@@ -95,6 +97,7 @@ void register_perplexity(CLI::App& app, Commands& cmds) {
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object");
   add_dequantize_flag(c, f->dequantize);
+  add_lora_flags(c, f->lora);
   add_cache_type_flags(c, f->cache_k, f->cache_v);
   c->callback([f, &cmds] { cmds.run = [f] { return run_perplexity(*f); }; });
 }

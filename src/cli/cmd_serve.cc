@@ -90,6 +90,10 @@ void register_serve(CLI::App& app, Commands& cmds) {
       "CHAT_TEMPLATE");
   env(c->add_option("-t,--threads", f->o.threads, "Threads (default: all cores)"), "THREADS");
   env(c->add_flag("--dequantize", f->o.dequantize, "Every weight dequantized to fp32 on load"), "DEQUANTIZE");
+  env(c->add_option("--lora", f->o.lora_files, "LoRA adapter (llama.cpp's GGUF adapter layout); repeat for several"),
+      "LORA");
+  env(c->add_option("--lora-scale", f->o.lora_scales, "Scale of the adapters (one for all, or one per --lora)"),
+      "LORA_SCALE");
   c->callback([f, &cmds] { cmds.run = [f] { return run_serve(*f); }; });
 }
 

@@ -4,6 +4,7 @@
 //               [--attn window:128,causal] [--rope-scaling yarn:4[,ORIG]]   (fresh models, --init)
 //               [--init CKPT]   (stage two: the checkpoint's weights, a longer --ctx, a new optimizer)
 //               [--train-only SEL] [--freeze SEL]   (a subset trains: model/trainable.h)
+//               [--lora r=16,alpha=32,targets=q,k,v,o,gate,up,down]   (with --init BASE: an adapter, model/lora.h)
 #include <csignal>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "kernels/vec.h"
 #include "model/checkpoint.h"
 #include "model/config_overrides.h"
+#include "model/lora.h"
 #include "model/pretrained.h"
 #include "model/trainable.h"
 #include "position/rope.h"
@@ -37,6 +39,8 @@ extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 struct TrainFlags {
   std::string data, tokenizer, out, resume, init;
   std::string train_only, freeze;  // model/trainable.h
+  std::string lora;                // model/lora.h: train an adapter for --init's model
+  std::string base_arch;           // general.architecture of --init's file (the adapter's)
   model::ConfigOverrides arch;  // --preset (only when given), --pos, --norm, --mlp, --kv-heads, --layers, --attn, ...
   int vocab = 0, threads = 0;
   bool json = false, ctx_given = false;
@@ -102,6 +106,38 @@ Expected<model::LoadedModel> load_for_training(const TrainFlags& f, const std::s
 // gives one). `on`: the tensors that train (empty: all).
 Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& text, std::vector<bool>* on) {
   using clock = std::chrono::steady_clock;
+  if (!f.lora.empty()) {
+    // An adapter for --init's model: every base tensor frozen (matrices read in place in their
+    // file types), the LoRA tensors trained; --resume names the adapter of an earlier run.
+    auto spec = layers::parse_lora(f.lora);
+    if (!spec.ok()) return spec.status();
+    auto base = model::load_model(f.init, model::LoadOptions{});
+    if (!base.ok()) return base.status();
+    LONGCTX_RETURN_IF_ERROR(check_agrees(f.arch, base->model->config(), "the base model of --init", "its weights fix that"));
+    model::ModelConfig cfg = base->model->config();
+    if (!f.ctx_given) f.opt.ctx = cfg.ctx;
+    if (f.opt.ctx > cfg.ctx) {
+      LONGCTX_RETURN_IF_ERROR(model::check_context_growth(cfg, static_cast<int>(f.opt.ctx)));
+      cfg.ctx = static_cast<int>(f.opt.ctx);
+      auto grown = base->model->with_config(cfg);
+      if (!grown.ok()) return grown.status();
+      base->model = std::move(*grown);
+    }
+    Rng rng(f.opt.seed ^ 0x10a10a10aULL);
+    auto m = base->model->with_lora(*spec, rng);
+    if (!m.ok()) return m.status();
+    if ((*m)->trainable_params() == 0) return Status::Error("--lora " + f.lora + ": its targets match no matrix of the model");
+    if (!f.resume.empty()) LONGCTX_RETURN_IF_ERROR(model::load_lora_tensors(f.resume, **m));
+    on->clear();
+    for (const auto& t : (*m)->layout().tensors()) on->push_back(t.trainable);
+    if (auto g = io::GgufFile::open(f.init); g.ok()) {
+      auto a = g->get_string("general.architecture");
+      f.base_arch = a.ok() ? *a : "llama";
+    } else {
+      f.base_arch = "llama";  // a Hugging Face directory of the llama family
+    }
+    return model::LoadedModel{std::move(*m), std::move(base->tokenizer)};
+  }
   if (!f.resume.empty()) {
     auto loaded = load_for_training(f, f.resume, on);
     if (!loaded.ok()) return loaded.status();
@@ -153,7 +189,12 @@ Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& tex
 
 int run_train(TrainFlags& f) {
   using clock = std::chrono::steady_clock;
-  if (!f.resume.empty() && !f.init.empty()) return fail("--init and --resume exclude each other");
+  if (!f.lora.empty()) {
+    if (f.init.empty()) return fail("--lora trains an adapter for a model: give the model with --init");
+    if (!f.train_only.empty() || !f.freeze.empty()) return fail("--lora trains only the adapter: leave out --train-only / --freeze");
+  } else if (!f.resume.empty() && !f.init.empty()) {
+    return fail("--init and --resume exclude each other (but for --lora: --init BASE --resume ADAPTER)");
+  }
   if (!f.init.empty() && (!f.tokenizer.empty() || f.vocab > 0))
     return fail(std::string(f.vocab > 0 ? "--vocab-size" : "--tokenizer") +
                 " cannot be combined with --init (the checkpoint's tokenizer is kept)");
@@ -196,6 +237,10 @@ int run_train(TrainFlags& f) {
   }
   train::Trainer trainer(std::move(model), std::move(tok), f.opt, pool);
   trainer.set_trainable(on);
+  if (!f.lora.empty())
+    trainer.set_save_model([&trainer, &f](const std::string& path) {
+      return model::save_lora_adapter(path, trainer.model(), f.base_arch);
+    });
   if (!f.resume.empty()) {
     Status s = trainer.load_state(f.resume);
     if (!s.ok()) return fail(s);
@@ -366,6 +411,9 @@ void register_train(CLI::App& app, Commands& cmds) {
                 "Train only these tensors: all, new (layers `expand` added), embeddings, head, norms, blocks=4,9,14 or "
                 "blocks=0-3, or name patterns like blk.*.attn_q.weight (comma-separated)");
   c->add_option("--freeze", f->freeze, "Train everything but these tensors (the same selectors as --train-only)");
+  c->add_option("--lora", f->lora,
+                "Train a LoRA adapter for --init's model (base frozen, quantized matrices read in place): "
+                "r=16,alpha=32,targets=q,k,v,o,gate,up,down; -o writes the adapter (llama.cpp's GGUF layout)");
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object per line instead of the human display");

@@ -4,6 +4,8 @@
 
 #include <functional>
 
+#include "cli/common.h"
+
 namespace longctx::cli {
 
 struct Commands {
@@ -26,6 +28,7 @@ void register_tokenize(CLI::App& app, Commands& cmds);
 void register_detokenize(CLI::App& app, Commands& cmds);
 void register_serve(CLI::App& app, Commands& cmds);
 void register_expand(CLI::App& app, Commands& cmds);
+void register_merge_lora(CLI::App& app, Commands& cmds);
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {
@@ -33,6 +36,7 @@ struct BenchModelFlags {
   int64_t prompt = 512, gen = 128, ctx = 0, ubatch = 512;
   int reps = 5, threads = 0;
   bool json = false, dequantize = false, no_repack = false, exact_prefill = false;
+  LoraFlags lora;
 };
 int run_bench_model(const BenchModelFlags& f);
 

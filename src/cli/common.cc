@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "model/lora.h"
+
 namespace longctx::cli {
 
 std::string with_flags(std::string m) {
@@ -49,6 +51,23 @@ std::string format_rate(double v) {
 void add_dequantize_flag(CLI::App* c, bool& dequantize) {
   c->add_flag("--dequantize", dequantize,
               "Dequantize all weights to fp32 on load (reference path: slower, several times the memory)");
+}
+
+void add_lora_flags(CLI::App* c, LoraFlags& f) {
+  c->add_option("--lora", f.files, "LoRA adapter (llama.cpp's GGUF adapter layout); repeat for several");
+  c->add_option("--lora-scale", f.scales, "Scale of the adapters (one for all, or one per --lora; default 1)");
+}
+
+Status apply_lora_flags(const LoraFlags& f, model::Model& m) {
+  if (!f.scales.empty() && f.scales.size() != 1 && f.scales.size() != f.files.size())
+    return Status::Error("give one --lora-scale for all adapters or one per --lora (" + std::to_string(f.files.size()) +
+                         " adapters, " + std::to_string(f.scales.size()) + " scales)");
+  if (f.files.empty() && !f.scales.empty()) return Status::Error("--lora-scale without --lora");
+  for (size_t i = 0; i < f.files.size(); ++i) {
+    const float s = f.scales.empty() ? 1.0f : f.scales.size() == 1 ? f.scales[0] : f.scales[i];
+    LONGCTX_RETURN_IF_ERROR(model::apply_adapter_file(m, f.files[i], s));
+  }
+  return Status::Ok();
 }
 
 void add_cache_type_flags(CLI::App* c, std::string& k_type, std::string& v_type) {

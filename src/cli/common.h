@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "infer/sampler.h"
+#include "model/model.h"
 
 namespace longctx::cli {
 
@@ -27,6 +28,15 @@ void add_dequantize_flag(CLI::App* c, bool& dequantize);
 void add_cache_type_flags(CLI::App* c, std::string& k_type, std::string& v_type);
 // --context-shift / --keep N (infer::Session::set_context_shift).
 void add_context_shift_flags(CLI::App* c, bool& shift, int64_t& keep);
+// --lora FILE (repeatable) and --lora-scale S (one for all, or one per --lora, in order):
+// LoRA adapters in llama.cpp's GGUF layout applied at run time (model/lora.h).
+struct LoraFlags {
+  std::vector<std::string> files;
+  std::vector<float> scales;
+};
+void add_lora_flags(CLI::App* c, LoraFlags& f);
+// Applies them to m; errors name the file.
+Status apply_lora_flags(const LoraFlags& f, model::Model& m);
 
 
 }  // namespace longctx::cli

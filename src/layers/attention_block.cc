@@ -32,6 +32,10 @@ class AttentionBlock final : public Block {
     if (s.bias) bv_ = vector("attn_v.bias", kvd_, Init::kZeros);
     wo_ = declare({"attn_output.weight", {D_, qd_}, kF32, true, true, Init::kResidualOut, true, true});
     if (s.bias) bo_ = declare({"attn_output.bias", {D_}, kF32, true, false, Init::kZeros, false, true});
+    declare_lora(s, wq_, "q");
+    declare_lora(s, wk_, "k");
+    declare_lora(s, wv_, "v");
+    declare_lora(s, wo_, "o");
     if (s.pos == position::PosType::kAlibi) alibi_ = position::alibi_slopes(layer_.heads);
   }
 
@@ -106,6 +110,9 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
   linear(ctx, h, rows, D_, param(w, wq_), view(w, wq_), param(w, bq_), qd_, q);
   linear(ctx, h, rows, D_, param(w, wk_), view(w, wk_), param(w, bk_), kvd_, k);
   linear(ctx, h, rows, D_, param(w, wv_), view(w, wv_), param(w, bv_), kvd_, v);
+  lora_forward(ctx, lora(w, wq_), h, rows, D_, qd_, q);
+  lora_forward(ctx, lora(w, wk_), h, rows, D_, kvd_, k);
+  lora_forward(ctx, lora(w, wv_), h, rows, D_, kvd_, v);
   float* att = arena.alloc(rows * qd_);
   float* lse = pass.save ? arena.alloc(batch * layer_.heads * seq_len) : nullptr;
   if (pass.seqs.empty()) {
@@ -158,6 +165,7 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
                                 [&](int64_t t, int) { attend(singles[t], ThreadPool::calling_thread()); });
   }
   linear_residual(ctx, att, rows, qd_, param(w, wo_), view(w, wo_), param(w, bo_), D_, x_in, x_out);
+  lora_forward(ctx, lora(w, wo_), att, rows, qd_, D_, x_out);
   if (pass.save) saved_ = Saved{x_in, h, mean, rstd, q, k, v, att, lse};
 }
 
@@ -168,6 +176,7 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   const int64_t batch = pass.batch, seq_len = pass.seq_len, rows = pass.rows();
   float* datt = arena.alloc(rows * qd_);
   linear_backward(ctx, s.att, dx, rows, qd_, param(w, wo_), view(w, wo_), D_, datt, false, grad(w, wo_), grad(w, bo_));
+  lora_backward(ctx, lora(w, wo_), s.att, dx, rows, qd_, D_, datt);
   float* dq = arena.alloc(rows * qd_);
   float* dk = arena.alloc_zero(rows * kvd_);
   float* dv = arena.alloc_zero(rows * kvd_);
@@ -182,6 +191,9 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   linear_backward(ctx, s.h, dq, rows, D_, param(w, wq_), view(w, wq_), qd_, dh, false, grad(w, wq_), grad(w, bq_));
   linear_backward(ctx, s.h, dk, rows, D_, param(w, wk_), view(w, wk_), kvd_, dh, true, grad(w, wk_), grad(w, bk_));
   linear_backward(ctx, s.h, dv, rows, D_, param(w, wv_), view(w, wv_), kvd_, dh, true, grad(w, wv_), grad(w, bv_));
+  lora_backward(ctx, lora(w, wq_), s.h, dq, rows, D_, qd_, dh);
+  lora_backward(ctx, lora(w, wk_), s.h, dk, rows, D_, kvd_, dh);
+  lora_backward(ctx, lora(w, wv_), s.h, dv, rows, D_, kvd_, dh);
   norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
 

@@ -39,7 +39,9 @@ enum class Init {
   kOnes,
   kNormal,       // N(0, 0.02^2) (GPT-2)
   kResidualOut,  // N(0, (0.02 / sqrt(2 n_layers))^2): a residual branch's output projection
+  kLoraA,        // U(-1/sqrt(in), 1/sqrt(in)) for [rank, in] (PEFT's Kaiming-uniform default)
 };
+
 
 struct TensorDecl {
   std::string name;            // within the layer, e.g. "attn_q.weight" (the model adds "blk.N.")
@@ -68,6 +70,9 @@ struct Weights {
   // Training a subset: per tensor of the model's list, nonzero when the tensor is frozen (its
   // gradient is not computed; gradients still flow through it). Null: everything trains.
   const uint8_t* frozen = nullptr;
+  // Inference with adapter files: per tensor of the model's list, the low-rank terms loaded for
+  // it (model::Model::add_adapter). Null: none.
+  const std::vector<LoraTerm>* adapters = nullptr;
 };
 
 // One sequence's part of a cached pass: rows [row0, row0 + n) are its tokens at positions
@@ -111,6 +116,13 @@ class Block {
  protected:
   // Declares a tensor; returns its number (its index in tensors()).
   int declare(TensorDecl d);
+  // With s.lora targeting `target`, declares matrix tensor i's LoRA pair: "<its name>.lora_a"
+  // [rank, in] and ".lora_b" [out, rank] (llama.cpp's adapter names), B zero so training starts
+  // from the base model.
+  void declare_lora(const Settings& s, int matrix, const std::string& target);
+  // The low-rank terms of matrix tensor i: its declared pair (with gradients when training),
+  // then the adapters' (Weights::adapters).
+  std::vector<LoraTerm> lora(const Weights& w, int i) const;
   // Tensor i's fp32 parameter, gradient (null when i < 0, no grads or tensor i is frozen) and
   // inference view (null unless w has views and tensor i's has data).
   const float* param(const Weights& w, int i) const { return i < 0 ? nullptr : w.params + offsets_[i]; }
@@ -127,6 +139,12 @@ class Block {
   std::vector<TensorDecl> decls_;
   std::vector<int64_t> offsets_;
   int64_t first_ = 0;
+  struct LoraPair {
+    int matrix = -1, a = -1, b = -1;
+    int64_t rank = 0;
+    float scale = 1.0f;
+  };
+  std::vector<LoraPair> lora_;
 };
 
 // What a block kind is made from.

@@ -11,6 +11,17 @@
 
 namespace longctx::layers {
 
+// A low-rank update of a matrix W [out, in]: y += scale * (x A^T) B^T with A [rank, in] and
+// B [out, rank] (LoRA). ga / gb: where their gradients accumulate (null: frozen, or inference).
+struct LoraTerm {
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* ga = nullptr;
+  float* gb = nullptr;
+  int64_t rank = 0;
+  float scale = 1.0f;
+};
+
 // Rows [row0, row0 + n) of a pass that go through a matrix product together, on `path`.
 struct RowGroup {
   int64_t row0 = 0, n = 0;

@@ -27,6 +27,9 @@ class FeedForwardBlock final : public Block {
     if (s.bias) b_up_ = vector("ffn_up.bias", F_, Init::kZeros);
     down_ = declare({"ffn_down.weight", {D_, F_}, kF32, true, true, Init::kResidualOut, true, true});
     if (s.bias) b_down_ = declare({"ffn_down.bias", {D_}, kF32, true, false, Init::kZeros, false, true});
+    if (swiglu_) declare_lora(s, gate_, "gate");
+    declare_lora(s, up_, "up");
+    declare_lora(s, down_, "down");
   }
 
   int64_t forward_floats(const Pass& pass) const override {
@@ -72,6 +75,8 @@ void FeedForwardBlock::forward(const LayerContext& ctx, const Weights& w, const 
   float* act = arena.alloc(rows * F);
   if (swiglu_) linear(ctx, h, rows, D, param(w, gate_), view(w, gate_), param(w, b_gate_), F, gate);
   linear(ctx, h, rows, D, param(w, up_), view(w, up_), param(w, b_up_), F, up);
+  if (swiglu_) lora_forward(ctx, lora(w, gate_), h, rows, D, F, gate);
+  lora_forward(ctx, lora(w, up_), h, rows, D, F, up);
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
     if (swiglu_)
       kernels::vec_swiglu(gate + r0 * F, up + r0 * F, act + r0 * F, (r1 - r0) * F);
@@ -79,6 +84,7 @@ void FeedForwardBlock::forward(const LayerContext& ctx, const Weights& w, const 
       kernels::vec_gelu(up + r0 * F, act + r0 * F, (r1 - r0) * F);
   });
   linear_residual(ctx, act, rows, F, param(w, down_), view(w, down_), param(w, b_down_), D, x_in, x_out);
+  lora_forward(ctx, lora(w, down_), act, rows, F, D, x_out);
   if (pass.save) saved_ = Saved{x_in, h, mean, rstd, gate, up, act};
 }
 
@@ -89,6 +95,7 @@ void FeedForwardBlock::backward(const LayerContext& ctx, const Weights& w, const
   const int64_t rows = pass.rows(), D = D_, F = F_;
   float* dact = arena.alloc(rows * F);
   linear_backward(ctx, s.act, dx, rows, F, param(w, down_), view(w, down_), D, dact, false, grad(w, down_), grad(w, b_down_));
+  lora_backward(ctx, lora(w, down_), s.act, dx, rows, F, D, dact);
   float* dup = arena.alloc(rows * F);
   float* dgate = swiglu_ ? arena.alloc(rows * F) : nullptr;
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
@@ -102,6 +109,8 @@ void FeedForwardBlock::backward(const LayerContext& ctx, const Weights& w, const
   linear_backward(ctx, s.h, dup, rows, D, param(w, up_), view(w, up_), F, dh, false, grad(w, up_), grad(w, b_up_));
   if (swiglu_)
     linear_backward(ctx, s.h, dgate, rows, D, param(w, gate_), view(w, gate_), F, dh, true, grad(w, gate_), grad(w, b_gate_));
+  lora_backward(ctx, lora(w, up_), s.h, dup, rows, D, F, dh);
+  if (swiglu_) lora_backward(ctx, lora(w, gate_), s.h, dgate, rows, D, F, dh);
   norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
 

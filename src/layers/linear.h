@@ -21,6 +21,15 @@ void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, c
 void linear_backward(const LayerContext& ctx, const float* x, const float* dy, int64_t rows, int64_t in,
                      const float* w, const kernels::QMatrix* q, int64_t out, float* dx, bool accumulate_dx, float* dw,
                      float* db);
+// LoRA: y[rows, out] += sum over terms of scale (x A^T) B^T. Training and plain passes use
+// the BLAS products; a pass whose rows must not depend on their neighbours (ctx.row_groups or
+// ctx.row_invariant: serving, row-invariant inference) computes each row alone in a fixed order.
+void lora_forward(const LayerContext& ctx, const std::vector<LoraTerm>& terms, const float* x, int64_t rows,
+                  int64_t in, int64_t out, float* y);
+// Its backward, after the matrix's own (linear_backward): dx += sum scale (dy B) A (dx may be
+// null), and the terms' gradients: ga += scale (dy B)^T x, gb += scale dy^T (x A^T).
+void lora_backward(const LayerContext& ctx, const std::vector<LoraTerm>& terms, const float* x, const float* dy,
+                   int64_t rows, int64_t in, int64_t out, float* dx);
 // y = residual + x W^T (+ b); y may alias residual, not x.
 void linear_residual(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
                      const kernels::QMatrix* q, const float* b, int64_t out, const float* residual, float* y);

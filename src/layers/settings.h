@@ -20,6 +20,20 @@ const char* mlp_name(MlpType t);
 Expected<NormType> parse_norm(const std::string& s);
 Expected<MlpType> parse_mlp(const std::string& s);
 
+// LoRA (Hu et al. 2021) on a layer's matrices: W x + (alpha / rank) B A x with A [rank, in] and
+// B [out, rank] trained, W frozen. Targets by short name: q, k, v, o (attention), gate, up,
+// down (feed-forward). Written "r=16,alpha=32,targets=q,k,v,o,gate,up,down".
+struct LoraSettings {
+  int rank = 0;      // 0: no LoRA tensors
+  float alpha = 0;   // 0: scale 1 (llama.cpp's rule)
+  std::vector<std::string> targets;
+  float scale() const { return rank > 0 && alpha != 0 ? alpha / static_cast<float>(rank) : 1.0f; }
+  bool targets_matrix(const std::string& target) const;
+};
+// Errors name the bad part: unknown key or target, rank < 1 or > 4096, alpha not finite, no targets.
+Expected<LoraSettings> parse_lora(const std::string& spec);
+std::string format_lora(const LoraSettings& l);
+
 struct Settings {
   int64_t model_dim = 0;
   NormType norm = NormType::kRmsNorm;
@@ -28,6 +42,7 @@ struct Settings {
   bool bias = false;  // biases on every linear layer (and LayerNorm)
   position::PosType pos = position::PosType::kRope;
   int n_layers = 0;   // residual-branch output projections start scaled by 1 / sqrt(2 n_layers)
+  LoraSettings lora;  // rank > 0: blocks declare LoRA A / B beside the targeted matrices
 };
 
 // One block of a layer: a registered kind (layers/block.h) and its arguments, written

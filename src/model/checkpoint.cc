@@ -331,6 +331,10 @@ Status add_model_tensors(io::GgufWriter& w, const Model& model) {
 }
 
 Status save_checkpoint(const std::string& path, const Model& model, const tokenizer::BpeTokenizer& tok) {
+  if (model.config().lora.rank > 0)
+    return Status::Error("cannot save '" + path + "' as a checkpoint: its LoRA tensors are saved as an adapter (model/lora.h)");
+  if (model.adapter_count() > 0)
+    return Status::Error("cannot save '" + path + "': adapters are applied (merge them with `longctx merge-lora`)");
   io::GgufWriter w;
   write_config_keys(w, model.config());
   write_tokenizer_keys(w, tok);

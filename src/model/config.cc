@@ -16,6 +16,7 @@ layers::Settings ModelConfig::settings() const {
   s.bias = bias;
   s.pos = pos;
   s.n_layers = n_layers();
+  s.lora = lora;
   return s;
 }
 

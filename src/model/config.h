@@ -43,6 +43,9 @@ struct ModelConfig {
   // Layers that block expansion inserted (model/expand.h), ascending: what `train --train-only
   // new` trains. Saved as longctx.expansion.added_blocks.
   std::vector<int> added_layers;
+  // LoRA tensors beside the targeted matrices (a run training an adapter; never in checkpoints:
+  // adapters are saved as llama.cpp adapter files, model/lora.h).
+  layers::LoraSettings lora;
 
   int n_layers() const { return static_cast<int>(layers.size()); }
   // Same settings in every layer.

@@ -1,6 +1,8 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cmath>
+#include <iterator>
 #include <cstring>
 #include <functional>
 
@@ -66,6 +68,125 @@ Expected<std::unique_ptr<Model>> Model::with_config(const ModelConfig& changed) 
   m->mapped_bytes_ = mapped_bytes_;
   m->views_ = views_;
   return m;
+}
+
+Expected<std::unique_ptr<Model>> Model::with_lora(const layers::LoraSettings& lora, Rng& rng) const {
+  if (config_.lora.rank > 0) return Status::Error("the model already has LoRA tensors");
+  ModelConfig c = config_;
+  c.lora = lora;
+  LONGCTX_RETURN_IF_ERROR(c.validate());
+  auto m = std::make_unique<Model>(c);
+  // A from its declared init, B zero: draw every tensor, then copy the base's over them.
+  m->init(rng);
+  const auto& dst = m->layout_.tensors();
+  m->views_.assign(dst.size(), kernels::QMatrix{});
+  std::vector<bool> on(dst.size(), false);
+  for (size_t i = 0; i < dst.size(); ++i) {
+    const ParamTensor& t = dst[i];
+    const int j = layout_.index(t.name);
+    if (j < 0) {  // a LoRA tensor
+      on[i] = true;
+      continue;
+    }
+    if (!views_.empty() && views_[j].data) {
+      m->views_[i] = views_[j];
+      continue;
+    }
+    std::memcpy(m->params() + t.offset, params() + layout_.tensors()[j].offset, t.numel * sizeof(float));
+  }
+  m->mapped_owner_ = mapped_owner_;
+  m->mapped_bytes_ = mapped_bytes_;
+  if (!m->mapped_owner_) m->views_.clear();
+  m->set_trainable(on);
+  return m;
+}
+
+Status Model::add_adapter(const io::GgufFile& f, float scale) {
+  auto type = f.get_string("general.type");
+  auto kind = f.get_string("adapter.type");
+  if (!type.ok() || *type != "adapter" || !kind.ok() || *kind != "lora")
+    return Status::Error("not a LoRA adapter (general.type = adapter, adapter.type = lora)");
+  double alpha = 0;
+  if (f.find("adapter.lora.alpha")) {
+    auto a = f.get_float("adapter.lora.alpha");
+    if (!a.ok()) return a.status();
+    alpha = *a;
+  }
+  if (!std::isfinite(scale)) return Status::Error("the adapter scale must be finite");
+  static const char* kTargets[] = {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                                   "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+  struct Pending {
+    int index;
+    std::vector<float> a, b;
+    int64_t rank;
+  };
+  std::vector<Pending> pending;
+  auto fp32 = [](const io::GgufTensorInfo& t, std::vector<float>* out) -> Status {
+    if (!quant::can_dequantize(t.type))
+      return Status::Error("tensor '" + t.name + "' is of type " + quant::type_name(t.type) + ", which longctx cannot read");
+    out->resize(t.n_elements);
+    const int64_t row = t.dims[0], rows = static_cast<int64_t>(t.n_elements) / row;
+    const int64_t rb = quant::row_bytes(t.type, row);
+    for (int64_t r = 0; r < rows; ++r)
+      LONGCTX_RETURN_IF_ERROR(quant::dequantize_row(t.type, t.data + r * rb, out->data() + r * row, row));
+    return Status::Ok();
+  };
+  for (const io::GgufTensorInfo& ta : f.tensors()) {
+    const std::string suffix = ".lora_a";
+    if (ta.name.size() > suffix.size() && ta.name.compare(ta.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      const std::string base = ta.name.substr(0, ta.name.size() - suffix.size());
+      const io::GgufTensorInfo* tb = f.find_tensor(base + ".lora_b");
+      if (!tb) return Status::Error("tensor '" + ta.name + "' has no '" + base + ".lora_b'");
+      const int i = layout_.index(base);
+      if (i < 0) return Status::Error("the adapter has tensors for '" + base + "', which this model lacks (an adapter for another base?)");
+      int layer = -1;
+      std::string rest;
+      if (!split_block_name(base, &layer, &rest) ||
+          std::find(std::begin(kTargets), std::end(kTargets), rest) == std::end(kTargets))
+        return Status::Error("the adapter targets '" + base + "'; longctx applies LoRA to attn_q/k/v/output and ffn_gate/up/down");
+      const ParamTensor& w = layout_.tensors()[i];
+      // GGUF order: A [in, rank], B [rank, out].
+      if (ta.dims.size() != 2 || tb->dims.size() != 2 || ta.dims[0] != w.shape[1] || tb->dims[1] != w.shape[0] ||
+          ta.dims[1] != tb->dims[0] || ta.dims[1] < 1)
+        return Status::Error("adapter tensors for '" + base + "' do not fit its shape [" + std::to_string(w.shape[0]) + ", " +
+                             std::to_string(w.shape[1]) + "] (an adapter for another base?)");
+      Pending p{i, {}, {}, ta.dims[1]};
+      LONGCTX_RETURN_IF_ERROR(fp32(ta, &p.a));
+      LONGCTX_RETURN_IF_ERROR(fp32(*tb, &p.b));
+      pending.push_back(std::move(p));
+    } else if (ta.name.size() <= 7 || ta.name.compare(ta.name.size() - 7, 7, ".lora_b") != 0) {
+      return Status::Error("tensor '" + ta.name + "' is not a LoRA A or B");
+    }
+  }
+  if (pending.empty()) return Status::Error("the adapter holds no LoRA tensors");
+  if (adapters_.empty()) adapters_.resize(layout_.tensors().size());
+  adapter_data_.reserve(adapter_data_.size() + 2 * pending.size());
+  for (Pending& p : pending) {
+    adapter_data_.push_back(std::move(p.a));
+    const float* a = adapter_data_.back().data();
+    adapter_data_.push_back(std::move(p.b));
+    const float* b = adapter_data_.back().data();
+    const float s = scale * (alpha != 0 ? static_cast<float>(alpha / static_cast<double>(p.rank)) : 1.0f);
+    adapters_[p.index].push_back({a, b, nullptr, nullptr, p.rank, s});
+  }
+  ++adapter_count_;
+  return Status::Ok();
+}
+
+Status Model::merge_adapters() {
+  if (has_mapped_weights()) return Status::Error("merging needs the fp32 weights");
+  for (size_t i = 0; i < adapters_.size(); ++i) {
+    const ParamTensor& t = layout_.tensors()[i];
+    float* w = params() + t.offset;
+    const int64_t out = t.shape[0], in = t.shape[1];
+    for (const layers::LoraTerm& term : adapters_[i])
+      kernels::gemm(ThreadPool::global(), false, false, out, in, term.rank, term.scale, term.b, term.rank, term.a, in,
+                    1.0f, w, in);
+  }
+  adapters_.clear();
+  adapter_data_.clear();
+  adapter_count_ = 0;
+  return Status::Ok();
 }
 
 std::vector<MatrixSlot> Model::matrix_slots(const ModelConfig& c) {
@@ -241,7 +362,8 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
       layers::embedding_forward(ctx, {param(token_), param(position_)}, qtoken, tokens + sr.row0, 1, sr.n, sr.pos0,
                                 x + sr.row0 * D);
   }
-  const layers::Weights w{params_.data(), save ? grads() : nullptr, views_.empty() ? nullptr : views_.data()};
+  const layers::Weights w{params_.data(), save ? grads() : nullptr, views_.empty() ? nullptr : views_.data(), nullptr,
+                          adapters_.empty() ? nullptr : adapters_.data()};
   layers::Pass pass;
   pass.batch = batch;
   pass.seq_len = seq_len;
@@ -303,7 +425,7 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
   float* dx = arena.alloc_zero(rows * D);
   layers::norm_backward(ctx, fn, {grad(out_norm_w_), grad(out_norm_b_)}, x, dxn, rows, mean, rstd, dx);
   const layers::Weights w{params_.data(), grads(), views_.empty() ? nullptr : views_.data(),
-                          frozen_.empty() ? nullptr : frozen_.data()};
+                          frozen_.empty() ? nullptr : frozen_.data(), adapters_.empty() ? nullptr : adapters_.data()};
   layers::Pass pass;
   pass.batch = batch;
   pass.seq_len = seq_len;

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "io/gguf.h"
 #include "kernels/qmatmul.h"
 #include "kvcache/kv_cache.h"
 #include "layers/block.h"
@@ -60,6 +61,19 @@ class Model {
   int64_t trainable_params() const;  // elements of the tensors that train
 
   void init(Rng& rng) { init_params(config_, layout_, params_.data(), rng); }
+
+  // LoRA (model/lora.h). The same model with LoRA tensors beside the matrices `lora` targets:
+  // every tensor copied by name (matrices read in place stay so), A drawn from rng, B zero, so
+  // it computes what this one does. Only the LoRA tensors train.
+  Expected<std::unique_ptr<Model>> with_lora(const layers::LoraSettings& lora, Rng& rng) const;
+  // Applies an adapter (llama.cpp's GGUF adapter layout) at run time, `scale` times its own
+  // alpha / rank, added to the terms of adapters before it. Errors (nothing applied): not an
+  // adapter, a tensor for a matrix this model lacks or of another shape (an adapter for
+  // another base), a target longctx applies no LoRA to, an A without its B.
+  Status add_adapter(const io::GgufFile& adapter, float scale);
+  int adapter_count() const { return adapter_count_; }
+  // W += scale B A for every adapter term, then drops the adapters (fp32 weights only).
+  Status merge_adapters();
 
   // Inference straight from a model file: every tensor declared readable in place (the token
   // table, block matrices, the output) whose source in `store` is stored as it is used
@@ -193,6 +207,10 @@ class Model {
   std::vector<std::unique_ptr<uint8_t[]>> packed_;  // pack_for_batches' buffers (views_ point in)
   int64_t packed_bytes_ = 0;
   bool integer_prefill_ = false;
+  // add_adapter: per tensor, the terms (pointing into adapter_data_).
+  std::vector<std::vector<layers::LoraTerm>> adapters_;
+  std::vector<std::vector<float>> adapter_data_;
+  int adapter_count_ = 0;
 };
 
 }  // namespace longctx::model

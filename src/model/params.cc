@@ -71,6 +71,11 @@ void init_params(const ModelConfig& c, const ParamLayout& layout, float* params,
       case layers::Init::kOnes:
         for (int64_t i = 0; i < t.numel; ++i) p[i] = 1.0f;
         break;
+      case layers::Init::kLoraA: {
+        const double bound = 1.0 / std::sqrt(static_cast<double>(t.shape.at(1)));
+        for (int64_t i = 0; i < t.numel; ++i) p[i] = static_cast<float>((2.0 * rng.uniform() - 1.0) * bound);
+        break;
+      }
       case layers::Init::kNormal:
       case layers::Init::kResidualOut: {
         const float std = 0.02f * (t.init == layers::Init::kResidualOut ? residual_scale : 1.0f);

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "infer/chat_template.h"
+#include "model/lora.h"
 #include "model/pretrained.h"
 #include "serve/openai.h"
 
@@ -375,6 +376,13 @@ Status load(State& st) {
   lo.keep_quantized = !st.opt.dequantize;
   auto loaded = model::load_model(st.opt.model_path, lo);
   if (!loaded.ok()) return loaded.status().Wrap("model '" + st.opt.model_path + "'");
+  const auto& lf = st.opt.lora_files;
+  const auto& ls = st.opt.lora_scales;
+  if (!ls.empty() && ls.size() != 1 && ls.size() != lf.size())
+    return Status::Error("give one --lora-scale for all adapters or one per --lora");
+  for (size_t i = 0; i < lf.size(); ++i)
+    LONGCTX_RETURN_IF_ERROR(
+        model::apply_adapter_file(*loaded->model, lf[i], ls.empty() ? 1.0f : ls.size() == 1 ? ls[0] : ls[i]));
   st.loaded.emplace(std::move(*loaded));
   // Prompts on the integer tiles where the CPU has AMX (as generate and chat): one product per
   // step for all rows, decode and prompt alike.

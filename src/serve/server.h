@@ -24,6 +24,9 @@ struct ServeOptions {
   int timeout_s = 600;                      // read/write timeout of a connection
   int64_t max_body_bytes = 8 << 20;         // larger bodies: 413
   bool webui = true, dequantize = false;
+  // LoRA adapters applied at load (model/lora.h), with their scales (one for all or one each).
+  std::vector<std::string> lora_files;
+  std::vector<float> lora_scales;
   bool repack = true;  // with -np > 1: Model::pack_for_batches
 };
 

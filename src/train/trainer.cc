@@ -134,7 +134,7 @@ EvalStats Trainer::evaluate() {
 }
 
 Status Trainer::save(const std::string& path) {
-  LONGCTX_RETURN_IF_ERROR(model::save_checkpoint(path, *model_, tok_));
+  LONGCTX_RETURN_IF_ERROR(save_model_ ? save_model_(path) : model::save_checkpoint(path, *model_, tok_));
   io::GgufWriter w;
   w.set_string("general.type", "longctx.train_state");
   w.set_u64("train.step", static_cast<uint64_t>(step_));

@@ -66,6 +66,8 @@ class Trainer {
   EvalStats evaluate();
   // Checkpoint + training state, both written atomically.
   Status save(const std::string& path);
+  // What save() writes instead of a checkpoint (a LoRA run writes its adapter).
+  void set_save_model(std::function<Status(const std::string& path)> f) { save_model_ = std::move(f); }
 
   int64_t current_step() const { return step_; }
   const TrainOptions& options() const { return opt_; }
@@ -86,6 +88,7 @@ class Trainer {
   AdamW adamw_;
   TokenStream train_, val_;
   std::vector<int32_t> inputs_, targets_;
+  std::function<Status(const std::string&)> save_model_;
 };
 
 // The sibling file holding optimizer state: "run/ckpt.gguf" -> "run/ckpt.state.gguf".

@@ -22,6 +22,10 @@ scripts/setup_llamacpp.sh), run by CTest:
    no further from longctx's decode of the checkpoint than the two engines' decodes of the
    original SmolLM2 are from each other (1.5x), and the logits moved away from the original's
    (the added layers trained).
+6. A LoRA adapter trained by `train --lora` on SmolLM2 Q4_1 (base read in place): llama.cpp loads
+   it (`lora_path`), and its decode with the adapter is no further from longctx's decode with
+   `--lora` than the two engines' decodes of the plain base are (1.5x), while the adapter moves
+   the logits; `merge-lora` gives the fp32 logits of base + adapter (within 1e-5 of the row range).
 """
 import json
 import os
@@ -55,16 +59,18 @@ def run(*args):
     return r.stdout
 
 
-def our_logits(model, tokens, out, decode=False, dequantize=False):
+def our_logits(model, tokens, out, decode=False, dequantize=False, extra=()):
     flags = ["--decode"] if decode else []
     flags += ["--dequantize"] if dequantize else []
+    flags += list(extra)
     run("logits", "-m", model, "--tokens", ",".join(map(str, tokens)), "-o", out, "-t", "2", *flags)
     return np.load(out).astype(np.float64)
 
 
-def llama_logits(model, tokens, batch):
+def llama_logits(model, tokens, batch, lora=None):
+    kw = {"lora_path": lora} if lora else {}
     llm = llama_cpp.Llama(model, n_ctx=max(64, len(tokens)), n_threads=2, n_batch=batch, n_ubatch=batch,
-                          logits_all=True, verbose=False)
+                          logits_all=True, verbose=False, **kw)
     llm.eval(tokens)
     out = np.array(llm.scores[: len(tokens)], dtype=np.float64)
     ids = llm.tokenize(SENTENCE.encode(), add_bos=False, special=False)
@@ -168,6 +174,22 @@ def main():
                              f"vs longctx decode: worst {e:.2e} of the row range (the original's: {e0:.2e}; <= 1.5x)")
         moved = worst_rel(ours, base_ours)
         check(moved > 1e-2, f"the fine-tuned layers changed the logits: {moved:.2e} of the row range from the original")
+
+        ad, merged = os.path.join(tmp, "adapter.gguf"), os.path.join(tmp, "merged.gguf")
+        run("train", "--data", text, "--init", SMOLLM2, "--lora", "r=8,alpha=16,targets=q,k,v,o,gate,up,down",
+            "--steps", "4", "--ctx", "64", "--batch", "2", "--lr", "2e-3", "--min-lr", "1e-4", "--warmup", "1",
+            "--eval-every", "0", "-t", "2", "-o", ad)
+        ours = our_logits(SMOLLM2, tokens, os.path.join(tmp, "l.npy"), decode=True, extra=["--lora", ad])
+        ref = llama_logits(SMOLLM2, tokens, 1, lora=ad)[0]
+        e, moved = worst_rel(ours, ref), worst_rel(ref, base_ref)
+        check(e <= 1.5 * e0, f"LoRA adapter from longctx in llama.cpp: decode vs longctx --lora decode: worst {e:.2e} of "
+                             f"the row range (the plain base's: {e0:.2e}; <= 1.5x)")
+        check(moved > 1e-2, f"the adapter moves llama.cpp's logits: {moved:.2e} of the row range")
+        run("merge-lora", "-m", SMOLLM2, "--lora", ad, "-o", merged)
+        want = our_logits(SMOLLM2, tokens, os.path.join(tmp, "w.npy"), dequantize=True, extra=["--lora", ad])
+        got = our_logits(merged, tokens, os.path.join(tmp, "x.npy"), dequantize=True)
+        e = worst_rel(got, want)
+        check(e <= 1e-5, f"merge-lora: the merged model's fp32 logits vs base + adapter: worst {e:.2e} of the row range")
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")
     print("all llama.cpp comparisons passed")
