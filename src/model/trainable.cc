@@ -178,11 +178,45 @@ std::string describe_trainable(const ParamLayout& layout) {
            std::to_string(n) + " tensors, " + millions(p) + "\n";
     l = e;
   }
+  // The rest by name, the same name in several layers on one line: "blk.*.attn_q.weight.lora_a
+  // [8x576] in layers 0-29 (30 tensors), 0.14M".
+  struct Group {
+    std::string shape;
+    std::vector<int> layers;
+    int64_t params = 0;
+  };
+  std::vector<std::pair<std::string, Group>> groups;
   for (const auto& t : ts) {
     if (!t.trainable || (t.layer >= 0 && whole[t.layer])) continue;
     std::string shape;
     for (size_t d = 0; d < t.shape.size(); ++d) shape += (d ? "x" : "") + std::to_string(t.shape[d]);
-    out += "  " + t.name + " [" + shape + "], " + millions(t.numel) + "\n";
+    std::string key = t.name;
+    if (t.layer >= 0) key = "blk.*" + t.name.substr(t.name.find('.', 4));
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const auto& g) { return g.first == key && g.second.shape == shape; });
+    if (it == groups.end()) {
+      groups.push_back({key, Group{shape, {}, 0}});
+      it = groups.end() - 1;
+    }
+    if (t.layer >= 0) it->second.layers.push_back(t.layer);
+    it->second.params += t.numel;
+  }
+  for (const auto& [key, g] : groups) {
+    std::string where;
+    if (g.layers.size() == 1) {
+      out += "  blk." + std::to_string(g.layers[0]) + key.substr(5) + " [" + g.shape + "], " + millions(g.params) + "\n";
+      continue;
+    }
+    for (size_t i = 0; i < g.layers.size();) {  // runs of consecutive layers
+      size_t e = i;
+      while (e + 1 < g.layers.size() && g.layers[e + 1] == g.layers[e] + 1) ++e;
+      where += (where.empty() ? "" : ",") + std::to_string(g.layers[i]) +
+               (e > i ? "-" + std::to_string(g.layers[e]) : std::string());
+      i = e + 1;
+    }
+    out += "  " + key + " [" + g.shape + "]" +
+           (g.layers.empty() ? "" : " in layers " + where + " (" + std::to_string(g.layers.size()) + " tensors)") + ", " +
+           millions(g.params) + "\n";
   }
   return out;
 }

@@ -156,6 +156,21 @@ expect_error train-only-missing-block "$work/t.gguf" -- "$bin" train --data "$wo
 expect_error train-only-new-unexpanded "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --train-only new --steps 1 -o "$work/t.gguf"
 expect_error train-only-unknown "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --train-only attention --steps 1 -o "$work/t.gguf"
 expect_error freeze-everything "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --freeze all --steps 1 -o "$work/t.gguf"
+# LoRA: an adapter trained for a 2-layer expansion of good.gguf does not fit good.gguf.
+"$bin" expand -m "$work/good.gguf" -o "$work/two.gguf" --every 1 > /dev/null 2>&1
+"$bin" train --data "$work/big.txt" --init "$work/two.gguf" --lora r=2,targets=q,v --steps 1 --ctx 8 --batch 1 \
+  --eval-every 0 --eval-batches 1 -o "$work/two-lora.gguf" > /dev/null 2>&1 || { echo "FAIL could not train an adapter"; fails=$((fails+1)); }
+expect_error lora-without-init "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --lora r=4,targets=q --steps 1 -o "$work/t.gguf"
+expect_error lora-with-train-only "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --lora r=4,targets=q --train-only new --steps 1 -o "$work/t.gguf"
+expect_error lora-rank-zero "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --lora r=0,targets=q --steps 1 -o "$work/t.gguf"
+expect_error lora-unknown-target "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$work/good.gguf" --lora r=4,targets=qkv --steps 1 -o "$work/t.gguf"
+expect_error lora-missing-file "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --lora "$work/nope.gguf"
+expect_error lora-not-an-adapter "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --lora "$work/good.gguf"
+expect_error lora-another-base "" -- "$bin" generate -m "$work/good.gguf" -p hi -n 1 --lora "$work/two-lora.gguf"
+expect_error lora-scale-count "" -- "$bin" generate -m "$work/two.gguf" -p hi -n 1 --lora "$work/two-lora.gguf" --lora-scale 1 --lora-scale 2
+expect_error merge-lora-without-lora "$work/m.gguf" -- "$bin" merge-lora -m "$work/two.gguf" -o "$work/m.gguf"
+expect_error merge-lora-another-base "$work/m.gguf" -- "$bin" merge-lora -m "$work/good.gguf" --lora "$work/two-lora.gguf" -o "$work/m.gguf"
+expect_error merge-lora-output-is-input "" -- "$bin" merge-lora -m "$work/two.gguf" --lora "$work/two-lora.gguf" -o "$work/two.gguf"
 ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
