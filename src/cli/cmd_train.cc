@@ -21,6 +21,7 @@
 #include "cli/common.h"
 #include "core/blas_setup.h"
 #include "core/thread_pool.h"
+#include "infer/chat_template.h"
 #include "kernels/vec.h"
 #include "model/checkpoint.h"
 #include "model/config_overrides.h"
@@ -40,6 +41,7 @@ struct TrainFlags {
   std::string data, tokenizer, out, resume, init;
   std::string train_only, freeze;  // model/trainable.h
   std::string lora;                // model/lora.h: train an adapter for --init's model
+  std::string chat_template;       // chat data (.jsonl): the template instead of the model's
   std::string base_arch;           // general.architecture of --init's file (the adapter's)
   model::ConfigOverrides arch;  // --preset (only when given), --pos, --norm, --mlp, --kv-heads, --layers, --attn, ...
   int vocab = 0, threads = 0;
@@ -61,6 +63,11 @@ Status check_agrees(const model::ConfigOverrides& o, const model::ModelConfig& c
   const model::Conflict& k = cs->front();
   return Status::Error(flag_of(k.setting) + " " + k.asked + " conflicts with " + what + " (it has " + k.has + "; " +
                        advice + ")");
+}
+
+// Chat data for supervised fine-tuning: a .jsonl file (train::read_chat_jsonl).
+bool is_chat_data(const std::string& path) {
+  return path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
 }
 
 // Which tensors of `m` train: the flags, or on --resume without them the set the run saved, or
@@ -247,7 +254,27 @@ int run_train(TrainFlags& f) {
   } else if (f.init.empty()) {
     trainer.init_weights();
   }
-  Status cs = trainer.set_corpus(*text);
+  Status cs = Status::Ok();
+  int64_t chat_conversations = 0, chat_tokens = 0;
+  if (is_chat_data(f.data)) {
+    // Supervised fine-tuning: conversations in the model's chat template, loss on the answers.
+    const tokenizer::BpeTokenizer& tk = trainer.tokenizer();
+    auto tmpl = !f.chat_template.empty() ? infer::ChatTemplate::by_name(f.chat_template)
+                                         : infer::ChatTemplate::detect(tk.chat_template());
+    if (!tmpl.ok())
+      return fail(tmpl.status().Wrap("chat data needs the model's chat template (or --chat-template chatml|llama2|llama3|mistral)"));
+    auto chat = train::read_chat_jsonl(f.data, tk, [&](const std::vector<train::ChatTurn>& turns, bool gen) {
+      std::vector<infer::ChatMessage> ms;
+      for (const auto& t : turns) ms.push_back({t.role, t.content});
+      return tmpl->render(ms, gen);
+    });
+    if (!chat.ok()) return fail(chat.status());
+    chat_conversations = chat->conversations;
+    chat_tokens = chat->assistant_tokens;
+    cs = trainer.set_data(std::move(chat->train), std::move(chat->val));
+  } else {
+    cs = trainer.set_corpus(*text);
+  }
   if (!cs.ok()) return fail(cs);
   const train::TrainOptions& opt = trainer.options();
   const auto& mc = trainer.model().config();
@@ -263,6 +290,10 @@ int run_train(TrainFlags& f) {
                 (long long)trainer.train_tokens(), (long long)trainer.val_tokens(), (long long)opt.batch,
                 (long long)opt.ctx, (long long)opt.accum, pool.threads(), kernels::simd_target_name(), blas_core_name());
     std::printf("%s", model::describe_trainable(trainer.model().layout()).c_str());
+    if (chat_conversations > 0)
+      std::printf("chat data: %lld conversations (every 20th held out), %lld assistant tokens trained on, template %s\n",
+                  (long long)chat_conversations, (long long)chat_tokens,
+                  f.chat_template.empty() ? "from the model" : f.chat_template.c_str());
     if (trainer.current_step() > 0) std::printf("resumed at step %lld\n", (long long)trainer.current_step());
   } else {
     nlohmann::json names = nlohmann::json::array();
@@ -378,7 +409,10 @@ void register_train(CLI::App& app, Commands& cmds) {
   auto* c = app.add_subcommand("train", "Train a model from scratch or resume a checkpoint");
   auto f = std::make_shared<TrainFlags>();
   auto* preset = c->add_option("--preset", f->arch.preset, "Model preset: tiny (default) or small");
-  c->add_option("--data", f->data, "Text corpus (split into train / held-out by a fixed rule)")->required();
+  c->add_option("--data", f->data,
+                "Text corpus (split into train / held-out by a fixed rule), or chat data: a .jsonl file of "
+                "{\"messages\": [...]} lines (loss on the assistant's turns)")->required();
+  c->add_option("--chat-template", f->chat_template, "Chat data: chatml, llama2, llama3 or mistral (default: the model's)");
   c->add_option("--tokenizer", f->tokenizer, "Tokenizer GGUF (default: train one on the corpus)");
   c->add_option("-o,--output", f->out, "Checkpoint path (GGUF); state goes to <name>.state.gguf");
   c->add_option("--resume", f->resume, "Continue from this checkpoint");

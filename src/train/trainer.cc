@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -67,8 +68,12 @@ Expected<std::vector<std::string>> saved_trainable(const std::string& checkpoint
 
 Status Trainer::set_corpus(const std::string& text) {
   CorpusSplit split = split_corpus(text);
-  train_ = tokenize_stream(tok_, split.train);
-  val_ = tokenize_stream(tok_, split.val);
+  return set_data(tokenize_stream(tok_, split.train), tokenize_stream(tok_, split.val));
+}
+
+Status Trainer::set_data(TokenStream train, TokenStream val) {
+  train_ = std::move(train);
+  val_ = std::move(val);
   const int64_t need = opt_.ctx + 1;
   if (static_cast<int64_t>(train_.tokens.size()) < need)
     return Status::Error("corpus too short: the training part has " + std::to_string(train_.tokens.size()) +
@@ -88,13 +93,20 @@ StepStats Trainer::step() {
   model::Model& m = *model_;
   m.zero_grads();
   Batcher batcher(&train_, opt_.batch, opt_.ctx);
-  const float scale = 1.0f / static_cast<float>(opt_.batch * opt_.ctx * opt_.accum);
-  double loss = 0;
+  // The loss is the mean over the targets that count (all of them but in chat data).
+  inputs_.resize(opt_.accum);
+  targets_.resize(opt_.accum);
+  int64_t counted = 0;
   for (int64_t a = 0; a < opt_.accum; ++a) {
-    batcher.sample(rng_, inputs_, targets_);
-    loss += m.forward_backward(pool_, arena_, inputs_.data(), targets_.data(), opt_.batch, opt_.ctx, scale);
+    batcher.sample(rng_, inputs_[a], targets_[a]);
+    for (int32_t t : targets_[a]) counted += t >= 0;
   }
-  loss /= static_cast<double>(opt_.batch * opt_.ctx * opt_.accum);
+  counted = std::max<int64_t>(counted, 1);
+  const float scale = 1.0f / static_cast<float>(counted);
+  double loss = 0;
+  for (int64_t a = 0; a < opt_.accum; ++a)
+    loss += m.forward_backward(pool_, arena_, inputs_[a].data(), targets_[a].data(), opt_.batch, opt_.ctx, scale);
+  loss /= static_cast<double>(counted);
 
   const float lr = lr_at(step_, opt_.steps, opt_.warmup, opt_.lr, opt_.min_lr);
   const int64_t t = step_ + 1;
@@ -116,16 +128,18 @@ EvalStats Trainer::evaluate() {
     int64_t b = 0;
     one.sequential(0, in, tg, &b);
     loss = model_->forward_loss(pool_, arena_, in.data(), tg.data(), 1, opt_.ctx);
-    tokens = opt_.ctx;
+    for (int32_t t : tg) tokens += t >= 0;
     bytes = b;
   }
   for (int64_t i = 0; i < n; ++i) {
     int64_t b = 0;
     batcher.sequential(i, in, tg, &b);
     loss += model_->forward_loss(pool_, arena_, in.data(), tg.data(), opt_.batch, opt_.ctx);
-    tokens += opt_.batch * opt_.ctx;
+    for (int32_t t : tg) tokens += t >= 0;
     bytes += b;
   }
+  tokens = std::max<int64_t>(tokens, 1);
+  bytes = std::max<int64_t>(bytes, 1);
   EvalStats e;
   e.step = step_;
   e.val_loss = loss / static_cast<double>(tokens);

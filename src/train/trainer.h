@@ -54,6 +54,8 @@ class Trainer {
 
   // Tokenizes and splits the corpus. Errors when a part is too short for one window.
   Status set_corpus(const std::string& text);
+  // Tokenized data as it is (chat data: read_chat_jsonl). Errors when a part is too short.
+  Status set_data(TokenStream train, TokenStream val);
   // A fresh start: initialises the weights from the seed.
   void init_weights();
   // Trains only the tensors `on` marks (per tensor of the model's list; model::Model::
@@ -87,7 +89,7 @@ class Trainer {
   int64_t step_ = 0;
   AdamW adamw_;
   TokenStream train_, val_;
-  std::vector<int32_t> inputs_, targets_;
+  std::vector<std::vector<int32_t>> inputs_, targets_;  // per micro-batch
   std::function<Status(const std::string&)> save_model_;
 };
 
