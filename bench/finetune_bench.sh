@@ -4,6 +4,7 @@
 #   - block expansion (`expand --every 10`: 3 added layers in F32) training only the added layers,
 #     the Q4_1 / Q8_0 matrices frozen and read in place;
 #   - the original's last 4 layers trained (the rest frozen, read in place);
+#   - a LoRA adapter of rank 16 on every matrix (the base frozen, read in place);
 #   - every tensor trained (the whole model in fp32, AdamW state for all).
 # Usage: bench/finetune_bench.sh [steps=8] [ctx=256] [batch=4]. Corpus: data/kjv.txt (bash scripts/corpus.sh).
 set -euo pipefail
@@ -35,4 +36,5 @@ echo "| SmolLM2-135M Q4_1, ctx $ctx, batch $batch, $steps steps | trainable para
 echo "|---|---|---|---|"
 run "expanded (+3 layers), --train-only new" "$work/expanded.gguf" --train-only new
 run "original, --train-only blocks=26-29" "$model" --train-only blocks=26-29
+run "original, LoRA r=16 on every matrix" "$model" --lora r=16,alpha=32,targets=q,k,v,o,gate,up,down
 run "original, everything (fp32)" "$model"

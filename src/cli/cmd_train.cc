@@ -41,6 +41,7 @@ struct TrainFlags {
   std::string data, tokenizer, out, resume, init;
   std::string train_only, freeze;  // model/trainable.h
   std::string lora;                // model/lora.h: train an adapter for --init's model
+  float lora_dropout = 0;          // --lora-dropout P
   std::string chat_template;       // chat data (.jsonl): the template instead of the model's
   std::string base_arch;           // general.architecture of --init's file (the adapter's)
   model::ConfigOverrides arch;  // --preset (only when given), --pos, --norm, --mlp, --kv-heads, --layers, --attn, ...
@@ -118,6 +119,8 @@ Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& tex
     // file types), the LoRA tensors trained; --resume names the adapter of an earlier run.
     auto spec = layers::parse_lora(f.lora);
     if (!spec.ok()) return spec.status();
+    if (!(f.lora_dropout >= 0 && f.lora_dropout < 1)) return Status::Error("--lora-dropout must be in [0, 1)");
+    spec->dropout = f.lora_dropout;
     auto base = model::load_model(f.init, model::LoadOptions{});
     if (!base.ok()) return base.status();
     LONGCTX_RETURN_IF_ERROR(check_agrees(f.arch, base->model->config(), "the base model of --init", "its weights fix that"));
@@ -196,6 +199,7 @@ Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& tex
 
 int run_train(TrainFlags& f) {
   using clock = std::chrono::steady_clock;
+  if (f.lora.empty() && f.lora_dropout != 0) return fail("--lora-dropout goes with --lora");
   if (!f.lora.empty()) {
     if (f.init.empty()) return fail("--lora trains an adapter for a model: give the model with --init");
     if (!f.train_only.empty() || !f.freeze.empty()) return fail("--lora trains only the adapter: leave out --train-only / --freeze");
@@ -448,6 +452,7 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--lora", f->lora,
                 "Train a LoRA adapter for --init's model (base frozen, quantized matrices read in place): "
                 "r=16,alpha=32,targets=q,k,v,o,gate,up,down; -o writes the adapter (llama.cpp's GGUF layout)");
+  c->add_option("--lora-dropout", f->lora_dropout, "Dropout on the LoRA branches' input while training (default 0)");
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "One JSON object per line instead of the human display");

@@ -142,7 +142,7 @@ class Block {
   struct LoraPair {
     int matrix = -1, a = -1, b = -1;
     int64_t rank = 0;
-    float scale = 1.0f;
+    float scale = 1.0f, dropout = 0.0f;
   };
   std::vector<LoraPair> lora_;
 };

@@ -20,6 +20,10 @@ struct LoraTerm {
   float* gb = nullptr;
   int64_t rank = 0;
   float scale = 1.0f;
+  // Training (LayerContext::dropout_seed set): dropout with this probability on the branch's
+  // input x, the mask drawn from the pass's seed and `id` (one per matrix of the model).
+  float dropout = 0.0f;
+  uint64_t id = 0;
 };
 
 // Rows [row0, row0 + n) of a pass that go through a matrix product together, on `path`.
@@ -45,6 +49,8 @@ struct LayerContext {
   // Attention through a KV cache row by row (attention::TileSizes::row_invariant): with the
   // products on the integer path, a row's results then do not depend on the pass computing it.
   bool row_invariant = false;
+  // Training: LoRA dropout masks come from this seed (0: no dropout, as in inference).
+  uint64_t dropout_seed = 0;
 };
 
 }  // namespace longctx::layers

@@ -53,9 +53,30 @@ void linear_backward(const LayerContext& ctx, const float* x, const float* dy, i
 
 namespace {
 float* lora_scratch(int64_t n, int slot) {
-  thread_local std::vector<float> buf[2];
+  thread_local std::vector<float> buf[4];
   if (static_cast<int64_t>(buf[slot].size()) < n) buf[slot].resize(static_cast<size_t>(n));
   return buf[slot].data();
+}
+
+// LoRA dropout: element i of the branch's input is kept with probability 1 - p (and scaled by
+// 1 / (1 - p)), decided by a hash of (pass seed, matrix, i): forward and backward draw the same
+// mask without storing it, and it does not depend on the thread count.
+bool dropout_on(const LayerContext& ctx, const LoraTerm& t) { return ctx.dropout_seed != 0 && t.dropout > 0; }
+float keep_scale(uint64_t seed, uint64_t id, int64_t i, float p) {
+  uint64_t z = seed ^ (id * 0x9E3779B97F4A7C15ULL) ^ (static_cast<uint64_t>(i) * 0xD1B54A32D192ED03ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  const float u = static_cast<float>(z >> 40) * 0x1.0p-24f;
+  return u < p ? 0.0f : 1.0f / (1.0f - p);
+}
+// x with the term's dropout applied, in scratch slot `slot`.
+const float* dropped(const LayerContext& ctx, const LoraTerm& t, const float* x, int64_t n, int slot) {
+  float* d = lora_scratch(n, slot);
+  ctx.pool->parallel_range(n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) d[i] = x[i] * keep_scale(ctx.dropout_seed, t.id, i, t.dropout);
+  });
+  return d;
 }
 }  // namespace
 
@@ -74,8 +95,9 @@ void lora_forward(const LayerContext& ctx, const std::vector<LoraTerm>& terms, c
       });
       continue;
     }
+    const float* xd = dropout_on(ctx, t) ? dropped(ctx, t, x, rows * in, 2) : x;
     float* u = lora_scratch(rows * r, 0);
-    kernels::gemm(pool, false, true, rows, r, in, 1.0f, x, in, t.a, in, 0.0f, u, r);
+    kernels::gemm(pool, false, true, rows, r, in, 1.0f, xd, in, t.a, in, 0.0f, u, r);
     kernels::gemm(pool, false, true, rows, out, r, t.scale, u, r, t.b, r, 1.0f, y, out);
   }
 }
@@ -85,13 +107,22 @@ void lora_backward(const LayerContext& ctx, const std::vector<LoraTerm>& terms, 
   ThreadPool& pool = *ctx.pool;
   for (const LoraTerm& t : terms) {
     const int64_t r = t.rank;
+    const bool drop = dropout_on(ctx, t);
+    const float* xd = drop ? dropped(ctx, t, x, rows * in, 2) : x;
     float* u = lora_scratch(rows * r, 0);  // dy B
     kernels::gemm(pool, false, false, rows, r, out, 1.0f, dy, out, t.b, r, 0.0f, u, r);
-    if (dx) kernels::gemm(pool, false, false, rows, in, r, t.scale, u, r, t.a, in, 1.0f, dx, in);
-    if (t.ga) kernels::gemm(pool, true, false, r, in, rows, t.scale, u, r, x, in, 1.0f, t.ga, in);
+    if (dx && !drop) kernels::gemm(pool, false, false, rows, in, r, t.scale, u, r, t.a, in, 1.0f, dx, in);
+    if (dx && drop) {  // through the mask
+      float* g = lora_scratch(rows * in, 3);
+      kernels::gemm(pool, false, false, rows, in, r, t.scale, u, r, t.a, in, 0.0f, g, in);
+      pool.parallel_range(rows * in, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) dx[i] += g[i] * keep_scale(ctx.dropout_seed, t.id, i, t.dropout);
+      });
+    }
+    if (t.ga) kernels::gemm(pool, true, false, r, in, rows, t.scale, u, r, xd, in, 1.0f, t.ga, in);
     if (t.gb) {
       float* v = lora_scratch(rows * r, 1);  // x A^T
-      kernels::gemm(pool, false, true, rows, r, in, 1.0f, x, in, t.a, in, 0.0f, v, r);
+      kernels::gemm(pool, false, true, rows, r, in, 1.0f, xd, in, t.a, in, 0.0f, v, r);
       kernels::gemm(pool, true, false, out, r, rows, t.scale, dy, out, v, r, 1.0f, t.gb, r);
     }
   }

@@ -26,6 +26,7 @@ Expected<MlpType> parse_mlp(const std::string& s);
 struct LoraSettings {
   int rank = 0;      // 0: no LoRA tensors
   float alpha = 0;   // 0: scale 1 (llama.cpp's rule)
+  float dropout = 0;  // training: dropout on the LoRA branch's input (PEFT's lora_dropout)
   std::vector<std::string> targets;
   float scale() const { return rank > 0 && alpha != 0 ? alpha / static_cast<float>(rank) : 1.0f; }
   bool targets_matrix(const std::string& target) const;

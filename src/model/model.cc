@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iterator>
 #include <cstring>
 #include <functional>
+#include <iterator>
 
 #include "kernels/cross_entropy.h"
 #include "kernels/matmul.h"
@@ -111,6 +111,7 @@ Status Model::add_adapter(const io::GgufFile& f, float scale) {
     auto a = f.get_float("adapter.lora.alpha");
     if (!a.ok()) return a.status();
     alpha = *a;
+    if (!std::isfinite(alpha)) return Status::Error("adapter.lora.alpha is not a finite number");
   }
   if (!std::isfinite(scale)) return Status::Error("the adapter scale must be finite");
   static const char* kTargets[] = {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
@@ -408,6 +409,7 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
   // whatever the row count (the integer paths would round the activations).
   ctx.path = kernels::QPath::kDequant;
   ctx.row_invariant = false;
+  ctx.dropout_seed = dropout_seed_;
   float* x = run_blocks(ctx, tokens, batch, seq_len, {}, nullptr, true);
   float* xn = arena.alloc(rows * D);
   float* mean = arena.alloc(rows);

@@ -127,6 +127,8 @@ class Model {
   int64_t train_arena_floats(int64_t batch, int64_t seq_len) const;
   int64_t infer_arena_floats(int64_t rows, int64_t out_rows) const;
 
+  // LoRA dropout masks of the next training steps derive from this seed (0: none).
+  void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
   // Training step: forward over tokens [batch, seq_len] with targets, backward with the loss
   // scaled by grad_scale; gradients accumulate. Returns the summed (unscaled) loss.
   double forward_backward(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
@@ -207,6 +209,7 @@ class Model {
   std::vector<std::unique_ptr<uint8_t[]>> packed_;  // pack_for_batches' buffers (views_ point in)
   int64_t packed_bytes_ = 0;
   bool integer_prefill_ = false;
+  uint64_t dropout_seed_ = 0;
   // add_adapter: per tensor, the terms (pointing into adapter_data_).
   std::vector<std::vector<layers::LoraTerm>> adapters_;
   std::vector<std::vector<float>> adapter_data_;

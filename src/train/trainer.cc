@@ -104,8 +104,12 @@ StepStats Trainer::step() {
   counted = std::max<int64_t>(counted, 1);
   const float scale = 1.0f / static_cast<float>(counted);
   double loss = 0;
-  for (int64_t a = 0; a < opt_.accum; ++a)
+  for (int64_t a = 0; a < opt_.accum; ++a) {
+    // LoRA dropout: a fresh mask per micro-batch, from the run's RNG (so a resumed run draws
+    // the same ones). No draw without dropout: other runs keep their batches.
+    if (m.config().lora.dropout > 0) m.set_dropout_seed(rng_.next() | 1);
     loss += m.forward_backward(pool_, arena_, inputs_[a].data(), targets_[a].data(), opt_.batch, opt_.ctx, scale);
+  }
   loss /= static_cast<double>(counted);
 
   const float lr = lr_at(step_, opt_.steps, opt_.warmup, opt_.lr, opt_.min_lr);
