@@ -34,8 +34,7 @@ void register_expand(CLI::App& app, Commands& cmds) {
         return fail(std::string(add_given && o->add < 1 ? "--add" : "--every") + " takes a count >= 1");
       auto type = model::parse_output_type(o->type);
       if (!type.ok()) return fail(type.status().Wrap("--type"));
-      std::error_code ec;
-      if (o->in == o->out || std::filesystem::equivalent(o->in, o->out, ec))
+      if (same_file(o->in, o->out))
         return fail("the output '" + o->out + "' is the input: expand writes a new file");
       model::ExpandFileOptions opt;
       opt.add = o->add;

@@ -32,8 +32,7 @@ void register_merge_lora(CLI::App& app, Commands& cmds) {
       if (o->lora.files.empty()) return fail("give the adapter to merge with --lora");
       auto type = model::parse_output_type(o->type);
       if (!type.ok()) return fail(type.status().Wrap("--type"));
-      std::error_code ec;
-      if (o->in == o->out || std::filesystem::equivalent(o->in, o->out, ec))
+      if (same_file(o->in, o->out))
         return fail("the output '" + o->out + "' is the input: merge-lora writes a new file");
       model::LoadOptions lo;
       lo.keep_quantized = false;
@@ -53,6 +52,7 @@ void register_merge_lora(CLI::App& app, Commands& cmds) {
       if (!st.ok()) return fail(st.Wrap("merge-lora"));
       if (quantize) {
         auto q = model::quantize_gguf(fp32_path, o->out, *type, {});
+        std::error_code ec;
         std::filesystem::remove(fp32_path, ec);
         if (!q.ok()) return fail(q.status().Wrap("merge-lora"));
       }

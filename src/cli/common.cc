@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "model/lora.h"
 
@@ -51,6 +52,11 @@ std::string format_rate(double v) {
 void add_dequantize_flag(CLI::App* c, bool& dequantize) {
   c->add_flag("--dequantize", dequantize,
               "Dequantize all weights to fp32 on load (reference path: slower, several times the memory)");
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return a == b || std::filesystem::equivalent(a, b, ec);
 }
 
 void add_lora_flags(CLI::App* c, LoraFlags& f) {

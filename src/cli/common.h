@@ -17,6 +17,8 @@ int fail(const Status& s);
 std::string with_flags(std::string message);
 int fail(const std::string& message);
 bool stdout_is_tty();
+// Whether two paths name the same file (the same string, or one file through links).
+bool same_file(const std::string& a, const std::string& b);
 std::string format_duration(double seconds);  // "4m12s"
 std::string format_rate(double per_s);        // "12.3k"
 // --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed.

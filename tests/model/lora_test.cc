@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 
 #include "io/gguf.h"
 #include "model/lora.h"
@@ -60,6 +61,29 @@ void randomize_b(model::Model& m, uint64_t seed) {
       for (int64_t i = 0; i < t.numel; ++i) m.params()[t.offset + i] = static_cast<float>(rng.normal() * 0.1);
 }
 
+// Central differences of `loss` over every `stride`-th element of m's trainable tensors against
+// the analytic gradients g (the layout's flat gradient buffer); returns how many were checked.
+int check_fd(model::Model& m, const std::vector<float>& g, const std::function<double()>& loss, int stride, float h) {
+  int checked = 0;
+  for (const auto& t : m.layout().tensors()) {
+    if (!t.trainable) continue;
+    float* p = m.params() + t.offset;
+    for (int64_t i = 0; i < t.numel; i += stride) {
+      const float keep = p[i];
+      p[i] = keep + h;
+      const double lp = loss();
+      p[i] = keep - h;
+      const double lm = loss();
+      p[i] = keep;
+      const double fd = (lp - lm) / (2.0 * h), an = g[t.offset + i];
+      EXPECT_LT(std::fabs(fd - an) / (3e-2 + std::fabs(fd)), 2e-2)
+          << t.name << "[" << i << "]: analytic " << an << " vs finite difference " << fd;
+      ++checked;
+    }
+  }
+  return checked;
+}
+
 TEST(Lora, ParsesItsSpecAndRefusesNonsense) {
   auto l = layers::parse_lora("r=16,alpha=32,targets=q,k,v,o,up,down,gate");
   ASSERT_TRUE(l.ok());
@@ -101,27 +125,12 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
   m.zero_grads();
   m.forward_backward(pool, arena, in.data(), tg.data(), 1, 10, 1.0f);
   auto loss = [&] { return m.forward_loss(pool, arena, in.data(), tg.data(), 1, 10); };
-  int checked = 0;
-  for (const auto& t : m.layout().tensors()) {
-    const float* g = m.grads() + t.offset;
-    if (!t.trainable) {
-      for (int64_t i = 0; i < t.numel; ++i) ASSERT_EQ(g[i], 0.0f) << t.name;
-      continue;
-    }
-    float* p = m.params() + t.offset;
-    for (int64_t i = 0; i < t.numel; i += 37) {
-      const float keep = p[i], h = 1e-2f;
-      p[i] = keep + h;
-      const double lp = loss();
-      p[i] = keep - h;
-      const double lm = loss();
-      p[i] = keep;
-      const double fd = (lp - lm) / (2.0 * h);
-      EXPECT_LT(std::fabs(fd - g[i]) / (3e-2 + std::fabs(fd)), 2e-2)
-          << t.name << "[" << i << "]: analytic " << g[i] << " vs finite difference " << fd;
-      ++checked;
-    }
-  }
+  // The frozen base gets no gradient.
+  for (const auto& t : m.layout().tensors())
+    if (!t.trainable)
+      for (int64_t i = 0; i < t.numel; ++i) ASSERT_EQ(m.grads()[t.offset + i], 0.0f) << t.name;
+  const std::vector<float> g(m.grads(), m.grads() + m.layout().total());
+  const int checked = check_fd(m, g, loss, 37, 1e-2f);
   EXPECT_GT(checked, 60);
 }
 
@@ -146,23 +155,9 @@ TEST(Lora, DropoutGradientsMatchFiniteDifferencesOfTheSameMask) {
   m.zero_grads();
   const double with_mask = loss();
   EXPECT_NE(with_mask, plain);
-  std::vector<float> g(m.grads(), m.grads() + m.layout().total());
-  int checked = 0;
-  for (const auto& t : m.layout().tensors()) {
-    if (!t.trainable) continue;
-    float* p = m.params() + t.offset;
-    for (int64_t i = 0; i < t.numel; i += 53) {
-      const float keep = p[i], h = 5e-3f;  // the masked model curves more: a smaller step
-      p[i] = keep + h;
-      const double lp = loss();
-      p[i] = keep - h;
-      const double lm = loss();
-      p[i] = keep;
-      const double fd = (lp - lm) / (2.0 * h), an = g[t.offset + i];
-      EXPECT_LT(std::fabs(fd - an) / (3e-2 + std::fabs(fd)), 2e-2) << t.name << "[" << i << "]: " << an << " vs " << fd;
-      ++checked;
-    }
-  }
+  const std::vector<float> g(m.grads(), m.grads() + m.layout().total());
+  // The masked model curves more: a smaller step.
+  const int checked = check_fd(m, g, loss, 53, 5e-3f);
   EXPECT_GT(checked, 40);
 }
 

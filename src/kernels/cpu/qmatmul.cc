@@ -220,23 +220,32 @@ uint8_t* scratch(int64_t bytes) {
   return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
 }
 
+// W's rows [p0, p0 + rows) dequantized to fp32 by all threads into the calling thread's panel
+// buffer (panel_rows(w) rows of w.cols floats), which it returns.
+int64_t panel_rows(const QMatrix& w) { return std::max<int64_t>(1, std::min(w.rows, kPanelFloats / w.cols)); }
+float* dequant_panel(ThreadPool& pool, const QMatrix& w, int64_t p0, int64_t rows) {
+  thread_local std::vector<float> wf;
+  const int64_t in = w.cols;
+  if (static_cast<int64_t>(wf.size()) < panel_rows(w) * in) wf.resize(static_cast<size_t>(panel_rows(w) * in));
+  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  float* dst = wf.data();
+  pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r)
+      CHECK(quant::dequantize_row(w.type, wdata + (p0 + r) * w.row_bytes, dst + r * in, in).ok());
+  });
+  return dst;
+}
+
 // kDequant: W in panels of rows, each dequantized by all threads, then multiplied by the pool's
 // gemm, once per block of x's rows. Every W element is converted once per call; the panel stays
 // in L2/L3 for the products. A block's result is that of a call with that block alone.
 void dequant_gemm(ThreadPool& pool, const float* x, std::span<const RowBlock> blocks, const QMatrix& w,
                   const float* bias, float* y) {
   const int64_t in = w.cols, out = w.rows;
-  const int64_t panel = std::max<int64_t>(1, std::min(out, kPanelFloats / in));
-  thread_local std::vector<float> wf;
-  if (static_cast<int64_t>(wf.size()) < panel * in) wf.resize(static_cast<size_t>(panel * in));
-  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  const int64_t panel = panel_rows(w);
   for (int64_t p0 = 0; p0 < out; p0 += panel) {
     const int64_t rows = std::min(panel, out - p0);
-    float* dst = wf.data();
-    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r)
-        CHECK(quant::dequantize_row(w.type, wdata + (p0 + r) * w.row_bytes, dst + r * in, in).ok());
-    });
+    const float* dst = dequant_panel(pool, w, p0, rows);
     for (const RowBlock& b : blocks) {
       const float* xb = x + b.row0 * in;
       float* yb = y + b.row0 * out;
@@ -314,17 +323,10 @@ void qlinear_backward_dx(ThreadPool& pool, const float* dy, int64_t n, const QMa
          accumulate ? 1.0f : 0.0f, dx, in);
     return;
   }
-  const int64_t panel = std::max<int64_t>(1, std::min(out, kPanelFloats / in));
-  thread_local std::vector<float> wf;
-  if (static_cast<int64_t>(wf.size()) < panel * in) wf.resize(static_cast<size_t>(panel * in));
-  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  const int64_t panel = panel_rows(w);
   for (int64_t p0 = 0; p0 < out; p0 += panel) {
     const int64_t rows = std::min(panel, out - p0);
-    float* dst = wf.data();
-    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r)
-        CHECK(quant::dequantize_row(w.type, wdata + (p0 + r) * w.row_bytes, dst + r * in, in).ok());
-    });
+    const float* dst = dequant_panel(pool, w, p0, rows);
     gemm(pool, false, false, n, in, rows, 1.0f, dy + p0, out, dst, in, accumulate || p0 > 0 ? 1.0f : 0.0f, dx, in);
   }
 }
