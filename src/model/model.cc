@@ -177,6 +177,7 @@ Status Model::add_adapter(const io::GgufFile& f, float scale) {
 Status Model::merge_adapters() {
   if (has_mapped_weights()) return Status::Error("merging needs the fp32 weights");
   for (size_t i = 0; i < adapters_.size(); ++i) {
+    if (adapters_[i].empty()) continue;  // (and not a matrix: no shape[1] to read)
     const ParamTensor& t = layout_.tensors()[i];
     float* w = params() + t.offset;
     const int64_t out = t.shape[0], in = t.shape[1];
