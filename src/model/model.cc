@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -101,6 +102,24 @@ Expected<std::unique_ptr<Model>> Model::with_lora(const layers::LoraSettings& lo
   return m;
 }
 
+namespace {
+// A name from a file as an error message may show it: control bytes as \xNN, so the
+// message stays one line.
+std::string shown(const std::string& name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+}  // namespace
+
 Status Model::add_adapter(const io::GgufFile& f, float scale) {
   auto type = f.get_string("general.type");
   auto kind = f.get_string("adapter.type");
@@ -124,7 +143,7 @@ Status Model::add_adapter(const io::GgufFile& f, float scale) {
   std::vector<Pending> pending;
   auto fp32 = [](const io::GgufTensorInfo& t, std::vector<float>* out) -> Status {
     if (!quant::can_dequantize(t.type))
-      return Status::Error("tensor '" + t.name + "' is of type " + quant::type_name(t.type) + ", which longctx cannot read");
+      return Status::Error("tensor '" + shown(t.name) + "' is of type " + quant::type_name(t.type) + ", which longctx cannot read");
     out->resize(t.n_elements);
     const int64_t row = t.dims[0], rows = static_cast<int64_t>(t.n_elements) / row;
     const int64_t rb = quant::row_bytes(t.type, row);
@@ -137,26 +156,26 @@ Status Model::add_adapter(const io::GgufFile& f, float scale) {
     if (ta.name.size() > suffix.size() && ta.name.compare(ta.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
       const std::string base = ta.name.substr(0, ta.name.size() - suffix.size());
       const io::GgufTensorInfo* tb = f.find_tensor(base + ".lora_b");
-      if (!tb) return Status::Error("tensor '" + ta.name + "' has no '" + base + ".lora_b'");
+      if (!tb) return Status::Error("tensor '" + shown(ta.name) + "' has no '" + shown(base) + ".lora_b'");
       const int i = layout_.index(base);
-      if (i < 0) return Status::Error("the adapter has tensors for '" + base + "', which this model lacks (an adapter for another base?)");
+      if (i < 0) return Status::Error("the adapter has tensors for '" + shown(base) + "', which this model lacks (an adapter for another base?)");
       int layer = -1;
       std::string rest;
       if (!split_block_name(base, &layer, &rest) ||
           std::find(std::begin(kTargets), std::end(kTargets), rest) == std::end(kTargets))
-        return Status::Error("the adapter targets '" + base + "'; longctx applies LoRA to attn_q/k/v/output and ffn_gate/up/down");
+        return Status::Error("the adapter targets '" + shown(base) + "'; longctx applies LoRA to attn_q/k/v/output and ffn_gate/up/down");
       const ParamTensor& w = layout_.tensors()[i];
       // GGUF order: A [in, rank], B [rank, out].
       if (ta.dims.size() != 2 || tb->dims.size() != 2 || ta.dims[0] != w.shape[1] || tb->dims[1] != w.shape[0] ||
           ta.dims[1] != tb->dims[0] || ta.dims[1] < 1)
-        return Status::Error("adapter tensors for '" + base + "' do not fit its shape [" + std::to_string(w.shape[0]) + ", " +
+        return Status::Error("adapter tensors for '" + shown(base) + "' do not fit its shape [" + std::to_string(w.shape[0]) + ", " +
                              std::to_string(w.shape[1]) + "] (an adapter for another base?)");
       Pending p{i, {}, {}, ta.dims[1]};
       LONGCTX_RETURN_IF_ERROR(fp32(ta, &p.a));
       LONGCTX_RETURN_IF_ERROR(fp32(*tb, &p.b));
       pending.push_back(std::move(p));
     } else if (ta.name.size() <= 7 || ta.name.compare(ta.name.size() - 7, 7, ".lora_b") != 0) {
-      return Status::Error("tensor '" + ta.name + "' is not a LoRA A or B");
+      return Status::Error("tensor '" + shown(ta.name) + "' is not a LoRA A or B");
     }
   }
   if (pending.empty()) return Status::Error("the adapter holds no LoRA tensors");
