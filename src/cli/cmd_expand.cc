@@ -5,7 +5,6 @@
 // their types; the added layers' matrices become F32 or --type). Train the copies with
 // `longctx train --init OUT --train-only new`.
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "cli/commands.h"

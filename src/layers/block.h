@@ -42,7 +42,6 @@ enum class Init {
   kLoraA,        // U(-1/sqrt(in), 1/sqrt(in)) for [rank, in] (PEFT's Kaiming-uniform default)
 };
 
-
 struct TensorDecl {
   std::string name;            // within the layer, e.g. "attn_q.weight" (the model adds "blk.N.")
   std::vector<int64_t> shape;  // PyTorch order: [out, in] for a matrix

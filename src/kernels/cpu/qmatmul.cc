@@ -220,9 +220,10 @@ uint8_t* scratch(int64_t bytes) {
   return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
 }
 
+// Rows of W per dequantized panel.
+int64_t panel_rows(const QMatrix& w) { return std::max<int64_t>(1, std::min(w.rows, kPanelFloats / w.cols)); }
 // W's rows [p0, p0 + rows) dequantized to fp32 by all threads into the calling thread's panel
 // buffer (panel_rows(w) rows of w.cols floats), which it returns.
-int64_t panel_rows(const QMatrix& w) { return std::max<int64_t>(1, std::min(w.rows, kPanelFloats / w.cols)); }
 float* dequant_panel(ThreadPool& pool, const QMatrix& w, int64_t p0, int64_t rows) {
   thread_local std::vector<float> wf;
   const int64_t in = w.cols;
