@@ -1,7 +1,8 @@
 // longctx tokenize -m MODEL (-p TEXT | -f FILE) [--pieces] [--json] [--no-special]
 // The token ids of a text under a model's tokenizer, like llama.cpp's llama-tokenize. By default
 // as llama-tokenize and Hugging Face's encode() do: BOS first when the model asks for it
-// (tokenizer.ggml.add_bos_token, or tokenizer_config.json / the post-processor), and the text of
+// (tokenizer.ggml.add_bos_token, or tokenizer_config.json / the post-processor), EOS last likewise
+// (tokenizer.ggml.add_eos_token: BERT's [CLS] ... [SEP]), and the text of
 // control tokens (<|im_start|>, <s>) parsed to those tokens. --no-special does neither
 // (llama-tokenize --no-bos --no-parse-special; HF's encode(add_special_tokens=False) with
 // encode_special_tokens = True): control-token text is encoded as plain text. User-defined added
@@ -101,6 +102,7 @@ int run_tokenize(const TokenizeFlags& f) {
   std::vector<int32_t> ids;
   if (!f.no_special && tok->add_bos() && tok->bos_id() >= 0) ids.push_back(tok->bos_id());
   tok->encode_append(text, ids, !f.no_special);
+  if (!f.no_special && tok->add_eos() && tok->eos_id() >= 0) ids.push_back(tok->eos_id());
 
   if (f.json) {
     nlohmann::json j = {{"n_tokens", ids.size()}, {"ids", ids}};
@@ -132,7 +134,7 @@ void register_tokenize(CLI::App& app, Commands& cmds) {
   c->add_flag("--pieces", f->pieces, "Each id with the text it stands for");
   c->add_flag("--json", f->json, "One JSON object: n_tokens, ids (and pieces)");
   c->add_flag("--no-special", f->no_special,
-              "Add no BOS and encode special-token text (<|im_start|>) as plain text");
+              "Add no BOS/EOS and encode special-token text (<|im_start|>) as plain text");
   c->callback([f, prompt, file, &cmds] {
     f->prompt_given = prompt->count() > 0;
     f->file_given = file->count() > 0;

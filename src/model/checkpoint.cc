@@ -237,16 +237,29 @@ Status save_tokenizer(const std::string& path, const tokenizer::BpeTokenizer& to
 
 // Our checkpoints and real models (llama.cpp's conventions: a gpt2 vocabulary without a
 // pre-tokenizer name gets "default"; Llama-3 names and SentencePiece vocabularies add BOS unless
-// tokenizer.ggml.add_bos_token says otherwise). The tokenizer validates the rest.
+// tokenizer.ggml.add_bos_token says otherwise). The tokenizer validates the rest. "bert"
+// (WordPiece): [CLS]/[SEP] from tokenizer.ggml.cls_token_id / seperator_token_id where bos/eos are
+// not given, add_bos and add_eos true, lowercase and strip_accents true unless
+// tokenizer.longctx.* says otherwise (llama.cpp always lowercases).
 Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
   tokenizer::GgufVocab v;
   auto model = f.get_string("tokenizer.ggml.model");
   if (!model.ok()) return model.status();
-  if (*model != "gpt2" && *model != "llama")
-    return Status::Error("tokenizer model '" + *model + "' is not supported (expected gpt2 or llama)");
+  if (*model != "gpt2" && *model != "llama" && *model != "bert")
+    return Status::Error("tokenizer model '" + *model + "' is not supported (expected gpt2, llama or bert)");
   v.model = *model;
   const bool spm = v.model == "llama";
   v.pre = "default";
+  if (v.add_eos || v.model == "bert") w.set_bool("tokenizer.ggml.add_eos_token", v.add_eos);
+  if (v.model == "bert") {
+    // llama.cpp's names for BERT's [CLS] and [SEP]; longctx's keys for what llama.cpp fixes
+    // (tokenizer.longctx.*, not longctx.*: read_config refuses longctx.* keys it does not know).
+    if (v.bos >= 0) w.set_u32("tokenizer.ggml.cls_token_id", static_cast<uint32_t>(v.bos));
+    if (v.eos >= 0) w.set_u32("tokenizer.ggml.seperator_token_id", static_cast<uint32_t>(v.eos));
+    w.set_bool("tokenizer.longctx.lowercase", v.lowercase);
+    w.set_bool("tokenizer.longctx.strip_accents", v.strip_accents);
+    w.set_u32("tokenizer.longctx.max_input_chars_per_word", static_cast<uint32_t>(v.max_input_chars_per_word));
+  }
   if (f.find("tokenizer.ggml.pre")) {
     auto pre = f.get_string("tokenizer.ggml.pre");
     if (!pre.ok()) return pre.status();
@@ -255,7 +268,7 @@ Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
   auto tokens = f.get_string_array("tokenizer.ggml.tokens");
   if (!tokens.ok()) return tokens.status();
   v.tokens = std::move(*tokens);
-  if (!spm) {
+  if (!spm && !wpm) {
     auto merges = f.get_string_array("tokenizer.ggml.merges");
     if (!merges.ok()) return merges.status();
     v.merges = std::move(*merges);
@@ -268,6 +281,7 @@ Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
   if (f.find("tokenizer.ggml.token_type")) {
     auto types = f.get_int_array("tokenizer.ggml.token_type");
     if (!types.ok()) return types.status();
+  const bool wpm = v.model == "bert";
     for (int64_t t : *types) v.token_types.push_back(t < 0 || t > 1000 ? -1 : static_cast<int32_t>(t));
   }
   auto id = [&](const char* key, int32_t* out) -> Status {
@@ -285,7 +299,7 @@ Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
   LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.unknown_token_id", &v.unk));
   for (int32_t* x : {&v.bos, &v.eos, &v.unk})
     if (*x >= static_cast<int64_t>(v.tokens.size())) *x = -1;  // a default past a tiny vocabulary
-  v.add_bos = spm || v.pre == "llama3" || v.pre == "llama-v3" || v.pre == "llama-bpe" || v.pre == "falcon3";
+  v.add_bos = spm || wpm || v.pre == "llama3" || v.pre == "llama-v3" || v.pre == "llama-bpe" || v.pre == "falcon3";
   auto flag = [&](const char* key, bool* out) -> Status {
     if (!f.find(key)) return Status::Ok();
     auto b = f.get_bool(key);
@@ -305,6 +319,11 @@ Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
 
 Expected<tokenizer::BpeTokenizer> load_tokenizer(const std::string& path) {
   auto f = io::GgufFile::open(path);
+  if (wpm) {
+    if (!f.find("tokenizer.ggml.bos_token_id")) LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.cls_token_id", &v.bos));
+    if (!f.find("tokenizer.ggml.eos_token_id"))
+      LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.seperator_token_id", &v.eos));
+  }
   if (!f.ok()) return f.status();
   auto t = read_tokenizer(*f);
   if (!t.ok()) return t.status().Wrap("tokenizer '" + path + "'");
@@ -317,6 +336,20 @@ Status add_model_tensors(io::GgufWriter& w, const Model& model) {
     const ParamTensor& t = ts[i];
     std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
     const kernels::QMatrix* q = model.mapped(static_cast<int>(i));
+  v.add_eos = wpm;
+  LONGCTX_RETURN_IF_ERROR(flag("tokenizer.ggml.add_eos_token", &v.add_eos));
+  if (wpm) {
+    LONGCTX_RETURN_IF_ERROR(flag("tokenizer.longctx.lowercase", &v.lowercase));
+    v.strip_accents = v.lowercase;  // HF's rule for a BertNormalizer without strip_accents
+    LONGCTX_RETURN_IF_ERROR(flag("tokenizer.longctx.strip_accents", &v.strip_accents));
+    if (f.find("tokenizer.longctx.max_input_chars_per_word")) {
+      auto m = f.get_uint("tokenizer.longctx.max_input_chars_per_word");
+      if (!m.ok()) return m.status();
+      if (*m < 1 || *m > (1u << 30))
+        return Status::Error("key 'tokenizer.longctx.max_input_chars_per_word' is " + std::to_string(*m));
+      v.max_input_chars_per_word = static_cast<int32_t>(*m);
+    }
+  }
     if (!q) {
       LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kF32, model.params() + t.offset, t.numel * sizeof(float)));
       continue;

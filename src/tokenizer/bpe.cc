@@ -132,7 +132,10 @@ void BpeTokenizer::finish() {
   }
   specials_ = SpecialTokenMatcher(std::move(entries));
   whole_piece_id_.clear();
-  if (spm_ || pre_.ignore_merges()) {
+  if (wpm_) {
+    // HF's WordPiece vocabulary holds every token, specials too.
+    for (int32_t id = 0; id < vocab_size(); ++id) whole_piece_id_.emplace(wpm_hf_text(spm_text_[id]), id);
+  } else if (spm_ || pre_.ignore_merges()) {
     for (int32_t id = 0; id < vocab_size(); ++id) {
       if (types_[id] == TokenType::kNormal) {
         whole_piece_id_.emplace(spm_ ? spm_text_[id] : token_bytes_[id], id);
@@ -245,6 +248,8 @@ void BpeTokenizer::encode_append(std::string_view text, std::vector<int32_t>& ou
   const auto run = [&](std::string_view t) {
     if (spm_) {
       encode_text_spm(t, out);
+    } else if (wpm_) {
+      encode_text_wpm(t, out);
     } else {
       encode_text(t, out);
     }
@@ -277,6 +282,15 @@ const std::string& BpeTokenizer::token_bytes(int32_t id) const {
 
 Expected<std::string> BpeTokenizer::decode_checked(std::span<const int32_t> ids,
                                                    bool render_special) const {
+  if (wpm_) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] < 0 || ids[i] >= vocab_size()) {
+        return Status::Error("bpe: token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                             " is outside the vocabulary [0, " + std::to_string(vocab_size()) + ")");
+      }
+    }
+    return decode_wpm(ids, render_special);
+  }
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
@@ -308,7 +322,7 @@ std::string BpeTokenizer::decode(std::span<const int32_t> ids, bool render_speci
 
 std::vector<std::string> BpeTokenizer::gguf_tokens() const {
   std::vector<std::string> tokens(token_bytes_.size());
-  if (spm_) return spm_text_;
+  if (spm_ || wpm_) return spm_text_;
   for (size_t i = 0; i < token_bytes_.size(); ++i) {
     if (types_[i] != TokenType::kControl && types_[i] != TokenType::kUserDefined) {
       tokens[i] = gpt2_bytes_to_text(token_bytes_[i]);
@@ -320,7 +334,7 @@ std::vector<std::string> BpeTokenizer::gguf_tokens() const {
 
 std::vector<std::string> BpeTokenizer::gguf_merges() const {
   std::vector<std::string> out;
-  if (spm_) return out;  // SentencePiece vocabularies store scores, not merges
+  if (spm_ || wpm_) return out;  // SentencePiece vocabularies store scores, WordPiece neither
   out.reserve(merges_.size());
   for (const Merge& m : merges_) {
     out.push_back(gpt2_bytes_to_text(token_bytes_[m.left]) + " " +
@@ -337,14 +351,18 @@ std::vector<int32_t> BpeTokenizer::gguf_token_types() const {
 
 GgufVocab BpeTokenizer::gguf_vocab() const {
   GgufVocab v;
-  v.model = spm_ ? "llama" : "gpt2";
-  v.pre = spm_ ? "" : pre_.name();
+  v.model = spm_ ? "llama" : wpm_ ? "bert" : "gpt2";
+  v.pre = spm_ || wpm_ ? "" : pre_.name();
   v.tokens = gguf_tokens();
   v.merges = gguf_merges();
   v.scores = scores_;
   v.token_types = gguf_token_types();
   v.bos = bos_, v.eos = eos_, v.pad = pad_, v.unk = unk_;
   v.add_bos = add_bos_;
+  v.add_eos = add_eos_;
+  v.lowercase = lowercase_;
+  v.strip_accents = strip_accents_;
+  v.max_input_chars_per_word = max_word_chars_;
   v.add_space_prefix = add_space_prefix_;
   v.chat_template = chat_template_;
   return v;

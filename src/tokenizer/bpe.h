@@ -23,6 +23,13 @@
 //            a '▁' put before each run of text when add_space_prefix, merges ranked by the merged
 //            token's score as HF's converter ranks them, characters that are not tokens fall
 //            back to the <0xXX> byte tokens (then to unk). Encoding is in spm.cc.
+//   "bert"   WordPiece (BERT, MiniLM...): HF's BertNormalizer (clean_text, CJK spacing, accents
+//            stripped, lowercase), BertPreTokenizer (whitespace, each punctuation character its
+//            own piece) and WordPiece (greedy longest match, "##" continuations, one unk for a
+//            word that cannot be split or is too long). Tokens are stored as llama.cpp writes
+//            them: "▁hello" for the word-initial "hello", "ing" for the continuation "##ing",
+//            "[CLS]"-like tokens as they are. encode() gives no [CLS]/[SEP]: add_bos()/add_eos()
+//            say to add bos_id() ([CLS]) and eos_id() ([SEP]). Encoding is in wpm.cc.
 // Special tokens (token_type CONTROL and USER_DEFINED) are split out of the text before the
 // pre-tokenizer, leftmost-longest (special_tokens.h): user-defined ones always, control ones only
 // with parse_special (encode_special). Control tokens decode to "" unless render_special.
@@ -74,7 +81,7 @@ enum class TokenType : int32_t {
 
 // The tokenizer keys of a GGUF file (tokenizer.ggml.*, tokenizer.chat_template).
 struct GgufVocab {
-  std::string model = "gpt2";        // "gpt2" (byte-level BPE) or "llama" (SentencePiece BPE)
+  std::string model = "gpt2";  // "gpt2" (byte-level BPE), "llama" (SentencePiece BPE), "bert" (WordPiece)
   std::string pre = "longctx";       // pre-tokenizer name; "gpt2" vocabularies only
   std::vector<std::string> tokens;   // [vocab_size]
   std::vector<std::string> merges;   // "left right", rank order; "gpt2" only
@@ -82,8 +89,15 @@ struct GgufVocab {
   std::vector<int32_t> token_types;  // [vocab_size] TokenType values; empty: all normal
   int32_t bos = -1, eos = -1, pad = -1, unk = -1;  // -1: none
   bool add_bos = false;                            // tokenizer.ggml.add_bos_token
+  bool add_eos = false;                            // tokenizer.ggml.add_eos_token
   bool add_space_prefix = true;                    // tokenizer.ggml.add_space_prefix; "llama" only
   std::string chat_template;  // tokenizer.chat_template (Jinja), "" when absent
+  // "bert" only (tokenizer.longctx.*; llama.cpp's GGUFs lack them and get these defaults, its
+  // behaviour): BertNormalizer's lowercase and strip_accents (HF's null resolved: = lowercase),
+  // WordPiece's max_input_chars_per_word.
+  bool lowercase = true;
+  bool strip_accents = true;
+  int32_t max_input_chars_per_word = 100;
 };
 
 class BpeTokenizer {
@@ -126,6 +140,8 @@ class BpeTokenizer {
   int32_t pad_id() const { return pad_; }
   // Whether a prompt should start with bos_id() (GGUF tokenizer.ggml.add_bos_token).
   bool add_bos() const { return add_bos_; }
+  // Whether a prompt should end with eos_id() (GGUF tokenizer.ggml.add_eos_token; BERT's [SEP]).
+  bool add_eos() const { return add_eos_; }
   const std::string& chat_template() const { return chat_template_; }
   // Control tokens: the three of a trained tokenizer, token_type 3 in a GGUF (false for an id
   // outside the vocabulary).
@@ -176,6 +192,10 @@ class BpeTokenizer {
   void encode_text(std::string_view text, std::vector<int32_t>& out) const;
   // SentencePiece BPE of one run of text without special tokens (spm.cc).
   void encode_text_spm(std::string_view text, std::vector<int32_t>& out) const;
+  // WordPiece of one run of text without special tokens (wpm.cc).
+  void encode_text_wpm(std::string_view text, std::vector<int32_t>& out) const;
+  // WordPiece decoding (HF's WordPiece decoder with cleanup; wpm.cc).
+  std::string decode_wpm(std::span<const int32_t> ids, bool render_special) const;
   // Applies the merges to the symbols `ids` (lowest rank first, leftmost first within a rank).
   // A merge keeps its left symbol's slot and sets the right one's to kMerged, so the result is
   // the slots that are not kMerged, in order. Ids < 0 (spm: a character with no token) never
@@ -189,8 +209,10 @@ class BpeTokenizer {
   // index.
   void finish();
   static Expected<BpeTokenizer> from_gguf_spm(const GgufVocab& v);
+  static Expected<BpeTokenizer> from_gguf_wpm(const GgufVocab& v);
 
   bool spm_ = false;                      // "llama" vocabulary
+  bool wpm_ = false;                      // "bert" vocabulary
   std::vector<std::string> token_bytes_;  // [vocab_size]; "" for control tokens
   std::vector<TokenType> types_;          // [vocab_size]
   std::array<int32_t, 256> byte_id_{};    // byte-level: the token of each byte; spm: <0xXX> or -1
@@ -199,15 +221,20 @@ class BpeTokenizer {
   std::vector<std::pair<int32_t, std::string>> special_text_;  // control, user-defined: GGUF text
   SpecialTokenMatcher specials_;
   PreTokenizer pre_;
-  std::unordered_map<std::string, int32_t> whole_piece_id_;  // ignore_merges / spm: text -> id
-  std::vector<float> scores_;                                // spm: [vocab_size]
-  std::vector<std::string> spm_text_;                        // spm: [vocab_size] GGUF text
+  // ignore_merges / spm: text -> id; wpm: HF's text ("hello", "##ing", "[CLS]") -> id
+  std::unordered_map<std::string, int32_t> whole_piece_id_;
+  std::vector<float> scores_;          // spm: [vocab_size]
+  std::vector<std::string> spm_text_;  // spm, wpm: [vocab_size] GGUF text
   int32_t bos_ = -1;
   int32_t eos_ = -1;
   int32_t pad_ = -1;
   int32_t unk_ = -1;
   bool add_bos_ = false;
+  bool add_eos_ = false;
   bool add_space_prefix_ = false;
+  bool lowercase_ = true;       // wpm
+  bool strip_accents_ = true;   // wpm
+  int32_t max_word_chars_ = 100;  // wpm
   std::string chat_template_;
 };
 
@@ -216,5 +243,11 @@ class BpeTokenizer {
 std::string gpt2_bytes_to_text(std::string_view bytes);
 // Inverse; errors on invalid UTF-8 or a character outside that 256-character alphabet.
 Expected<std::string> gpt2_text_to_bytes(std::string_view text);
+
+// WordPiece token text: Hugging Face's ("hello", "##ing", "[CLS]") -> the GGUF form llama.cpp's
+// converter writes ("▁hello", "ing", "[CLS]"), and back. "[...]" stays as it is, so a
+// continuation "##[...]" would not come back (no real vocabulary has one).
+std::string wpm_gguf_text(std::string_view hf_text);
+std::string wpm_hf_text(std::string_view gguf_text);
 
 }  // namespace longctx::tokenizer

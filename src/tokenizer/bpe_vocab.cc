@@ -47,8 +47,8 @@ Expected<BpeTokenizer> BpeTokenizer::from_gguf(const std::vector<std::string>& t
 
 Expected<BpeTokenizer> BpeTokenizer::from_gguf(const GgufVocab& v) {
   const size_t n = v.tokens.size();
-  if (v.model != "gpt2" && v.model != "llama") {
-    return error("tokenizer model '" + v.model + "' is not supported (expected gpt2 or llama)");
+  if (v.model != "gpt2" && v.model != "llama" && v.model != "bert") {
+    return error("tokenizer model '" + v.model + "' is not supported (expected gpt2, llama or bert)");
   }
   if (n == 0) return error("the vocabulary is empty");
   if (n > static_cast<size_t>(kMaxVocabSize)) {
@@ -74,6 +74,7 @@ Expected<BpeTokenizer> BpeTokenizer::from_gguf(const GgufVocab& v) {
     }
   }
   if (v.model == "llama") return from_gguf_spm(v);
+  if (v.model == "bert") return from_gguf_wpm(v);
 
   BpeTokenizer t;
   Expected<PreTokenizer> pre = PreTokenizer::by_name(v.pre);
@@ -81,6 +82,7 @@ Expected<BpeTokenizer> BpeTokenizer::from_gguf(const GgufVocab& v) {
   t.pre_ = std::move(pre.value());
   t.bos_ = v.bos, t.eos_ = v.eos, t.pad_ = v.pad, t.unk_ = v.unk;
   t.add_bos_ = v.add_bos;
+  t.add_eos_ = v.add_eos;
   t.chat_template_ = v.chat_template;
   t.token_bytes_.resize(n);
   t.types_.assign(n, TokenType::kNormal);

@@ -394,7 +394,9 @@ Status read_model_flags(const Json& model, ModelFlags* f) {
   auto model_type = read_string(model, "type", "model");
   if (!model_type.ok()) return model_type.status();
   if (!model_type->has_value()) return Status::Error("model.type is missing");
-  if (**model_type != "BPE") return Status::Error("model type " + quote(**model_type) + " is not supported (only BPE)");
+  if (**model_type != "BPE") {
+    return Status::Error("model type " + quote(**model_type) + " is not supported (only BPE and WordPiece)");
+  }
   if (const Json* dropout = member(model, "dropout")) {
     if (!dropout->is_number() || dropout->get<double>() != 0.0) {
       return Status::Error("model.dropout is " + clip(dump(*dropout), 30) + "; BPE dropout is not supported");
@@ -451,6 +453,19 @@ Expected<GgufVocab> convert(std::string_view tokenizer_json, std::string_view co
   const Json* model = member(root, "model");
   if (model == nullptr) return Status::Error(tj_name + ": no \"model\"");
   if (!model->is_object()) return Status::Error(tj_name + ": model is " + kind(*model) + ", not an object");
+  if (string_member_is(*model, "type", "WordPiece")) {
+    Vocab vocab;
+    LONGCTX_RETURN_IF_ERROR(fail(read_vocab(*model, root, vocab)));
+    GgufVocab v;
+    // pad (and unk, chat_template) from tokenizer_config.json; then the WordPiece specifics.
+    LONGCTX_RETURN_IF_ERROR(read_special_tokens(root, config_json, tj_name, cfg_name, vocab, std::nullopt, &v));
+    LONGCTX_RETURN_IF_ERROR(fail(convert_wpm(root, *model, vocab, &v)));
+    v.tokens = std::move(vocab.text);
+    v.token_types = std::move(vocab.type);
+    Expected<BpeTokenizer> tok = BpeTokenizer::from_gguf(v);
+    if (!tok.ok()) return fail(tok.status());
+    return v;
+  }
   ModelFlags flags;
   LONGCTX_RETURN_IF_ERROR(fail(read_model_flags(*model, &flags)));
 

@@ -5,6 +5,7 @@
 //                          special tokens and chat template; picks the family; the entry points
 //   hf_json_byte_level.cc  byte-level BPE -> model "gpt2"
 //   hf_json_spm.cc         SentencePiece-style BPE -> model "llama"
+//   hf_json_wpm.cc         WordPiece -> model "bert"
 // Internal to tokenizer/.
 #pragma once
 #include <cstddef>
@@ -89,6 +90,9 @@ Expected<bool> is_byte_level(const Json* pre);
 // no file name.
 Status convert_byte_level(const BpeModel& m, const Vocab& vocab, GgufVocab* v);
 Status convert_spm(const BpeModel& m, Vocab& vocab, GgufVocab* v);
+// WordPiece: v's model, tokens' GGUF text (in vocab.text), unk, bos/eos and add_bos/add_eos from
+// the post-processor, lowercase, strip_accents, max_input_chars_per_word.
+Status convert_wpm(const Json& root, const Json& model, Vocab& vocab, GgufVocab* v);
 // SentencePiece-style: whether the merges that `tok` derives from v's scores are exactly
 // model.merges, in order.
 Status check_spm_merges(const BpeTokenizer& tok, const GgufVocab& v, const Merges& merges);

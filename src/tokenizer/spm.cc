@@ -86,6 +86,7 @@ Expected<BpeTokenizer> BpeTokenizer::from_gguf_spm(const GgufVocab& v) {
   t.spm_ = true;
   t.bos_ = v.bos, t.eos_ = v.eos, t.pad_ = v.pad, t.unk_ = v.unk;
   t.add_bos_ = v.add_bos;
+  t.add_eos_ = v.add_eos;
   t.add_space_prefix_ = v.add_space_prefix;
   t.chat_template_ = v.chat_template;
   t.spm_text_ = v.tokens;
