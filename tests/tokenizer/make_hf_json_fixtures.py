@@ -14,6 +14,11 @@ Writes golden/hf_json/<name>/ next to this script, for four small tokenizers:
   spm_small         SentencePiece-style BPE (byte_fallback, normalizer Prepend("▁") +
                     Replace(" ", "▁")): the small vocabulary of golden/spm_small.json as HF's
                     converter writes it (make_hf_golden.py spm_hf), plus Llama 2's post-processor;
+  wordpiece_uncased WordPiece trained here with BERT's pipeline (BertNormalizer lowercase,
+                    strip_accents null, BertPreTokenizer, WordPiece decoder) and its
+                    TemplateProcessing [CLS] $A [SEP];
+  wordpiece_cased   the same with lowercase=false, strip_accents=false, max_input_chars_per_word
+                    20 and a BertProcessing post-processor;
 each as tokenizer.json (Tokenizer.save), a tokenizer_config.json beside it, and hf_ids.json.gz: HF's
 ids for every distinct string of golden/smollm2_tokens.json (by the index of its first case there,
 "c") and a few strings of its own ("s"), encoded with special tokens parsed ("special": true) and,
@@ -35,7 +40,8 @@ import random
 import sys
 
 import tokenizers
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
+                        trainers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -166,6 +172,40 @@ def make_spm():
     return tk, config, ["<unk>", "<s>", "</s>"], extra
 
 
+WORDPIECE_EXTRA = [
+    "Café naïve résumé Ångström ñandú", "Tiếng Việt có dấu", "Straße ẞ groß", "İstanbul ıi Iİ",
+    "中文字符测试，你好！", "日本語のひらがなとカタカナ", "한국어 텍스트", "emoji 😀👍🏽 ok",
+    "ctrl\x00a\x01b\x7fc\u200bd\ufffde\u00ade\ue000f\tg\rh\u2028i\u3000j",
+    "a" * 101 + " " + "b" * 100 + " " + "ab" * 60, "x" * 21 + " " + "y" * 20,
+    "[CLS] hello [SEP] [MASK]ed [UNK] [PAD]", "[cls] lower [mask]", "don't stop. Is it? Yes! a, b 'quoted' we're",
+    "\u0301\u0308 lone marks e\u0301 ΣΑΣ ǅ ﬃ", "１２３ ＡＢＣ full width", "𝐛𝐨𝐥𝐝 ⁵ ½",
+]
+
+
+def train_wordpiece(lowercase, strip_accents, post, max_chars):
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tk = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=max_chars))
+    tk.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                               strip_accents=strip_accents, lowercase=lowercase)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    trainer = trainers.WordPieceTrainer(vocab_size=1200, min_frequency=2, show_progress=False,
+                                        special_tokens=specials)
+    tk.train_from_iterator([training_text(), "\n".join(WORDPIECE_EXTRA)], trainer=trainer)
+    # train() rebuilds the model without max_input_chars_per_word: set it again.
+    tk.model = models.WordPiece(vocab=tk.get_vocab(), unk_token="[UNK]", max_input_chars_per_word=max_chars)
+    cls, sep = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
+    if post == "template":
+        tk.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                          special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    else:
+        tk.post_processor = processors.BertProcessing(("[SEP]", sep), ("[CLS]", cls))
+    config = {"do_lower_case": lowercase, "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+              "cls_token": "[CLS]", "mask_token": "[MASK]", "tokenize_chinese_chars": True,
+              "strip_accents": strip_accents, "tokenizer_class": "BertTokenizer", "model_max_length": 512}
+    return tk, config, specials, WORDPIECE_EXTRA
+
+
 def golden_strings():
     with open(os.path.join(HERE, "golden", "smollm2_tokens.json"), encoding="utf-8") as f:
         cases = json.load(f)["cases"]
@@ -231,12 +271,20 @@ def save(name, tk, config, specials, extra, string_merges=False):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=os.path.join(ROOT, "models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--only", action="append", help="write only this fixture (repeatable)")
     args = ap.parse_args()
 
-    save("bytelevel_smollm", *make_smollm())
-    save("bytelevel_gpt2", *make_gpt2(), string_merges=True)
-    save("bytelevel_llama3", *make_llama3())
-    save("spm_small", *make_spm())
+    makers = {
+        "bytelevel_smollm": lambda: save("bytelevel_smollm", *make_smollm()),
+        "bytelevel_gpt2": lambda: save("bytelevel_gpt2", *make_gpt2(), string_merges=True),
+        "bytelevel_llama3": lambda: save("bytelevel_llama3", *make_llama3()),
+        "spm_small": lambda: save("spm_small", *make_spm()),
+        "wordpiece_uncased": lambda: save("wordpiece_uncased", *train_wordpiece(True, None, "template", 100)),
+        "wordpiece_cased": lambda: save("wordpiece_cased", *train_wordpiece(False, False, "bert", 20)),
+    }
+    for name, make in makers.items():
+        if not args.only or name in args.only:
+            make()
 
     if os.path.exists(args.model):
         tk, _ = g.smollm2_from_gguf(args.model)
