@@ -230,6 +230,39 @@ TEST(HfJsonFixture, SentencePieceStyle) {
   if (!g.is_null()) EXPECT_EQ(g["post_processor_bos"].get<int32_t>(), 1);
 }
 
+// WordPiece (BERT's pipeline) -> "bert": llama.cpp's token form, [CLS]/[SEP] from the
+// post-processor, the normalizer's flags, and HF's ids on every string.
+void expect_wordpiece(const std::string& name, bool lowercase, int32_t max_chars) {
+  Loaded l = load_fixture(name);
+  ASSERT_TRUE(l.tok.has_value());
+  const GgufVocab& v = l.vocab;
+  EXPECT_EQ(v.model, "bert");
+  EXPECT_EQ(v.lowercase, lowercase);
+  EXPECT_EQ(v.strip_accents, lowercase);  // uncased: null -> lowercase; cased: false
+  EXPECT_EQ(v.max_input_chars_per_word, max_chars);
+  EXPECT_TRUE(v.add_bos);
+  EXPECT_TRUE(v.add_eos);
+  EXPECT_EQ(v.tokens[v.bos], "[CLS]");
+  EXPECT_EQ(v.tokens[v.eos], "[SEP]");
+  EXPECT_EQ(v.tokens[v.unk], "[UNK]");
+  EXPECT_EQ(v.tokens[v.pad], "[PAD]");
+  EXPECT_EQ(v.token_types[v.bos], static_cast<int32_t>(TokenType::kControl));
+  EXPECT_TRUE(l.tok->add_eos());
+  int words = 0, pieces = 0;
+  for (const std::string& t : v.tokens) {
+    words += t.rfind("\xe2\x96\x81", 0) == 0;
+    pieces += t.rfind("\xe2\x96\x81", 0) != 0 && t.front() != '[';
+    EXPECT_EQ(t.rfind("##", 0), std::string::npos) << t;
+  }
+  EXPECT_GT(words, 100);
+  EXPECT_GT(pieces, 100);
+  const Json g = expect_hf_ids(*l.tok, name);
+  if (!g.is_null()) EXPECT_TRUE(g["post_processor_bos"].is_null());  // [CLS] ... [SEP]: two added
+}
+
+TEST(HfJsonFixture, WordPieceUncased) { expect_wordpiece("wordpiece_uncased", true, 100); }
+TEST(HfJsonFixture, WordPieceCased) { expect_wordpiece("wordpiece_cased", false, 20); }
+
 // SmolLM2's real vocabulary as a tokenizer.json, when make_hf_json_fixtures.py has written it
 // (from the GGUF in models/; not committed): the same vocabulary as the GGUF, and HF's ids on
 // every string of golden/smollm2_tokens.json.
@@ -360,7 +393,7 @@ TEST(HfJsonBadInput, Structure) {
   EXPECT_ERROR(error_of(with(minimal_byte_level(), "/model", "BPE")), "model is a string, not an object");
   EXPECT_ERROR(error_of(without(minimal_byte_level(), "/model/type")), "model.type is missing");
   EXPECT_ERROR(error_of(with(minimal_byte_level(), "/model/type", "Unigram")),
-               "model type 'Unigram' is not supported (only BPE)");
+               "model type 'Unigram' is not supported (only BPE and WordPiece)");
   EXPECT_ERROR(error_of(with(minimal_byte_level(), "/model/type", 3)), "model.type is a number, not a string");
   EXPECT_ERROR(error_of(with(minimal_byte_level(), "/model/dropout", 0.1)), "BPE dropout is not supported");
   EXPECT_ERROR(error_of(with(minimal_byte_level(), "/model/continuing_subword_prefix", "##")),
@@ -537,11 +570,11 @@ TEST(HfJsonBadInput, LoadNamesTheFile) {
   EXPECT_EQ(v->eos, 259);
   // The file itself may be named too.
   EXPECT_TRUE(load_hf_vocab((dir / "tokenizer.json").string()).ok());
-  std::ofstream(dir / "tokenizer.json") << "{\"model\": {\"type\": \"WordPiece\"}}";
+  std::ofstream(dir / "tokenizer.json") << "{\"model\": {\"type\": \"Unigram\"}}";
   v = load_hf_vocab(dir.string());
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.status().message(),
-            (dir / "tokenizer.json").string() + ": model type 'WordPiece' is not supported (only BPE)");
+            (dir / "tokenizer.json").string() + ": model type 'Unigram' is not supported (only BPE and WordPiece)");
   fs::remove_all(dir);
 }
 
@@ -594,6 +627,37 @@ TEST(HfJsonBadInput, MutationsNeverCrash) {
   mutate_everywhere(minimal_byte_level(), minimal_config(), 16);
   mutate_everywhere(Json::parse(read_text(kFixtures + "spm_small/tokenizer.json")),
                     Json::parse(read_text(kFixtures + "spm_small/tokenizer_config.json")), 97);
+}
+
+TEST(HfJsonBadInput, WordPieceShapes) {
+  const Json good = Json::parse(read_text(kFixtures + "wordpiece_uncased/tokenizer.json"));
+  ASSERT_TRUE(vocab_from_hf_json(good.dump(), "").ok());
+  EXPECT_ERROR(error_of(with(good, "/normalizer", Json{{"type", "NFC"}})),
+               "normalizer NFC is not supported (WordPiece needs a BertNormalizer");
+  EXPECT_ERROR(error_of(with(good, "/normalizer", nullptr)), "no normalizer is not supported");
+  EXPECT_ERROR(error_of(with(good, "/normalizer/clean_text", false)), "clean_text=false");
+  EXPECT_ERROR(error_of(with(good, "/normalizer/lowercase", "yes")), "lowercase is a string, not a boolean");
+  EXPECT_ERROR(error_of(with(good, "/pre_tokenizer", Json{{"type", "Whitespace"}})),
+               "pre-tokenizer Whitespace is not supported for WordPiece (only BertPreTokenizer)");
+  EXPECT_ERROR(error_of(with(good, "/decoder/cleanup", false)), "is not supported for WordPiece (expected WordPiece(");
+  EXPECT_ERROR(error_of(with(good, "/decoder", nullptr)), "decoder none is not supported for WordPiece");
+  EXPECT_ERROR(error_of(with(good, "/model/continuing_subword_prefix", "@@")),
+               "model.continuing_subword_prefix '@@' is not supported");
+  EXPECT_ERROR(error_of(with(good, "/model/unk_token", "[NOPE]")), "model.unk_token '[NOPE]' is not a token");
+  EXPECT_ERROR(error_of(with(good, "/model/max_input_chars_per_word", 0)), "max_input_chars_per_word is 0");
+  EXPECT_ERROR(error_of(with(good, "/post_processor", Json{{"type", "RobertaProcessing"}})),
+               "post_processor RobertaProcessing is not supported for WordPiece");
+  EXPECT_ERROR(error_of(with(good, "/added_tokens/0/normalized", true)), "is normalized");
+  Json no_post = with(good, "/post_processor", nullptr);
+  Expected<GgufVocab> v = vocab_from_hf_json(no_post.dump(), "");
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_FALSE(v->add_bos);
+  EXPECT_FALSE(v->add_eos);
+}
+
+TEST(HfJsonBadInput, WordPieceMutations) {
+  mutate_everywhere(Json::parse(read_text(kFixtures + "wordpiece_cased/tokenizer.json")),
+                    Json::parse(read_text(kFixtures + "wordpiece_cased/tokenizer_config.json")), 53);
 }
 
 }  // namespace
