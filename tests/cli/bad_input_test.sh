@@ -92,6 +92,11 @@ expect_error logits-prompt-and-tokens "$work/l.npy" -- "$bin" logits -m "$work/g
 expect_error tokenize-missing-model "" -- "$bin" tokenize -m "$work/nope.gguf" -p hi
 expect_error tokenize-truncated-model "" -- "$bin" tokenize -m "$work/truncated_header.gguf" -p hi
 expect_error tokenize-dir-without-tokenizer "" -- "$bin" tokenize -m "$work" -p hi
+# A WordPiece tokenizer.json whose normalizer is not BERT's.
+wpm_fixture=$(dirname "$0")/../tokenizer/golden/hf_json/wordpiece_uncased/tokenizer.json
+mkdir -p "$work/wpm_nfc"
+sed 's/"normalizer":{"type":"BertNormalizer"[^}]*}/"normalizer":{"type":"NFC"}/' "$wpm_fixture" > "$work/wpm_nfc/tokenizer.json"
+expect_error tokenize-wordpiece-nfc "" -- "$bin" tokenize -m "$work/wpm_nfc" -p hi
 expect_error tokenize-missing-file "" -- "$bin" tokenize -m "$work/good.gguf" -f "$work/nope.txt"
 expect_error tokenize-file-is-dir "" -- "$bin" tokenize -m "$work/good.gguf" -f "$work"
 expect_error tokenize-prompt-and-file "" -- "$bin" tokenize -m "$work/good.gguf" -p hi -f "$work/corpus.txt"
