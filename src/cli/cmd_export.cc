@@ -22,13 +22,14 @@ void register_export(CLI::App& app, Commands& cmds) {
   auto o = std::make_shared<Opts>();
   c->add_option("CKPT", o->in, "longctx checkpoint (or any model longctx loads)")->required();
   c->add_option("OUT", o->out, "Output GGUF (written atomically)")->required();
-  c->add_option("--arch", o->arch, "Target architecture: llama or gpt2");
+  c->add_option("--arch", o->arch, "Target architecture: llama, gpt2 or bert");
   c->add_flag("--keep-types", o->keep_types,
               "Copy matrices stored as Q8_0 / Q4_0 / Q4_1 / F16 as they are (llama; default: everything F32)");
   c->callback([o, &cmds] {
     cmds.run = [o] {
       model::LoadOptions lo;
       lo.keep_quantized = o->keep_types;
+      lo.use = model::LoadOptions::Use::kAny;
       auto loaded = model::load_model(o->in, lo);
       if (!loaded.ok()) return fail(loaded.status());
       Status st = model::export_model(o->out, *loaded->model, loaded->tokenizer, o->arch);

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   register_serve(app, cmds);
   register_expand(app, cmds);
   register_merge_lora(app, cmds);
+  register_embed(app, cmds);
   // llama.cpp's two-letter short flag `-np N` (CLI11 takes one-letter short names only).
   std::vector<std::string> args(argv + 1, argv + argc);
   for (auto& a : args)

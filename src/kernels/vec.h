@@ -22,6 +22,9 @@ void vec_softmax_backward(const float* p, float* dp, float c, int64_t n);
 // GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GPT-2's).
 void vec_gelu(const float* x, float* y, int64_t n);
 void vec_gelu_backward(const float* x, const float* dy, float* dx, int64_t n);  // dx = dy * gelu'(x)
+// GELU's exact form x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (BERT), erf to within 2e-7.
+void vec_gelu_erf(const float* x, float* y, int64_t n);
+void vec_gelu_erf_backward(const float* x, const float* dy, float* dx, int64_t n);
 // SwiGLU: y = silu(g) * u; backward writes dg, du.
 void vec_swiglu(const float* g, const float* u, float* y, int64_t n);
 void vec_swiglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);

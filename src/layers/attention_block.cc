@@ -1,7 +1,11 @@
 #include "layers/attention_block.h"
 
+#include <algorithm>
+#include <string>
+
 #include "attention/attention.h"
 #include "kernels/matmul.h"
+#include "kernels/vec.h"
 #include "layers/linear.h"
 #include "layers/norm.h"
 #include "position/alibi.h"
@@ -11,8 +15,9 @@ namespace {
 
 class AttentionBlock final : public Block {
  public:
-  explicit AttentionBlock(const BlockEnv& env)
-      : layer_(env.layer),
+  AttentionBlock(const BlockEnv& env, bool post_norm)
+      : post_norm_(post_norm),
+        layer_(env.layer),
         D_(env.settings.model_dim),
         qd_(int64_t(layer_.heads) * layer_.head_dim),
         kvd_(int64_t(layer_.kv_heads) * layer_.head_dim) {
@@ -22,8 +27,11 @@ class AttentionBlock final : public Block {
       return declare({name, {rows, cols}, kF32, true, true, init, true});
     };
     auto vector = [&](const char* name, int64_t n, Init init) { return declare({name, {n}, kF32, true, false, init}); };
-    norm_w_ = vector("attn_norm.weight", D_, Init::kOnes);
-    if (norm_bias) norm_b_ = vector("attn_norm.bias", D_, Init::kZeros);
+    // Pre-norm: the branch reads the normed input. Post-norm (BERT): the branch reads the input
+    // and the norm applies to input + branch.
+    const std::string norm_name = post_norm ? "attn_output_norm" : "attn_norm";
+    norm_w_ = vector((norm_name + ".weight").c_str(), D_, Init::kOnes);
+    if (norm_bias) norm_b_ = vector((norm_name + ".bias").c_str(), D_, Init::kZeros);
     wq_ = matrix("attn_q.weight", qd_, D_, Init::kNormal);
     if (s.bias) bq_ = vector("attn_q.bias", qd_, Init::kZeros);
     wk_ = matrix("attn_k.weight", kvd_, D_, Init::kNormal);
@@ -51,7 +59,7 @@ class AttentionBlock final : public Block {
 
   int64_t backward_floats(const Pass& pass) const override {
     const int64_t rows = pass.rows();
-    return 2 * arena_floats(rows * qd_) + 2 * arena_floats(rows * kvd_) + arena_floats(rows * D_);
+    return 2 * arena_floats(rows * qd_) + 2 * arena_floats(rows * kvd_) + (post_norm_ ? 2 : 1) * arena_floats(rows * D_);
   }
 
   void forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in, float* x_out) override;
@@ -61,7 +69,7 @@ class AttentionBlock final : public Block {
   // What backward needs, in the arena until then.
   struct Saved {
     const float* x_in = nullptr;  // [rows, model_dim]
-    float* h = nullptr;           // normed input
+    float* h = nullptr;           // pre-norm: the normed input; post-norm: input + branch, before the norm
     float* mean = nullptr;
     float* rstd = nullptr;
     float* q = nullptr;           // after RoPE
@@ -88,6 +96,7 @@ class AttentionBlock final : public Block {
   const float* alibi() const { return alibi_.empty() ? nullptr : alibi_.data(); }
   NormParams<const float*> norm(const Weights& w) const { return {param(w, norm_w_), param(w, norm_b_)}; }
 
+  bool post_norm_;
   LayerConfig layer_;
   int64_t D_, qd_, kvd_;
   std::vector<float> alibi_;  // per-head slopes, empty unless ALiBi
@@ -103,16 +112,20 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
   float* h = arena.alloc(rows * D_);
   float* mean = arena.alloc(rows);
   float* rstd = arena.alloc(rows);
-  norm_forward(ctx, norm(w), x_in, rows, h, mean, rstd);
+  const float* in = x_in;  // what the branch reads
+  if (!post_norm_) {
+    norm_forward(ctx, norm(w), x_in, rows, h, mean, rstd);
+    in = h;
+  }
   float* q = arena.alloc(rows * qd_);
   float* k = arena.alloc(rows * kvd_);
   float* v = arena.alloc(rows * kvd_);
-  linear(ctx, h, rows, D_, param(w, wq_), view(w, wq_), param(w, bq_), qd_, q);
-  linear(ctx, h, rows, D_, param(w, wk_), view(w, wk_), param(w, bk_), kvd_, k);
-  linear(ctx, h, rows, D_, param(w, wv_), view(w, wv_), param(w, bv_), kvd_, v);
-  lora_forward(ctx, lora(w, wq_), h, rows, D_, qd_, q);
-  lora_forward(ctx, lora(w, wk_), h, rows, D_, kvd_, k);
-  lora_forward(ctx, lora(w, wv_), h, rows, D_, kvd_, v);
+  linear(ctx, in, rows, D_, param(w, wq_), view(w, wq_), param(w, bq_), qd_, q);
+  linear(ctx, in, rows, D_, param(w, wk_), view(w, wk_), param(w, bk_), kvd_, k);
+  linear(ctx, in, rows, D_, param(w, wv_), view(w, wv_), param(w, bv_), kvd_, v);
+  lora_forward(ctx, lora(w, wq_), in, rows, D_, qd_, q);
+  lora_forward(ctx, lora(w, wk_), in, rows, D_, kvd_, k);
+  lora_forward(ctx, lora(w, wv_), in, rows, D_, kvd_, v);
   float* att = arena.alloc(rows * qd_);
   float* lse = pass.save ? arena.alloc(batch * layer_.heads * seq_len) : nullptr;
   if (pass.seqs.empty()) {
@@ -164,8 +177,10 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
       pool.parallel_for_dynamic(static_cast<int64_t>(singles.size()),
                                 [&](int64_t t, int) { attend(singles[t], ThreadPool::calling_thread()); });
   }
-  linear_residual(ctx, att, rows, qd_, param(w, wo_), view(w, wo_), param(w, bo_), D_, x_in, x_out);
-  lora_forward(ctx, lora(w, wo_), att, rows, qd_, D_, x_out);
+  float* sum = post_norm_ ? h : x_out;
+  linear_residual(ctx, att, rows, qd_, param(w, wo_), view(w, wo_), param(w, bo_), D_, x_in, sum);
+  lora_forward(ctx, lora(w, wo_), att, rows, qd_, D_, sum);
+  if (post_norm_) norm_forward(ctx, norm(w), h, rows, x_out, mean, rstd);
   if (pass.save) saved_ = Saved{x_in, h, mean, rstd, q, k, v, att, lse};
 }
 
@@ -174,9 +189,17 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   Arena& arena = *ctx.arena;
   const Saved& s = saved_;
   const int64_t batch = pass.batch, seq_len = pass.seq_len, rows = pass.rows();
+  // Post-norm: dL/d(input + branch) first; it is both the residual's gradient and the branch's.
+  const float* dy = dx;
+  if (post_norm_) {
+    float* dsum = arena.alloc_zero(rows * D_);
+    norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.h, dx, rows, s.mean, s.rstd, dsum);
+    std::copy(dsum, dsum + rows * D_, dx);
+    dy = dsum;
+  }
   float* datt = arena.alloc(rows * qd_);
-  linear_backward(ctx, s.att, dx, rows, qd_, param(w, wo_), view(w, wo_), D_, datt, false, grad(w, wo_), grad(w, bo_));
-  lora_backward(ctx, lora(w, wo_), s.att, dx, rows, qd_, D_, datt);
+  linear_backward(ctx, s.att, dy, rows, qd_, param(w, wo_), view(w, wo_), D_, datt, false, grad(w, wo_), grad(w, bo_));
+  lora_backward(ctx, lora(w, wo_), s.att, dy, rows, qd_, D_, datt);
   float* dq = arena.alloc(rows * qd_);
   float* dk = arena.alloc_zero(rows * kvd_);
   float* dv = arena.alloc_zero(rows * kvd_);
@@ -187,21 +210,26 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
     ctx.rope->apply(pool, dq, batch, seq_len, layer_.heads, qd_, 0, true);
     ctx.rope->apply(pool, dk, batch, seq_len, layer_.kv_heads, kvd_, 0, true);
   }
+  const float* in = post_norm_ ? s.x_in : s.h;
   float* dh = arena.alloc(rows * D_);
-  linear_backward(ctx, s.h, dq, rows, D_, param(w, wq_), view(w, wq_), qd_, dh, false, grad(w, wq_), grad(w, bq_));
-  linear_backward(ctx, s.h, dk, rows, D_, param(w, wk_), view(w, wk_), kvd_, dh, true, grad(w, wk_), grad(w, bk_));
-  linear_backward(ctx, s.h, dv, rows, D_, param(w, wv_), view(w, wv_), kvd_, dh, true, grad(w, wv_), grad(w, bv_));
-  lora_backward(ctx, lora(w, wq_), s.h, dq, rows, D_, qd_, dh);
-  lora_backward(ctx, lora(w, wk_), s.h, dk, rows, D_, kvd_, dh);
-  lora_backward(ctx, lora(w, wv_), s.h, dv, rows, D_, kvd_, dh);
-  norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
+  linear_backward(ctx, in, dq, rows, D_, param(w, wq_), view(w, wq_), qd_, dh, false, grad(w, wq_), grad(w, bq_));
+  linear_backward(ctx, in, dk, rows, D_, param(w, wk_), view(w, wk_), kvd_, dh, true, grad(w, wk_), grad(w, bk_));
+  linear_backward(ctx, in, dv, rows, D_, param(w, wv_), view(w, wv_), kvd_, dh, true, grad(w, wv_), grad(w, bv_));
+  lora_backward(ctx, lora(w, wq_), in, dq, rows, D_, qd_, dh);
+  lora_backward(ctx, lora(w, wk_), in, dk, rows, D_, kvd_, dh);
+  lora_backward(ctx, lora(w, wv_), in, dv, rows, D_, kvd_, dh);
+  if (post_norm_)
+    kernels::vec_add(dx, dh, dx, rows * D_);
+  else
+    norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
 
 }  // namespace
 
 Expected<std::unique_ptr<Block>> make_attention_block(const BlockEnv& env) {
-  if (!env.args.empty()) return Status::Error("attention takes no arguments");
-  return std::unique_ptr<Block>(std::make_unique<AttentionBlock>(env));
+  if (!env.args.empty() && env.args != "post_norm")
+    return Status::Error("attention takes no arguments or 'post_norm'");
+  return std::unique_ptr<Block>(std::make_unique<AttentionBlock>(env, env.args == "post_norm"));
 }
 
 }  // namespace longctx::layers

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/norm.h"
 #include "kernels/vec.h"
 #include "position/sinusoidal.h"
 #include "quant/formats.h"
@@ -16,6 +17,12 @@ std::vector<TensorDecl> embedding_tensors(const Settings& s, int64_t vocab_size,
   std::vector<TensorDecl> out = {{"token_embd.weight", {vocab_size, s.model_dim}, kF32, true, true, Init::kNormal, true}};
   if (s.pos == position::PosType::kLearned)
     out.push_back({"position_embd.weight", {ctx, s.model_dim}, kF32, true, true, Init::kNormal});
+  if (s.token_types > 0)
+    out.push_back({"token_types.weight", {s.token_types, s.model_dim}, kF32, true, true, Init::kNormal});
+  if (s.embed_norm) {
+    out.push_back({"token_embd_norm.weight", {s.model_dim}, kF32, true, false, Init::kOnes});
+    if (s.bias) out.push_back({"token_embd_norm.bias", {s.model_dim}, kF32, true, false, Init::kZeros});
+  }
   return out;
 }
 
@@ -34,8 +41,12 @@ void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p,
       }
       if (c.pos == position::PosType::kLearned)
         kernels::vec_add(x + r * D, p.position + (pos0 + r % seq_len) * D, x + r * D, D);
+      if (p.types) kernels::vec_add(x + r * D, p.types, x + r * D, D);
     }
   });
+  // (layernorm_forward normalises a row in place.)
+  if (c.embed_norm)
+    kernels::layernorm_forward(*ctx.pool, x, batch * seq_len, D, p.norm_w, p.norm_b, c.norm_eps, x, nullptr, nullptr);
   if (c.pos == position::PosType::kSinusoidal) {
     // Token embeddings scaled by sqrt(model_dim) (Vaswani et al. 2017, 3.4): the table's entries
     // are O(1), the embeddings start at O(0.02).
@@ -51,6 +62,7 @@ void embedding_backward(const LayerContext& ctx, EmbeddingParams<float*> g, cons
   // Split over columns: each thread owns a slice of every gradient row, so repeated tokens
   // never race and the sum order is fixed.
   const float tscale = c.pos == position::PosType::kSinusoidal ? sinusoidal_token_scale(D) : 1.0f;
+  CHECK_MSG(c.token_types == 0 && !c.embed_norm, "encoder embeddings do not train");
   if (!g.token && !g.position) return;  // both frozen
   ctx.pool->parallel_range(D, [&](int64_t c0, int64_t c1, int) {
     for (int64_t r = 0; r < batch * seq_len; ++r) {

@@ -13,13 +13,17 @@
 namespace longctx::layers {
 
 // token_embd.weight [vocab_size, model_dim] (readable in place) and, for learned positions,
-// position_embd.weight [ctx, model_dim].
+// position_embd.weight [ctx, model_dim]; encoders: token_types.weight [token_types, model_dim]
+// and the embedding LayerNorm token_embd_norm.weight / .bias [model_dim].
 std::vector<TensorDecl> embedding_tensors(const Settings& s, int64_t vocab_size, int64_t ctx);
 
 template <class P>
 struct EmbeddingParams {
   P token = nullptr;     // [vocab_size, model_dim]
   P position = nullptr;  // [ctx, model_dim], learned positions only
+  P types = nullptr;     // [token_types, model_dim]: row 0 is added to every token (one segment)
+  P norm_w = nullptr;    // embedding LayerNorm (Settings::embed_norm)
+  P norm_b = nullptr;
 };
 
 // qtoken: the token table as a view in its file type (rows dequantized on lookup), or null / a
@@ -28,6 +32,7 @@ void embedding_forward(const LayerContext& ctx, EmbeddingParams<const float*> p,
                        const int32_t* tokens,
                        int64_t batch, int64_t seq_len, int64_t pos0, float* x);
 // Accumulates dx rows into the gradient rows of the tokens (and positions) that produced them.
+// Not for encoders' token types and embedding norm (they are inference only).
 void embedding_backward(const LayerContext& ctx, EmbeddingParams<float*> g, const int32_t* tokens,
                         int64_t batch, int64_t seq_len, int64_t pos0, const float* dx);
 

@@ -1,5 +1,8 @@
 #include "layers/feed_forward.h"
 
+#include <algorithm>
+#include <string>
+
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "layers/linear.h"
@@ -10,15 +13,22 @@ namespace {
 
 class FeedForwardBlock final : public Block {
  public:
-  explicit FeedForwardBlock(const BlockEnv& env)
-      : D_(env.settings.model_dim), F_(env.layer.ff_dim), swiglu_(env.settings.mlp == MlpType::kSwiglu) {
+  FeedForwardBlock(const BlockEnv& env, bool post_norm)
+      : D_(env.settings.model_dim),
+        F_(env.layer.ff_dim),
+        swiglu_(env.settings.mlp == MlpType::kSwiglu),
+        erf_(env.settings.mlp == MlpType::kGeluErf),
+        post_norm_(post_norm) {
     const Settings& s = env.settings;
     auto matrix = [&](const char* name, int64_t rows, int64_t cols, Init init) {
       return declare({name, {rows, cols}, kF32, true, true, init, true});
     };
     auto vector = [&](const char* name, int64_t n, Init init) { return declare({name, {n}, kF32, true, false, init}); };
-    norm_w_ = vector("ffn_norm.weight", D_, Init::kOnes);
-    if (s.norm == NormType::kLayerNorm && s.bias) norm_b_ = vector("ffn_norm.bias", D_, Init::kZeros);
+    // Pre-norm: the branch reads the normed input. Post-norm (BERT): the branch reads the input
+    // and the norm applies to input + branch.
+    const std::string norm_name = post_norm ? "layer_output_norm" : "ffn_norm";
+    norm_w_ = vector((norm_name + ".weight").c_str(), D_, Init::kOnes);
+    if (s.norm == NormType::kLayerNorm && s.bias) norm_b_ = vector((norm_name + ".bias").c_str(), D_, Init::kZeros);
     if (swiglu_) {
       gate_ = matrix("ffn_gate.weight", F_, D_, Init::kNormal);
       if (s.bias) b_gate_ = vector("ffn_gate.bias", F_, Init::kZeros);
@@ -38,7 +48,7 @@ class FeedForwardBlock final : public Block {
   }
   int64_t backward_floats(const Pass& pass) const override {
     const int64_t rows = pass.rows();
-    return (swiglu_ ? 3 : 2) * arena_floats(rows * F_) + arena_floats(rows * D_);
+    return (swiglu_ ? 3 : 2) * arena_floats(rows * F_) + (post_norm_ ? 2 : 1) * arena_floats(rows * D_);
   }
   void forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in, float* x_out) override;
   void backward(const LayerContext& ctx, const Weights& w, const Pass& pass, float* dx) override;
@@ -46,7 +56,7 @@ class FeedForwardBlock final : public Block {
  private:
   struct Saved {
     const float* x_in = nullptr;
-    float* h = nullptr;
+    float* h = nullptr;  // pre-norm: the normed input; post-norm: input + branch, before the norm
     float* mean = nullptr;
     float* rstd = nullptr;
     float* gate = nullptr;  // SwiGLU only: Wgate h
@@ -56,7 +66,7 @@ class FeedForwardBlock final : public Block {
   NormParams<const float*> norm(const Weights& w) const { return {param(w, norm_w_), param(w, norm_b_)}; }
 
   int64_t D_, F_;
-  bool swiglu_;
+  bool swiglu_, erf_, post_norm_;
   int norm_w_ = -1, norm_b_ = -1, gate_ = -1, b_gate_ = -1, up_ = -1, b_up_ = -1, down_ = -1, b_down_ = -1;
   Saved saved_;
 };
@@ -69,22 +79,30 @@ void FeedForwardBlock::forward(const LayerContext& ctx, const Weights& w, const 
   float* h = arena.alloc(rows * D);
   float* mean = arena.alloc(rows);
   float* rstd = arena.alloc(rows);
-  norm_forward(ctx, norm(w), x_in, rows, h, mean, rstd);
+  const float* in = x_in;  // what the branch reads
+  if (!post_norm_) {
+    norm_forward(ctx, norm(w), x_in, rows, h, mean, rstd);
+    in = h;
+  }
   float* gate = swiglu_ ? arena.alloc(rows * F) : nullptr;
   float* up = arena.alloc(rows * F);
   float* act = arena.alloc(rows * F);
-  if (swiglu_) linear(ctx, h, rows, D, param(w, gate_), view(w, gate_), param(w, b_gate_), F, gate);
-  linear(ctx, h, rows, D, param(w, up_), view(w, up_), param(w, b_up_), F, up);
-  if (swiglu_) lora_forward(ctx, lora(w, gate_), h, rows, D, F, gate);
-  lora_forward(ctx, lora(w, up_), h, rows, D, F, up);
+  if (swiglu_) linear(ctx, in, rows, D, param(w, gate_), view(w, gate_), param(w, b_gate_), F, gate);
+  linear(ctx, in, rows, D, param(w, up_), view(w, up_), param(w, b_up_), F, up);
+  if (swiglu_) lora_forward(ctx, lora(w, gate_), in, rows, D, F, gate);
+  lora_forward(ctx, lora(w, up_), in, rows, D, F, up);
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
     if (swiglu_)
       kernels::vec_swiglu(gate + r0 * F, up + r0 * F, act + r0 * F, (r1 - r0) * F);
+    else if (erf_)
+      kernels::vec_gelu_erf(up + r0 * F, act + r0 * F, (r1 - r0) * F);
     else
       kernels::vec_gelu(up + r0 * F, act + r0 * F, (r1 - r0) * F);
   });
-  linear_residual(ctx, act, rows, F, param(w, down_), view(w, down_), param(w, b_down_), D, x_in, x_out);
-  lora_forward(ctx, lora(w, down_), act, rows, F, D, x_out);
+  float* sum = post_norm_ ? h : x_out;
+  linear_residual(ctx, act, rows, F, param(w, down_), view(w, down_), param(w, b_down_), D, x_in, sum);
+  lora_forward(ctx, lora(w, down_), act, rows, F, D, sum);
+  if (post_norm_) norm_forward(ctx, norm(w), h, rows, x_out, mean, rstd);
   if (pass.save) saved_ = Saved{x_in, h, mean, rstd, gate, up, act};
 }
 
@@ -93,32 +111,47 @@ void FeedForwardBlock::backward(const LayerContext& ctx, const Weights& w, const
   Arena& arena = *ctx.arena;
   const Saved& s = saved_;
   const int64_t rows = pass.rows(), D = D_, F = F_;
+  // Post-norm: dL/d(input + branch) first; it is both the residual's gradient and the branch's.
+  const float* dy = dx;
+  if (post_norm_) {
+    float* dsum = arena.alloc_zero(rows * D);
+    norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.h, dx, rows, s.mean, s.rstd, dsum);
+    std::copy(dsum, dsum + rows * D, dx);
+    dy = dsum;
+  }
   float* dact = arena.alloc(rows * F);
-  linear_backward(ctx, s.act, dx, rows, F, param(w, down_), view(w, down_), D, dact, false, grad(w, down_), grad(w, b_down_));
-  lora_backward(ctx, lora(w, down_), s.act, dx, rows, F, D, dact);
+  linear_backward(ctx, s.act, dy, rows, F, param(w, down_), view(w, down_), D, dact, false, grad(w, down_), grad(w, b_down_));
+  lora_backward(ctx, lora(w, down_), s.act, dy, rows, F, D, dact);
   float* dup = arena.alloc(rows * F);
   float* dgate = swiglu_ ? arena.alloc(rows * F) : nullptr;
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
     const int64_t o = r0 * F, n = (r1 - r0) * F;
     if (swiglu_)
       kernels::vec_swiglu_backward(s.gate + o, s.up + o, dact + o, dgate + o, dup + o, n);
+    else if (erf_)
+      kernels::vec_gelu_erf_backward(s.up + o, dact + o, dup + o, n);
     else
       kernels::vec_gelu_backward(s.up + o, dact + o, dup + o, n);
   });
+  const float* in = post_norm_ ? s.x_in : s.h;
   float* dh = arena.alloc(rows * D);
-  linear_backward(ctx, s.h, dup, rows, D, param(w, up_), view(w, up_), F, dh, false, grad(w, up_), grad(w, b_up_));
+  linear_backward(ctx, in, dup, rows, D, param(w, up_), view(w, up_), F, dh, false, grad(w, up_), grad(w, b_up_));
   if (swiglu_)
-    linear_backward(ctx, s.h, dgate, rows, D, param(w, gate_), view(w, gate_), F, dh, true, grad(w, gate_), grad(w, b_gate_));
-  lora_backward(ctx, lora(w, up_), s.h, dup, rows, D, F, dh);
-  if (swiglu_) lora_backward(ctx, lora(w, gate_), s.h, dgate, rows, D, F, dh);
-  norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
+    linear_backward(ctx, in, dgate, rows, D, param(w, gate_), view(w, gate_), F, dh, true, grad(w, gate_), grad(w, b_gate_));
+  lora_backward(ctx, lora(w, up_), in, dup, rows, D, F, dh);
+  if (swiglu_) lora_backward(ctx, lora(w, gate_), in, dgate, rows, D, F, dh);
+  if (post_norm_)
+    kernels::vec_add(dx, dh, dx, rows * D);
+  else
+    norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
 
 }  // namespace
 
 Expected<std::unique_ptr<Block>> make_feed_forward_block(const BlockEnv& env) {
-  if (!env.args.empty()) return Status::Error("feed_forward takes no arguments");
-  return std::unique_ptr<Block>(std::make_unique<FeedForwardBlock>(env));
+  if (!env.args.empty() && env.args != "post_norm")
+    return Status::Error("feed_forward takes no arguments or 'post_norm'");
+  return std::unique_ptr<Block>(std::make_unique<FeedForwardBlock>(env, env.args == "post_norm"));
 }
 
 }  // namespace longctx::layers

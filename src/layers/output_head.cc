@@ -5,6 +5,7 @@
 namespace longctx::layers {
 
 std::vector<TensorDecl> head_tensors(const Settings& s, int64_t vocab_size, bool tied) {
+  if (!s.output_head) return {};
   std::vector<TensorDecl> out = {{"output_norm.weight", {s.model_dim}, kF32, true, false, Init::kOnes}};
   if (s.norm == NormType::kLayerNorm && s.bias)
     out.push_back({"output_norm.bias", {s.model_dim}, kF32, true, false, Init::kZeros});

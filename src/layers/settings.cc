@@ -8,7 +8,14 @@
 namespace longctx::layers {
 
 const char* norm_name(NormType t) { return t == NormType::kLayerNorm ? "layernorm" : "rmsnorm"; }
-const char* mlp_name(MlpType t) { return t == MlpType::kGelu ? "gelu" : "swiglu"; }
+const char* mlp_name(MlpType t) {
+  switch (t) {
+    case MlpType::kGelu: return "gelu";
+    case MlpType::kGeluErf: return "gelu_erf";
+    case MlpType::kSwiglu: break;
+  }
+  return "swiglu";
+}
 
 Expected<NormType> parse_norm(const std::string& s) {
   if (s == "layernorm") return NormType::kLayerNorm;
@@ -18,8 +25,9 @@ Expected<NormType> parse_norm(const std::string& s) {
 
 Expected<MlpType> parse_mlp(const std::string& s) {
   if (s == "gelu") return MlpType::kGelu;
+  if (s == "gelu_erf") return MlpType::kGeluErf;
   if (s == "swiglu") return MlpType::kSwiglu;
-  return Status::Error("unknown mlp '" + s + "' (expected gelu or swiglu)");
+  return Status::Error("unknown mlp '" + s + "' (expected gelu, gelu_erf or swiglu)");
 }
 
 bool LoraSettings::targets_matrix(const std::string& target) const {

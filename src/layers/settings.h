@@ -13,7 +13,8 @@
 namespace longctx::layers {
 
 enum class NormType { kLayerNorm, kRmsNorm };
-enum class MlpType { kGelu, kSwiglu };
+// kGelu: GELU's tanh approximation (GPT-2); kGeluErf: the exact erf form (BERT).
+enum class MlpType { kGelu, kSwiglu, kGeluErf };
 
 const char* norm_name(NormType t);
 const char* mlp_name(MlpType t);
@@ -44,6 +45,11 @@ struct Settings {
   position::PosType pos = position::PosType::kRope;
   int n_layers = 0;   // residual-branch output projections start scaled by 1 / sqrt(2 n_layers)
   LoraSettings lora;  // rank > 0: blocks declare LoRA A / B beside the targeted matrices
+  // Encoders (BERT): rows of a token-type table added to the embeddings (0: none), a LayerNorm
+  // after the embeddings, and no output head (no final norm, no vocabulary projection).
+  int token_types = 0;
+  bool embed_norm = false;
+  bool output_head = true;
 };
 
 // One block of a layer: a registered kind (layers/block.h) and its arguments, written

@@ -17,7 +17,26 @@ layers::Settings ModelConfig::settings() const {
   s.pos = pos;
   s.n_layers = n_layers();
   s.lora = lora;
+  s.token_types = token_types;
+  s.embed_norm = embed_norm;
+  s.output_head = !encoder;
   return s;
+}
+
+const char* pooling_name(Pooling p) {
+  switch (p) {
+    case Pooling::kMean: return "mean";
+    case Pooling::kCls: return "cls";
+    case Pooling::kLast: return "last";
+    case Pooling::kNone: break;
+  }
+  return "none";
+}
+
+Expected<Pooling> parse_pooling(const std::string& s) {
+  for (Pooling p : {Pooling::kNone, Pooling::kMean, Pooling::kCls, Pooling::kLast})
+    if (s == pooling_name(p)) return p;
+  return Status::Error("unknown pooling '" + s + "' (expected none, mean, cls or last)");
 }
 
 Status ModelConfig::validate() const {
@@ -31,6 +50,9 @@ Status ModelConfig::validate() const {
       return bad("added layers must be distinct layer numbers below " + std::to_string(n_layers()) + ", ascending");
   if (!(norm_eps > 0.0f) || norm_eps > 1.0f) return bad("norm_eps must be in (0, 1]");
   if (!(rope_theta > 1.0f)) return bad("rope_theta must be > 1");
+  if (token_types < 0 || token_types > 1024) return bad("token_types must be in [0, 1024]");
+  if (embed_norm && norm != NormType::kLayerNorm) return bad("an embedding norm needs norm = layernorm");
+  if (encoder && lora.rank > 0) return bad("LoRA on an encoder is not supported");
   if (pos == PosType::kSinusoidal && model_dim % 2) return bad("sinusoidal positions need an even model_dim");
   if (rope_scaling.type != position::RopeScalingType::kNone) {
     // Rope's constructor CHECKs these; a config from a file or the command line must fail here.
@@ -61,7 +83,7 @@ Status ModelConfig::validate() const {
     if (l.ff_dim < 1 || l.ff_dim > (1 << 20)) return bad(at + "ff_dim must be in [1, 1048576]");
     Status ps = attention::validate_pattern(l.pattern);
     if (!ps.ok()) return bad(at + ps.message());
-    if (!attention::is_causal(l.pattern))
+    if (!encoder && !attention::is_causal(l.pattern))
       return bad(at + "pattern '" + attention::format_pattern(l.pattern) +
                  "' is bidirectional; a decoder-only language model needs a causal pattern");
     if (l.blocks.empty()) return bad(at + "no blocks");

@@ -26,6 +26,12 @@ using position::parse_pos;
 using position::pos_name;
 using position::PosType;
 
+// How an encoder's (or an embedding model's) token states become one vector per text: the mean
+// over its tokens, the first ([CLS]) token, or the last; none: not an embedding model.
+enum class Pooling { kNone, kMean, kCls, kLast };
+const char* pooling_name(Pooling p);
+Expected<Pooling> parse_pooling(const std::string& s);  // none | mean | cls | last
+
 struct ModelConfig {
   int vocab_size = 4096;
   int model_dim = 256;
@@ -46,6 +52,14 @@ struct ModelConfig {
   // LoRA tensors beside the targeted matrices (a run training an adapter; never in checkpoints:
   // adapters are saved as llama.cpp adapter files, model/lora.h).
   layers::LoraSettings lora;
+  // Encoders (BERT): attention may see every key (no causal pattern needed), no output head;
+  // token types, an embedding LayerNorm; the model's own pooling and whether vectors are
+  // L2-normalised (sentence-transformers' Normalize module).
+  bool encoder = false;
+  int token_types = 0;
+  bool embed_norm = false;
+  Pooling pooling = Pooling::kNone;
+  bool normalize = false;
 
   int n_layers() const { return static_cast<int>(layers.size()); }
   // Same settings in every layer.

@@ -41,7 +41,10 @@ Model::Model(ModelConfig config)
   position_ = layout_.index("position_embd.weight");
   out_norm_w_ = layout_.index("output_norm.weight");
   out_norm_b_ = layout_.index("output_norm.bias");
-  output_ = config_.tied_embeddings ? token_ : layout_.index("output.weight");
+  output_ = config_.encoder ? -1 : config_.tied_embeddings ? token_ : layout_.index("output.weight");
+  types_ = layout_.index("token_types.weight");
+  embed_norm_w_ = layout_.index("token_embd_norm.weight");
+  embed_norm_b_ = layout_.index("token_embd_norm.bias");
   params_.resize(layout_.total());
 }
 
@@ -376,12 +379,13 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
   Arena& arena = *ctx.arena;
   float* x = arena.alloc(rows * D);
   const kernels::QMatrix* qtoken = view(token_);  // (training: only a frozen table is mapped)
+  const layers::EmbeddingParams<const float*> ep{param(token_), param(position_), param(types_), param(embed_norm_w_),
+                                                 param(embed_norm_b_)};
   if (seqs.empty()) {
-    layers::embedding_forward(ctx, {param(token_), param(position_)}, qtoken, tokens, batch, seq_len, 0, x);
+    layers::embedding_forward(ctx, ep, qtoken, tokens, batch, seq_len, 0, x);
   } else {
     for (const layers::SeqRows& sr : seqs)
-      layers::embedding_forward(ctx, {param(token_), param(position_)}, qtoken, tokens + sr.row0, 1, sr.n, sr.pos0,
-                                x + sr.row0 * D);
+      layers::embedding_forward(ctx, ep, qtoken, tokens + sr.row0, 1, sr.n, sr.pos0, x + sr.row0 * D);
   }
   const layers::Weights w{params_.data(), save ? grads() : nullptr, views_.empty() ? nullptr : views_.data(), nullptr,
                           adapters_.empty() ? nullptr : adapters_.data()};
@@ -418,6 +422,7 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
 double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
                                int64_t batch, int64_t seq_len, float grad_scale) {
   CHECK(seq_len <= config_.ctx);
+  CHECK_MSG(!config_.encoder, "an encoder has no language-model head to train");
   for (size_t i = 0; i < views_.size(); ++i)
     CHECK_MSG(!views_[i].data || !layout_.tensors()[i].trainable,
               "a tensor read in place in its file type cannot train (load it in fp32: LoadOptions::fp32)");
@@ -481,6 +486,7 @@ double Model::forward_loss(ThreadPool& pool, Arena& arena, const int32_t* tokens
 void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
                            float* logits) {
   CHECK(seq_len <= config_.ctx);
+  CHECK_MSG(!config_.encoder, "an encoder has no logits");
   const int64_t rows = batch * seq_len, D = config_.model_dim;
   const int64_t need = infer_arena_floats(rows, rows);
   if (arena.capacity() - arena.used() < need) {
@@ -493,6 +499,25 @@ void Model::forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens
   float* xn = arena.alloc(rows * D);
   layers::norm_forward(ctx, {param(out_norm_w_), param(out_norm_b_)}, x, rows, xn, nullptr, nullptr);
   project_output(ctx, xn, rows, logits);
+  arena.rewind(m);
+}
+
+void Model::forward_hidden(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
+                           float* hidden) {
+  CHECK(seq_len <= config_.ctx);
+  const int64_t rows = batch * seq_len, D = config_.model_dim;
+  const int64_t need = infer_arena_floats(rows, rows);
+  if (arena.capacity() - arena.used() < need) {
+    CHECK_MSG(arena.used() == 0, "forward_hidden: arena too small");
+    arena.reserve(need);
+  }
+  const int64_t m = arena.mark();
+  const auto ctx = context(pool, arena);
+  float* x = run_blocks(ctx, tokens, batch, seq_len, {}, nullptr, false);
+  if (out_norm_w_ >= 0)
+    layers::norm_forward(ctx, {param(out_norm_w_), param(out_norm_b_)}, x, rows, hidden, nullptr, nullptr);
+  else
+    std::copy(x, x + rows * D, hidden);
   arena.rewind(m);
 }
 
@@ -523,6 +548,7 @@ Status Model::shift_cache(kvcache::KvCache& cache, int64_t keep, int64_t discard
 
 Status Model::forward_cached(ThreadPool& pool, Arena& arena, kvcache::KvCache& cache, const int32_t* tokens,
                              int64_t n, int64_t pos0, float* logits, bool all_rows) {
+  if (config_.encoder) return Status::Error("an encoder model does not generate text");
   CHECK(pos0 + n <= cache.capacity() && pos0 + n <= config_.ctx);
   CHECK(cache.n_slots() == kv_slot_count_);
   LONGCTX_RETURN_IF_ERROR(cache.prepare(pos0, n));
@@ -541,6 +567,7 @@ Status Model::forward_cached(ThreadPool& pool, Arena& arena, kvcache::KvCache& c
 }
 
 Status Model::forward_batch(ThreadPool& pool, Arena& arena, std::span<const SeqStep> steps, float* logits) {
+  if (config_.encoder) return Status::Error("an encoder model does not generate text");
   const int64_t D = config_.model_dim, n_seq = static_cast<int64_t>(steps.size());
   if (n_seq == 0) return Status::Ok();
   std::vector<layers::SeqRows> seqs(steps.size());

@@ -139,6 +139,10 @@ class Model {
   // Logits [batch * seq_len, vocab] of a full forward (no cache).
   void forward_logits(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
                       float* logits);
+  // The last hidden states [batch * seq_len, model_dim] of a full forward (no cache), after the
+  // final norm where the model has one: what an encoder's pooling reads. Any model.
+  void forward_hidden(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
+                      float* hidden);
 
   // The cache slots of the model (one per block that keeps keys: model::kv_slots).
   int kv_slot_count() const { return kv_slot_count_; }
@@ -198,6 +202,7 @@ class Model {
   ParamLayout layout_;
   // Indices into layout_.tensors() of the embeddings' and the head's tensors (-1: absent).
   int token_ = -1, position_ = -1, out_norm_w_ = -1, out_norm_b_ = -1, output_ = -1;
+  int types_ = -1, embed_norm_w_ = -1, embed_norm_b_ = -1;
   Buffer params_, grads_;
   std::vector<uint8_t> frozen_;  // per tensor: 1 = frozen (empty: none is)
   mutable position::Rope rope_;  // see rope()

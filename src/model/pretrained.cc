@@ -32,7 +32,16 @@ WeightMap weights_of(const std::string& name, const ModelConfig& c) {
 
 namespace {
 
+Status check_use(const ModelConfig& cfg, const LoadOptions& opt) {
+  if (opt.use == LoadOptions::Use::kText && cfg.encoder)
+    return Status::Error("is an encoder (it embeds text: longctx embed); it does not generate or score text");
+  if (opt.use == LoadOptions::Use::kEmbed && cfg.pooling == Pooling::kNone)
+    return Status::Error("has no pooling, so it gives no embeddings (an encoder or an embedding model is needed)");
+  return Status::Ok();
+}
+
 Status apply_ctx(ModelConfig* cfg, const LoadOptions& opt) {
+  LONGCTX_RETURN_IF_ERROR(check_use(*cfg, opt));
   if (opt.ctx > 0 && opt.ctx != cfg->ctx) {
     LONGCTX_RETURN_IF_ERROR(check_context_growth(*cfg, opt.ctx));
     cfg->ctx = opt.ctx;

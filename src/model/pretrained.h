@@ -19,6 +19,10 @@ struct LoadOptions {
   // frozen ones in place: the matrices it trains are named in `fp32` (held in fp32 instead).
   bool keep_quantized = true;
   std::set<std::string> fp32;
+  // What the caller does with the model: text (generate, score, train: refuses an encoder),
+  // embeddings (refuses a model without pooling), or anything (export, info).
+  enum class Use { kText, kEmbed, kAny };
+  Use use = Use::kText;
 };
 
 // `path` is a GGUF file, or a Hugging Face model: a directory with config.json, tokenizer.json

@@ -56,6 +56,14 @@ TEST(Vec, ElementwiseMatchScalar) {
       const double h = 1e-4, d = (gelu_ref(x[i] + h) - gelu_ref(x[i] - h)) / (2 * h);
       EXPECT_NEAR(out[i], dy[i] * d, 1e-4 * (1 + std::fabs(dy[i] * d))) << x[i];
     }
+    auto gelu_erf_ref = [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); };
+    vec_gelu_erf(x.data(), out.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(out[i], gelu_erf_ref(x[i]), 1e-6 * (1 + std::fabs(x[i]))) << x[i];
+    vec_gelu_erf_backward(x.data(), dy.data(), out.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double h = 1e-4, d = (gelu_erf_ref(x[i] + h) - gelu_erf_ref(x[i] - h)) / (2 * h);
+      EXPECT_NEAR(out[i], dy[i] * d, 1e-5 * (1 + std::fabs(dy[i] * d))) << x[i];
+    }
     vec_swiglu(x.data(), u.data(), out.data(), n);
     auto silu = [](double g) { return g / (1 + std::exp(-g)); };
     for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(out[i], silu(x[i]) * u[i], 1e-5 * (1 + std::fabs(out[i])));

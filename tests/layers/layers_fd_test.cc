@@ -24,16 +24,22 @@ std::vector<float> randv(int64_t n, Rng& r, double scale) {
 // Checks analytic gradient g of L w.r.t. the floats in x against central differences of L.
 void check_fd(const char* what, std::vector<float>& x, const std::vector<float>& g,
               const std::function<double()>& loss, int stride = 1) {
-  const float h = 1e-2f;
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); i += stride) {
+  // Central differences at h and h / 2 combined (Richardson: (4 D(h/2) - D(h)) / 3) cancel the
+  // h^2 term, which post-norm blocks (a LayerNorm after the residual sum) make large; h = 2e-2
+  // keeps fp32 rounding of the loss small beside the differences.
+  const float h = 2e-2f;
+  auto central = [&](size_t i, float step) {
     const float keep = x[i];
-    x[i] = keep + h;
+    x[i] = keep + step;
     const double lp = loss();
-    x[i] = keep - h;
+    x[i] = keep - step;
     const double lm = loss();
     x[i] = keep;
-    const double fd = (lp - lm) / (2.0 * h);
+    return (lp - lm) / (2.0 * static_cast<double>(step));
+  };
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); i += stride) {
+    const double fd = (4.0 * central(i, h / 2) - central(i, h)) / 3.0;
     const double err = std::fabs(fd - g[i]) / (3e-2 + std::fabs(fd));
     worst = std::max(worst, err);
     EXPECT_LT(err, 2e-2) << what << "[" << i << "]: analytic " << g[i] << " vs finite difference " << fd;
@@ -48,9 +54,9 @@ struct BlockUnderTest {
   std::vector<float> params, grads;
   std::vector<int64_t> offsets;
 
-  BlockUnderTest(const std::string& kind, const layers::Settings& s, const layers::LayerConfig& lc) {
-    const std::string no_args;
-    auto b = layers::make_block({kind, ""}, layers::BlockEnv{s, lc, 0, no_args});
+  BlockUnderTest(const std::string& kind, const layers::Settings& s, const layers::LayerConfig& lc,
+                 const std::string& args = "") {
+    auto b = layers::make_block({kind, args}, layers::BlockEnv{s, lc, 0, args});
     CHECK(b.ok());
     block = std::move(*b);
     int64_t total = 0;
@@ -86,6 +92,7 @@ struct AttnCase {
   model::PosType pos;
   int heads, kv_heads;
   bool bias;
+  bool post_norm = false;  // BERT's layer: LN(x + attention(x)), attending to every key
 };
 
 class AttentionFd : public ::testing::TestWithParam<AttnCase> {};
@@ -99,13 +106,19 @@ TEST_P(AttentionFd, BackwardMatchesFiniteDifferences) {
   c.bias = pc.bias;
   c.norm = pc.bias ? model::NormType::kLayerNorm : model::NormType::kRmsNorm;
   c.set_uniform_layers(1, model::LayerConfig{pc.heads, pc.kv_heads, 4, 32});
+  const std::string args = pc.post_norm ? "post_norm" : "";
+  if (pc.post_norm) {
+    c.encoder = true;
+    c.layers[0].pattern = attention::Full{};
+    c.layers[0].blocks = {{"attention", args}, {"feed_forward", args}};
+  }
   ASSERT_TRUE(c.validate().ok());
   const layers::Settings settings = c.settings();
-  BlockUnderTest b("attention", settings, c.layers[0]);
+  BlockUnderTest b("attention", settings, c.layers[0], args);
   Rng rng(5);
   b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
   std::vector<float>& params = b.params;
-  for (int64_t i = 0; i < c.model_dim; ++i) b.param("attn_norm.weight")[i] += 1.0f;
+  for (int64_t i = 0; i < c.model_dim; ++i) b.param(pc.post_norm ? "attn_output_norm.weight" : "attn_norm.weight")[i] += 1.0f;
   const int64_t B = 2, T = 7, rows = B * T, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0);
   ThreadPool pool(2);
@@ -142,9 +155,12 @@ INSTANTIATE_TEST_SUITE_P(Positions, AttentionFd,
                                            AttnCase{model::PosType::kRope, 4, 2, false},
                                            AttnCase{model::PosType::kRope, 4, 1, true},
                                            AttnCase{model::PosType::kAlibi, 4, 2, false},
-                                           AttnCase{model::PosType::kAlibi, 6, 3, true}));
+                                           AttnCase{model::PosType::kAlibi, 6, 3, true},
+                                           AttnCase{model::PosType::kLearned, 4, 4, true, true},
+                                           AttnCase{model::PosType::kRope, 4, 2, true, true}));
 
-class FeedForwardFd : public ::testing::TestWithParam<std::tuple<model::MlpType, bool>> {};
+// (mlp, biases, post-norm)
+class FeedForwardFd : public ::testing::TestWithParam<std::tuple<model::MlpType, bool, bool>> {};
 
 TEST_P(FeedForwardFd, BackwardMatchesFiniteDifferences) {
   model::ModelConfig c;
@@ -153,8 +169,10 @@ TEST_P(FeedForwardFd, BackwardMatchesFiniteDifferences) {
   c.bias = std::get<1>(GetParam());
   c.norm = c.bias ? model::NormType::kLayerNorm : model::NormType::kRmsNorm;
   c.set_uniform_layers(1, model::LayerConfig{2, 2, 6, 20});
+  const std::string args = std::get<2>(GetParam()) ? "post_norm" : "";
+  c.layers[0].blocks = {{"attention", args}, {"feed_forward", args}};
   const layers::Settings settings = c.settings();
-  BlockUnderTest b("feed_forward", settings, c.layers[0]);
+  BlockUnderTest b("feed_forward", settings, c.layers[0], args);
   Rng rng(9);
   b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
   std::vector<float>& params = b.params;
@@ -184,8 +202,9 @@ TEST_P(FeedForwardFd, BackwardMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Mlps, FeedForwardFd,
-                         ::testing::Combine(::testing::Values(model::MlpType::kGelu, model::MlpType::kSwiglu),
-                                            ::testing::Bool()));
+                         ::testing::Combine(::testing::Values(model::MlpType::kGelu, model::MlpType::kSwiglu,
+                                                              model::MlpType::kGeluErf),
+                                            ::testing::Bool(), ::testing::Bool()));
 
 TEST(EmbeddingFd, LearnedPositionsBackwardMatchesFiniteDifferences) {
   model::ModelConfig c;

@@ -166,6 +166,57 @@ void GeluBackward(const float* x, const float* dy, float* dx, int64_t n) {
   }
 }
 
+// erf(z) for z >= 0 times the sign of z, from the rational form 1 - (a1 t + ... + a5 t^5) e^(-z^2),
+// t = 1 / (1 + p |z|) (Abramowitz & Stegun 7.1.26, absolute error <= 1.5e-7).
+constexpr float kErfP = 0.3275911f, kErfA1 = 0.254829592f, kErfA2 = -0.284496736f, kErfA3 = 1.421413741f,
+                kErfA4 = -1.453152027f, kErfA5 = 1.061405429f;
+constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.3989422804014327f;
+
+template <class V>
+HWY_INLINE V Erf(D d, V z) {
+  const auto az = hn::Abs(z);
+  const auto t = hn::Div(hn::Set(d, 1.0f), hn::MulAdd(hn::Set(d, kErfP), az, hn::Set(d, 1.0f)));
+  auto poly = hn::MulAdd(hn::Set(d, kErfA5), t, hn::Set(d, kErfA4));
+  poly = hn::MulAdd(poly, t, hn::Set(d, kErfA3));
+  poly = hn::MulAdd(poly, t, hn::Set(d, kErfA2));
+  poly = hn::MulAdd(poly, t, hn::Set(d, kErfA1));
+  poly = hn::Mul(poly, t);
+  const auto e = hn::Exp(d, hn::Neg(hn::Mul(az, az)));
+  const auto r = hn::NegMulAdd(poly, e, hn::Set(d, 1.0f));
+  return hn::CopySign(r, z);
+}
+
+void GeluErf(const float* x, float* y, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto s = hn::Set(d, kInvSqrt2), half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto v = hn::LoadU(d, x + i);
+    hn::StoreU(hn::Mul(hn::Mul(half, v), hn::Add(one, Erf(d, hn::Mul(v, s)))), d, y + i);
+  }
+  for (; i < n; ++i) y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * kInvSqrt2));
+}
+
+// d/dx x Phi(x) = Phi(x) + x phi(x).
+void GeluErfBackward(const float* x, const float* dy, float* dx, int64_t n) {
+  const D d;
+  const int64_t N = hn::Lanes(d);
+  const auto s = hn::Set(d, kInvSqrt2), half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f),
+             c = hn::Set(d, kInvSqrt2Pi), mhalf = hn::Set(d, -0.5f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto v = hn::LoadU(d, x + i);
+    auto cdf = hn::Mul(half, hn::Add(one, Erf(d, hn::Mul(v, s))));
+    auto pdf = hn::Mul(c, hn::Exp(d, hn::Mul(mhalf, hn::Mul(v, v))));
+    hn::StoreU(hn::Mul(hn::MulAdd(v, pdf, cdf), hn::LoadU(d, dy + i)), d, dx + i);
+  }
+  for (; i < n; ++i) {
+    const float v = x[i];
+    dx[i] = dy[i] * (0.5f * (1.0f + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(-0.5f * v * v));
+  }
+}
+
 // sigmoid(x) = 1 / (1 + exp(-x)), with exp's argument clamped so it never overflows.
 template <class V>
 HWY_INLINE V Sigmoid(D d, V v) {
@@ -252,6 +303,8 @@ HWY_EXPORT(AddRamp);
 HWY_EXPORT(SoftmaxBackward);
 HWY_EXPORT(Gelu);
 HWY_EXPORT(GeluBackward);
+HWY_EXPORT(GeluErf);
+HWY_EXPORT(GeluErfBackward);
 HWY_EXPORT(Swiglu);
 HWY_EXPORT(SwigluBackward);
 HWY_EXPORT(AdamW);
@@ -277,6 +330,10 @@ void vec_softmax_backward(const float* p, float* dp, float c, int64_t n) {
   HWY_DYNAMIC_DISPATCH(SoftmaxBackward)(p, dp, c, n);
 }
 void vec_gelu(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Gelu)(x, y, n); }
+void vec_gelu_erf(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(GeluErf)(x, y, n); }
+void vec_gelu_erf_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(GeluErfBackward)(x, dy, dx, n);
+}
 void vec_gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
   HWY_DYNAMIC_DISPATCH(GeluBackward)(x, dy, dx, n);
 }

@@ -6,12 +6,14 @@ namespace longctx::model::arch {
 extern const Architecture kLongctxArchitecture;  // longctx.cc
 extern const Architecture kLlamaArchitecture;    // llama.cc
 extern const Architecture kGpt2Architecture;     // gpt2.cc
+extern const Architecture kBertArchitecture;     // bert.cc
 
 const std::vector<const Architecture*>& architectures() {
   static const std::vector<const Architecture*> table = {
       &kLongctxArchitecture,
       &kLlamaArchitecture,
       &kGpt2Architecture,
+      &kBertArchitecture,
   };
   return table;
 }
