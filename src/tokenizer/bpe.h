@@ -125,12 +125,17 @@ class BpeTokenizer {
   // Concatenated token bytes; control tokens decode to "", or to their text with
   // render_special. An id outside [0, vocab_size) is a bug in the caller and CHECK-fails; ids
   // from outside the program go through decode_checked. ("llama" vocabularies drop the space
-  // that add_space_prefix put at the start, as HF's decoder does.)
+  // that add_space_prefix put at the start, as HF's decoder does; "bert" ones are HF's WordPiece
+  // decoder: tokens joined by spaces, "##" pieces glued, each token cleaned up, control tokens
+  // skipped before joining unless render_special, as HF's skip_special_tokens.)
   std::string decode(std::span<const int32_t> ids, bool render_special = false) const;
   Expected<std::string> decode_checked(std::span<const int32_t> ids,
                                        bool render_special = false) const;
   // Raw bytes of one token (for streaming output, which must join bytes across tokens before
   // printing a UTF-8 character); "" for control tokens. CHECKs the id.
+  // "bert": " word" for a word-initial token, "ing" for "##ing", after HF's cleanup (" ." -> "."),
+  // so a stream starts with a space and a leading "##" continuation loses its "##", where
+  // decode() follows HF exactly.
   const std::string& token_bytes(int32_t id) const;
 
   int vocab_size() const { return static_cast<int>(token_bytes_.size()); }

@@ -2,8 +2,8 @@
 // is one, the transformers tokenizer_config.json beside it) into the GGUF tokenizer keys that
 // BpeTokenizer::from_gguf loads, the way llama.cpp's convert_hf_to_gguf.py would write them.
 //
-// Supported (model.type "BPE" only; dropout, continuing_subword_prefix and end_of_word_suffix
-// unset):
+// Supported: model.type "BPE" (dropout, continuing_subword_prefix and end_of_word_suffix unset)
+// in two families, and "WordPiece":
 //   Byte-level BPE -> model "gpt2". No normalizer, a ByteLevel decoder, and a pre-tokenizer that
 //     is one of longctx's regex families (pretokenize_regex.cc), found by comparing regex strings:
 //       ByteLevel(use_regex=true)                                  -> "gpt-2"
@@ -26,6 +26,15 @@
 //     specials) a score below all of those, and the load is refused unless the merges that
 //     those scores give are exactly model.merges, in order (true for vocabularies converted
 //     from SentencePiece, whose merges are made that way). <0xXX> tokens get type 6 (byte).
+//   WordPiece (BERT, MiniLM...) -> model "bert". normalizer BertNormalizer with clean_text and
+//     handle_chinese_chars true (lowercase and strip_accents stored; strip_accents null follows
+//     lowercase, as in HF), pre-tokenizer BertPreTokenizer, decoder WordPiece(prefix "##",
+//     cleanup true), model.continuing_subword_prefix "##" (or absent), model.unk_token a token,
+//     model.max_input_chars_per_word stored; post_processor TemplateProcessing whose single is
+//     [SpecialToken $A SpecialToken] or BertProcessing {cls, sep} -> bos = the first ([CLS]),
+//     eos = the last ([SEP]), add_bos = add_eos = true (no post_processor: neither). Tokens in
+//     llama.cpp's GGUF form: "hello" -> "▁hello", "##ing" -> "ing", "[...]" as it is. Added
+//     tokens must be special and not normalized.
 //   Vocabulary: model.vocab (text -> id) plus added_tokens ({id, content, special}), whose ids may
 //     extend past model.vocab or repeat its entries (same text and id); together the ids must be
 //     exactly 0..n-1. Special added tokens -> type 3 (control; SentencePiece-style: model.unk_token's
@@ -40,11 +49,11 @@
 //     "default" one is taken; no "default": none) -> chat_template. Where the config does not
 //     say, a post_processor TemplateProcessing (alone or in a Sequence) whose `single` starts
 //     with a SpecialToken gives add_bos = true and that token as bos (Llama 3). unk comes from
-//     model.unk_token first. add_bos with no bos is an error. Not represented: tokens a template
-//     appends (EOS), add_eos_token, and the config's other keys (added_tokens_decoder repeats
-//     tokenizer.json's added_tokens).
-// Refused, each with one Status naming the problem: other models (Unigram, WordPiece, WordLevel),
-// other normalizers (NFC, Lowercase...) and pre-tokenizers, Metaspace with prepend_scheme
+//     model.unk_token first. add_bos with no bos is an error. Not represented for BPE: tokens a
+//     template appends (EOS) and add_eos_token (WordPiece: see above); nor the config's other
+//     keys (added_tokens_decoder repeats tokenizer.json's added_tokens).
+// Refused, each with one Status naming the problem: other models (Unigram, WordLevel), other
+// normalizers (NFC, Lowercase...) and pre-tokenizers (for WordPiece also none, Whitespace...), Metaspace with prepend_scheme
 // "always" or "first" (it does not prepend "▁" to text that already starts with a space, or not
 // after a special token; longctx's "llama" model always does), malformed JSON and every field of
 // the wrong type or missing. The returned vocabulary has been checked by
