@@ -135,8 +135,8 @@ Expected<BpeTokenizer> BpeTokenizer::from_gguf_wpm(const GgufVocab& v) {
     const std::string& text = v.tokens[i];
     const int32_t id = static_cast<int32_t>(i);
     if (!v.token_types.empty()) t.types_[i] = static_cast<TokenType>(v.token_types[i]);
+    // "" is llama.cpp's form of the token "##" (which WordPiece never produces, but is valid).
     const std::string hf = wpm_hf_text(text);
-    if (hf == kPrefix || hf.empty()) return error("token " + std::to_string(i) + " is empty");
     auto [it, inserted] = by_hf_text.emplace(hf, id);
     if (!inserted) {
       return error("tokens " + std::to_string(it->second) + " and " + std::to_string(i) + " are both '" + hf + "'");

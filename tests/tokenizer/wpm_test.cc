@@ -207,6 +207,8 @@ TEST(WordPiece, GgufTextForm) {
   EXPECT_EQ(wpm_hf_text(kW + "hello"), "hello");
   EXPECT_EQ(wpm_hf_text("ing"), "##ing");
   EXPECT_EQ(wpm_hf_text("[unused0]"), "[unused0]");
+  EXPECT_EQ(wpm_gguf_text("##"), "");  // llama.cpp's converter writes "##" as ""
+  EXPECT_EQ(wpm_hf_text(""), "##");
 }
 
 }  // namespace
