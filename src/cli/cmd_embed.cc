@@ -53,7 +53,9 @@ int run_embed(const EmbedFlags& f) {
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
   model::LoadOptions lo;
-  lo.use = model::LoadOptions::Use::kEmbed;
+  // A model without pooling of its own (a decoder) embeds with --pooling (last: llama.cpp's
+  // choice for decoders), through its final norm.
+  lo.use = f.pooling.empty() ? model::LoadOptions::Use::kEmbed : model::LoadOptions::Use::kAny;
   auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
   model::Model& m = *loaded->model;

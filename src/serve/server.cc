@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "infer/chat_template.h"
+#include "model/embedding.h"
 #include "model/lora.h"
 #include "model/pretrained.h"
 #include "serve/openai.h"
@@ -37,8 +38,13 @@ struct State {
   std::atomic<int64_t> http_requests{0}, http_4xx{0};
   std::atomic<int> answering{0};  // completions submitted whose response is not yet written
   std::atomic<uint64_t> next_id{1};
+  // Encoders: no scheduler; /v1/embeddings runs one request's texts at a time under this lock.
+  bool encoder = false;
+  std::mutex embed_mu;
+  Arena embed_arena;
 
   const tokenizer::BpeTokenizer& tok() const { return loaded->tokenizer; }
+  int64_t context() const { return sched ? sched->context() : loaded->model->config().ctx; }
 };
 
 void send_error(httplib::Response& res, const ApiError& e) {
@@ -70,7 +76,127 @@ bool object_body(const httplib::Request& req, httplib::Response& res, json* out)
   return true;
 }
 
+bool wrong_model(State& st, const json& body, httplib::Response& res) {
+  auto m = body.find("model");
+  if (m == body.end() || !m->is_string() || *m == st.model_id || *m == "default") return false;
+  ApiError e = make_error(404, "the model '" + m->get<std::string>() + "' does not exist (this server has '" +
+                                   st.model_id + "')",
+                          "invalid_request_error", "model_not_found");
+  e.param = "model";
+  send_error(res, e);
+  return true;
+}
+
+std::string base64(const void* data, size_t n) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t v = uint32_t(p[i]) << 16 | (i + 1 < n ? uint32_t(p[i + 1]) << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+    out += kAlphabet[v >> 18 & 63];
+    out += kAlphabet[v >> 12 & 63];
+    out += i + 1 < n ? kAlphabet[v >> 6 & 63] : '=';
+    out += i + 2 < n ? kAlphabet[v & 63] : '=';
+  }
+  return out;
+}
+
+// POST /v1/embeddings: input a string, a list of strings, a list of token ids or a list of such
+// lists; encoding_format float (default) or base64 (little-endian float32, as OpenAI sends it).
+// Texts past the context are cut to it, as `longctx embed` cuts them.
+void handle_embeddings(State& st, const httplib::Request& req, httplib::Response& res) {
+  json b;
+  if (!object_body(req, res, &b)) return;
+  if (!st.encoder || st.loaded->model->config().pooling == model::Pooling::kNone)
+    return send_error(res, make_error(400, "this model gives no embeddings (serve an encoder such as a BERT sentence model)"));
+  if (wrong_model(st, b, res)) return;
+  auto bad_input = [&](const std::string& m) {
+    ApiError e = make_error(400, m);
+    e.param = "input";
+    send_error(res, e);
+  };
+  auto in = b.find("input");
+  if (in == b.end()) return bad_input("'input' is required: a string, a list of strings or of token id lists");
+  std::string format = "float";
+  if (auto f = b.find("encoding_format"); f != b.end()) {
+    if (!f->is_string() || (*f != "float" && *f != "base64"))
+      return send_error(res, make_error(400, "'encoding_format' must be 'float' or 'base64'"));
+    format = f->get<std::string>();
+  }
+  const model::ModelConfig& c = st.loaded->model->config();
+  const model::EmbedOptions opt = [&] {
+    model::EmbedOptions o = model::default_embed_options(c);
+    o.max_tokens = c.ctx;
+    return o;
+  }();
+  std::vector<std::vector<int32_t>> texts;
+  auto add_ids = [&](const json& list) -> bool {
+    std::vector<int32_t> ids;
+    for (const json& v : list) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= c.vocab_size) return false;
+      ids.push_back(v.get<int32_t>());
+    }
+    if (ids.empty()) return false;
+    if (static_cast<int64_t>(ids.size()) > c.ctx) ids.resize(c.ctx);
+    texts.push_back(std::move(ids));
+    return true;
+  };
+  auto add_text = [&](const json& s) -> Status {
+    auto ids = model::embed_tokens(st.tok(), s.get<std::string>(), opt.max_tokens);
+    if (!ids.ok()) return ids.status();
+    texts.push_back(std::move(*ids));
+    return Status::Ok();
+  };
+  if (in->is_string()) {
+    if (Status s = add_text(*in); !s.ok()) return bad_input("input: " + s.message());
+  } else if (in->is_array() && !in->empty() && in->front().is_number_integer()) {
+    if (!add_ids(*in)) return bad_input("'input' holds something that is not a token id of this vocabulary");
+  } else if (in->is_array() && !in->empty()) {
+    if (in->size() > 2048) return bad_input("'input' holds more than 2048 items");
+    for (size_t i = 0; i < in->size(); ++i) {
+      const json& item = (*in)[i];
+      if (item.is_string()) {
+        if (Status s = add_text(item); !s.ok()) return bad_input("input[" + std::to_string(i) + "]: " + s.message());
+      } else if (item.is_array()) {
+        if (!add_ids(item)) return bad_input("input[" + std::to_string(i) + "] is not a non-empty list of token ids");
+      } else {
+        return bad_input("input[" + std::to_string(i) + "] is neither a string nor a list of token ids");
+      }
+    }
+  } else {
+    return bad_input("'input' must be a non-empty string, list of strings or list of token id lists");
+  }
+  int64_t tokens = 0;
+  for (const auto& t : texts) tokens += static_cast<int64_t>(t.size());
+  ++st.answering;
+  std::vector<float> vec;
+  {
+    std::lock_guard<std::mutex> lock(st.embed_mu);
+    vec = model::embed_batch(*st.loaded->model, ThreadPool::global(), st.embed_arena, texts, opt);
+  }
+  const int64_t D = c.model_dim;
+  json data = json::array();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const float* v = vec.data() + i * D;
+    json e = {{"object", "embedding"}, {"index", i}};
+    if (format == "base64")
+      e["embedding"] = base64(v, D * sizeof(float));
+    else
+      e["embedding"] = std::vector<float>(v, v + D);
+    data.push_back(std::move(e));
+  }
+  res.set_content(dump(json{{"object", "list"},
+                            {"data", std::move(data)},
+                            {"model", st.model_id},
+                            {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}),
+                  "application/json");
+  --st.answering;
+}
+
 void handle_completion(State& st, Endpoint endpoint, const httplib::Request& hreq, httplib::Response& res) {
+  if (st.encoder)
+    return send_error(res, make_error(400, "this model is an encoder: it answers /v1/embeddings, not completions"));
   const int64_t ctx = st.sched->context();
   ApiRequest req;
   ApiError err;
@@ -218,7 +344,7 @@ void handle_completion(State& st, Endpoint endpoint, const httplib::Request& hre
 }
 
 std::string metrics_text(const State& st) {
-  const infer::SchedulerMetrics m = st.sched->metrics();
+  const infer::SchedulerMetrics m = st.sched ? st.sched->metrics() : infer::SchedulerMetrics{};
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help, const std::string& lines) {
     out += std::string("# HELP longctx_") + name + " " + help + "\n# TYPE longctx_" + name + " " + type + "\n" + lines;
@@ -318,7 +444,7 @@ void add_routes(httplib::Server& svr, State& st) {
               {"created", st.created},
               {"owned_by", "longctx"},
               {"meta",
-               {{"n_ctx", st.sched->context()},
+               {{"n_ctx", st.context()},
                 {"n_ctx_train", c.ctx},
                 {"n_vocab", c.vocab_size},
                 {"n_params", st.loaded->model->n_params()}}}};
@@ -332,6 +458,9 @@ void add_routes(httplib::Server& svr, State& st) {
   });
   svr.Post("/v1/chat/completions", [&st](const httplib::Request& req, httplib::Response& res) {
     handle_completion(st, Endpoint::kChat, req, res);
+  });
+  svr.Post("/v1/embeddings", [&st](const httplib::Request& req, httplib::Response& res) {
+    handle_embeddings(st, req, res);
   });
   svr.Post("/tokenize", [&st](const httplib::Request& req, httplib::Response& res) {
     json b;
@@ -374,8 +503,15 @@ Status load(State& st) {
   model::LoadOptions lo;
   lo.ctx = static_cast<int>(st.opt.ctx);
   lo.keep_quantized = !st.opt.dequantize;
+  lo.use = model::LoadOptions::Use::kAny;  // an encoder serves /v1/embeddings
   auto loaded = model::load_model(st.opt.model_path, lo);
   if (!loaded.ok()) return loaded.status().Wrap("model '" + st.opt.model_path + "'");
+  if (loaded->model->config().encoder) {
+    if (!st.opt.lora_files.empty()) return Status::Error("--lora applies to decoders, not to an encoder");
+    st.encoder = true;
+    st.loaded.emplace(std::move(*loaded));
+    return Status::Ok();
+  }
   const auto& lf = st.opt.lora_files;
   const auto& ls = st.opt.lora_scales;
   if (!ls.empty() && ls.size() != 1 && ls.size() != lf.size())
@@ -465,8 +601,8 @@ Status run_server(const ServeOptions& opt) {
     st.ready = true;
     std::fprintf(stderr, "serve: %s ready in %.1f s on http://%s:%d (%d slots, context %lld, %lld cache blocks)\n",
                  st.model_id.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                 opt.host.c_str(), opt.port, opt.sched.slots, static_cast<long long>(st.sched->context()),
-                 static_cast<long long>(st.sched->metrics().kv_blocks));
+                 opt.host.c_str(), opt.port, st.encoder ? 0 : opt.sched.slots, static_cast<long long>(st.context()),
+                 st.encoder ? 0LL : static_cast<long long>(st.sched->metrics().kv_blocks));
   });
   std::thread waiter([&] {
     unsigned char sig = 0;
@@ -476,7 +612,7 @@ Status run_server(const ServeOptions& opt) {
       std::fprintf(stderr, "serve: stopping (signal %d)\n", sig);
       // Requests end first (with an error), so no connection waits for an answer, then the
       // listener and the connections.
-      if (st.ready) st.sched->stop();
+      if (st.ready && st.sched) st.sched->stop();
       for (int i = 0; i < 300 && st.answering > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       while (!svr.is_running() && !stopped) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       svr.stop();

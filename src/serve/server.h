@@ -2,6 +2,8 @@
 //   POST /v1/chat/completions, /v1/completions (streamed as server-sent events with stream: true)
 //   GET  /v1/models, /health (503 while the model loads), /metrics (Prometheus text)
 //   POST /tokenize, /detokenize
+//   POST /v1/embeddings (an encoder model, e.g. a BERT sentence model: then the completion
+//        endpoints answer 400)
 //   GET  /  the chat page (serve/webui.html, inside the binary)
 // Errors are answered in OpenAI's shape ({"error": {"message", "type", "param", "code"}}): 400 for
 // a bad body or a prompt past the context, 401 for a missing or wrong key, 404 for an unknown

@@ -176,6 +176,24 @@ expect_error lora-scale-count "" -- "$bin" generate -m "$work/two.gguf" -p hi -n
 expect_error merge-lora-without-lora "$work/m.gguf" -- "$bin" merge-lora -m "$work/two.gguf" -o "$work/m.gguf"
 expect_error merge-lora-another-base "$work/m.gguf" -- "$bin" merge-lora -m "$work/good.gguf" --lora "$work/two-lora.gguf" -o "$work/m.gguf"
 expect_error merge-lora-output-is-input "" -- "$bin" merge-lora -m "$work/two.gguf" --lora "$work/two-lora.gguf" -o "$work/two.gguf"
+# Encoders and embeddings (all-MiniLM-L6-v2 from scripts/fetch_model.sh, when present).
+expect_error embed-decoder "" -- "$bin" embed -m "$work/good.gguf" -p "a text"
+expect_error export-bert-from-decoder "$work/x.gguf" -- "$bin" export "$work/good.gguf" "$work/x.gguf" --arch bert
+minilm=$(dirname "$0")/../../models/all-MiniLM-L6-v2
+if [ -d "$minilm" ]; then
+  printf 'first text\n\nthird text\n' > "$work/blank_line.txt"
+  expect_error encoder-to-generate "" -- "$bin" generate -m "$minilm" -p hi -n 1
+  expect_error encoder-to-perplexity "" -- "$bin" perplexity -m "$minilm" -f "$work/corpus.txt"
+  expect_error encoder-to-train "$work/t.gguf" -- "$bin" train --data "$work/big.txt" --init "$minilm" --steps 1 -o "$work/t.gguf"
+  expect_error embed-blank-text "" -- "$bin" embed -m "$minilm" -p "   "
+  expect_error embed-blank-line "" -- "$bin" embed -m "$minilm" -f "$work/blank_line.txt"
+  expect_error embed-empty-file "" -- "$bin" embed -m "$minilm" -f "$work/empty.txt"
+  expect_error embed-text-and-file "" -- "$bin" embed -m "$minilm" -p hi -f "$work/blank_line.txt"
+  expect_error embed-unknown-pooling "" -- "$bin" embed -m "$minilm" -p hi --pooling max
+  expect_error export-bert-as-llama "$work/x.gguf" -- "$bin" export "$minilm" "$work/x.gguf" --arch llama
+else
+  echo "(skipped the encoder cases: $minilm is missing)"
+fi
 ls "$work"/*.tmp* 2>/dev/null && { echo "FAIL temp files left behind"; fails=$((fails+1)); }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
