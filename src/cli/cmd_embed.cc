@@ -25,8 +25,8 @@ namespace {
 struct EmbedFlags {
   std::vector<std::string> prompts;
   std::string model, file, pooling;
-  bool json = false, normalize = false, no_normalize = false;
-  int64_t max_tokens = 0, batch_tokens = 8192;
+  bool json = false, normalize = false, no_normalize = false, timings = false;
+  int64_t max_tokens = 0, batch = 32, batch_tokens = 8192;
   int threads = 0;
 };
 
@@ -35,6 +35,7 @@ int run_embed(const EmbedFlags& f) {
   if (f.normalize && f.no_normalize) return fail("embed: --normalize and --no-normalize contradict each other");
   if (f.max_tokens < 0) return fail("embed: --max-tokens must be >= 0");
   if (f.batch_tokens < 1) return fail("embed: --batch-tokens must be >= 1");
+  if (f.batch < 1) return fail("embed: --batch must be >= 1");
   std::vector<std::string> texts = f.prompts;
   if (!f.file.empty()) {
     std::ifstream in(f.file, std::ios::binary);
@@ -69,6 +70,7 @@ int run_embed(const EmbedFlags& f) {
   if (f.no_normalize) opt.normalize = false;
   opt.max_tokens = f.max_tokens > 0 ? std::min<int64_t>(f.max_tokens, m.config().ctx) : m.config().ctx;
   opt.batch_tokens = f.batch_tokens;
+  opt.batch = f.batch;
   std::vector<std::vector<int32_t>> ids;
   int64_t total_tokens = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -88,6 +90,14 @@ int run_embed(const EmbedFlags& f) {
                  format_duration(s / done * (total - done)).c_str());
   });
   if (tty && texts.size() > 1) std::fprintf(stderr, "\r\033[K");
+  if (f.timings) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "%s\n",
+                 nlohmann::json({{"texts", texts.size()}, {"tokens", total_tokens}, {"seconds", s},
+                                 {"texts_per_s", texts.size() / s}, {"tokens_per_s", total_tokens / s}})
+                     .dump()
+                     .c_str());
+  }
   const int64_t D = m.config().model_dim;
   if (f.json) {
     nlohmann::json data = nlohmann::json::array();
@@ -128,7 +138,9 @@ void register_embed(CLI::App& app, Commands& cmds) {
   c->add_flag("--normalize", f->normalize, "L2-normalise every vector (default: as the model says)");
   c->add_flag("--no-normalize", f->no_normalize, "Do not normalise");
   c->add_option("--max-tokens", f->max_tokens, "Cut texts to this many tokens, [CLS] and [SEP] included (default: the context)");
-  c->add_option("--batch-tokens", f->batch_tokens, "Tokens per pass when texts of one length run together (default 8192)");
+  c->add_option("--batch", f->batch, "Texts of one length per pass, at most (default 32)");
+  c->add_option("--batch-tokens", f->batch_tokens, "Tokens per pass, at most (default 8192)");
+  c->add_flag("--timings", f->timings, "Print one JSON line to stderr: texts, tokens, seconds of the forward passes");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_embed(*f); }; });
 }

@@ -138,9 +138,11 @@ int run_info(const InfoFlags& f) {
               c.layers[0].heads, c.layers[0].kv_heads, c.layers[0].head_dim, c.layers[0].ff_dim, c.vocab_size, c.ctx,
               model::pos_name(c.pos));
   if (c.pos == model::PosType::kRope) std::printf(" theta %g", c.rope_theta);
-  std::printf(", %s eps %g, %s, %s output, attention %s, blocks %s | %.1fM parameters\n", model::norm_name(c.norm),
-              c.norm_eps, model::mlp_name(c.mlp), c.tied_embeddings ? "tied" : "separate", patterns.c_str(),
-              blocks.c_str(), n_elements / 1e6);
+  const std::string head = c.encoder ? std::string("encoder, ") + model::pooling_name(c.pooling) + " pooling" +
+                                           (c.normalize ? " (L2-normalised)" : "")
+                                     : std::string(c.tied_embeddings ? "tied" : "separate") + " output";
+  std::printf(", %s eps %g, %s, %s, attention %s, blocks %s | %.1fM parameters\n", model::norm_name(c.norm),
+              c.norm_eps, model::mlp_name(c.mlp), head.c_str(), patterns.c_str(), blocks.c_str(), n_elements / 1e6);
   std::printf("tensor types:");
   for (const auto& [t, e] : by_type) std::printf(" %s x%lld (%.1f MiB)", t.c_str(), (long long)e.first, mib(double(e.second)));
   std::printf("\n");

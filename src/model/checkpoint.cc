@@ -21,7 +21,8 @@ const std::set<std::string>& known_keys() {
       "longctx.attention.head_count_kv", "longctx.attention.key_length", "longctx.feed_forward_length",
       "longctx.attention.pattern", "longctx.blocks", "longctx.rope.scaling.type", "longctx.rope.scaling.factor",
       "longctx.rope.scaling.original_context_length", "longctx.rope.scaling.yarn_beta_fast",
-      "longctx.rope.scaling.yarn_beta_slow", "longctx.rope.scaling.attn_factor", "longctx.expansion.added_blocks"};
+      "longctx.rope.scaling.yarn_beta_slow", "longctx.rope.scaling.attn_factor", "longctx.expansion.added_blocks",
+      "longctx.encoder", "longctx.token_types", "longctx.embedding_norm", "longctx.pooling", "longctx.pooling.normalize"};
   return k;
 }
 
@@ -104,6 +105,12 @@ void write_config_keys(io::GgufWriter& w, const ModelConfig& c) {
   w.set_string_array("longctx.blocks", blocks);
   if (!c.added_layers.empty())
     w.set_i32_array("longctx.expansion.added_blocks", std::vector<int32_t>(c.added_layers.begin(), c.added_layers.end()));
+  // Encoder settings, only where set (decoder checkpoints stay as they were).
+  if (c.encoder) w.set_bool("longctx.encoder", true);
+  if (c.token_types > 0) w.set_u32("longctx.token_types", static_cast<uint32_t>(c.token_types));
+  if (c.embed_norm) w.set_bool("longctx.embedding_norm", true);
+  if (c.pooling != Pooling::kNone) w.set_string("longctx.pooling", pooling_name(c.pooling));
+  if (c.normalize) w.set_bool("longctx.pooling.normalize", true);
 }
 
 Expected<ModelConfig> read_config(const io::GgufFile& f) {
@@ -195,6 +202,21 @@ Expected<ModelConfig> read_config(const io::GgufFile& f) {
       c.layers[l].blocks = std::move(*b);
     }
   }
+  for (auto [key, out] : {std::pair<const char*, bool*>{"longctx.encoder", &c.encoder},
+                          {"longctx.embedding_norm", &c.embed_norm}, {"longctx.pooling.normalize", &c.normalize}})
+    if (f.find(key)) {
+      auto b = f.get_bool(key);
+      if (!b.ok()) return b.status();
+      *out = *b;
+    }
+  if (f.find("longctx.token_types")) LONGCTX_RETURN_IF_ERROR(u("longctx.token_types", &c.token_types));
+  if (f.find("longctx.pooling")) {
+    auto p = s("longctx.pooling");
+    if (!p.ok()) return p.status();
+    auto pt = parse_pooling(*p);
+    if (!pt.ok()) return pt.status();
+    c.pooling = *pt;
+  }
   if (f.find("longctx.expansion.added_blocks")) {
     auto a = f.get_int_array("longctx.expansion.added_blocks");
     if (!a.ok()) return a.status();
@@ -225,6 +247,16 @@ void write_tokenizer_keys(io::GgufWriter& w, const tokenizer::BpeTokenizer& tok)
   for (const auto& [key, id] : ids)
     if (id >= 0) w.set_u32(key, static_cast<uint32_t>(id));
   w.set_bool("tokenizer.ggml.add_bos_token", v.add_bos);
+  if (v.add_eos || v.model == "bert") w.set_bool("tokenizer.ggml.add_eos_token", v.add_eos);
+  if (v.model == "bert") {
+    // llama.cpp's names for BERT's [CLS] and [SEP]; longctx's keys for what llama.cpp fixes
+    // (tokenizer.longctx.*, not longctx.*: read_config refuses longctx.* keys it does not know).
+    if (v.bos >= 0) w.set_u32("tokenizer.ggml.cls_token_id", static_cast<uint32_t>(v.bos));
+    if (v.eos >= 0) w.set_u32("tokenizer.ggml.seperator_token_id", static_cast<uint32_t>(v.eos));
+    w.set_bool("tokenizer.longctx.lowercase", v.lowercase);
+    w.set_bool("tokenizer.longctx.strip_accents", v.strip_accents);
+    w.set_u32("tokenizer.longctx.max_input_chars_per_word", static_cast<uint32_t>(v.max_input_chars_per_word));
+  }
   if (!v.chat_template.empty()) w.set_string("tokenizer.chat_template", v.chat_template);
 }
 
@@ -249,17 +281,8 @@ Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
     return Status::Error("tokenizer model '" + *model + "' is not supported (expected gpt2, llama or bert)");
   v.model = *model;
   const bool spm = v.model == "llama";
+  const bool wpm = v.model == "bert";
   v.pre = "default";
-  if (v.add_eos || v.model == "bert") w.set_bool("tokenizer.ggml.add_eos_token", v.add_eos);
-  if (v.model == "bert") {
-    // llama.cpp's names for BERT's [CLS] and [SEP]; longctx's keys for what llama.cpp fixes
-    // (tokenizer.longctx.*, not longctx.*: read_config refuses longctx.* keys it does not know).
-    if (v.bos >= 0) w.set_u32("tokenizer.ggml.cls_token_id", static_cast<uint32_t>(v.bos));
-    if (v.eos >= 0) w.set_u32("tokenizer.ggml.seperator_token_id", static_cast<uint32_t>(v.eos));
-    w.set_bool("tokenizer.longctx.lowercase", v.lowercase);
-    w.set_bool("tokenizer.longctx.strip_accents", v.strip_accents);
-    w.set_u32("tokenizer.longctx.max_input_chars_per_word", static_cast<uint32_t>(v.max_input_chars_per_word));
-  }
   if (f.find("tokenizer.ggml.pre")) {
     auto pre = f.get_string("tokenizer.ggml.pre");
     if (!pre.ok()) return pre.status();
@@ -281,7 +304,6 @@ Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
   if (f.find("tokenizer.ggml.token_type")) {
     auto types = f.get_int_array("tokenizer.ggml.token_type");
     if (!types.ok()) return types.status();
-  const bool wpm = v.model == "bert";
     for (int64_t t : *types) v.token_types.push_back(t < 0 || t > 1000 ? -1 : static_cast<int32_t>(t));
   }
   auto id = [&](const char* key, int32_t* out) -> Status {
@@ -297,6 +319,11 @@ Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
   LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.eos_token_id", &v.eos));
   LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.padding_token_id", &v.pad));
   LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.unknown_token_id", &v.unk));
+  if (wpm) {
+    if (!f.find("tokenizer.ggml.bos_token_id")) LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.cls_token_id", &v.bos));
+    if (!f.find("tokenizer.ggml.eos_token_id"))
+      LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.seperator_token_id", &v.eos));
+  }
   for (int32_t* x : {&v.bos, &v.eos, &v.unk})
     if (*x >= static_cast<int64_t>(v.tokens.size())) *x = -1;  // a default past a tiny vocabulary
   v.add_bos = spm || wpm || v.pre == "llama3" || v.pre == "llama-v3" || v.pre == "llama-bpe" || v.pre == "falcon3";
@@ -309,33 +336,6 @@ Expected<tokenizer::BpeTokenizer> read_tokenizer(const io::GgufFile& f) {
   };
   LONGCTX_RETURN_IF_ERROR(flag("tokenizer.ggml.add_bos_token", &v.add_bos));
   LONGCTX_RETURN_IF_ERROR(flag("tokenizer.ggml.add_space_prefix", &v.add_space_prefix));
-  if (f.find("tokenizer.chat_template")) {
-    auto tmpl = f.get_string("tokenizer.chat_template");
-    if (!tmpl.ok()) return tmpl.status();
-    v.chat_template = std::move(*tmpl);
-  }
-  return tokenizer::BpeTokenizer::from_gguf(v);
-}
-
-Expected<tokenizer::BpeTokenizer> load_tokenizer(const std::string& path) {
-  auto f = io::GgufFile::open(path);
-  if (wpm) {
-    if (!f.find("tokenizer.ggml.bos_token_id")) LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.cls_token_id", &v.bos));
-    if (!f.find("tokenizer.ggml.eos_token_id"))
-      LONGCTX_RETURN_IF_ERROR(id("tokenizer.ggml.seperator_token_id", &v.eos));
-  }
-  if (!f.ok()) return f.status();
-  auto t = read_tokenizer(*f);
-  if (!t.ok()) return t.status().Wrap("tokenizer '" + path + "'");
-  return t;
-}
-
-Status add_model_tensors(io::GgufWriter& w, const Model& model) {
-  const auto& ts = model.layout().tensors();
-  for (size_t i = 0; i < ts.size(); ++i) {
-    const ParamTensor& t = ts[i];
-    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
-    const kernels::QMatrix* q = model.mapped(static_cast<int>(i));
   v.add_eos = wpm;
   LONGCTX_RETURN_IF_ERROR(flag("tokenizer.ggml.add_eos_token", &v.add_eos));
   if (wpm) {
@@ -350,6 +350,28 @@ Status add_model_tensors(io::GgufWriter& w, const Model& model) {
       v.max_input_chars_per_word = static_cast<int32_t>(*m);
     }
   }
+  if (f.find("tokenizer.chat_template")) {
+    auto tmpl = f.get_string("tokenizer.chat_template");
+    if (!tmpl.ok()) return tmpl.status();
+    v.chat_template = std::move(*tmpl);
+  }
+  return tokenizer::BpeTokenizer::from_gguf(v);
+}
+
+Expected<tokenizer::BpeTokenizer> load_tokenizer(const std::string& path) {
+  auto f = io::GgufFile::open(path);
+  if (!f.ok()) return f.status();
+  auto t = read_tokenizer(*f);
+  if (!t.ok()) return t.status().Wrap("tokenizer '" + path + "'");
+  return t;
+}
+
+Status add_model_tensors(io::GgufWriter& w, const Model& model) {
+  const auto& ts = model.layout().tensors();
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const ParamTensor& t = ts[i];
+    std::vector<int64_t> dims(t.shape.rbegin(), t.shape.rend());  // GGUF: fastest dimension first
+    const kernels::QMatrix* q = model.mapped(static_cast<int>(i));
     if (!q) {
       LONGCTX_RETURN_IF_ERROR(w.add_tensor(t.name, dims, kF32, model.params() + t.offset, t.numel * sizeof(float)));
       continue;

@@ -66,7 +66,7 @@ std::vector<float> embed_batch(Model& m, ThreadPool& pool, Arena& arena, const s
   std::vector<int32_t> tokens;
   std::vector<float> hidden;
   for (const auto& [len, ids] : by_len) {
-    const int64_t per_pass = std::max<int64_t>(1, opt.batch_tokens / len);
+    const int64_t per_pass = std::max<int64_t>(1, std::min(opt.batch, opt.batch_tokens / len));
     for (size_t first = 0; first < ids.size(); first += per_pass) {
       const int64_t batch = std::min<int64_t>(per_pass, static_cast<int64_t>(ids.size() - first));
       tokens.clear();

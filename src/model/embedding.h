@@ -21,7 +21,9 @@ struct EmbedOptions {
   Pooling pooling = Pooling::kMean;
   bool normalize = true;
   int64_t max_tokens = 0;      // 0: the model's context
-  int64_t batch_tokens = 8192;  // rows per pass when texts of one length run together
+  // Texts of one length run together, up to batch texts and batch_tokens rows per pass.
+  int64_t batch = 32;
+  int64_t batch_tokens = 8192;
 };
 
 // The model's own pooling and normalisation (Model::config()), everything else default.
