@@ -191,6 +191,25 @@ if [ -d "$minilm" ]; then
   expect_error embed-text-and-file "" -- "$bin" embed -m "$minilm" -p hi -f "$work/blank_line.txt"
   expect_error embed-unknown-pooling "" -- "$bin" embed -m "$minilm" -p hi --pooling max
   expect_error export-bert-as-llama "$work/x.gguf" -- "$bin" export "$minilm" "$work/x.gguf" --arch llama
+  # Retrieval indexes.
+  mkdir -p "$work/docs"
+  echo "The capital of Freedonia is Tuxford." > "$work/docs/geo.md"
+  "$bin" index build --embed-model "$minilm" -o "$work/ix.gguf" "$work/docs" > /dev/null 2>&1 || { echo "FAIL could not build an index"; fails=$((fails+1)); }
+  "$bin" export "$minilm" "$work/minilm.gguf" --arch bert > /dev/null 2>&1
+  "$bin" quantize "$work/minilm.gguf" "$work/minilm-q8.gguf" q8_0 > /dev/null 2>&1
+  cp "$work/ix.gguf" "$work/ix-before.gguf"
+  expect_error index-another-model "" -- "$bin" index search "$work/ix.gguf" "capital" --embed-model "$work/minilm-q8.gguf"
+  expect_error index-build-another-model "" -- "$bin" index build --embed-model "$work/minilm-q8.gguf" -o "$work/ix.gguf" "$work/docs"
+  cmp -s "$work/ix.gguf" "$work/ix-before.gguf" || { echo "FAIL index-build-another-model changed the index"; fails=$((fails+1)); }
+  head -c 300 "$work/ix.gguf" > "$work/ix-cut.gguf"
+  expect_error index-truncated "" -- "$bin" index search "$work/ix-cut.gguf" "capital"
+  expect_error index-not-an-index "" -- "$bin" index search "$work/good.gguf" "capital"
+  expect_error index-build-over-a-model "" -- "$bin" index build --embed-model "$minilm" -o "$work/good.gguf" "$work/docs"
+  expect_error index-empty-query "" -- "$bin" index search "$work/ix.gguf" "  "
+  expect_error index-empty-document "$work/ix2.gguf" -- "$bin" index build --embed-model "$minilm" -o "$work/ix2.gguf" "$work/empty.txt"
+  expect_error index-missing-path "$work/ix2.gguf" -- "$bin" index build --embed-model "$minilm" -o "$work/ix2.gguf" "$work/nope"
+  expect_error index-decoder-model "$work/ix2.gguf" -- "$bin" index build --embed-model "$work/good.gguf" -o "$work/ix2.gguf" "$work/docs"
+  expect_error index-overlap-too-big "$work/ix2.gguf" -- "$bin" index build --embed-model "$minilm" -o "$work/ix2.gguf" "$work/docs" --chunk-tokens 16 --overlap 16
 else
   echo "(skipped the encoder cases: $minilm is missing)"
 fi
