@@ -31,6 +31,7 @@ void register_expand(CLI::App& app, Commands& cmds);
 void register_merge_lora(CLI::App& app, Commands& cmds);
 void register_embed(CLI::App& app, Commands& cmds);
 void register_index(CLI::App& app, Commands& cmds);
+void register_ask(CLI::App& app, Commands& cmds);
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {

@@ -56,6 +56,8 @@ class Session {
   // Tokenizes a prompt as generate does (BOS first when the tokenizer asks for one).
   std::vector<int32_t> encode_prompt(const std::string& prompt) const;
   const std::vector<int32_t>& tokens() const { return tokens_; }
+  // The next-token logits after tokens() (after set_tokens, or the last token generated).
+  const std::vector<float>& logits() const { return logits_; }
   // Prompts are prefilled in passes of at most this many tokens (--ubatch; default 512): the
   // activation scratch is sized by it, not by the prompt.
   void set_ubatch(int64_t n) { ubatch_ = n > 0 ? n : 512; }
