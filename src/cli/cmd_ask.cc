@@ -51,6 +51,7 @@ int run_ask(AskFlags f) {
     auto embedder = model::load_model(embed_path, lo);
     if (!embedder.ok()) return fail(embedder.status());
     model::Model& e = *embedder->model;
+    e.set_integer_prefill(true);  // as `embed` and `index`
     if (!rag::same_model(*index, rag::probe_vector(e, embedder->tokenizer)))
       return fail("ask: '" + f.index + "' was built with another embedding model ('" + index->model + "'), not '" +
                   embed_path + "'");

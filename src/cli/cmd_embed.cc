@@ -60,6 +60,8 @@ int run_embed(const EmbedFlags& f) {
   auto loaded = model::load_model(f.model, lo);
   if (!loaded.ok()) return fail(loaded.status());
   model::Model& m = *loaded->model;
+  // Quantized matrices (Q8_0 / Q4_0 / Q4_1) on a CPU with AMX: rows through the integer tiles.
+  m.set_integer_prefill(true);
   model::EmbedOptions opt = model::default_embed_options(m.config());
   if (!f.pooling.empty()) {
     auto p = model::parse_pooling(f.pooling);

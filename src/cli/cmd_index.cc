@@ -36,7 +36,10 @@ struct IndexFlags {
 Expected<model::LoadedModel> load_embedder(const std::string& path) {
   model::LoadOptions lo;
   lo.use = model::LoadOptions::Use::kEmbed;
-  return model::load_model(path, lo);
+  auto loaded = model::load_model(path, lo);
+  // As `embed`: quantized matrices through the integer tiles where the CPU has AMX.
+  if (loaded.ok()) loaded->model->set_integer_prefill(true);
+  return loaded;
 }
 
 int run_build(const IndexFlags& f) {

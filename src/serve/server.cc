@@ -510,6 +510,7 @@ Status load(State& st) {
     if (!st.opt.lora_files.empty()) return Status::Error("--lora applies to decoders, not to an encoder");
     st.encoder = true;
     st.loaded.emplace(std::move(*loaded));
+    st.loaded->model->set_integer_prefill(true);  // as `embed`
     return Status::Ok();
   }
   const auto& lf = st.opt.lora_files;
