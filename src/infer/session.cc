@@ -24,6 +24,7 @@ Status Session::ensure_cache(int64_t extra_blocks) {
   cache_ = std::move(*cache);
   extra_blocks_ = extra_blocks;
   tokens_.clear();
+  computed_ = 0;
   return Status::Ok();
 }
 
@@ -69,7 +70,8 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
   LONGCTX_RETURN_IF_ERROR(ensure_cache(extra_blocks_));
   // Keep the common prefix, but always run at least the last token (its logits are needed),
   // and only as much of it as the window layers still hold keys for.
-  int64_t keep = cache_.reusable(common_prefix(tokens_, tokens, n - 1));
+  // (The last token generated before a stop at the token limit has no keys in the cache yet.)
+  int64_t keep = cache_.reusable(common_prefix(tokens_, tokens, std::min(n - 1, computed_)));
   // A fork of the kept prefix, when it reuses more.
   if (!kept_tokens_.empty()) {
     const int64_t from_kept = kept_.reusable(common_prefix(kept_tokens_, tokens, n - 1));
@@ -85,6 +87,7 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
     LONGCTX_RETURN_IF_ERROR(model_.forward_cached(pool_, arena_, cache_, tokens.data() + i, len, i, logits_.data(), false));
   }
   tokens_ = tokens;
+  computed_ = n;
   if (stats) {
     stats->prompt_tokens = n;
     stats->reused_tokens = keep;
@@ -105,6 +108,7 @@ Status Session::make_room() {
   const int64_t discard = (n - keep_) / 2;
   LONGCTX_RETURN_IF_ERROR(model_.shift_cache(cache_, keep_, discard, n));
   tokens_.erase(tokens_.begin() + keep_, tokens_.begin() + keep_ + discard);
+  computed_ -= discard;
   ++shifts_;
   return Status::Ok();
 }
@@ -141,6 +145,7 @@ Status Session::continue_tokens(int64_t n, Sampler& sampler, const std::vector<i
       done();
       return st;
     }
+    computed_ = static_cast<int64_t>(tokens_.size());
   }
   done();
   return Status::Ok();

@@ -70,7 +70,10 @@ class Session {
   void set_context_shift(bool on, int64_t keep) { shift_ = on, keep_ = keep; }
   int64_t shifts() const { return shifts_; }
   const kvcache::KvCache& cache() const { return cache_; }
-  void reset() { tokens_.clear(); }
+  void reset() {
+    tokens_.clear();
+    computed_ = 0;
+  }
 
  private:
   model::Model& model_;
@@ -82,6 +85,7 @@ class Session {
   kvcache::KvCache kept_;          // keep_prefix's fork, on cache_'s pool
   std::vector<int32_t> kept_tokens_;
   int64_t extra_blocks_ = 0;  // blocks the pool holds beyond one sequence of the whole context
+  int64_t computed_ = 0;         // leading tokens_ whose keys the cache holds
   std::vector<float> logits_;    // after tokens_.back()
   int64_t ubatch_ = 512;
   uint32_t k_type_ = 0, v_type_ = 0;

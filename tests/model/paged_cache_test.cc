@@ -255,6 +255,37 @@ TEST(PagedCache, GenerationWithContextShiftRunsPastTheContext) {
   EXPECT_EQ(one->first, two->first);
 }
 
+// Generation that stops at its token limit leaves the last token without keys in the cache; a
+// later set_tokens that extends what the session holds must compute that token, not reuse it:
+// its logits equal a fresh session's on the same tokens.
+TEST(PagedCache, ExtendingAfterTheTokenLimitEqualsAFreshRun) {
+  auto tok = small_tokenizer();
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  model::ModelConfig cfg = config(1);
+  cfg.vocab_size = tok->vocab_size();
+  cfg.ctx = 64;
+  auto m = make_model(cfg, 8);
+  infer::SamplerOptions greedy;
+  greedy.temp = 0.0f;
+  infer::Session s(*m, *tok, ThreadPool::global());
+  auto r = s.generate("the quick brown fox", 6, greedy, [](const std::string&) {});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->generated, 6);  // stopped at the limit, not at EOS
+  std::vector<int32_t> more = s.tokens();
+  for (int32_t t : tok->encode(" jumps over")) more.push_back(t);
+  ASSERT_TRUE(s.set_tokens(more, nullptr).ok());
+  infer::Session fresh(*m, *tok, ThreadPool::global());
+  ASSERT_TRUE(fresh.set_tokens(more, nullptr).ok());
+  const std::vector<float>& a = s.logits();
+  const std::vector<float>& b = fresh.logits();
+  float lo = b[0], hi = b[0], diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    lo = std::min(lo, b[i]), hi = std::max(hi, b[i]);
+    diff = std::max(diff, std::fabs(a[i] - b[i]));
+  }
+  EXPECT_LE(diff, 1e-4f * (hi - lo)) << "max |diff| " << diff << " over a logit range of " << hi - lo;
+}
+
 // Requests in turn behind one kept prefix (infer::Session::keep_prefix): each is answered as a
 // fresh session answers it alone, and each reuses the whole prefix, also after an unrelated
 // request in between and after its own decoding moved the window layers past the prefix.
