@@ -32,6 +32,7 @@ void register_merge_lora(CLI::App& app, Commands& cmds);
 void register_embed(CLI::App& app, Commands& cmds);
 void register_index(CLI::App& app, Commands& cmds);
 void register_ask(CLI::App& app, Commands& cmds);
+void register_classify(CLI::App& app, Commands& cmds);  // classify, sentiment
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {

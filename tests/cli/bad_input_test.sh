@@ -176,6 +176,18 @@ expect_error lora-scale-count "" -- "$bin" generate -m "$work/two.gguf" -p hi -n
 expect_error merge-lora-without-lora "$work/m.gguf" -- "$bin" merge-lora -m "$work/two.gguf" -o "$work/m.gguf"
 expect_error merge-lora-another-base "$work/m.gguf" -- "$bin" merge-lora -m "$work/good.gguf" --lora "$work/two-lora.gguf" -o "$work/m.gguf"
 expect_error merge-lora-output-is-input "" -- "$bin" merge-lora -m "$work/two.gguf" --lora "$work/two-lora.gguf" -o "$work/two.gguf"
+# Classification.
+printf '{"text": "fine"}\nnot json\n' > "$work/bad.jsonl"
+printf '{"text": "fine", "label": "maybe"}\n' > "$work/badlabel.jsonl"
+expect_error classify-one-label "" -- "$bin" classify -m "$work/good.gguf" --labels yes -p "a text"
+expect_error classify-empty-label "" -- "$bin" classify -m "$work/good.gguf" --labels yes,,no -p "a text"
+expect_error classify-repeated-label "" -- "$bin" classify -m "$work/good.gguf" --labels yes,no,yes -p "a text"
+expect_error classify-no-text "" -- "$bin" classify -m "$work/good.gguf" --labels yes,no
+expect_error classify-blank-text "" -- "$bin" classify -m "$work/good.gguf" --labels yes,no -p "  "
+expect_error classify-template-without-text "" -- "$bin" classify -m "$work/good.gguf" --labels yes,no -p hi --template "Label:"
+expect_error classify-bad-jsonl "" -- "$bin" classify -m "$work/good.gguf" --labels yes,no -f "$work/bad.jsonl"
+expect_error classify-unknown-gold "" -- "$bin" classify -m "$work/good.gguf" --labels yes,no -f "$work/badlabel.jsonl"
+expect_error sentiment-missing-file "" -- "$bin" sentiment -m "$work/good.gguf" -f "$work/nope.jsonl"
 # Encoders and embeddings (all-MiniLM-L6-v2 from scripts/fetch_model.sh, when present).
 expect_error embed-decoder "" -- "$bin" embed -m "$work/good.gguf" -p "a text"
 expect_error export-bert-from-decoder "$work/x.gguf" -- "$bin" export "$work/good.gguf" "$work/x.gguf" --arch bert
