@@ -33,6 +33,7 @@ void register_embed(CLI::App& app, Commands& cmds);
 void register_index(CLI::App& app, Commands& cmds);
 void register_ask(CLI::App& app, Commands& cmds);
 void register_classify(CLI::App& app, Commands& cmds);  // classify, sentiment
+void register_transform(CLI::App& app, Commands& cmds);  // summarize, translate, rewrite
 
 // `longctx bench -m MODEL`: llama-bench-style prefill / generation speed (cmd_bench_model.cc).
 struct BenchModelFlags {

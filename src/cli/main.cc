@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   register_index(app, cmds);
   register_ask(app, cmds);
   register_classify(app, cmds);
+  register_transform(app, cmds);
   // llama.cpp's two-letter short flag `-np N` (CLI11 takes one-letter short names only).
   std::vector<std::string> args(argv + 1, argv + argc);
   for (auto& a : args)

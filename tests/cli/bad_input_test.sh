@@ -188,6 +188,11 @@ expect_error classify-template-without-text "" -- "$bin" classify -m "$work/good
 expect_error classify-bad-jsonl "" -- "$bin" classify -m "$work/good.gguf" --labels yes,no -f "$work/bad.jsonl"
 expect_error classify-unknown-gold "" -- "$bin" classify -m "$work/good.gguf" --labels yes,no -f "$work/badlabel.jsonl"
 expect_error sentiment-missing-file "" -- "$bin" sentiment -m "$work/good.gguf" -f "$work/nope.jsonl"
+expect_error translate-without-to "" -- "$bin" translate -m "$work/good.gguf" -p "a text"
+expect_error rewrite-without-style "" -- "$bin" rewrite -m "$work/good.gguf" -p "a text"
+expect_error summarize-empty-text "" -- "$bin" summarize -m "$work/good.gguf" -p " "
+expect_error summarize-text-and-file "" -- "$bin" summarize -m "$work/good.gguf" -p hi -f "$work/corpus.txt"
+expect_error summarize-no-template "" -- "$bin" summarize -m "$work/good.gguf" -p "a text"
 # Encoders and embeddings (all-MiniLM-L6-v2 from scripts/fetch_model.sh, when present).
 expect_error embed-decoder "" -- "$bin" embed -m "$work/good.gguf" -p "a text"
 expect_error export-bert-from-decoder "$work/x.gguf" -- "$bin" export "$work/good.gguf" "$work/x.gguf" --arch bert
