@@ -5,6 +5,7 @@
 // name no retrieved passage are flagged, never listed as sources. An answer that cites nothing
 // gets the passage the model names when asked "Source: [" after it (marked as asked). Greedy by
 // default (--temp).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -15,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/thread_pool.h"
+#include "infer/attribution.h"
 #include "infer/chat_template.h"
 #include "infer/session.h"
 #include "model/embedding.h"
@@ -29,7 +31,7 @@ struct AskFlags {
   std::string model, index, question, embed_model, chat_template;
   int64_t k = 5, n = 256;
   int threads = 0;
-  bool json = false;
+  bool json = false, attribution = false;
   infer::SamplerOptions s;
 };
 
@@ -86,6 +88,7 @@ int run_ask(AskFlags f) {
   const std::vector<int32_t> eot = tok.encode_special(tmpl->end_of_turn());
   if (eot.size() == 1) stop.push_back(eot[0]);
   infer::Session session(*loaded->model, tok, pool);
+  session.set_attribution(f.attribution);
   infer::GenerateStats st;
   if (Status s = session.set_tokens(prompt, &st); !s.ok()) return fail(s);
   infer::Sampler sampler(f.s);
@@ -101,6 +104,37 @@ int run_ask(AskFlags f) {
     }
   }, &st);
   if (!gs.ok()) return fail(gs);
+  // Attribution: the share of the answer's attention (every layer and head, the rows that
+  // produced its tokens) each passage received, and the question.
+  std::vector<double> shares;
+  std::vector<int64_t> span_tokens;
+  double question_share = 0;
+  if (f.attribution) {
+    std::string text;
+    const std::vector<int64_t> offsets = infer::token_offsets(tok, prompt, &text);
+    std::vector<infer::ByteSpan> spans;
+    size_t from = 0;
+    for (size_t i = 0; i < passages.size(); ++i) {
+      const std::string block = "[" + std::to_string(i + 1) + "] (" + passages[i].source + ")\n" + passages[i].text;
+      const size_t at = text.find(block, from);
+      spans.push_back(at == std::string::npos ? infer::ByteSpan{0, 0}
+                                              : infer::ByteSpan{static_cast<int64_t>(at), static_cast<int64_t>(at + block.size())});
+      if (at != std::string::npos) from = at + block.size();
+    }
+    const std::string q = "Question: " + f.question;
+    const size_t qa = text.find(q, from);
+    spans.push_back(qa == std::string::npos ? infer::ByteSpan{0, 0}
+                                            : infer::ByteSpan{static_cast<int64_t>(qa), static_cast<int64_t>(qa + q.size())});
+    shares = infer::span_shares(session.attribution(), offsets, spans);
+    for (const auto& sp : spans) {
+      int64_t n = 0;
+      for (int64_t o : offsets) n += o >= sp.begin && o < sp.end;
+      span_tokens.push_back(n);
+    }
+    question_share = shares.back();
+    shares.pop_back();
+    session.set_attribution(false);
+  }
   rag::Citations cites = rag::read_citations(answer, static_cast<int>(passages.size()));
   // An answer without any citation (small models rarely write them): the model is asked which
   // passage it used, by reading its next-token scores after "Source: [" at the end of its own
@@ -136,6 +170,10 @@ int run_ask(AskFlags f) {
                     {"score", hits[i].score},
                     {"text", c.text}});
     }
+    for (size_t i = 0; i < shares.size(); ++i) {
+      ps[i]["attention_share"] = shares[i];
+      ps[i]["tokens"] = span_tokens[i];
+    }
     for (int n : cites.cited) cs.push_back(ps[n - 1]);
     std::printf("%s\n", nlohmann::json({{"question", f.question},
                                         {"answer", answer},
@@ -144,7 +182,8 @@ int run_ask(AskFlags f) {
                                         {"unknown_citations", cites.unknown},
                                         {"passages", ps},
                                         {"prompt_tokens", prompt.size()},
-                                        {"generated_tokens", st.generated}})
+                                        {"generated_tokens", st.generated},
+                                        {"question_attention_share", question_share}})
                             .dump()
                             .c_str());
     return 0;
@@ -153,6 +192,15 @@ int run_ask(AskFlags f) {
                      : "\n\nSources:\n");
   if (cites.cited.empty()) std::printf("  (the answer cites no passage)\n");
   for (int n : cites.cited) std::printf("  [%d] %s\n", n, passages[n - 1].source.c_str());
+  if (f.attribution) {
+    std::printf("Attention of the answer (every layer and head; the rest went to the instructions, the template and "
+                "the answer itself):\n");
+    for (size_t i = 0; i < shares.size(); ++i) {
+      const bool cited = std::find(cites.cited.begin(), cites.cited.end(), static_cast<int>(i + 1)) != cites.cited.end();
+      std::printf("  [%zu] %5.1f%%  %s%s\n", i + 1, 100 * shares[i], passages[i].source.c_str(), cited ? "  (cited)" : "");
+    }
+    std::printf("  question %5.1f%%\n", 100 * question_share);
+  }
   if (!cites.unknown.empty()) {
     std::string list;
     for (int n : cites.unknown) list += (list.empty() ? "[" : ", [") + std::to_string(n) + "]";
@@ -176,6 +224,8 @@ void register_ask(CLI::App& app, Commands& cmds) {
   c->add_option("-n", f->n, "Most tokens to generate (default 256)");
   c->add_option("--chat-template", f->chat_template, "chatml, llama2, llama3 or mistral (default: the model's)");
   c->add_flag("--json", f->json, "One JSON object: answer, citations, unknown citations, passages");
+  c->add_flag("--attribution", f->attribution,
+              "Report the share of the answer's attention each passage received (layers and heads summed)");
   add_sampling_flags(c, f->s);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_ask(*f); }; });

@@ -82,9 +82,18 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
     }
   }
   const auto t0 = clock_type::now();
-  for (int64_t i = keep; i < n; i += ubatch_) {
-    const int64_t len = std::min(ubatch_, n - i);
+  // With attribution on, the last token (the row that predicts the next one) runs alone.
+  const int64_t bulk = attributing_ ? n - 1 : n;
+  for (int64_t i = keep; i < bulk; i += ubatch_) {
+    const int64_t len = std::min(ubatch_, bulk - i);
     LONGCTX_RETURN_IF_ERROR(model_.forward_cached(pool_, arena_, cache_, tokens.data() + i, len, i, logits_.data(), false));
+  }
+  if (attributing_) {
+    model_.set_attribution(attribution_.data());
+    const Status st = model_.forward_cached(pool_, arena_, cache_, tokens.data() + n - 1, 1, n - 1, logits_.data(), false);
+    model_.set_attribution(nullptr);
+    LONGCTX_RETURN_IF_ERROR(st);
+    ++attributed_rows_;
   }
   tokens_ = tokens;
   computed_ = n;
@@ -94,6 +103,12 @@ Status Session::set_tokens(const std::vector<int32_t>& tokens, GenerateStats* st
     stats->prefill_s = std::chrono::duration<double>(clock_type::now() - t0).count();
   }
   return Status::Ok();
+}
+
+void Session::set_attribution(bool on) {
+  attributing_ = on;
+  attribution_.assign(on ? model_.config().ctx : 0, 0.0);
+  attributed_rows_ = 0;
 }
 
 Status Session::make_room() {
@@ -109,6 +124,10 @@ Status Session::make_room() {
   LONGCTX_RETURN_IF_ERROR(model_.shift_cache(cache_, keep_, discard, n));
   tokens_.erase(tokens_.begin() + keep_, tokens_.begin() + keep_ + discard);
   computed_ -= discard;
+  if (attributing_) {  // the dropped positions' mass goes with them; the rest moves down
+    attribution_.erase(attribution_.begin() + keep_, attribution_.begin() + keep_ + discard);
+    attribution_.resize(model_.config().ctx, 0.0);
+  }
   ++shifts_;
   return Status::Ok();
 }
@@ -139,8 +158,11 @@ Status Session::continue_tokens(int64_t n, Sampler& sampler, const std::vector<i
     if (stats) ++stats->generated;
     on_token(next);
     if (i + 1 == n) break;
+    if (attributing_) model_.set_attribution(attribution_.data());
     const Status st = model_.forward_cached(pool_, arena_, cache_, &tokens_.back(), 1,
                                             static_cast<int64_t>(tokens_.size()) - 1, logits_.data(), false);
+    model_.set_attribution(nullptr);
+    if (st.ok() && attributing_) ++attributed_rows_;
     if (!st.ok()) {
       done();
       return st;

@@ -58,6 +58,12 @@ class Session {
   const std::vector<int32_t>& tokens() const { return tokens_; }
   // The next-token logits after tokens() (after set_tokens, or the last token generated).
   const std::vector<float>& logits() const { return logits_; }
+  // Attention attribution (attention/attribution.h): while on, the rows that produce tokens (the
+  // last row of set_tokens, each generated token fed back) add the attention every position
+  // receives, summed over heads and layers, to attribution()[position]. Turning it on clears it.
+  void set_attribution(bool on);
+  const std::vector<double>& attribution() const { return attribution_; }
+  int64_t attributed_rows() const { return attributed_rows_; }
   // Prompts are prefilled in passes of at most this many tokens (--ubatch; default 512): the
   // activation scratch is sized by it, not by the prompt.
   void set_ubatch(int64_t n) { ubatch_ = n > 0 ? n : 512; }
@@ -85,6 +91,9 @@ class Session {
   kvcache::KvCache kept_;          // keep_prefix's fork, on cache_'s pool
   std::vector<int32_t> kept_tokens_;
   int64_t extra_blocks_ = 0;  // blocks the pool holds beyond one sequence of the whole context
+  bool attributing_ = false;
+  std::vector<double> attribution_;
+  int64_t attributed_rows_ = 0;
   int64_t computed_ = 0;         // leading tokens_ whose keys the cache holds
   std::vector<float> logits_;    // after tokens_.back()
   int64_t ubatch_ = 512;

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "attention/attention.h"
+#include "attention/attribution.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "layers/linear.h"
@@ -162,8 +164,11 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
       const attention::MaskView mask(layer_.pattern, d.kv_len, sr.pos0, sr.pos0 + sr.n);
       attention::TileSizes ts;
       ts.row_invariant = ctx.row_invariant;
+      // Attribution (one sequence): the rows' log-sum-exp, then each key's weight.
+      std::vector<float> lse(ctx.attribution && pass.seqs.size() == 1 ? layer_.heads * sr.n : 0);
       attention::tiled_forward_kv(p, d, {&mask, alibi()}, qi, cache.k_view(), cache.v_view(), att + sr.row0 * qd_,
-                                  nullptr, ts);
+                                  lse.empty() ? nullptr : lse.data(), ts);
+      if (!lse.empty()) attention::attention_mass(p, d, {&mask, alibi()}, qi, cache.k_view(), lse.data(), ctx.attribution);
     };
     std::vector<size_t> singles;
     for (size_t i = 0; i < pass.seqs.size(); ++i) {

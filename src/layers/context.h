@@ -51,6 +51,10 @@ struct LayerContext {
   bool row_invariant = false;
   // Training: LoRA dropout masks come from this seed (0: no dropout, as in inference).
   uint64_t dropout_seed = 0;
+  // Attention attribution (attention/attribution.h): with one sequence through its cache, each
+  // attention block adds every key's weight, summed over the pass's rows and the heads, to
+  // attribution[key position]. Null: off.
+  double* attribution = nullptr;
 };
 
 }  // namespace longctx::layers

@@ -355,6 +355,7 @@ layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
     ctx.path = kernels::QPath::kAmx;
     ctx.row_invariant = true;
   }
+  ctx.attribution = attribution_;
   return ctx;
 }
 

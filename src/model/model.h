@@ -118,6 +118,10 @@ class Model {
   // (generate, chat, serve, bench) turn it on; scoring (perplexity, eval, logits) keeps it off.
   bool set_integer_prefill(bool on);
   bool integer_prefill() const { return integer_prefill_; }
+  // Attention attribution: while set, forward_cached adds every key's attention weight (summed
+  // over the pass's rows, the heads and the layers) to mass[key position] (attention/
+  // attribution.h); mass must hold the cache's capacity. Null: off.
+  void set_attribution(double* mass) { attribution_ = mass; }
 
   // Bytes of the RoPE tables built so far: 0 until the first forward pass needs them (so a
   // memory check can run first), then MemoryPlan::positions.
@@ -202,6 +206,7 @@ class Model {
   ParamLayout layout_;
   // Indices into layout_.tensors() of the embeddings' and the head's tensors (-1: absent).
   int token_ = -1, position_ = -1, out_norm_w_ = -1, out_norm_b_ = -1, output_ = -1;
+  double* attribution_ = nullptr;
   int types_ = -1, embed_norm_w_ = -1, embed_norm_b_ = -1;
   Buffer params_, grads_;
   std::vector<uint8_t> frozen_;  // per tensor: 1 = frozen (empty: none is)

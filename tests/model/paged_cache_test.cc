@@ -286,6 +286,36 @@ TEST(PagedCache, ExtendingAfterTheTokenLimitEqualsAFreshRun) {
   EXPECT_LE(diff, 1e-4f * (hi - lo)) << "max |diff| " << diff << " over a logit range of " << hi - lo;
 }
 
+// Attribution through a session: every row that produced a token spreads a weight of 1 per head
+// and layer over the positions, so the total is rows x heads x layers; positions after the last
+// one fed get nothing, and a session without attribution gives the same tokens.
+TEST(PagedCache, AttributionSumsToOnePerRowHeadAndLayer) {
+  auto tok = small_tokenizer();
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  model::ModelConfig cfg = config(2);  // window and causal layers
+  cfg.vocab_size = tok->vocab_size();
+  cfg.ctx = 64;
+  auto m = make_model(cfg, 5);
+  infer::SamplerOptions greedy;
+  greedy.temp = 0.0f;
+  std::string with, without;
+  infer::Session s(*m, *tok, ThreadPool::global());
+  s.set_cache_types(0, 0, 8);
+  s.set_attribution(true);
+  auto r = s.generate("the quick brown fox jumps over", 7, greedy, [&](const std::string& p) { with += p; });
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  infer::Session plain(*m, *tok, ThreadPool::global());
+  ASSERT_TRUE(plain.generate("the quick brown fox jumps over", 7, greedy, [&](const std::string& p) { without += p; }).ok());
+  EXPECT_EQ(with, without);
+  EXPECT_EQ(s.attributed_rows(), r->generated);  // the prompt's last row and the tokens fed back
+  int64_t heads = 0;
+  for (const auto& l : cfg.layers) heads += l.heads;
+  double total = 0;
+  for (double v : s.attribution()) total += v;
+  EXPECT_NEAR(total, double(s.attributed_rows()) * heads, 1e-3 * heads);
+  for (size_t j = s.tokens().size() - 1; j < s.attribution().size(); ++j) EXPECT_EQ(s.attribution()[j], 0.0) << j;
+}
+
 // Requests in turn behind one kept prefix (infer::Session::keep_prefix): each is answered as a
 // fresh session answers it alone, and each reuses the whole prefix, also after an unrelated
 // request in between and after its own decoding moved the window layers past the prefix.

@@ -11,6 +11,11 @@ all-MiniLM-L6-v2; SmolLM2-135M-Instruct (Q4_1) answers, greedy. For each questio
   - every listed citation names a retrieved passage (unknown numbers are kept apart);
 and the answer to the capital question names the capital. The plain output lists the sources as
 file:lines after the answer.
+With --attribution, the answer's attention (every layer and head) per passage: the shares are in
+[0, 1] and sum with the question's to at most 1, and per token the fact's passage draws the most
+attention for the capital and the cat questions (by 3.4x and 1.4x when this test was written).
+The rocket question is not held to it: its margin was 1.1x, and by total share (not per token)
+the longer Bible passages draw more in two of the three questions; docs/ notes this.
 """
 import json
 import os
@@ -22,13 +27,15 @@ BIN, SRC = sys.argv[1], sys.argv[2]
 EMBED = os.path.join(SRC, "models", "all-MiniLM-L6-v2")
 LLM = os.path.join(SRC, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 failures = []
+# (file, text, question, line of the fact, a word the answer must hold, whether the attention
+# density check applies: see the module docstring)
 FACTS = [
     ("notes/geo.md", "# Geography\n\nThe capital of Freedonia is Tuxford, a city on the river Glub.\n",
-     "What is the capital of Freedonia?", 3, "Tuxford"),
+     "What is the capital of Freedonia?", 3, "Tuxford", True),
     ("notes/pets.txt", "Household notes.\nZorblax the cat sleeps twenty hours every day.\n",
-     "How many hours a day does Zorblax the cat sleep?", 2, None),
+     "How many hours a day does Zorblax the cat sleep?", 2, None, True),
     ("notes/space/rocket.md", "Launch log.\n\nThe Aurora rocket needs 500 kilograms of fuel to launch.\n",
-     "How much fuel does the Aurora rocket need?", 3, None),
+     "How much fuel does the Aurora rocket need?", 3, None, False),
 ]
 
 
@@ -62,8 +69,18 @@ def main():
             open(os.path.join(docs, rel), "w", encoding="utf-8").write(text)
         ix = os.path.join(d, "ix.gguf")
         run("index", "build", "--embed-model", EMBED, "-o", ix, docs, "--chunk-tokens", "128", "--overlap", "16", "-t", "2")
-        for rel, _, question, line, keyword in FACTS:
-            out = json.loads(run("ask", "-m", LLM, "--index", ix, question, "-k", "4", "--json", "-n", "64", "-t", "2"))
+        for rel, _, question, line, keyword, dense in FACTS:
+            out = json.loads(run("ask", "-m", LLM, "--index", ix, question, "-k", "4", "--json", "-n", "64", "-t", "2",
+                                 "--attribution"))
+            shares = [p["attention_share"] for p in out["passages"]]
+            check(all(0 <= s <= 1 for s in shares) and sum(shares) + out["question_attention_share"] <= 1 + 1e-9,
+                  f"'{question}': attention shares {[round(s, 3) for s in shares]}, question "
+                  f"{out['question_attention_share']:.3f}")
+            density = [p["attention_share"] / max(p["tokens"], 1) for p in out["passages"]]
+            if dense:
+                check(density.index(max(density)) == 0 and out["passages"][0]["file"].endswith(rel),
+                      f"'{question}': per token, the fact's passage draws the most attention "
+                      f"({[round(x * 100, 3) for x in density]} % per token)")
             first = out["passages"][0]
             check(first["file"].endswith(rel), f"'{question}': the fact's passage is retrieved first ({first['file']})")
             cites = out["citations"]
