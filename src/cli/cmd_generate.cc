@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/thread_pool.h"
+#include "infer/attribution.h"
 #include "infer/session.h"
 #include "io/atomic_file.h"
 #include "model/pretrained.h"
@@ -60,7 +61,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
     int threads = 0, ctx = 0;
     int64_t ubatch = 512;
     std::string cache_k = "f32", cache_v = "f32";
-    bool json = false, dequantize = false, shift = false;
+    bool json = false, dequantize = false, shift = false, attribution = false;
     LoraFlags lora;
     int64_t keep = 0;
     infer::SamplerOptions s;
@@ -81,6 +82,8 @@ void register_generate(CLI::App& app, Commands& cmds) {
   add_context_shift_flags(c, o->shift, o->keep);
   c->add_option("-t,--threads", o->threads, "Threads (default: all cores)");
   c->add_flag("--json", o->json, "Print one JSON object with the text and timings instead of streaming");
+  c->add_flag("--attribution", o->attribution,
+              "After each answer, the prompt lines its attention went to (layers and heads summed; top 10)");
   c->callback([o, &cmds] {
     cmds.run = [o] {
       Status sv = o->s.validate();
@@ -138,6 +141,7 @@ void register_generate(CLI::App& app, Commands& cmds) {
           std::fputs(prompt.c_str(), stdout);
           std::fflush(stdout);
         }
+        session.set_attribution(o->attribution);
         auto st = session.generate(prompt, o->n, o->s, [&](const std::string& piece) {
           if (o->json) {
             text += piece;
@@ -151,6 +155,24 @@ void register_generate(CLI::App& app, Commands& cmds) {
           return fail(st.status());
         }
         const double tps = st->decode_s > 0 ? st->generated / st->decode_s : 0;
+        // Attribution: each prompt line's share of the answer's attention.
+        nlohmann::json lines = nlohmann::json::array();
+        if (o->attribution) {
+          const std::vector<int32_t> ids = session.encode_prompt(prompt);
+          std::string text;
+          const std::vector<int64_t> offsets = infer::token_offsets(loaded->tokenizer, ids, &text);
+          const std::vector<infer::ByteSpan> spans = infer::line_spans(text);
+          const std::vector<double> shares = infer::span_shares(session.attribution(), offsets, spans);
+          std::vector<size_t> order(spans.size());
+          for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+          std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return shares[a] > shares[b]; });
+          // Line numbers count the prompt's lines (a BOS token's text adds none).
+          for (size_t r = 0; r < std::min<size_t>(order.size(), 10); ++r) {
+            const infer::ByteSpan& sp = spans[order[r]];
+            const int64_t line = 1 + std::count(text.begin(), text.begin() + sp.begin, '\n');
+            lines.push_back({{"line", line}, {"share", shares[order[r]]}, {"text", text.substr(sp.begin, sp.end - sp.begin)}});
+          }
+        }
         if (o->json) {
           results.push_back({{"prompt", prompt},
                              {"text", text},
@@ -161,11 +183,20 @@ void register_generate(CLI::App& app, Commands& cmds) {
                              {"context_shifts", session.shifts()},
                              {"prefill_s", st->prefill_s},
                              {"decode_tokens_per_s", tps}});
+          if (o->attribution) results.back()["attribution"] = lines;
         } else {
           std::printf("\n");
           std::fflush(stdout);
           std::fprintf(stderr, "[%lld prompt tokens (%lld reused), %lld generated, %.1f tokens/s]\n",
                        (long long)st->prompt_tokens, (long long)st->reused_tokens, (long long)st->generated, tps);
+          if (o->attribution) {
+            std::fprintf(stderr, "[attention of the answer by prompt line, layers and heads summed; top %zu]\n", lines.size());
+            for (const auto& l : lines) {
+              std::string t = l["text"].get<std::string>().substr(0, 70);
+              std::fprintf(stderr, "  line %4lld %5.1f%%  %s\n", static_cast<long long>(l["line"].get<int64_t>()),
+                           100 * l["share"].get<double>(), t.c_str());
+            }
+          }
         }
       }
       if (o->json) {
