@@ -75,8 +75,7 @@ int run_ask(AskFlags f) {
   if (!loaded.ok()) return fail(loaded.status());
   loaded->model->set_integer_prefill(true);
   const tokenizer::BpeTokenizer& tok = loaded->tokenizer;
-  auto tmpl = f.chat_template.empty() ? infer::ChatTemplate::detect(tok.chat_template())
-                                      : infer::ChatTemplate::by_name(f.chat_template);
+  auto tmpl = infer::ChatTemplate::choose(tok.chat_template(), f.chat_template);
   if (!tmpl.ok()) return fail(tmpl.status().Wrap("model '" + f.model + "' (give --chat-template)"));
   std::vector<int32_t> prompt = tok.encode_special(tmpl->render(rag::ask_messages(f.question, passages), true));
   if (tok.add_bos() && (prompt.empty() || prompt[0] != tok.bos_id())) prompt.insert(prompt.begin(), tok.bos_id());

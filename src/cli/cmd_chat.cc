@@ -51,12 +51,7 @@ int run_chat(const ChatFlags& f) {
   if (Status s = apply_lora_flags(f.lora, *loaded->model); !s.ok()) return fail(s);
   loaded->model->set_integer_prefill(true);  // prompts on the integer tiles, where the CPU has AMX
   const tokenizer::BpeTokenizer& tok = loaded->tokenizer;
-  Expected<infer::ChatTemplate> tmpl = Status::Error("");
-  if (!f.chat_template.empty()) {
-    tmpl = infer::ChatTemplate::by_name(f.chat_template);
-  } else {
-    tmpl = infer::ChatTemplate::detect(tok.chat_template());
-  }
+  const Expected<infer::ChatTemplate> tmpl = infer::ChatTemplate::choose(tok.chat_template(), f.chat_template);
   if (!tmpl.ok()) return fail(tmpl.status().Wrap("model '" + f.model + "'"));
   // Generation also stops at the token that ends an assistant turn, when it is one token.
   std::vector<int32_t> stop;

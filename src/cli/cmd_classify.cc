@@ -102,8 +102,7 @@ int run_classify(const ClassifyFlags& f, const char* cmd) {
   const tokenizer::BpeTokenizer& tok = loaded->tokenizer;
   std::optional<infer::ChatTemplate> chat;
   if (f.templ.empty()) {
-    auto t = f.chat_template.empty() ? infer::ChatTemplate::detect(tok.chat_template())
-                                     : infer::ChatTemplate::by_name(f.chat_template);
+    auto t = infer::ChatTemplate::choose(tok.chat_template(), f.chat_template);
     if (t.ok()) chat = *t;
     else if (!f.chat_template.empty()) return fail(t.status());
   }

@@ -94,6 +94,10 @@ void register_serve(CLI::App& app, Commands& cmds) {
       "LORA");
   env(c->add_option("--lora-scale", f->o.lora_scales, "Scale of the adapters (one for all, or one per --lora)"),
       "LORA_SCALE");
+  env(c->add_option("--index", f->o.index_path, "A retrieval index (longctx index build): POST /v1/ask answers from it"),
+      "INDEX");
+  env(c->add_option("--embed-model", f->o.embed_model, "The index's embedding model (default: the one it names)"),
+      "EMBED_MODEL");
   c->callback([f, &cmds] { cmds.run = [f] { return run_serve(*f); }; });
 }
 

@@ -263,8 +263,7 @@ int run_train(TrainFlags& f) {
   if (is_chat_data(f.data)) {
     // Supervised fine-tuning: conversations in the model's chat template, loss on the answers.
     const tokenizer::BpeTokenizer& tk = trainer.tokenizer();
-    auto tmpl = !f.chat_template.empty() ? infer::ChatTemplate::by_name(f.chat_template)
-                                         : infer::ChatTemplate::detect(tk.chat_template());
+    auto tmpl = infer::ChatTemplate::choose(tk.chat_template(), f.chat_template);
     if (!tmpl.ok())
       return fail(tmpl.status().Wrap("chat data needs the model's chat template (or --chat-template chatml|llama2|llama3|mistral)"));
     auto chat = train::read_chat_jsonl(f.data, tk, [&](const std::vector<train::ChatTurn>& turns, bool gen) {

@@ -115,8 +115,7 @@ int run_transform(const TransformFlags& f, const char* cmd) {
   if (!loaded.ok()) return fail(loaded.status());
   loaded->model->set_integer_prefill(true);
   const tokenizer::BpeTokenizer& tok = loaded->tokenizer;
-  auto chat = f.chat_template.empty() ? infer::ChatTemplate::detect(tok.chat_template())
-                                      : infer::ChatTemplate::by_name(f.chat_template);
+  auto chat = infer::ChatTemplate::choose(tok.chat_template(), f.chat_template);
   if (!chat.ok()) return fail(chat.status().Wrap("model '" + f.model + "' (give --chat-template)"));
   Runner runner(*loaded->model, tok, *chat, f.s, f.n);
   const int64_t ctx = loaded->model->config().ctx;

@@ -29,6 +29,10 @@ class ChatTemplate {
   static Expected<ChatTemplate> detect(const std::string& jinja);
   // chatml, llama2, llama3 or mistral.
   static Expected<ChatTemplate> by_name(const std::string& name);
+  // `name` when one is given (by_name), else the model's own template (detect).
+  static Expected<ChatTemplate> choose(const std::string& model_jinja, const std::string& name) {
+    return name.empty() ? detect(model_jinja) : by_name(name);
+  }
 
   // The prompt for `messages`; with add_generation_prompt it ends where the assistant's answer
   // begins.

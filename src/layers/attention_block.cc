@@ -195,13 +195,8 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   const Saved& s = saved_;
   const int64_t batch = pass.batch, seq_len = pass.seq_len, rows = pass.rows();
   // Post-norm: dL/d(input + branch) first; it is both the residual's gradient and the branch's.
-  const float* dy = dx;
-  if (post_norm_) {
-    float* dsum = arena.alloc_zero(rows * D_);
-    norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.h, dx, rows, s.mean, s.rstd, dsum);
-    std::copy(dsum, dsum + rows * D_, dx);
-    dy = dsum;
-  }
+  const float* dy =
+      post_norm_ ? post_norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.h, dx, rows, s.mean, s.rstd) : dx;
   float* datt = arena.alloc(rows * qd_);
   linear_backward(ctx, s.att, dy, rows, qd_, param(w, wo_), view(w, wo_), D_, datt, false, grad(w, wo_), grad(w, bo_));
   lora_backward(ctx, lora(w, wo_), s.att, dy, rows, qd_, D_, datt);

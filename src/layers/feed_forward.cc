@@ -112,13 +112,8 @@ void FeedForwardBlock::backward(const LayerContext& ctx, const Weights& w, const
   const Saved& s = saved_;
   const int64_t rows = pass.rows(), D = D_, F = F_;
   // Post-norm: dL/d(input + branch) first; it is both the residual's gradient and the branch's.
-  const float* dy = dx;
-  if (post_norm_) {
-    float* dsum = arena.alloc_zero(rows * D);
-    norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.h, dx, rows, s.mean, s.rstd, dsum);
-    std::copy(dsum, dsum + rows * D, dx);
-    dy = dsum;
-  }
+  const float* dy =
+      post_norm_ ? post_norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.h, dx, rows, s.mean, s.rstd) : dx;
   float* dact = arena.alloc(rows * F);
   linear_backward(ctx, s.act, dy, rows, F, param(w, down_), view(w, down_), D, dact, false, grad(w, down_), grad(w, b_down_));
   lora_backward(ctx, lora(w, down_), s.act, dy, rows, F, D, dact);

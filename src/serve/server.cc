@@ -14,9 +14,12 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "infer/chat_template.h"
 #include "model/embedding.h"
+#include "rag/ask.h"
+#include "rag/index.h"
 #include "model/lora.h"
 #include "model/pretrained.h"
 #include "serve/openai.h"
@@ -42,6 +45,9 @@ struct State {
   bool encoder = false;
   std::mutex embed_mu;
   Arena embed_arena;
+  // /v1/ask: the index and the model that embeds questions (its passes under embed_mu).
+  std::optional<rag::Index> index;
+  std::optional<model::LoadedModel> embedder;
 
   const tokenizer::BpeTokenizer& tok() const { return loaded->tokenizer; }
   int64_t context() const { return sched ? sched->context() : loaded->model->config().ctx; }
@@ -192,6 +198,87 @@ void handle_embeddings(State& st, const httplib::Request& req, httplib::Response
                             {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}),
                   "application/json");
   --st.answering;
+}
+
+// POST /v1/ask: retrieval, then the answer through the scheduler (greedy), its citations read
+// from its text (rag::read_citations; numbers naming no passage are listed apart).
+void handle_ask(State& st, const httplib::Request& req, httplib::Response& res) {
+  json b;
+  if (!object_body(req, res, &b)) return;
+  if (!st.index) return send_error(res, make_error(404, "this server has no index (serve --index INDEX)"));
+  if (wrong_model(st, b, res)) return;
+  auto q = b.find("question");
+  if (q == b.end() || !q->is_string() || q->get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos)
+    return send_error(res, make_error(400, "'question' must be a non-empty string"));
+  int64_t k = 5, max_tokens = 256;
+  for (auto [key, out, hi] : {std::tuple<const char*, int64_t*, int64_t>{"k", &k, 50}, {"max_tokens", &max_tokens, st.context()}}) {
+    auto v = b.find(key);
+    if (v == b.end()) continue;
+    if (!v->is_number_integer() || v->get<int64_t>() < 1 || v->get<int64_t>() > hi)
+      return send_error(res, make_error(400, std::string("'") + key + "' must be an integer in [1, " + std::to_string(hi) + "]"));
+    *out = v->get<int64_t>();
+  }
+  const std::string question = q->get<std::string>();
+  std::vector<rag::Hit> hits;
+  {
+    std::lock_guard<std::mutex> lock(st.embed_mu);
+    model::Model& e = *st.embedder->model;
+    auto ids = model::embed_tokens(st.embedder->tokenizer, question, e.config().ctx);
+    if (!ids.ok()) return send_error(res, make_error(400, "question: " + ids.status().message()));
+    model::EmbedOptions eo = model::default_embed_options(e.config());
+    eo.normalize = true;
+    const std::vector<float> v = model::embed_batch(e, ThreadPool::global(), st.embed_arena, {*ids}, eo);
+    hits = rag::search_exact(*st.index, v.data(), k);
+  }
+  std::vector<rag::Passage> passages;
+  json ps = json::array();
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const rag::Chunk& c = st.index->chunks[hits[i].chunk];
+    const std::string& file = st.index->files[c.file].path;
+    passages.push_back({file + ":" + std::to_string(c.line_begin) + "-" + std::to_string(c.line_end), c.text});
+    ps.push_back({{"n", i + 1}, {"file", file}, {"line_begin", c.line_begin}, {"line_end", c.line_end},
+                  {"score", hits[i].score}, {"text", c.text}});
+  }
+  std::vector<int32_t> prompt = st.tok().encode_special(st.tmpl.render(rag::ask_messages(question, passages), true));
+  if (static_cast<int64_t>(prompt.size()) + max_tokens > st.context())
+    return send_error(res, make_error(400, "the passages and the question take " + std::to_string(prompt.size()) +
+                                               " tokens; with max_tokens " + std::to_string(max_tokens) +
+                                               " that is past the context of " + std::to_string(st.context()),
+                                      "invalid_request_error", "context_length_exceeded"));
+  infer::GenOptions gen;
+  gen.sampling.temp = 0.0f;
+  gen.max_tokens = max_tokens;
+  gen.stop_ids = st.chat_stop;
+  auto r = std::make_shared<infer::Request>(std::move(prompt), gen);
+  const int64_t prompt_tokens = static_cast<int64_t>(r->prompt().size());
+  if (Status s = st.sched->submit(r); !s.ok()) {
+    const bool busy = s.message().rfind("the server is ", 0) == 0;
+    return send_error(res, make_error(busy ? 503 : 400, s.message(), busy ? "server_error" : "invalid_request_error"));
+  }
+  ++st.answering;
+  std::vector<infer::TokenOut> toks;
+  while (!r->wait(toks, std::chrono::milliseconds(200))) {
+  }
+  --st.answering;
+  if (r->result().finish_reason == "error") return send_error(res, make_error(500, r->result().error, "server_error"));
+  std::string answer;
+  for (const auto& t : toks) answer += t.text;
+  const rag::Citations cites = rag::read_citations(answer, static_cast<int>(passages.size()));
+  json cs = json::array();
+  for (int n : cites.cited) cs.push_back(ps[n - 1]);
+  res.set_content(dump(json{{"object", "ask"},
+                            {"model", st.model_id},
+                            {"question", question},
+                            {"answer", answer},
+                            {"citations", cs},
+                            {"unknown_citations", cites.unknown},
+                            {"passages", ps},
+                            {"finish_reason", r->result().finish_reason},
+                            {"usage",
+                             {{"prompt_tokens", prompt_tokens},
+                              {"completion_tokens", static_cast<int64_t>(toks.size())},
+                              {"total_tokens", prompt_tokens + static_cast<int64_t>(toks.size())}}}}),
+                  "application/json");
 }
 
 void handle_completion(State& st, Endpoint endpoint, const httplib::Request& hreq, httplib::Response& res) {
@@ -462,6 +549,10 @@ void add_routes(httplib::Server& svr, State& st) {
   svr.Post("/v1/embeddings", [&st](const httplib::Request& req, httplib::Response& res) {
     handle_embeddings(st, req, res);
   });
+  svr.Post("/v1/ask", [&st](const httplib::Request& req, httplib::Response& res) {
+    if (st.encoder) return send_error(res, make_error(400, "this model is an encoder: it answers /v1/embeddings"));
+    handle_ask(st, req, res);
+  });
   svr.Post("/tokenize", [&st](const httplib::Request& req, httplib::Response& res) {
     json b;
     if (!object_body(req, res, &b)) return;
@@ -531,8 +622,7 @@ Status load(State& st) {
                    packed / 1048576.0);
   }
   const tokenizer::BpeTokenizer& tok = st.tok();
-  Expected<infer::ChatTemplate> tmpl = st.opt.chat_template.empty() ? infer::ChatTemplate::detect(tok.chat_template())
-                                                                     : infer::ChatTemplate::by_name(st.opt.chat_template);
+  Expected<infer::ChatTemplate> tmpl = infer::ChatTemplate::choose(tok.chat_template(), st.opt.chat_template);
   if (!tmpl.ok()) {
     if (!st.opt.chat_template.empty()) return tmpl.status();
     std::fprintf(stderr, "serve: %s; chat requests use chatml\n", tmpl.status().message().c_str());
@@ -541,6 +631,21 @@ Status load(State& st) {
   st.tmpl = *tmpl;
   const std::vector<int32_t> eot = tok.encode_special(st.tmpl.end_of_turn());
   if (eot.size() == 1) st.chat_stop = eot;
+  if (!st.opt.index_path.empty()) {
+    auto index = rag::load_index(st.opt.index_path);
+    if (!index.ok()) return index.status();
+    model::LoadOptions elo;
+    elo.use = model::LoadOptions::Use::kEmbed;
+    const std::string embed_path = st.opt.embed_model.empty() ? index->model : st.opt.embed_model;
+    auto embedder = model::load_model(embed_path, elo);
+    if (!embedder.ok()) return embedder.status().Wrap("--index's embedding model");
+    embedder->model->set_integer_prefill(true);  // as `embed`, `index` and `ask`
+    if (!rag::same_model(*index, rag::probe_vector(*embedder->model, embedder->tokenizer)))
+      return Status::Error("index '" + st.opt.index_path + "' was built with another embedding model ('" + index->model +
+                           "'), not '" + embed_path + "'");
+    st.index.emplace(std::move(*index));
+    st.embedder.emplace(std::move(*embedder));
+  }
   st.sched = std::make_unique<infer::Scheduler>(*st.loaded->model, tok, ThreadPool::global(), st.opt.sched);
   return st.sched->start();
 }

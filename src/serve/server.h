@@ -4,6 +4,8 @@
 //   POST /tokenize, /detokenize
 //   POST /v1/embeddings (an encoder model, e.g. a BERT sentence model: then the completion
 //        endpoints answer 400)
+//   POST /v1/ask (with --index): {"question", "k", "max_tokens"} -> an answer from the index's
+//        passages citing them as [n], the citations (file, lines), unknown numbers, the passages
 //   GET  /  the chat page (serve/webui.html, inside the binary)
 // Errors are answered in OpenAI's shape ({"error": {"message", "type", "param", "code"}}): 400 for
 // a bad body or a prompt past the context, 401 for a missing or wrong key, 404 for an unknown
@@ -30,6 +32,9 @@ struct ServeOptions {
   std::vector<std::string> lora_files;
   std::vector<float> lora_scales;
   bool repack = true;  // with -np > 1: Model::pack_for_batches
+  // POST /v1/ask: a retrieval index (rag/index.h) and its embedding model (default: the one
+  // the index names).
+  std::string index_path, embed_model;
 };
 
 // Listens, loads the model (answering 503 meanwhile), then serves until SIGINT/SIGTERM. Error

@@ -52,6 +52,57 @@ def run(*args):
     return r.stdout
 
 
+def serve_ask(ix):
+    """POST /v1/ask on `serve --index`: the same answer and passages as `longctx ask`, and bad requests
+    answered 400."""
+    import http.client
+    import signal
+    import socket
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([BIN, "serve", "-m", LLM, "--index", ix, "--port", str(port), "-t", "2", "-np", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+    def post(body):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        c.request("POST", "/v1/ask", body=json.dumps(body), headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = json.loads(r.read() or b"null")
+        c.close()
+        return r.status, data
+
+    try:
+        for _ in range(600):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/health")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        question = FACTS[0][2]
+        cli = json.loads(run("ask", "-m", LLM, "--index", ix, question, "-k", "4", "-n", "64", "-t", "2", "--json"))
+        st, body = post({"question": question, "k": 4, "max_tokens": 64})
+        check(st == 200 and body["answer"] == cli["answer"] and
+              [p["file"] for p in body["passages"]] == [p["file"] for p in cli["passages"]],
+              f"POST /v1/ask answers as `longctx ask` does ({st}: {str(body)[:100]})")
+        for what, payload in [("no question", {}), ("an empty question", {"question": " "}),
+                              ("k = 0", {"question": "x", "k": 0}), ("k not a number", {"question": "x", "k": "5"})]:
+            st, body = post(payload)
+            check(st == 400 and "message" in body.get("error", {}), f"/v1/ask with {what}: {st}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = -9
+    check(rc == 0, f"the server stops on SIGTERM (exit {rc})")
+
+
 def main():
     for p in (EMBED, LLM):
         if not os.path.exists(p):
@@ -94,6 +145,7 @@ def main():
                 check(keyword in out["answer"], f"'{question}': the answer names {keyword}")
         plain = run("ask", "-m", LLM, "--index", ix, FACTS[0][2], "-k", "4", "-n", "64", "-t", "2")
         check("Sources" in plain and "notes/geo.md:1-3" in plain, "the plain answer lists its sources as file:lines")
+        serve_ask(ix)
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")
 
