@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/thread_pool.h"
+#include "infer/attribution.h"
 #include "infer/chat_template.h"
 #include "infer/session.h"
 #include "model/pretrained.h"
@@ -26,7 +27,7 @@ struct ChatFlags {
   int threads = 0, ctx = 0;
   int64_t ubatch = 512;
   std::string cache_k = "f32", cache_v = "f32";
-  bool dequantize = false, shift = false;
+  bool dequantize = false, shift = false, attribution = false;
   LoraFlags lora;
   int64_t keep = 0;
   infer::SamplerOptions s;
@@ -96,6 +97,7 @@ int run_chat(const ChatFlags& f) {
       prompt = tok.encode_special(tmpl->render(history, true));
     }
     infer::GenerateStats st;
+    session.set_attribution(f.attribution);
     Status ps = session.set_tokens(prompt, &st);
     if (!ps.ok()) return fail(ps.message() + " (the conversation no longer fits; /reset or a larger --ctx)");
     std::string answer;
@@ -108,6 +110,12 @@ int run_chat(const ChatFlags& f) {
     std::printf("\n");
     if (!gs.ok()) return fail(gs);
     std::fflush(stdout);
+    if (f.attribution) {
+      std::fprintf(stderr, "[attention of the answer by conversation line, layers and heads summed]\n");
+      for (const infer::LineShare& l : infer::top_line_shares(tok, prompt, session.attribution(), 5))
+        std::fprintf(stderr, "  line %4lld %5.1f%%  %s\n", static_cast<long long>(l.line), 100 * l.share,
+                     l.text.substr(0, 70).c_str());
+    }
     history.push_back({"assistant", answer});
   }
   if (interactive) std::printf("\n");
@@ -131,6 +139,8 @@ void register_chat(CLI::App& app, Commands& cmds) {
   add_context_shift_flags(c, f->shift, f->keep);
   add_cache_type_flags(c, f->cache_k, f->cache_v);
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  c->add_flag("--attribution", f->attribution,
+              "After each answer, the conversation lines its attention went to (layers and heads summed; top 5)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_chat(*f); }; });
 }
 

@@ -157,22 +157,10 @@ void register_generate(CLI::App& app, Commands& cmds) {
         const double tps = st->decode_s > 0 ? st->generated / st->decode_s : 0;
         // Attribution: each prompt line's share of the answer's attention.
         nlohmann::json lines = nlohmann::json::array();
-        if (o->attribution) {
-          const std::vector<int32_t> ids = session.encode_prompt(prompt);
-          std::string text;
-          const std::vector<int64_t> offsets = infer::token_offsets(loaded->tokenizer, ids, &text);
-          const std::vector<infer::ByteSpan> spans = infer::line_spans(text);
-          const std::vector<double> shares = infer::span_shares(session.attribution(), offsets, spans);
-          std::vector<size_t> order(spans.size());
-          for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-          std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return shares[a] > shares[b]; });
-          // Line numbers count the prompt's lines (a BOS token's text adds none).
-          for (size_t r = 0; r < std::min<size_t>(order.size(), 10); ++r) {
-            const infer::ByteSpan& sp = spans[order[r]];
-            const int64_t line = 1 + std::count(text.begin(), text.begin() + sp.begin, '\n');
-            lines.push_back({{"line", line}, {"share", shares[order[r]]}, {"text", text.substr(sp.begin, sp.end - sp.begin)}});
-          }
-        }
+        if (o->attribution)
+          for (const infer::LineShare& l :
+               infer::top_line_shares(loaded->tokenizer, session.encode_prompt(prompt), session.attribution(), 10))
+            lines.push_back({{"line", l.line}, {"share", l.share}, {"text", l.text}});
         if (o->json) {
           results.push_back({{"prompt", prompt},
                              {"text", text},

@@ -46,4 +46,22 @@ std::vector<ByteSpan> line_spans(const std::string& text) {
   return out;
 }
 
+std::vector<LineShare> top_line_shares(const tokenizer::BpeTokenizer& tok, const std::vector<int32_t>& prompt,
+                                       const std::vector<double>& mass, size_t top) {
+  std::string text;
+  const std::vector<int64_t> offsets = token_offsets(tok, prompt, &text);
+  const std::vector<ByteSpan> spans = line_spans(text);
+  const std::vector<double> shares = span_shares(mass, offsets, spans);
+  std::vector<size_t> order(spans.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return shares[a] > shares[b]; });
+  std::vector<LineShare> out;
+  for (size_t r = 0; r < std::min(order.size(), top); ++r) {
+    const ByteSpan& sp = spans[order[r]];
+    out.push_back({1 + std::count(text.begin(), text.begin() + sp.begin, '\n'), shares[order[r]],
+                   text.substr(sp.begin, sp.end - sp.begin)});
+  }
+  return out;
+}
+
 }  // namespace longctx::infer

@@ -27,4 +27,13 @@ std::vector<double> span_shares(const std::vector<double>& mass, const std::vect
 // The [begin, end) byte spans of text's lines (without their newline; empty lines skipped).
 std::vector<ByteSpan> line_spans(const std::string& text);
 
+struct LineShare {
+  int64_t line = 0;  // 1-based, in the text the prompt's tokens spell
+  double share = 0;
+  std::string text;
+};
+// The prompt's lines (the text its tokens spell) ordered by their share of `mass`, at most `top`.
+std::vector<LineShare> top_line_shares(const tokenizer::BpeTokenizer& tok, const std::vector<int32_t>& prompt,
+                                       const std::vector<double>& mass, size_t top);
+
 }  // namespace longctx::infer
