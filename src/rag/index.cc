@@ -19,6 +19,8 @@ namespace longctx::rag {
 namespace {
 
 constexpr int64_t kVersion = 1;
+// ggml's I8 type id (core/element_type.cc): the approximate index's bytes.
+constexpr uint32_t kI8 = 24;
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
@@ -290,6 +292,19 @@ Status save_index(const std::string& path, const Index& index) {
   if (n > 0)
     LONGCTX_RETURN_IF_ERROR(w.add_tensor("vectors", {index.dim, n}, kF32, index.vectors.data(),
                                          index.vectors.size() * sizeof(float)));
+  // The approximate index (rag/ann.h), when there is one: its graph as raw bytes.
+  if (n > 0 && !index.ann.blob.empty()) {
+    w.set_string("index.ann.type", index.ann.type);
+    w.set_u32("index.ann.m", static_cast<uint32_t>(index.ann.m));
+    w.set_u32("index.ann.ef_construction", static_cast<uint32_t>(index.ann.ef_construction));
+    w.set_u32("index.ann.ef_search", static_cast<uint32_t>(index.ann.ef_search));
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a64(std::string_view(
+                                                  reinterpret_cast<const char*>(index.ann.blob.data()), index.ann.blob.size()))));
+    w.set_string("index.ann.hash", buf);
+    LONGCTX_RETURN_IF_ERROR(w.add_tensor("ann.hnsw", {static_cast<int64_t>(index.ann.blob.size())}, kI8,
+                                         index.ann.blob.data(), index.ann.blob.size()));
+  }
   return w.write(path);
 }
 
@@ -376,6 +391,29 @@ Expected<Index> read_index(const io::GgufFile& f, const std::string& path) {
   ix.vectors.assign(data, data + nc * ix.dim);
   for (float x : ix.vectors)
     if (!std::isfinite(x)) return bad("the vectors hold a value that is not finite");
+  // The approximate index: optional. Its bytes are checked against index.ann.hash here; the graph
+  // itself is parsed and checked when searched (rag::AnnSearcher::open).
+  const io::GgufTensorInfo* a = f.find_tensor("ann.hnsw");
+  auto atype = f.get_string("index.ann.type");
+  if (!a && !atype.ok()) return ix;
+  if (!a) return bad("index.ann.type is set but the ann.hnsw tensor is missing");
+  auto am = f.get_uint("index.ann.m"), aefc = f.get_uint("index.ann.ef_construction"),
+       aefs = f.get_uint("index.ann.ef_search");
+  auto ahash = f.get_string("index.ann.hash");
+  if (!atype.ok() || !am.ok() || !aefc.ok() || !aefs.ok() || !ahash.ok())
+    return bad("the approximate index (ann.hnsw) is missing its index.ann.* keys");
+  if (*atype != "hnsw") return bad("the approximate index has an unknown type '" + *atype + "'");
+  if (a->type != kI8 || a->dims.size() != 1 || a->n_bytes == 0 || a->dims[0] != static_cast<int64_t>(a->n_bytes))
+    return bad("the ann.hnsw tensor is not I8 bytes");
+  ix.ann.type = *atype;
+  ix.ann.m = static_cast<int64_t>(*am);
+  ix.ann.ef_construction = static_cast<int64_t>(*aefc);
+  ix.ann.ef_search = static_cast<int64_t>(*aefs);
+  ix.ann.blob.assign(a->data, a->data + a->n_bytes);
+  char hbuf[17];
+  std::snprintf(hbuf, sizeof hbuf, "%016llx", static_cast<unsigned long long>(fnv1a64(std::string_view(
+                                                  reinterpret_cast<const char*>(a->data), a->n_bytes))));
+  if (*ahash != hbuf) return bad("the approximate index (ann.hnsw) is damaged: its bytes do not match index.ann.hash");
   return ix;
 }
 

@@ -6,7 +6,9 @@
 //   vector of a fixed probe text: an index is only searched with the model that built it),
 //   index.chunk_tokens, index.overlap_tokens, index.file.{path,size,hash,first_chunk,chunks},
 //   index.chunk.{file,line_begin,line_end,byte_begin,byte_end,text}, and the tensor "vectors"
-//   [chunks, dim] F32 (L2-normalised).
+//   [chunks, dim] F32 (L2-normalised). Optionally an approximate nearest-neighbour index over the
+//   vectors (rag/ann.h): keys index.ann.* and the I8 tensor "ann.hnsw" (files without them load
+//   as before, with no approximate index).
 // Rebuilding over an existing index re-embeds only the files whose bytes changed.
 #pragma once
 #include <cstdint>
@@ -39,6 +41,13 @@ struct Chunk {
   std::string text;
 };
 
+// The approximate index as stored (rag/ann.h builds, checks and searches it); blob empty: none.
+struct AnnData {
+  std::string type;  // "hnsw"
+  int64_t m = 0, ef_construction = 0, ef_search = 0;
+  std::vector<uint8_t> blob;  // faiss::write_index bytes of the graph, without the vectors
+};
+
 struct Index {
   std::string model;
   std::vector<float> probe;  // [dim]
@@ -46,6 +55,7 @@ struct Index {
   std::vector<IndexedFile> files;
   std::vector<Chunk> chunks;
   std::vector<float> vectors;  // [chunks, dim]
+  AnnData ann;                 // built from `vectors` (rag::build_ann); must be rebuilt when they change
 };
 
 // The text every index embeds to recognise its model.

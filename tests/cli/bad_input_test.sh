@@ -227,6 +227,19 @@ if [ -d "$minilm" ]; then
   expect_error index-missing-path "$work/ix2.gguf" -- "$bin" index build --embed-model "$minilm" -o "$work/ix2.gguf" "$work/nope"
   expect_error index-decoder-model "$work/ix2.gguf" -- "$bin" index build --embed-model "$work/good.gguf" -o "$work/ix2.gguf" "$work/docs"
   expect_error index-overlap-too-big "$work/ix2.gguf" -- "$bin" index build --embed-model "$minilm" -o "$work/ix2.gguf" "$work/docs" --chunk-tokens 16 --overlap 16
+  # The approximate index (FAISS HNSW, `--ann`): asked of an index without one, and damaged.
+  expect_error index-approx-without-ann "" -- "$bin" index search "$work/ix.gguf" "capital" --approx
+  expect_error index-ef-search-without-approx "" -- "$bin" index search "$work/ix.gguf" "capital" --ef-search 32
+  if "$bin" index build --embed-model "$minilm" -o "$work/ix-ann.gguf" "$work/docs" --ann > /dev/null 2> "$work/err"; then
+    "$bin" index search "$work/ix-ann.gguf" "capital" --approx > /dev/null 2>&1 || { echo "FAIL index search --approx on a good index"; fails=$((fails+1)); }
+    # ann.hnsw is the file's last tensor: flip a byte 60 bytes before the end (inside its bytes).
+    python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[-60]^=0x41; open(p,"wb").write(b)' "$work/ix-ann.gguf"
+    expect_error index-ann-damaged "" -- "$bin" index search "$work/ix-ann.gguf" "capital" --approx
+  elif grep -q "without FAISS" "$work/err"; then
+    echo "(skipped the --ann cases: built without FAISS)"
+  else
+    echo "FAIL could not build an index with --ann"; sed 's/^/  stderr: /' "$work/err" | head -3; fails=$((fails+1))
+  fi
 else
   echo "(skipped the encoder cases: $minilm is missing)"
 fi

@@ -164,6 +164,38 @@ def main():
         fresh = read_index(fresh_path)
         check(fresh["text"] == ix2["text"] and np.abs(fresh["vectors"] - ix2["vectors"]).max() <= 1e-6,
               "the rebuilt index equals a fresh build")
+
+        # 5. The approximate index (FAISS HNSW: build --ann, search --approx), when longctx has FAISS.
+        r = subprocess.run([BIN, "index", "build", "--embed-model", MODEL, "-o", ix_path, docs, "--json", "--ann",
+                            "--chunk-tokens", "128", "--overlap", "16", "-t", "2"], capture_output=True, text=True)
+        if r.returncode != 0 and "without FAISS" in r.stderr:
+            print("(skipped the approximate index: longctx was built without FAISS)")
+        else:
+            withann = json.loads(r.stdout)
+            check(r.returncode == 0 and withann["ann"] and withann["files_embedded"] == 0,
+                  f"build --ann over an unchanged index adds the approximate index, embedding nothing: {withann}")
+            found = total = 0
+            for q in queries:
+                exact = [h["chunk"] for h in json.loads(run("index", "search", ix_path, q, "-k", "10", "--json"))["hits"]]
+                approx = json.loads(run("index", "search", ix_path, q, "-k", "10", "--json", "--approx"))["hits"]
+                found += len(set(exact) & {h["chunk"] for h in approx})
+                total += len(exact)
+            check(found / total >= 0.95, f"--approx finds the exact top 10 (recall@10 {found / total:.3f})")
+            # A change rebuilds it from all the vectors (kept without --ann): the new chunk is in the
+            # graph (efSearch past the chunk count: the search reaches every linked chunk).
+            with open(changed, "a", encoding="utf-8") as f:
+                f.write("The lighthouse keeper of Zarnow polishes brass every Thursday.\n")
+            third = json.loads(run("index", "build", "--embed-model", MODEL, "-o", ix_path, docs, "--json",
+                                   "--chunk-tokens", "128", "--overlap", "16", "-t", "2"))
+            check(third["ann"] and third["files_embedded"] == 1,
+                  f"rebuilding an index that has an approximate index rebuilds it: {third}")
+            q = "Who polishes brass in Zarnow?"
+            exact = json.loads(run("index", "search", ix_path, q, "-k", "50", "--json"))["hits"]
+            approx = json.loads(run("index", "search", ix_path, q, "-k", "50", "--json", "--approx", "--ef-search", "2000"))["hits"]
+            new = [h["chunk"] for h in exact if "Zarnow" in h["text"]]
+            check(new and set(new) <= {h["chunk"] for h in approx} and exact[0]["chunk"] == approx[0]["chunk"],
+                  f"--approx finds the chunk the rebuild added (exact: {new}, exact top: {[(h['chunk'], round(h['score'], 4)) for h in exact[:5]]}, "
+                  f"approx top: {[(h['chunk'], round(h['score'], 4)) for h in approx[:5]]})")
     if failures:
         sys.exit(f"{len(failures)} check(s) failed")
 
