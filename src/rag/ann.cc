@@ -27,12 +27,12 @@ constexpr faiss::MetricType kMetric = faiss::METRIC_L2;
 constexpr const char* kNoFaiss =
     "approximate search: longctx was built without FAISS (install libfaiss-dev, scripts/setup.sh, and rebuild)";
 
+#ifdef LONGCTX_HAVE_FAISS
 void sort_hits(std::vector<Hit>& hits) {
   std::sort(hits.begin(), hits.end(),
             [](const Hit& a, const Hit& b) { return a.score != b.score ? a.score > b.score : a.chunk < b.chunk; });
 }
 
-#ifdef LONGCTX_HAVE_FAISS
 std::string one_line(std::string s) {
   for (char& c : s)
     if (c == '\n' || c == '\r') c = ' ';

@@ -5,9 +5,9 @@
 // drawn near the data; the save -> load round trip gives identical hits; damaged blobs give
 // errors, not crashes.
 //
-// The index is built with the defaults (M=32, efConstruction=80): lighter builds were tried and
-// plateau below 0.95 however large efSearch (M=16 or efConstruction=40: 0.93-0.95, some points
-// unreachable in the graph). That build is most of the test's time on 2 cores. The printed lines
+// The index is built with the defaults (M=32, efConstruction=80): efConstruction=40 was tried
+// (recall@10 0.9365 at efSearch 64, 0.9405 at 128: too few links for some points), and saved
+// only ~15% of the build. That build (~55 s) is most of the test's time on 2 cores. The printed lines
 // are the benchmark of docs/BENCHMARKS.md ("Approximate search"):
 //   build/tests/test_rag_ann_test --gtest_filter='AnnRecall.*'
 #include "rag/ann.h"
