@@ -218,7 +218,7 @@ TEST(GgufVocab, RejectsBadInput) {
     cases.push_back({what, v, part});
   };
   edit("unknown pre", "unknown pre-tokenizer 'nope'", [](GgufVocab& v) { v.pre = "nope"; });
-  edit("unknown model", "not supported", [](GgufVocab& v) { v.model = "bert"; });
+  edit("unknown model", "not supported", [](GgufVocab& v) { v.model = "t5"; });
   edit("types length", "token types", [](GgufVocab& v) { v.token_types.pop_back(); });
   edit("bad type", "unknown type 9", [](GgufVocab& v) { v.token_types[5] = 9; });
   edit("bos range", "bos id", [](GgufVocab& v) { v.bos = 100000; });
