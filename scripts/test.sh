@@ -28,7 +28,7 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   # The heaviest end-to-end scripts (1,000 MiniLM embeddings, whole-corpus indexes, retrieval
   # with SmolLM2 answers) run in the release build only: under ASan they would take most of the
   # budget; their C++ paths run here through the unit tests and the lighter scripts.
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS="suppressions=$PWD/scripts/lsan_suppressions.txt" \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" -E 'CorpusRoundTrip|Kjv|GlitchTokens|hf_bert_embeddings|rag_index|rag_ask'
 fi
 

@@ -258,7 +258,7 @@ TEST(Ann, DamagedBlobsAreErrorsNotCrashes) {
   auto expect_damaged = [&](const char* what) {
     auto ann = AnnSearcher::open(ix, "ix.gguf");
     ASSERT_FALSE(ann.ok()) << what;
-    const std::string& m = ann.status().message();
+    const std::string m = ann.status().message();  // (status() is a copy)
     EXPECT_NE(m.find("damaged"), std::string::npos) << what << ": " << m;
     EXPECT_EQ(m.find('\n'), std::string::npos) << what << ": " << m;
   };
