@@ -57,13 +57,10 @@ int run_ask(AskFlags f) {
     if (!rag::same_model(*index, rag::probe_vector(e, embedder->tokenizer)))
       return fail("ask: '" + f.index + "' was built with another embedding model ('" + index->model + "'), not '" +
                   embed_path + "'");
-    auto ids = model::embed_tokens(embedder->tokenizer, f.question, e.config().ctx);
-    if (!ids.ok()) return fail(ids.status().Wrap("ask: the question"));
-    model::EmbedOptions eo = model::default_embed_options(e.config());
-    eo.normalize = true;
     Arena arena;
-    const std::vector<float> q = model::embed_batch(e, pool, arena, {*ids}, eo);
-    hits = rag::search_exact(*index, q.data(), f.k);
+    auto q = rag::query_vector(e, embedder->tokenizer, f.question, arena);
+    if (!q.ok()) return fail(q.status().Wrap("ask: the question"));
+    hits = rag::search_exact(*index, q->data(), f.k);
   }
   std::vector<rag::Passage> passages;
   for (const rag::Hit& h : hits) {

@@ -155,14 +155,11 @@ int run_search(const IndexFlags& f) {
   if (!rag::same_model(*index, rag::probe_vector(m, loaded->tokenizer)))
     return fail("index search: '" + f.index + "' was built with another embedding model ('" + index->model +
                 "'), not '" + model_path + "'");
-  auto ids = model::embed_tokens(loaded->tokenizer, f.query, m.config().ctx);
-  if (!ids.ok()) return fail(ids.status().Wrap("index search: the query"));
-  model::EmbedOptions eo = model::default_embed_options(m.config());
-  eo.normalize = true;
   Arena arena;
-  const std::vector<float> q = model::embed_batch(m, ThreadPool::global(), arena, {*ids}, eo);
+  auto q = rag::query_vector(m, loaded->tokenizer, f.query, arena);
+  if (!q.ok()) return fail(q.status().Wrap("index search: the query"));
   const std::vector<rag::Hit> hits =
-      ann ? ann->search(q.data(), f.k, f.ef_search) : rag::search_exact(*index, q.data(), f.k);
+      ann ? ann->search(q->data(), f.k, f.ef_search) : rag::search_exact(*index, q->data(), f.k);
   if (f.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const rag::Hit& h : hits) {

@@ -132,14 +132,20 @@ Expected<std::vector<Source>> collect_files(const std::vector<std::string>& path
   return out;
 }
 
-std::vector<float> probe_vector(model::Model& m, const tokenizer::BpeTokenizer& tok) {
-  auto ids = model::embed_tokens(tok, kProbeText, m.config().ctx);
-  CHECK(ids.ok());
-  ThreadPool& pool = ThreadPool::global();
-  Arena arena;
+Expected<std::vector<float>> query_vector(model::Model& m, const tokenizer::BpeTokenizer& tok, const std::string& text,
+                                         Arena& arena) {
+  auto ids = model::embed_tokens(tok, text, m.config().ctx);
+  if (!ids.ok()) return ids.status();
   model::EmbedOptions opt = model::default_embed_options(m.config());
   opt.normalize = true;
-  return model::embed_batch(m, pool, arena, {*ids}, opt);
+  return model::embed_batch(m, ThreadPool::global(), arena, {*ids}, opt);
+}
+
+std::vector<float> probe_vector(model::Model& m, const tokenizer::BpeTokenizer& tok) {
+  Arena arena;
+  auto v = query_vector(m, tok, kProbeText, arena);
+  CHECK(v.ok());
+  return std::move(*v);
 }
 
 bool same_model(const Index& index, const std::vector<float>& probe) {

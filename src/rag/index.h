@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/status.h"
 #include "io/gguf.h"
 #include "tokenizer/bpe.h"
@@ -93,6 +94,10 @@ struct BuildStats {
 Expected<Index> build_index(model::Model& m, const tokenizer::BpeTokenizer& tok, const std::string& model_name,
                             const std::vector<Source>& sources, const Index* previous, const BuildOptions& opt,
                             BuildStats* stats, const std::function<void(int64_t done, int64_t total)>& progress);
+// A text's L2-normalised embedding as the index's chunks get theirs (a query's). Error: a blank
+// text.
+Expected<std::vector<float>> query_vector(model::Model& m, const tokenizer::BpeTokenizer& tok, const std::string& text,
+                                         Arena& arena);
 // The model's probe vector (kProbeText).
 std::vector<float> probe_vector(model::Model& m, const tokenizer::BpeTokenizer& tok);
 

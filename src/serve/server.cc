@@ -223,12 +223,9 @@ void handle_ask(State& st, const httplib::Request& req, httplib::Response& res) 
   {
     std::lock_guard<std::mutex> lock(st.embed_mu);
     model::Model& e = *st.embedder->model;
-    auto ids = model::embed_tokens(st.embedder->tokenizer, question, e.config().ctx);
-    if (!ids.ok()) return send_error(res, make_error(400, "question: " + ids.status().message()));
-    model::EmbedOptions eo = model::default_embed_options(e.config());
-    eo.normalize = true;
-    const std::vector<float> v = model::embed_batch(e, ThreadPool::global(), st.embed_arena, {*ids}, eo);
-    hits = rag::search_exact(*st.index, v.data(), k);
+    auto v = rag::query_vector(e, st.embedder->tokenizer, question, st.embed_arena);
+    if (!v.ok()) return send_error(res, make_error(400, "question: " + v.status().message()));
+    hits = rag::search_exact(*st.index, v->data(), k);
   }
   std::vector<rag::Passage> passages;
   json ps = json::array();
