@@ -3,6 +3,7 @@
 // against the fp32 GEMM rate this binary reaches on the same thread count.
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "cli/common.h"
 #include "core/blas_setup.h"
 #include "core/thread_pool.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "model/model.h"
@@ -92,6 +94,78 @@ int run_bench_train(const BenchFlags& f) {
   return 0;
 }
 
+struct GemmBenchFlags {
+  std::vector<std::string> shapes = {"512x1536x384", "512x384x1536", "2048x2048x512", "2048x512x2048"};
+  int threads = 0;
+  double seconds = 0.3;
+  bool json = false;
+};
+
+// GFLOP/s of one product, repeated for at least `seconds` after one untimed call.
+template <class F>
+double rate(double flops, double seconds, F&& f) {
+  f();
+  int64_t reps = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  double s = 0;
+  do {
+    f();
+    ++reps;
+    s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (s < seconds);
+  return flops * reps / s / 1e9;
+}
+
+// fp32 (OpenBLAS) against bf16 (AMX) products of the shapes a linear layer runs: forward
+// y = x W^T (NT), backward dx = dy W (NN) and dW = dy^T x (TN), for M x N x K given as rows x out x in.
+int run_bench_gemm(const GemmBenchFlags& f) {
+  ThreadPool::set_default_threads(f.threads);
+  ThreadPool& pool = ThreadPool::global();
+  const bool bf16 = kernels::gemm_bf16_supported();
+  if (!f.json) std::printf("| rows x out x in | product | fp32 GFLOP/s | bf16 GFLOP/s | bf16 / fp32 |\n|---|---|---|---|---|\n");
+  for (const std::string& spec : f.shapes) {
+    long long r = 0, o = 0, i = 0;
+    if (std::sscanf(spec.c_str(), "%lldx%lldx%lld", &r, &o, &i) != 3 || r < 1 || o < 1 || i < 1)
+      return fail("bench gemm: shape '" + spec + "' is not ROWSxOUTxIN with positive sizes");
+    Buffer x(r * i), w(o * i), y(r * o), dy(r * o), dx(r * i), dw(o * i);
+    for (int64_t k = 0; k < r * i; ++k) x.data()[k] = 0.001f * (k % 97);
+    for (int64_t k = 0; k < o * i; ++k) w.data()[k] = 0.001f * (k % 89);
+    for (int64_t k = 0; k < r * o; ++k) dy.data()[k] = 0.001f * (k % 83);
+    const double flops = 2.0 * r * o * i;
+    struct Op {
+      const char* name;
+      std::function<void(bool)> run;
+    };
+    const Op ops[] = {
+        {"forward x W^T", [&](bool b) {
+           (b ? kernels::gemm_bf16 : kernels::gemm)(pool, false, true, r, o, i, 1.0f, x.data(), i, w.data(), i, 0.0f,
+                                                    y.data(), o);
+         }},
+        {"dx = dy W", [&](bool b) {
+           (b ? kernels::gemm_bf16 : kernels::gemm)(pool, false, false, r, i, o, 1.0f, dy.data(), o, w.data(), i, 0.0f,
+                                                    dx.data(), i);
+         }},
+        {"dW = dy^T x", [&](bool b) {
+           (b ? kernels::gemm_bf16 : kernels::gemm)(pool, true, false, o, i, r, 1.0f, dy.data(), o, x.data(), i, 1.0f,
+                                                    dw.data(), i);
+         }},
+    };
+    for (const Op& op : ops) {
+      const double g32 = rate(flops, f.seconds, [&] { op.run(false); });
+      const double g16 = bf16 ? rate(flops, f.seconds, [&] { op.run(true); }) : 0.0;
+      if (f.json) {
+        nlohmann::json j = {{"shape", spec}, {"product", op.name}, {"threads", pool.threads()},
+                            {"fp32_gflops", g32}, {"bf16_gflops", g16}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("| %s | %s | %.1f | %.1f | %.2fx |\n", spec.c_str(), op.name, g32, g16, g16 / g32);
+      }
+    }
+  }
+  if (!bf16) std::fprintf(stderr, "bench gemm: this CPU has no AMX-BF16: bf16 columns are 0\n");
+  return 0;
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app, Commands& cmds) {
@@ -138,6 +212,13 @@ void register_bench(CLI::App& app, Commands& cmds) {
   tr->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   tr->add_flag("--json", f->json, "One JSON line");
   tr->callback([f, &cmds] { cmds.run = [f] { return run_bench_train(*f); }; });
+  auto* gm = bench->add_subcommand("gemm", "fp32 against bf16 matrix products of linear-layer shapes");
+  auto g = std::make_shared<GemmBenchFlags>();
+  gm->add_option("--shapes", g->shapes, "ROWSxOUTxIN, comma-separated")->delimiter(',');
+  gm->add_option("--seconds", g->seconds, "Least time per measurement");
+  gm->add_option("-t,--threads", g->threads, "Threads (default: all cores)");
+  gm->add_flag("--json", g->json, "One JSON line per measurement");
+  gm->callback([g, &cmds] { cmds.run = [g] { return run_bench_gemm(*g); }; });
   register_bench_attention(*bench, cmds);
 }
 

@@ -1,0 +1,346 @@
+// kernels/gemm_bf16.h on AMX. The product runs in three steps, each split over the pool:
+//   1. op(A) rounded to bf16 into Ap [Mp][Kp] (rows of K, Mp = M and Kp = K rounded up to 32,
+//      padding zero): a row of 32 elements of K is one 64-byte row of an A tile.
+//   2. op(B) rounded to bf16 into Bp, strips of 16 columns of N, each [Kp / 2][16][2] (the VNNI
+//      pairs tdpbf16ps reads: row k2 of a B tile holds elements 2 k2 and 2 k2 + 1 of K for each of
+//      the 16 columns), Np = N rounded up to 32; one B tile (32 of K) is 1 KB, contiguous.
+//   3. Blocks of 32 x 32 outputs: four C tiles (fp32) summed over Kp / 32 steps of two A tiles and
+//      two B tiles (eight tile registers, four tdpbf16ps per step), stored to a local buffer, then
+//      C = alpha * acc + beta * C on the valid rows and columns.
+// Conversions use vcvtneps2bf16 (AVX512-BF16: round to nearest even, NaN kept a NaN), which is
+// quant::fp32_to_bf16's rule. Transposed operands go through a 16 x 32 (or 32 x 16) staging tile.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include "kernels/gemm_bf16.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/check.h"
+#include "kernels/matmul.h"
+#include "kernels/qmatmul.h"
+#include "kernels/vec.h"
+#include "quant/fp16.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LONGCTX_BF16_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#else
+#define LONGCTX_BF16_X86 0
+#endif
+
+namespace longctx::kernels {
+namespace {
+
+constexpr int64_t kKStep = 32;  // elements of K per tile product
+constexpr int64_t kTile = 16;   // rows / columns of a C tile
+constexpr int64_t kBlock = 32;  // rows / columns of a 2 x 2 tile block
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+bool detect() {
+#if LONGCTX_BF16_X86
+  // The tile state's grant and AVX-512 are qmatmul's AMX check (AMX-TILE, AMX-INT8, AVX-512 with
+  // VNNI, XCR0's tile bits, ARCH_REQ_XCOMP_PERM, LONGCTX_NO_AMX); on top of it AMX-BF16 (leaf 7
+  // EDX bit 22) and AVX512-BF16 (leaf 7 subleaf 1 EAX bit 5) for the conversions.
+  if (!qmatmul_path_supported(QPath::kAmx)) return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool amx_bf16 = (d >> 22) & 1;
+  __cpuid_count(7, 1, a, b, c, d);
+  const bool avx512_bf16 = (a >> 5) & 1;
+  return amx_bf16 && avx512_bf16;
+#else
+  return false;
+#endif
+}
+
+// Staging buffers, grown as needed, 64-byte aligned. Shared (packed operands) buffers belong to
+// the calling thread.
+uint16_t* grow(std::vector<uint16_t>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n + 32) v.resize(static_cast<size_t>(n + 32));
+  return reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t{63});
+}
+
+#if LONGCTX_BF16_X86
+#define LONGCTX_AMX_BF16 \
+  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")))
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// 16 floats at p (the first n of them; the rest read as zero) as 16 bf16.
+LONGCTX_AMX_BF16 inline __m256i cvt16(const float* p, int64_t n) {
+  const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << std::max<int64_t>(n, 0)) - 1);
+  const __m512 v = _mm512_maskz_loadu_ps(m, p);
+  return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
+}
+
+// Rows [r0, r1) of Ap from A (not transposed: row r of op(A) is A + r * lda).
+LONGCTX_AMX_BF16 void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t Kp, int64_t r0,
+                                int64_t r1, uint16_t* Ap) {
+  for (int64_t r = r0; r < r1; ++r) {
+    uint16_t* o = Ap + r * Kp;
+    if (r >= M) {
+      std::memset(o, 0, static_cast<size_t>(Kp) * 2);
+      continue;
+    }
+    const float* a = A + r * lda;
+    for (int64_t k = 0; k < Kp; k += 16)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(o + k), cvt16(a + k, K - k));
+  }
+}
+
+// Rows [r0, r1) (multiples of 16) of Ap from A transposed: op(A)[r][k] = A[k * lda + r]. Each 16
+// rows x 32 of K: 32 loads of 16 contiguous floats (one per k), converted, then transposed
+// through a staging tile.
+LONGCTX_AMX_BF16 void pack_rows_t(const float* A, int64_t lda, int64_t M, int64_t K, int64_t Kp, int64_t r0,
+                                  int64_t r1, uint16_t* Ap) {
+  alignas(64) uint16_t st[kKStep][kTile];
+  for (int64_t r = r0; r < r1; r += kTile) {
+    const int64_t nr = std::min<int64_t>(kTile, M - r);
+    for (int64_t k0 = 0; k0 < Kp; k0 += kKStep) {
+      for (int64_t kk = 0; kk < kKStep; ++kk) {
+        const int64_t k = k0 + kk;
+        const __m256i v = k < K && nr > 0 ? cvt16(A + k * lda + r, nr) : _mm256_setzero_si256();
+        _mm256_store_si256(reinterpret_cast<__m256i*>(st[kk]), v);
+      }
+      for (int64_t i = 0; i < kTile; ++i) {
+        uint16_t* o = Ap + (r + i) * Kp + k0;
+        for (int64_t kk = 0; kk < kKStep; ++kk) o[kk] = st[kk][i];
+      }
+    }
+  }
+}
+
+// Strips [s0, s1) of Bp from B not transposed: op(B)[k][n] = B[k * ldb + n]. Row k2 of a strip:
+// rows 2 k2 and 2 k2 + 1 of B, 16 columns each, interleaved.
+LONGCTX_AMX_BF16 void pack_strips(const float* B, int64_t ldb, int64_t N, int64_t K, int64_t Kp, int64_t s0,
+                                  int64_t s1, uint16_t* Bp) {
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(kInterleave);
+  for (int64_t s = s0; s < s1; ++s) {
+    uint16_t* o = Bp + s * Kp * kTile;
+    const int64_t n0 = s * kTile, nn = N - n0;
+    for (int64_t k2 = 0; k2 < Kp / 2; ++k2) {
+      const int64_t k = 2 * k2;
+      const __m256i lo = k < K && nn > 0 ? cvt16(B + k * ldb + n0, nn) : _mm256_setzero_si256();
+      const __m256i hi = k + 1 < K && nn > 0 ? cvt16(B + (k + 1) * ldb + n0, nn) : _mm256_setzero_si256();
+      const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+      _mm512_store_si512(o + k2 * 2 * kTile, _mm512_permutexvar_epi16(idx, both));
+    }
+  }
+}
+
+// Strips [s0, s1) of Bp from B transposed: op(B)[k][n] = B[n * ldb + k]. For each 32 of K, the
+// 16 columns' 32 contiguous floats become 16 dwords (pairs of K) each; the 16 x 16 dwords are
+// transposed into the strip.
+LONGCTX_AMX_BF16 void pack_strips_t(const float* B, int64_t ldb, int64_t N, int64_t K, int64_t Kp, int64_t s0,
+                                    int64_t s1, uint16_t* Bp) {
+  alignas(64) uint32_t st[kTile][kTile];
+  for (int64_t s = s0; s < s1; ++s) {
+    uint16_t* o = Bp + s * Kp * kTile;
+    const int64_t n0 = s * kTile;
+    for (int64_t k0 = 0; k0 < Kp; k0 += kKStep) {
+      for (int64_t j = 0; j < kTile; ++j) {
+        const int64_t n = n0 + j;
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        if (n < N) {
+          lo = cvt16(B + n * ldb + k0, K - k0);
+          hi = cvt16(B + n * ldb + k0 + 16, K - k0 - 16);
+        }
+        _mm512_store_si512(st[j], _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+      }
+      uint32_t* ot = reinterpret_cast<uint32_t*>(o + k0 * kTile);
+      for (int64_t k2 = 0; k2 < kTile; ++k2)
+        for (int64_t j = 0; j < kTile; ++j) ot[k2 * kTile + j] = st[j][k2];
+    }
+  }
+}
+
+#define TC00 0
+#define TC01 1
+#define TC10 2
+#define TC11 3
+#define TA0 4
+#define TA1 5
+#define TB0 6
+#define TB1 7
+
+// The 32 x 32 block at block row bm, block column bn: acc[32][32] = Ap rows x Bp strips.
+LONGCTX_AMX_BF16 inline void block_product(const uint16_t* Ap, const uint16_t* Bp, int64_t Kp, int64_t bm,
+                                           int64_t bn, float* acc) {
+  const uint16_t* a0 = Ap + bm * kBlock * Kp;
+  const uint16_t* a1 = a0 + kTile * Kp;
+  const uint16_t* b0 = Bp + 2 * bn * Kp * kTile;
+  const uint16_t* b1 = b0 + Kp * kTile;
+  const int64_t astride = Kp * 2;
+  _tile_zero(TC00);
+  _tile_zero(TC01);
+  _tile_zero(TC10);
+  _tile_zero(TC11);
+  for (int64_t k = 0; k < Kp; k += kKStep) {
+    _tile_loadd(TA0, a0 + k, astride);
+    _tile_loadd(TB0, b0 + k * kTile, 64);
+    _tile_loadd(TA1, a1 + k, astride);
+    _tile_loadd(TB1, b1 + k * kTile, 64);
+    _tile_dpbf16ps(TC00, TA0, TB0);
+    _tile_dpbf16ps(TC01, TA0, TB1);
+    _tile_dpbf16ps(TC10, TA1, TB0);
+    _tile_dpbf16ps(TC11, TA1, TB1);
+  }
+  _tile_stored(TC00, acc, kBlock * 4);
+  _tile_stored(TC01, acc + kTile, kBlock * 4);
+  _tile_stored(TC10, acc + kTile * kBlock, kBlock * 4);
+  _tile_stored(TC11, acc + kTile * kBlock + kTile, kBlock * 4);
+}
+
+LONGCTX_AMX_BF16 void write_block(const float* acc, int64_t rows, int64_t cols, float alpha, float beta, float* C,
+                                  int64_t ldc) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* c = C + i * ldc;
+    for (int64_t j = 0; j < cols; j += 16) {
+      const __mmask16 m = cols - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cols - j)) - 1);
+      __m512 v = _mm512_mul_ps(va, _mm512_load_ps(acc + i * kBlock + j));
+      if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + j), v);
+      _mm512_mask_storeu_ps(c + j, m, v);
+    }
+  }
+}
+
+// Blocks of C in [m0, m1) x [n0, n1) (block indices), on the calling thread.
+LONGCTX_AMX_BF16 void products(const uint16_t* Ap, const uint16_t* Bp, int64_t M, int64_t N, int64_t Kp,
+                               float alpha, float beta, float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
+                               int64_t n1) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = kTile;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  alignas(64) float acc[kBlock * kBlock];
+  // Columns in groups that keep their B strips in L2 (~512 KB) while every block row passes.
+  const int64_t group = std::max<int64_t>(1, (512 << 10) / (kBlock * Kp * 2));
+  for (int64_t g0 = n0; g0 < n1; g0 += group) {
+    const int64_t g1 = std::min(n1, g0 + group);
+    for (int64_t bm = m0; bm < m1; ++bm) {
+      for (int64_t bn = g0; bn < g1; ++bn) {
+        block_product(Ap, Bp, Kp, bm, bn, acc);
+        write_block(acc, std::min(kBlock, M - bm * kBlock), std::min(kBlock, N - bn * kBlock), alpha, beta,
+                    C + bm * kBlock * ldc + bn * kBlock, ldc);
+      }
+    }
+  }
+  _tile_release();
+}
+#endif
+
+}  // namespace
+
+bool gemm_bf16_supported() {
+  static const bool ok = detect();
+  return ok;
+}
+
+void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  CHECK_MSG(gemm_bf16_supported(), "gemm_bf16 needs AMX-BF16 (gemm_bf16_supported())");
+  if (M <= 0 || N <= 0) return;
+#if LONGCTX_BF16_X86
+  const int64_t Kp = round_up(std::max<int64_t>(K, 1), kKStep);
+  const int64_t Mp = round_up(M, kBlock), Np = round_up(N, kBlock);
+  thread_local std::vector<uint16_t> abuf, bbuf;
+  uint16_t* Ap = grow(abuf, Mp * Kp);
+  uint16_t* Bp = grow(bbuf, Np * Kp);
+  const int64_t tiles_m = Mp / kTile, strips = Np / kTile;
+  pool.parallel_range(tiles_m + strips, [&](int64_t b, int64_t e, int) {
+    // Tasks [0, tiles_m): 16 rows of Ap each; then one strip of Bp each.
+    const int64_t am0 = std::min(b, tiles_m), am1 = std::min(e, tiles_m);
+    if (am1 > am0) {
+      if (trans_a)
+        pack_rows_t(A, lda, M, K, Kp, am0 * kTile, am1 * kTile, Ap);
+      else
+        pack_rows(A, lda, M, K, Kp, am0 * kTile, am1 * kTile, Ap);
+    }
+    const int64_t s0 = std::max(b, tiles_m) - tiles_m, s1 = std::max(e, tiles_m) - tiles_m;
+    if (s1 > s0) {
+      if (trans_b)
+        pack_strips_t(B, ldb, N, K, Kp, s0, s1, Bp);
+      else
+        pack_strips(B, ldb, N, K, Kp, s0, s1, Bp);
+    }
+  });
+  const int64_t bm = Mp / kBlock, bn = Np / kBlock;
+  if (bn >= bm) {
+    pool.parallel_range(bn, [&](int64_t b, int64_t e, int) {
+      products(Ap, Bp, M, N, Kp, alpha, beta, C, ldc, 0, bm, b, e);
+    });
+  } else {
+    pool.parallel_range(bm, [&](int64_t b, int64_t e, int) {
+      products(Ap, Bp, M, N, Kp, alpha, beta, C, ldc, b, e, 0, bn);
+    });
+  }
+#else
+  (void)trans_a, (void)trans_b, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C,
+      (void)ldc;
+#endif
+}
+
+void gemm_bf16_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  auto r = [](float v) { return quant::bf16_to_fp32(quant::fp32_to_bf16(v)); };
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+        const float b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+        s += static_cast<double>(r(a)) * static_cast<double>(r(b));
+      }
+      float& c = C[i * ldc + j];
+      c = alpha * static_cast<float>(s) + (beta != 0.0f ? beta * c : 0.0f);
+    }
+  }
+}
+
+void linear_forward_bf16(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w, const float* b,
+                         int64_t out, float* y) {
+  if (b) {
+    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) std::copy(b, b + out, y + r * out);
+    });
+  }
+  gemm_bf16(pool, false, true, rows, out, in, 1.0f, x, in, w, in, b ? 1.0f : 0.0f, y, out);
+}
+
+void linear_forward_residual_bf16(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w,
+                                  const float* b, int64_t out, const float* residual, float* y) {
+  pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (b)
+        vec_add(residual + r * out, b, y + r * out, out);
+      else if (y != residual)
+        std::copy(residual + r * out, residual + (r + 1) * out, y + r * out);
+    }
+  });
+  gemm_bf16(pool, false, true, rows, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+}
+
+void linear_backward_bf16(ThreadPool& pool, const float* x, const float* dy, int64_t rows, int64_t in,
+                          const float* w, int64_t out, float* dx, bool accumulate_dx, float* dw, float* db) {
+  if (dx) gemm_bf16(pool, false, false, rows, in, out, 1.0f, dy, out, w, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
+  if (dw) gemm_bf16(pool, true, false, out, in, rows, 1.0f, dy, out, x, in, 1.0f, dw, in);
+  if (db) linear_backward(pool, x, dy, rows, in, w, out, nullptr, false, nullptr, db);
+}
+
+}  // namespace longctx::kernels
