@@ -24,7 +24,7 @@ namespace {
 
 struct EmbedFlags {
   std::vector<std::string> prompts;
-  std::string model, file, pooling;
+  std::string model, file, pooling, precision;
   bool json = false, normalize = false, no_normalize = false, timings = false;
   int64_t max_tokens = 0, batch = 32, batch_tokens = 8192;
   int threads = 0;
@@ -62,6 +62,7 @@ int run_embed(const EmbedFlags& f) {
   model::Model& m = *loaded->model;
   // Quantized matrices (Q8_0 / Q4_0 / Q4_1) on a CPU with AMX: rows through the integer tiles.
   m.set_integer_prefill(true);
+  if (Status st = apply_precision(f.precision, m); !st.ok()) return fail(st.Wrap("embed"));
   model::EmbedOptions opt = model::default_embed_options(m.config());
   if (!f.pooling.empty()) {
     auto p = model::parse_pooling(f.pooling);
@@ -135,6 +136,7 @@ void register_embed(CLI::App& app, Commands& cmds) {
                                         "tokenizer.json) or a bert GGUF")->required();
   c->add_option("-p,--prompt", f->prompts, "A text to embed (repeatable)");
   c->add_option("-f,--file", f->file, "A file of texts, one per line");
+  add_precision_flag(c, f->precision, "fp32");
   c->add_flag("--json", f->json, "Print the OpenAI embeddings response (data[i].embedding, usage)");
   c->add_option("--pooling", f->pooling, "mean, cls or last (default: the model's own)");
   c->add_flag("--normalize", f->normalize, "L2-normalise every vector (default: as the model says)");

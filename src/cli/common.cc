@@ -54,6 +54,28 @@ void add_dequantize_flag(CLI::App* c, bool& dequantize) {
               "Dequantize all weights to fp32 on load (reference path: slower, several times the memory)");
 }
 
+void add_precision_flag(CLI::App* c, std::string& precision, const std::string& default_value) {
+  precision = default_value;
+  c->add_option("--precision", precision,
+                "Matrix products of fp32 weights: fp32, bf16 (bf16 operands, fp32 sums; needs AMX-BF16) or auto "
+                "(bf16 where the CPU has it)")
+      ->capture_default_str();
+}
+
+Status apply_precision(const std::string& precision, model::Model& m) {
+  if (precision == "fp32") {
+    m.set_bf16(false);
+  } else if (precision == "bf16") {
+    if (!m.set_bf16(true))
+      return Status::Error("--precision bf16: this CPU has no AMX-BF16 (or LONGCTX_NO_AMX is set); use fp32");
+  } else if (precision == "auto") {
+    m.set_bf16(true);
+  } else {
+    return Status::Error("--precision must be fp32, bf16 or auto (got '" + precision + "')");
+  }
+  return Status::Ok();
+}
+
 bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
   return a == b || std::filesystem::equivalent(a, b, ec);

@@ -26,6 +26,11 @@ void add_sampling_flags(CLI::App* c, infer::SamplerOptions& s);
 // --dequantize: every weight dequantized to fp32 on load (the reference path), instead of the
 // matrices read in place in their file type.
 void add_dequantize_flag(CLI::App* c, bool& dequantize);
+// --precision fp32|bf16|auto: products of fp32 matrices in fp32 or bf16 with fp32 sums
+// (model::Model::set_bf16). `auto`: bf16 where the CPU runs it, else fp32. apply_precision sets
+// it on m; bf16 asked for on a CPU without AMX-BF16 is an error naming the CPU's lack.
+void add_precision_flag(CLI::App* c, std::string& precision, const std::string& default_value);
+Status apply_precision(const std::string& precision, model::Model& m);
 // --cache-type-k / --cache-type-v (f32, f16 or q8_0; checked with kvcache::parse_cache_type).
 void add_cache_type_flags(CLI::App* c, std::string& k_type, std::string& v_type);
 // --context-shift / --keep N (infer::Session::set_context_shift).

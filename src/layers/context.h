@@ -5,6 +5,7 @@
 
 #include "core/arena.h"
 #include "core/thread_pool.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/qmatmul.h"
 #include "layers/settings.h"
 #include "position/rope.h"
@@ -55,6 +56,12 @@ struct LayerContext {
   // attention block adds every key's weight, summed over the pass's rows and the heads, to
   // attribution[key position]. Null: off.
   double* attribution = nullptr;
+  // fp32 matrices through kernels::gemm_bf16 (bf16 operands, fp32 sums) in linear() and its
+  // backward; set only where kernels::gemm_bf16_supported().
+  bool bf16 = false;
+  // With bf16: packed copies of the F32 matrices read in place (they never change), made on first
+  // use. Null: packed per product.
+  kernels::Bf16WeightCache* bf16_weights = nullptr;
 };
 
 }  // namespace longctx::layers

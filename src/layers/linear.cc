@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/element_type.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 
@@ -10,17 +11,36 @@ namespace longctx::layers {
 
 namespace {
 bool use_q(const kernels::QMatrix* q) { return q && q->data; }
+
+void fp32_forward(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w, const float* b,
+                  int64_t out, float* y, const uint16_t* w_packed) {
+  if (ctx.bf16)
+    kernels::linear_forward_bf16(*ctx.pool, x, rows, in, w, b, out, y, w_packed);
+  else
+    kernels::linear_forward(*ctx.pool, x, rows, in, w, b, out, y);
+}
 }  // namespace
+
+// Under bf16, an F32 matrix read in place is fp32 weights that never change: the bf16 product
+// takes it, packed once (ctx.bf16_weights). Returns the packed copy, or null.
+static const uint16_t* f32_view_as_weights(const LayerContext& ctx, const float*& w, const kernels::QMatrix*& q,
+                                           int64_t in, int64_t out) {
+  if (!(ctx.bf16 && use_q(q) && q->type == kF32 && q->row_bytes == in * 4)) return nullptr;
+  w = static_cast<const float*>(q->data);
+  q = nullptr;
+  return ctx.bf16_weights ? ctx.bf16_weights->get(*ctx.pool, w, out, in) : nullptr;
+}
 
 void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
             const kernels::QMatrix* q, const float* b, int64_t out, float* y) {
+  const uint16_t* packed = f32_view_as_weights(ctx, w, q, in, out);
   if (!ctx.row_groups.empty() && rows > 0) {
     const auto& groups = ctx.row_groups;
     for (size_t i = 0; i < groups.size(); ++i) {
       const RowGroup& g = groups[i];
       CHECK(g.row0 + g.n <= rows);
       if (!use_q(q)) {
-        kernels::linear_forward(*ctx.pool, x + g.row0 * in, g.n, in, w, b, out, y + g.row0 * out);
+        fp32_forward(ctx, x + g.row0 * in, g.n, in, w, b, out, y + g.row0 * out, packed);
       } else if (g.path == kernels::QPath::kDequant && q->type != kF32) {
         // Consecutive dequantizing groups (prompt chunks) share one dequantization of W.
         std::vector<kernels::RowBlock> blocks;
@@ -36,7 +56,7 @@ void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, c
     }
     return;
   }
-  if (!use_q(q)) return kernels::linear_forward(*ctx.pool, x, rows, in, w, b, out, y);
+  if (!use_q(q)) return fp32_forward(ctx, x, rows, in, w, b, out, y, packed);
   CHECK(q->cols == in && q->rows == out);
   kernels::qlinear_forward(*ctx.pool, x, rows, *q, b, y, ctx.path);
 }
@@ -44,6 +64,8 @@ void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, c
 void linear_backward(const LayerContext& ctx, const float* x, const float* dy, int64_t rows, int64_t in,
                      const float* w, const kernels::QMatrix* q, int64_t out, float* dx, bool accumulate_dx, float* dw,
                      float* db) {
+  if (!use_q(q) && ctx.bf16)
+    return kernels::linear_backward_bf16(*ctx.pool, x, dy, rows, in, w, out, dx, accumulate_dx, dw, db);
   if (!use_q(q)) return kernels::linear_backward(*ctx.pool, x, dy, rows, in, w, out, dx, accumulate_dx, dw, db);
   CHECK(q->cols == in && q->rows == out);
   CHECK_MSG(dw == nullptr, "a matrix read in its file type cannot train");
@@ -130,11 +152,16 @@ void lora_backward(const LayerContext& ctx, const std::vector<LoraTerm>& terms, 
 
 void linear_residual(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
                      const kernels::QMatrix* q, const float* b, int64_t out, const float* residual, float* y) {
+  const uint16_t* packed = f32_view_as_weights(ctx, w, q, in, out);
   if (!use_q(q)) {
-    if (ctx.row_groups.empty()) return kernels::linear_forward_residual(*ctx.pool, x, rows, in, w, b, out, residual, y);
-    for (const RowGroup& g : ctx.row_groups)
-      kernels::linear_forward_residual(*ctx.pool, x + g.row0 * in, g.n, in, w, b, out, residual + g.row0 * out,
-                                       y + g.row0 * out);
+    auto product = [&](const float* xs, int64_t n, const float* res, float* ys) {
+      if (ctx.bf16)
+        kernels::linear_forward_residual_bf16(*ctx.pool, xs, n, in, w, b, out, res, ys, packed);
+      else
+        kernels::linear_forward_residual(*ctx.pool, xs, n, in, w, b, out, res, ys);
+    };
+    if (ctx.row_groups.empty()) return product(x, rows, residual, y);
+    for (const RowGroup& g : ctx.row_groups) product(x + g.row0 * in, g.n, residual + g.row0 * out, y + g.row0 * out);
     return;
   }
   CHECK(q->cols == in && q->rows == out);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <iterator>
 
+#include "kernels/gemm_bf16.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
@@ -356,7 +357,16 @@ layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
     ctx.row_invariant = true;
   }
   ctx.attribution = attribution_;
+  ctx.bf16 = bf16_;
+  ctx.bf16_weights = bf16_weights_.get();
   return ctx;
+}
+
+bool Model::set_bf16(bool on) {
+  bf16_ = on && kernels::gemm_bf16_supported();
+  if (bf16_ && !bf16_weights_) bf16_weights_ = std::make_unique<kernels::Bf16WeightCache>();
+  if (!bf16_) bf16_weights_.reset();
+  return bf16_;
 }
 
 const position::Rope& Model::rope() const {

@@ -122,6 +122,12 @@ class Model {
   // over the pass's rows, the heads and the layers) to mass[key position] (attention/
   // attribution.h); mass must hold the cache's capacity. Null: off.
   void set_attribution(double* mass) { attribution_ = mass; }
+  // Matrix products of fp32 weights in bf16 with fp32 sums (kernels/gemm_bf16.h), forward and
+  // backward: PyTorch's bf16 autocast for the linear layers (weights, gradients, optimizer and
+  // everything else stay fp32). Takes effect only where the CPU runs gemm_bf16; returns whether
+  // it did. Matrices read in their file type (Q8_0, ...) keep their own paths.
+  bool set_bf16(bool on);
+  bool bf16() const { return bf16_; }
 
   // Bytes of the RoPE tables built so far: 0 until the first forward pass needs them (so a
   // memory check can run first), then MemoryPlan::positions.
@@ -219,6 +225,8 @@ class Model {
   std::vector<std::unique_ptr<uint8_t[]>> packed_;  // pack_for_batches' buffers (views_ point in)
   int64_t packed_bytes_ = 0;
   bool integer_prefill_ = false;
+  bool bf16_ = false;
+  std::unique_ptr<kernels::Bf16WeightCache> bf16_weights_;  // with bf16_: packed F32 views
   uint64_t dropout_seed_ = 0;
   // add_adapter: per tensor, the terms (pointing into adapter_data_).
   std::vector<std::vector<layers::LoraTerm>> adapters_;

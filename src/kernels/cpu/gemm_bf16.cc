@@ -252,8 +252,12 @@ bool gemm_bf16_supported() {
   return ok;
 }
 
-void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+
+// The product of packed operands (Bp given, or packed here from B when Bp is null).
+void product(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const float* A, int64_t lda, const float* B, int64_t ldb, const uint16_t* Bp_given, float beta, float* C,
+             int64_t ldc) {
   CHECK_MSG(gemm_bf16_supported(), "gemm_bf16 needs AMX-BF16 (gemm_bf16_supported())");
   if (M <= 0 || N <= 0) return;
 #if LONGCTX_BF16_X86
@@ -261,10 +265,13 @@ void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t 
   const int64_t Mp = round_up(M, kBlock), Np = round_up(N, kBlock);
   thread_local std::vector<uint16_t> abuf, bbuf;
   uint16_t* Ap = grow(abuf, Mp * Kp);
-  uint16_t* Bp = grow(bbuf, Np * Kp);
-  const int64_t tiles_m = Mp / kTile, strips = Np / kTile;
-  pool.parallel_range(tiles_m + strips, [&](int64_t b, int64_t e, int) {
-    // Tasks [0, tiles_m): 16 rows of Ap each; then one strip of Bp each.
+  const uint16_t* Bp = Bp_given;
+  uint16_t* Bw = Bp_given ? nullptr : grow(bbuf, Np * Kp);
+  const int64_t tiles_m = Mp / kTile, strips = Bp_given ? 0 : Np / kTile;
+  // Tasks [0, tiles_m): 16 rows of Ap each; then one strip of Bp each (the transposed strips cost
+  // about four times a row tile: weighted so the threads finish together).
+  const int64_t wb = trans_b ? 4 : 1;
+  pool.parallel_range(tiles_m + wb * strips, [&](int64_t b, int64_t e, int) {
     const int64_t am0 = std::min(b, tiles_m), am1 = std::min(e, tiles_m);
     if (am1 > am0) {
       if (trans_a)
@@ -272,14 +279,15 @@ void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t 
       else
         pack_rows(A, lda, M, K, Kp, am0 * kTile, am1 * kTile, Ap);
     }
-    const int64_t s0 = std::max(b, tiles_m) - tiles_m, s1 = std::max(e, tiles_m) - tiles_m;
+    const int64_t s0 = (std::max(b, tiles_m) - tiles_m + wb - 1) / wb, s1 = (std::max(e, tiles_m) - tiles_m + wb - 1) / wb;
     if (s1 > s0) {
       if (trans_b)
-        pack_strips_t(B, ldb, N, K, Kp, s0, s1, Bp);
+        pack_strips_t(B, ldb, N, K, Kp, s0, s1, Bw);
       else
-        pack_strips(B, ldb, N, K, Kp, s0, s1, Bp);
+        pack_strips(B, ldb, N, K, Kp, s0, s1, Bw);
     }
   });
+  if (!Bp) Bp = Bw;
   const int64_t bm = Mp / kBlock, bn = Np / kBlock;
   if (bn >= bm) {
     pool.parallel_range(bn, [&](int64_t b, int64_t e, int) {
@@ -291,9 +299,51 @@ void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t 
     });
   }
 #else
-  (void)trans_a, (void)trans_b, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C,
-      (void)ldc;
+  (void)trans_a, (void)trans_b, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)Bp_given,
+      (void)beta, (void)C, (void)ldc;
 #endif
+}
+
+}  // namespace
+
+void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  product(pool, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, nullptr, beta, C, ldc);
+}
+
+int64_t bf16_packed_weight_elems(int64_t n, int64_t k) {
+  return round_up(std::max<int64_t>(n, 1), kBlock) * round_up(std::max<int64_t>(k, 1), kKStep);
+}
+
+void bf16_pack_weight(ThreadPool& pool, const float* w, int64_t n, int64_t k, uint16_t* out) {
+  CHECK_MSG(gemm_bf16_supported(), "bf16_pack_weight needs AMX-BF16 (gemm_bf16_supported())");
+#if LONGCTX_BF16_X86
+  const int64_t Kp = round_up(std::max<int64_t>(k, 1), kKStep), strips = round_up(std::max<int64_t>(n, 1), kBlock) / kTile;
+  pool.parallel_range(strips, [&](int64_t s0, int64_t s1, int) { pack_strips_t(w, k, n, k, Kp, s0, s1, out); });
+#else
+  (void)pool, (void)w, (void)n, (void)k, (void)out;
+#endif
+}
+
+void gemm_bf16_packed(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                      const uint16_t* w_packed, float beta, float* C, int64_t ldc) {
+  product(pool, false, true, M, N, K, alpha, A, lda, nullptr, 0, w_packed, beta, C, ldc);
+}
+
+const uint16_t* Bf16WeightCache::get(ThreadPool& pool, const float* w, int64_t n, int64_t k) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = packed_[Key{w, n, k}];
+  if (slot.empty()) {
+    const int64_t elems = bf16_packed_weight_elems(n, k);
+    bf16_pack_weight(pool, w, n, k, grow(slot, elems));
+    bytes_ += elems * 2;
+  }
+  return grow(slot, 0);
+}
+
+int64_t Bf16WeightCache::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
 }
 
 void gemm_bf16_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -314,17 +364,18 @@ void gemm_bf16_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64
 }
 
 void linear_forward_bf16(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w, const float* b,
-                         int64_t out, float* y) {
+                         int64_t out, float* y, const uint16_t* w_packed) {
   if (b) {
     pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
       for (int64_t r = r0; r < r1; ++r) std::copy(b, b + out, y + r * out);
     });
   }
-  gemm_bf16(pool, false, true, rows, out, in, 1.0f, x, in, w, in, b ? 1.0f : 0.0f, y, out);
+  product(pool, false, true, rows, out, in, 1.0f, x, in, w, in, w_packed, b ? 1.0f : 0.0f, y, out);
 }
 
 void linear_forward_residual_bf16(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w,
-                                  const float* b, int64_t out, const float* residual, float* y) {
+                                  const float* b, int64_t out, const float* residual, float* y,
+                                  const uint16_t* w_packed) {
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
       if (b)
@@ -333,7 +384,7 @@ void linear_forward_residual_bf16(ThreadPool& pool, const float* x, int64_t rows
         std::copy(residual + r * out, residual + (r + 1) * out, y + r * out);
     }
   });
-  gemm_bf16(pool, false, true, rows, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+  product(pool, false, true, rows, out, in, 1.0f, x, in, w, in, w_packed, 1.0f, y, out);
 }
 
 void linear_backward_bf16(ThreadPool& pool, const float* x, const float* dy, int64_t rows, int64_t in,

@@ -22,11 +22,22 @@ void layernorm_forward(ThreadPool& pool, const float* x, int64_t rows, int64_t d
     for (int64_t r = r0; r < r1; ++r) {
       const float* xr = x + r * dim;
       float* yr = y + r * dim;
-      float mu = vec_sum(xr, dim) / dim;
+      const float mu = vec_sum(xr, dim) / dim;
+      // Sixteen independent partial sums (one SIMD register; a single running sum is a chain of
+      // dependent adds, ~4 cycles per element), then added in order.
+      float part[16] = {};
+      int64_t i = 0;
+      for (; i + 16 <= dim; i += 16)
+        for (int j = 0; j < 16; ++j) part[j] += (xr[i + j] - mu) * (xr[i + j] - mu);
       float var = 0;
-      for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mu) * (xr[i] - mu);
-      float rs = 1.0f / std::sqrt(var / dim + eps);
-      for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - mu) * rs * w[i] + (b ? b[i] : 0.0f);
+      for (int j = 0; j < 16; ++j) var += part[j];
+      for (; i < dim; ++i) var += (xr[i] - mu) * (xr[i] - mu);
+      const float rs = 1.0f / std::sqrt(var / dim + eps);
+      if (b) {
+        for (int64_t k = 0; k < dim; ++k) yr[k] = (xr[k] - mu) * rs * w[k] + b[k];
+      } else {
+        for (int64_t k = 0; k < dim; ++k) yr[k] = (xr[k] - mu) * rs * w[k];
+      }
       if (mean) mean[r] = mu;
       if (rstd) rstd[r] = rs;
     }

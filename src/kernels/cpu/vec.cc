@@ -175,7 +175,11 @@ constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143
 template <class V>
 HWY_INLINE V Erf(D d, V z) {
   const auto az = hn::Abs(z);
-  const auto t = hn::Div(hn::Set(d, 1.0f), hn::MulAdd(hn::Set(d, kErfP), az, hn::Set(d, 1.0f)));
+  // t = 1 / q: the approximate reciprocal (14 bits) and one Newton step, to within ~2 ulp, about a
+  // third of a division's cost.
+  const auto q = hn::MulAdd(hn::Set(d, kErfP), az, hn::Set(d, 1.0f));
+  auto t = hn::ApproximateReciprocal(q);
+  t = hn::Mul(t, hn::NegMulAdd(q, t, hn::Set(d, 2.0f)));
   auto poly = hn::MulAdd(hn::Set(d, kErfA5), t, hn::Set(d, kErfA4));
   poly = hn::MulAdd(poly, t, hn::Set(d, kErfA3));
   poly = hn::MulAdd(poly, t, hn::Set(d, kErfA2));
