@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "core/rng.h"
@@ -97,6 +98,37 @@ TEST(GemmBf16, ResultsDoNotDependOnTheThreadCount) {
   gemm_bf16(p1, false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, c1.data(), N);
   gemm_bf16(p2, false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, c2.data(), N);
   EXPECT_EQ(c1, c2);
+}
+
+TEST(GemmBf16, PackedWeightsGiveTheSameBits) {
+  if (!gemm_bf16_supported()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  ThreadPool pool(2);
+  // Small weights take the one-pass path (A packed per block row), large ones the two-pass one.
+  for (int64_t N : {40, 384, 1200}) {
+    for (int64_t M : {1, 31, 97}) {
+      const int64_t K = N == 1200 ? 700 : 130;
+      const auto x = randv(M * K, 10 + M), w = randv(N * K, 11 + N), b = randv(N, 12), r = randv(M * N, 13);
+      std::vector<uint16_t> wp(static_cast<size_t>(bf16_packed_weight_elems(N, K)) + 32);
+      uint16_t* wpa = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(wp.data()) + 63) & ~uintptr_t{63});
+      bf16_pack_weight(pool, w.data(), N, K, wpa);
+      std::vector<float> y1(M * N), y2(M * N), y3(M * N), ref(M * N);
+      gemm_bf16(pool, false, true, M, N, K, 1.0f, x.data(), K, w.data(), K, 0.0f, y1.data(), N);
+      gemm_bf16_packed(pool, M, N, K, 1.0f, x.data(), K, wpa, 0.0f, y2.data(), N);
+      EXPECT_EQ(y1, y2) << M << "x" << N;
+      // Bias and residual in the epilogue, packed or not, against the twin.
+      linear_forward_residual_bf16(pool, x.data(), M, K, w.data(), b.data(), N, r.data(), y1.data());
+      y3 = r;  // in place: y aliases the residual
+      linear_forward_residual_bf16(pool, x.data(), M, K, w.data(), b.data(), N, y3.data(), y3.data(), wpa);
+      linear_forward_bf16(pool, x.data(), M, K, w.data(), b.data(), N, y2.data(), wpa);
+      gemm_bf16_reference(false, true, M, N, K, 1.0f, x.data(), K, w.data(), K, 0.0f, ref.data(), N);
+      for (int64_t i = 0; i < M * N; ++i) {
+        const double tol = 1e-5 * (std::fabs(ref[i]) + 30);
+        ASSERT_NEAR(y2[i], ref[i] + b[i % N], tol) << i;
+        ASSERT_NEAR(y1[i], ref[i] + b[i % N] + r[i], tol) << i;
+        ASSERT_EQ(y1[i], y3[i]) << i;
+      }
+    }
+  }
 }
 
 TEST(GemmBf16, LinearBackwardMatchesTheTwin) {

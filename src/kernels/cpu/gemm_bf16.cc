@@ -66,6 +66,14 @@ uint16_t* grow(std::vector<uint16_t>& v, int64_t n) {
   return reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t{63});
 }
 
+// C = alpha * acc (+ beta * C) (+ bias[column]) (+ residual), added in that order.
+struct Epilogue {
+  float alpha = 1.0f, beta = 0.0f;
+  const float* bias = nullptr;      // [N]
+  const float* residual = nullptr;  // [M, ldr]
+  int64_t ldr = 0;
+};
+
 #if LONGCTX_BF16_X86
 #define LONGCTX_AMX_BF16 \
   __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")))
@@ -84,11 +92,12 @@ LONGCTX_AMX_BF16 inline __m256i cvt16(const float* p, int64_t n) {
   return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
 }
 
-// Rows [r0, r1) of Ap from A (not transposed: row r of op(A) is A + r * lda).
+// Rows [r0, r1) of Ap from A (not transposed: row r of op(A) is A + r * lda); row r goes to
+// Ap + (r - out_row0) * Kp.
 LONGCTX_AMX_BF16 void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t Kp, int64_t r0,
-                                int64_t r1, uint16_t* Ap) {
+                                int64_t r1, uint16_t* Ap, int64_t out_row0 = 0) {
   for (int64_t r = r0; r < r1; ++r) {
-    uint16_t* o = Ap + r * Kp;
+    uint16_t* o = Ap + (r - out_row0) * Kp;
     if (r >= M) {
       std::memset(o, 0, static_cast<size_t>(Kp) * 2);
       continue;
@@ -176,10 +185,10 @@ LONGCTX_AMX_BF16 void pack_strips_t(const float* B, int64_t ldb, int64_t N, int6
 #define TB0 6
 #define TB1 7
 
-// The 32 x 32 block at block row bm, block column bn: acc[32][32] = Ap rows x Bp strips.
-LONGCTX_AMX_BF16 inline void block_product(const uint16_t* Ap, const uint16_t* Bp, int64_t Kp, int64_t bm,
-                                           int64_t bn, float* acc) {
-  const uint16_t* a0 = Ap + bm * kBlock * Kp;
+// The 32 x 32 block of 32 packed rows of op(A) at a0 (row stride Kp) by block column bn of Bp:
+// acc[32][32].
+LONGCTX_AMX_BF16 inline void block_product(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t bn,
+                                           float* acc) {
   const uint16_t* a1 = a0 + kTile * Kp;
   const uint16_t* b0 = Bp + 2 * bn * Kp * kTile;
   const uint16_t* b1 = b0 + Kp * kTile;
@@ -204,30 +213,37 @@ LONGCTX_AMX_BF16 inline void block_product(const uint16_t* Ap, const uint16_t* B
   _tile_stored(TC11, acc + kTile * kBlock + kTile, kBlock * 4);
 }
 
-LONGCTX_AMX_BF16 void write_block(const float* acc, int64_t rows, int64_t cols, float alpha, float beta, float* C,
-                                  int64_t ldc) {
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+// The block at rows [i0, i0 + rows), columns [j0, j0 + cols) of C.
+LONGCTX_AMX_BF16 void write_block(const float* acc, int64_t i0, int64_t j0, int64_t rows, int64_t cols,
+                                  const Epilogue& ep, float* C, int64_t ldc) {
+  const __m512 va = _mm512_set1_ps(ep.alpha), vb = _mm512_set1_ps(ep.beta);
   for (int64_t i = 0; i < rows; ++i) {
-    float* c = C + i * ldc;
+    float* c = C + (i0 + i) * ldc + j0;
     for (int64_t j = 0; j < cols; j += 16) {
       const __mmask16 m = cols - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cols - j)) - 1);
       __m512 v = _mm512_mul_ps(va, _mm512_load_ps(acc + i * kBlock + j));
-      if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + j), v);
+      if (ep.beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + j), v);
+      if (ep.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep.bias + j0 + j));
+      if (ep.residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep.residual + (i0 + i) * ep.ldr + j0 + j));
       _mm512_mask_storeu_ps(c + j, m, v);
     }
   }
 }
 
-// Blocks of C in [m0, m1) x [n0, n1) (block indices), on the calling thread.
-LONGCTX_AMX_BF16 void products(const uint16_t* Ap, const uint16_t* Bp, int64_t M, int64_t N, int64_t Kp,
-                               float alpha, float beta, float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
-                               int64_t n1) {
+LONGCTX_AMX_BF16 void configure_tiles() {
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {
     cfg.rows[t] = kTile;
     cfg.colsb[t] = 64;
   }
   _tile_loadconfig(&cfg);
+}
+
+// Blocks of C in [m0, m1) x [n0, n1) (block indices) from packed Ap and Bp, on the calling thread.
+LONGCTX_AMX_BF16 void products(const uint16_t* Ap, const uint16_t* Bp, int64_t M, int64_t N, int64_t Kp,
+                               const Epilogue& ep, float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
+                               int64_t n1) {
+  configure_tiles();
   alignas(64) float acc[kBlock * kBlock];
   // Columns in groups that keep their B strips in L2 (~512 KB) while every block row passes.
   const int64_t group = std::max<int64_t>(1, (512 << 10) / (kBlock * Kp * 2));
@@ -235,10 +251,32 @@ LONGCTX_AMX_BF16 void products(const uint16_t* Ap, const uint16_t* Bp, int64_t M
     const int64_t g1 = std::min(n1, g0 + group);
     for (int64_t bm = m0; bm < m1; ++bm) {
       for (int64_t bn = g0; bn < g1; ++bn) {
-        block_product(Ap, Bp, Kp, bm, bn, acc);
-        write_block(acc, std::min(kBlock, M - bm * kBlock), std::min(kBlock, N - bn * kBlock), alpha, beta,
-                    C + bm * kBlock * ldc + bn * kBlock, ldc);
+        block_product(Ap + bm * kBlock * Kp, Bp, Kp, bn, acc);
+        write_block(acc, bm * kBlock, bn * kBlock, std::min(kBlock, M - bm * kBlock), std::min(kBlock, N - bn * kBlock),
+                    ep, C, ldc);
       }
+    }
+  }
+  _tile_release();
+}
+
+// Tasks first, first + step, ... of C against a packed (small) Bp, task i being block row
+// i / splits, column part i % splits (block columns split in `splits` even parts: several threads
+// share a block row when there are fewer block rows than threads). A task packs its block row's
+// 32 rows of A into the thread's own buffer a, then runs its block columns.
+LONGCTX_AMX_BF16 void row_products(const float* A, int64_t lda, const uint16_t* Bp, int64_t M, int64_t N, int64_t K,
+                                   int64_t Kp, const Epilogue& ep, float* C, int64_t ldc, int64_t splits,
+                                   int64_t first, int64_t step, uint16_t* a) {
+  configure_tiles();
+  alignas(64) float acc[kBlock * kBlock];
+  const int64_t bm_end = round_up(M, kBlock) / kBlock, bn_end = round_up(N, kBlock) / kBlock;
+  for (int64_t task = first; task < bm_end * splits; task += step) {
+    const int64_t bm = task / splits, part = task % splits;
+    pack_rows(A, lda, M, K, Kp, bm * kBlock, (bm + 1) * kBlock, a, bm * kBlock);
+    for (int64_t bn = part * bn_end / splits; bn < (part + 1) * bn_end / splits; ++bn) {
+      block_product(a, Bp, Kp, bn, acc);
+      write_block(acc, bm * kBlock, bn * kBlock, std::min(kBlock, M - bm * kBlock), std::min(kBlock, N - bn * kBlock),
+                  ep, C, ldc);
     }
   }
   _tile_release();
@@ -255,14 +293,28 @@ bool gemm_bf16_supported() {
 namespace {
 
 // The product of packed operands (Bp given, or packed here from B when Bp is null).
-void product(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-             const float* A, int64_t lda, const float* B, int64_t ldb, const uint16_t* Bp_given, float beta, float* C,
+void product(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+             int64_t lda, const float* B, int64_t ldb, const uint16_t* Bp_given, const Epilogue& ep, float* C,
              int64_t ldc) {
   CHECK_MSG(gemm_bf16_supported(), "gemm_bf16 needs AMX-BF16 (gemm_bf16_supported())");
   if (M <= 0 || N <= 0) return;
 #if LONGCTX_BF16_X86
   const int64_t Kp = round_up(std::max<int64_t>(K, 1), kKStep);
   const int64_t Mp = round_up(M, kBlock), Np = round_up(N, kBlock);
+  const int64_t bm = Mp / kBlock, bn = Np / kBlock;
+  if (Bp_given && !trans_a && Np * Kp * 2 <= (3 << 19)) {
+    // A weight packed ahead that stays in L2: one pass, each task a block row, its rows of A
+    // packed by the thread that uses them (no second parallel section, A's block stays in L1).
+    const int64_t splits = bm < pool.threads() ? std::min<int64_t>(bn, pool.threads() / bm) : 1;
+    const int64_t T = std::min<int64_t>(pool.threads(), bm * splits);
+    pool.parallel_range(T, [&](int64_t, int64_t, int t) {
+      thread_local std::vector<uint16_t> abuf;
+      // Tasks dealt in a fixed interleave (thread t takes t, t + T, ...): even shares without a
+      // shared counter; each output's arithmetic does not depend on who computes it.
+      row_products(A, lda, Bp_given, M, N, K, Kp, ep, C, ldc, splits, t, T, grow(abuf, kBlock * Kp));
+    });
+    return;
+  }
   thread_local std::vector<uint16_t> abuf, bbuf;
   uint16_t* Ap = grow(abuf, Mp * Kp);
   const uint16_t* Bp = Bp_given;
@@ -288,27 +340,29 @@ void product(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N,
     }
   });
   if (!Bp) Bp = Bw;
-  const int64_t bm = Mp / kBlock, bn = Np / kBlock;
   if (bn >= bm) {
-    pool.parallel_range(bn, [&](int64_t b, int64_t e, int) {
-      products(Ap, Bp, M, N, Kp, alpha, beta, C, ldc, 0, bm, b, e);
-    });
+    pool.parallel_range(bn, [&](int64_t b, int64_t e, int) { products(Ap, Bp, M, N, Kp, ep, C, ldc, 0, bm, b, e); });
   } else {
-    pool.parallel_range(bm, [&](int64_t b, int64_t e, int) {
-      products(Ap, Bp, M, N, Kp, alpha, beta, C, ldc, b, e, 0, bn);
-    });
+    pool.parallel_range(bm, [&](int64_t b, int64_t e, int) { products(Ap, Bp, M, N, Kp, ep, C, ldc, b, e, 0, bn); });
   }
 #else
-  (void)trans_a, (void)trans_b, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)Bp_given,
-      (void)beta, (void)C, (void)ldc;
+  (void)trans_a, (void)trans_b, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)Bp_given, (void)ep, (void)C,
+      (void)ldc;
 #endif
+}
+
+Epilogue scaled(float alpha, float beta) {
+  Epilogue ep;
+  ep.alpha = alpha;
+  ep.beta = beta;
+  return ep;
 }
 
 }  // namespace
 
 void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  product(pool, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, nullptr, beta, C, ldc);
+  product(pool, trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, scaled(alpha, beta), C, ldc);
 }
 
 int64_t bf16_packed_weight_elems(int64_t n, int64_t k) {
@@ -327,7 +381,7 @@ void bf16_pack_weight(ThreadPool& pool, const float* w, int64_t n, int64_t k, ui
 
 void gemm_bf16_packed(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                       const uint16_t* w_packed, float beta, float* C, int64_t ldc) {
-  product(pool, false, true, M, N, K, alpha, A, lda, nullptr, 0, w_packed, beta, C, ldc);
+  product(pool, false, true, M, N, K, A, lda, nullptr, 0, w_packed, scaled(alpha, beta), C, ldc);
 }
 
 const uint16_t* Bf16WeightCache::get(ThreadPool& pool, const float* w, int64_t n, int64_t k) {
@@ -365,26 +419,20 @@ void gemm_bf16_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64
 
 void linear_forward_bf16(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w, const float* b,
                          int64_t out, float* y, const uint16_t* w_packed) {
-  if (b) {
-    pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r) std::copy(b, b + out, y + r * out);
-    });
-  }
-  product(pool, false, true, rows, out, in, 1.0f, x, in, w, in, w_packed, b ? 1.0f : 0.0f, y, out);
+  Epilogue ep;
+  ep.bias = b;
+  product(pool, false, true, rows, out, in, x, in, w, in, w_packed, ep, y, out);
 }
 
 void linear_forward_residual_bf16(ThreadPool& pool, const float* x, int64_t rows, int64_t in, const float* w,
                                   const float* b, int64_t out, const float* residual, float* y,
                                   const uint16_t* w_packed) {
-  pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) {
-      if (b)
-        vec_add(residual + r * out, b, y + r * out, out);
-      else if (y != residual)
-        std::copy(residual + r * out, residual + (r + 1) * out, y + r * out);
-    }
-  });
-  product(pool, false, true, rows, out, in, 1.0f, x, in, w, in, w_packed, 1.0f, y, out);
+  // y may alias residual: each element reads its residual just before writing it.
+  Epilogue ep;
+  ep.bias = b;
+  ep.residual = residual;
+  ep.ldr = out;
+  product(pool, false, true, rows, out, in, x, in, w, in, w_packed, ep, y, out);
 }
 
 void linear_backward_bf16(ThreadPool& pool, const float* x, const float* dy, int64_t rows, int64_t in,

@@ -172,6 +172,29 @@ constexpr float kErfP = 0.3275911f, kErfA1 = 0.254829592f, kErfA2 = -0.284496736
                 kErfA4 = -1.453152027f, kErfA5 = 1.061405429f;
 constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.3989422804014327f;
 
+// e^y for y <= 0 (below -87: e^-87), for Erf: y = n ln 2 + r with n = round(y / ln 2) and r
+// from a two-part ln 2 (Cody-Waite: r exact to ~2^-32), |r| <= ln 2 / 2; e^r by its Taylor
+// polynomial to r^7 (relative error <= 0.347^8 / 8! ~ 5e-9); 2^n built in the exponent bits
+// (n in [-126, 0]: a normal float).
+template <class V>
+HWY_INLINE V ExpNonPositive(D d, V y) {
+  const hn::RebindToSigned<D> di;
+  y = hn::Max(y, hn::Set(d, -87.0f));
+  const auto n = hn::Round(hn::Mul(y, hn::Set(d, 1.44269504088896341f)));
+  auto r = hn::NegMulAdd(n, hn::Set(d, 0.693145751953125f), y);  // ln 2's upper 16 bits: n * hi is exact
+  r = hn::NegMulAdd(n, hn::Set(d, 1.42860682030941723e-6f), r);
+  auto p = hn::Set(d, 1.0f / 5040);
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 720));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 120));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 24));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 6));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.5f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  const auto scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127))));
+  return hn::Mul(p, scale);
+}
+
 template <class V>
 HWY_INLINE V Erf(D d, V z) {
   const auto az = hn::Abs(z);
@@ -185,7 +208,7 @@ HWY_INLINE V Erf(D d, V z) {
   poly = hn::MulAdd(poly, t, hn::Set(d, kErfA2));
   poly = hn::MulAdd(poly, t, hn::Set(d, kErfA1));
   poly = hn::Mul(poly, t);
-  const auto e = hn::Exp(d, hn::Neg(hn::Mul(az, az)));
+  const auto e = ExpNonPositive(d, hn::Neg(hn::Mul(az, az)));
   const auto r = hn::NegMulAdd(poly, e, hn::Set(d, 1.0f));
   return hn::CopySign(r, z);
 }
