@@ -2,8 +2,9 @@
 """PyTorch side of the training-throughput benchmark.
 
 Trains the reference longctx model (tests/golden/torch_model.py, the same module
-that writes the golden files) in float32 with torch.optim.AdamW and prints one
-JSON line:
+that writes the golden files) in float32 (or with --bf16: bf16 autocast, fp32
+weights and optimizer; --sdpa: fused attention) with torch.optim.AdamW and prints
+one JSON line:
   {"impl": "pytorch", "preset": ..., "threads": T, "batch": B, "ctx": T,
    "tokens_per_s": ..., "step_ms": ..., "steps": N, "final_loss": ...}
 Only the --steps steps after --warmup warmup steps are timed; a step is: sample
@@ -57,6 +58,10 @@ def main():
     ap.add_argument("--tokens", default=None, help="raw little-endian int32 token file")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--bf16", action="store_true",
+                    help="torch.autocast(dtype=torch.bfloat16) around forward and loss (mixed precision)")
+    ap.add_argument("--sdpa", action="store_true",
+                    help="attention through F.scaled_dot_product_attention (the fused kernels)")
     args = ap.parse_args()
     if args.batch < 1 or args.ctx < 1 or args.steps < 1 or args.warmup < 0:
         ap.error("batch, ctx, steps must be >= 1 and warmup >= 0")
@@ -72,6 +77,7 @@ def main():
     V = cfg["vocab_size"]
     model = tm.DecoderLM(cfg, dtype=torch.float32, device=dev)
     model.init_weights(args.seed)
+    model.sdpa = args.sdpa
 
     decay, no_decay = [], []
     for name, p in model.named_model_params():
@@ -102,7 +108,8 @@ def main():
 
     def step():
         x, y = batch()
-        _, loss = model.loss(x, y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+            _, loss = model.loss(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -126,6 +133,9 @@ def main():
         "impl": "pytorch",
         "preset": args.preset,
         "threads": threads,
+        "torch": torch.__version__,
+        "bf16": args.bf16,
+        "sdpa": args.sdpa,
         "batch": args.batch,
         "ctx": args.ctx,
         "tokens_per_s": round(args.batch * args.ctx * args.steps / dt, 1),

@@ -23,6 +23,7 @@ namespace {
 
 struct BenchFlags {
   std::string preset = "small";
+  std::string precision;
   int64_t batch = 8, ctx = 256, steps = 20, warmup = 2;
   int threads = 0;
   bool json = false;
@@ -50,6 +51,7 @@ int run_bench_train(const BenchFlags& f) {
   if (f.ctx < 1 || f.ctx > cfg->ctx) return fail("--ctx must be in [1, " + std::to_string(cfg->ctx) + "]");
   if (f.batch < 1 || f.steps < 1) return fail("--batch and --steps must be >= 1");
   model::Model m(*cfg);
+  if (Status ps = apply_precision(f.precision, m); !ps.ok()) return fail(ps.Wrap("bench train"));
   Rng rng(1);
   m.init(rng);
   train::AdamW adamw(m.layout());
@@ -80,6 +82,7 @@ int run_bench_train(const BenchFlags& f) {
   const double peak = gemm_gflops(pool, f.batch * f.ctx, 4 * cfg->model_dim, cfg->model_dim);
   if (f.json) {
     nlohmann::json j = {{"impl", "longctx"}, {"preset", f.preset}, {"threads", pool.threads()},
+                        {"precision", m.bf16() ? "bf16" : "fp32"},
                         {"batch", f.batch}, {"ctx", f.ctx}, {"steps", f.steps},
                         {"tokens_per_s", tps}, {"step_ms", 1e3 * s / f.steps},
                         {"model_gflops", achieved}, {"sgemm_gflops", peak}, {"mfu", achieved / peak},
@@ -87,8 +90,8 @@ int run_bench_train(const BenchFlags& f) {
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("| test | threads | tokens/s | step ms | model GFLOP/s | sgemm GFLOP/s | MFU |\n");
-    std::printf("| train %s b%lld c%lld | %d | %.0f | %.0f | %.1f | %.1f | %.0f%% |\n", f.preset.c_str(),
-                (long long)f.batch, (long long)f.ctx, pool.threads(), tps, 1e3 * s / f.steps, achieved, peak,
+    std::printf("| train %s b%lld c%lld %s | %d | %.0f | %.0f | %.1f | %.1f | %.0f%% |\n", f.preset.c_str(),
+                (long long)f.batch, (long long)f.ctx, m.bf16() ? "bf16" : "fp32", pool.threads(), tps, 1e3 * s / f.steps, achieved, peak,
                 100 * achieved / peak);
   }
   return 0;
@@ -210,6 +213,7 @@ void register_bench(CLI::App& app, Commands& cmds) {
   tr->add_option("--steps", f->steps, "Timed steps");
   tr->add_option("--warmup", f->warmup, "Untimed steps first");
   tr->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  add_precision_flag(tr, f->precision, "auto");
   tr->add_flag("--json", f->json, "One JSON line");
   tr->callback([f, &cmds] { cmds.run = [f] { return run_bench_train(*f); }; });
   auto* gm = bench->add_subcommand("gemm", "fp32 against bf16 matrix products of linear-layer shapes");

@@ -44,6 +44,7 @@ struct TrainFlags {
   float lora_dropout = 0;          // --lora-dropout P
   std::string chat_template;       // chat data (.jsonl): the template instead of the model's
   std::string base_arch;           // general.architecture of --init's file (the adapter's)
+  std::string precision;           // --precision fp32|bf16|auto (apply_precision)
   model::ConfigOverrides arch;  // --preset (only when given), --pos, --norm, --mlp, --kv-heads, --layers, --attn, ...
   int vocab = 0, threads = 0;
   bool json = false, ctx_given = false;
@@ -246,6 +247,8 @@ int run_train(TrainFlags& f) {
     if (!r.ok()) return fail(r.status());
     on = std::move(*r);
   }
+  if (Status ps = apply_precision(f.precision, *model); !ps.ok()) return fail(ps.Wrap("train"));
+  const char* precision = model->bf16() ? "bf16" : "fp32";
   train::Trainer trainer(std::move(model), std::move(tok), f.opt, pool);
   trainer.set_trainable(on);
   if (!f.lora.empty())
@@ -289,9 +292,11 @@ int run_train(TrainFlags& f) {
                 mc.n_layers(), mc.model_dim, mc.layers[0].heads, mc.layers[0].kv_heads, mc.layers[0].ff_dim,
                 mc.vocab_size, pos.c_str(), model::norm_name(mc.norm), model::mlp_name(mc.mlp),
                 model::pattern_summary(mc).c_str(), trainer.model().n_params() / 1e6);
-    std::printf("data: %lld train tokens, %lld held-out tokens | batch %lld x ctx %lld x accum %lld | %d threads, %s, BLAS %s\n",
+    std::printf("data: %lld train tokens, %lld held-out tokens | batch %lld x ctx %lld x accum %lld | %d threads, %s, BLAS %s, "
+                "%s products\n",
                 (long long)trainer.train_tokens(), (long long)trainer.val_tokens(), (long long)opt.batch,
-                (long long)opt.ctx, (long long)opt.accum, pool.threads(), kernels::simd_target_name(), blas_core_name());
+                (long long)opt.ctx, (long long)opt.accum, pool.threads(), kernels::simd_target_name(), blas_core_name(),
+                precision);
     std::printf("%s", model::describe_trainable(trainer.model().layout()).c_str());
     if (chat_conversations > 0)
       std::printf("chat data: %lld conversations (every 20th held out), %lld assistant tokens trained on, template %s\n",
@@ -305,7 +310,8 @@ int run_train(TrainFlags& f) {
     nlohmann::json j = {{"event", "trainable"},
                         {"tensors", names},
                         {"params", trainer.model().trainable_params()},
-                        {"total_params", trainer.model().n_params()}};
+                        {"total_params", trainer.model().n_params()},
+                        {"precision", precision}};
     std::printf("%s\n", j.dump().c_str());
   }
 
@@ -454,6 +460,7 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--lora-dropout", f->lora_dropout, "Dropout on the LoRA branches' input while training (default 0)");
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  add_precision_flag(c, f->precision, "auto");
   c->add_flag("--json", f->json, "One JSON object per line instead of the human display");
   c->callback([f, preset, ctx, &cmds] {
     if (preset->count() == 0) f->arch.preset.clear();

@@ -92,6 +92,40 @@ LONGCTX_AMX_BF16 inline __m256i cvt16(const float* p, int64_t n) {
   return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
 }
 
+// r[i] = row i of a 16 x 16 matrix of dwords -> r[j] = column j: 32-bit then 64-bit interleaves
+// inside 128-bit lanes (u[4i + c], lane L: rows 4i .. 4i + 3 of column 4L + c), then two rounds
+// of 128-bit lane shuffles (a 4 x 4 transpose of lanes).
+LONGCTX_AMX_BF16 inline void transpose16(__m512i* r) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    r[8 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+    r[4 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+  }
+}
+
+// Two rows of 16 floats (the first n of each) as 16 dwords: dword j = (bf16 lo[j], bf16 hi[j]).
+LONGCTX_AMX_BF16 inline __m512i pair16(const float* lo, const float* hi, int64_t n, bool lo_on, bool hi_on) {
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m256i a = lo_on && n > 0 ? cvt16(lo, n) : _mm256_setzero_si256();
+  const __m256i b = hi_on && n > 0 ? cvt16(hi, n) : _mm256_setzero_si256();
+  return _mm512_permutexvar_epi16(_mm512_load_si512(kInterleave), _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
+}
+
 // Rows [r0, r1) of Ap from A (not transposed: row r of op(A) is A + r * lda); row r goes to
 // Ap + (r - out_row0) * Kp.
 LONGCTX_AMX_BF16 void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t Kp, int64_t r0,
@@ -109,23 +143,22 @@ LONGCTX_AMX_BF16 void pack_rows(const float* A, int64_t lda, int64_t M, int64_t 
 }
 
 // Rows [r0, r1) (multiples of 16) of Ap from A transposed: op(A)[r][k] = A[k * lda + r]. Each 16
-// rows x 32 of K: 32 loads of 16 contiguous floats (one per k), converted, then transposed
-// through a staging tile.
+// rows x 32 of K: rows 2 k2 and 2 k2 + 1 of A (16 contiguous floats each) paired into 16 dwords
+// (one per row r of op(A)), then a 16 x 16 dword transpose gives the 16 rows of Ap.
 LONGCTX_AMX_BF16 void pack_rows_t(const float* A, int64_t lda, int64_t M, int64_t K, int64_t Kp, int64_t r0,
                                   int64_t r1, uint16_t* Ap) {
-  alignas(64) uint16_t st[kKStep][kTile];
-  for (int64_t r = r0; r < r1; r += kTile) {
-    const int64_t nr = std::min<int64_t>(kTile, M - r);
-    for (int64_t k0 = 0; k0 < Kp; k0 += kKStep) {
-      for (int64_t kk = 0; kk < kKStep; ++kk) {
-        const int64_t k = k0 + kk;
-        const __m256i v = k < K && nr > 0 ? cvt16(A + k * lda + r, nr) : _mm256_setzero_si256();
-        _mm256_store_si256(reinterpret_cast<__m256i*>(st[kk]), v);
+  __m512i v[16];
+  // K outermost: rows of A are read front to back over [r0, r1) (prefetchers follow that; 16
+  // floats from each of K rows, column block by column block, they do not).
+  for (int64_t k0 = 0; k0 < Kp; k0 += kKStep) {
+    for (int64_t r = r0; r < r1; r += kTile) {
+      const int64_t nr = std::min<int64_t>(kTile, M - r);
+      for (int64_t k2 = 0; k2 < kTile; ++k2) {
+        const int64_t k = k0 + 2 * k2;
+        v[k2] = pair16(A + k * lda + r, A + (k + 1) * lda + r, nr, k < K, k + 1 < K);
       }
-      for (int64_t i = 0; i < kTile; ++i) {
-        uint16_t* o = Ap + (r + i) * Kp + k0;
-        for (int64_t kk = 0; kk < kKStep; ++kk) o[kk] = st[kk][i];
-      }
+      transpose16(v);
+      for (int64_t i = 0; i < kTile; ++i) _mm512_store_si512(Ap + (r + i) * Kp + k0, v[i]);
     }
   }
 }
@@ -134,44 +167,37 @@ LONGCTX_AMX_BF16 void pack_rows_t(const float* A, int64_t lda, int64_t M, int64_
 // rows 2 k2 and 2 k2 + 1 of B, 16 columns each, interleaved.
 LONGCTX_AMX_BF16 void pack_strips(const float* B, int64_t ldb, int64_t N, int64_t K, int64_t Kp, int64_t s0,
                                   int64_t s1, uint16_t* Bp) {
-  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i idx = _mm512_load_si512(kInterleave);
-  for (int64_t s = s0; s < s1; ++s) {
-    uint16_t* o = Bp + s * Kp * kTile;
-    const int64_t n0 = s * kTile, nn = N - n0;
-    for (int64_t k2 = 0; k2 < Kp / 2; ++k2) {
-      const int64_t k = 2 * k2;
-      const __m256i lo = k < K && nn > 0 ? cvt16(B + k * ldb + n0, nn) : _mm256_setzero_si256();
-      const __m256i hi = k + 1 < K && nn > 0 ? cvt16(B + (k + 1) * ldb + n0, nn) : _mm256_setzero_si256();
-      const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-      _mm512_store_si512(o + k2 * 2 * kTile, _mm512_permutexvar_epi16(idx, both));
+  // Pairs of rows outermost: B's rows are read front to back over the strips' columns.
+  for (int64_t k2 = 0; k2 < Kp / 2; ++k2) {
+    const int64_t k = 2 * k2;
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t n0 = s * kTile;
+      _mm512_store_si512(Bp + s * Kp * kTile + k2 * 2 * kTile,
+                         pair16(B + k * ldb + n0, B + (k + 1) * ldb + n0, N - n0, k < K, k + 1 < K));
     }
   }
 }
 
 // Strips [s0, s1) of Bp from B transposed: op(B)[k][n] = B[n * ldb + k]. For each 32 of K, the
-// 16 columns' 32 contiguous floats become 16 dwords (pairs of K) each; the 16 x 16 dwords are
-// transposed into the strip.
+// 16 columns' 32 contiguous floats become 16 dwords (pairs of K) each; a 16 x 16 dword transpose
+// gives the strip's 16 rows (one per pair of K).
 LONGCTX_AMX_BF16 void pack_strips_t(const float* B, int64_t ldb, int64_t N, int64_t K, int64_t Kp, int64_t s0,
                                     int64_t s1, uint16_t* Bp) {
-  alignas(64) uint32_t st[kTile][kTile];
+  __m512i v[16];
   for (int64_t s = s0; s < s1; ++s) {
     uint16_t* o = Bp + s * Kp * kTile;
     const int64_t n0 = s * kTile;
     for (int64_t k0 = 0; k0 < Kp; k0 += kKStep) {
       for (int64_t j = 0; j < kTile; ++j) {
-        const int64_t n = n0 + j;
         __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
-        if (n < N) {
-          lo = cvt16(B + n * ldb + k0, K - k0);
-          hi = cvt16(B + n * ldb + k0 + 16, K - k0 - 16);
+        if (n0 + j < N) {
+          lo = cvt16(B + (n0 + j) * ldb + k0, K - k0);
+          hi = cvt16(B + (n0 + j) * ldb + k0 + 16, K - k0 - 16);
         }
-        _mm512_store_si512(st[j], _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+        v[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
       }
-      uint32_t* ot = reinterpret_cast<uint32_t*>(o + k0 * kTile);
-      for (int64_t k2 = 0; k2 < kTile; ++k2)
-        for (int64_t j = 0; j < kTile; ++j) ot[k2 * kTile + j] = st[j][k2];
+      transpose16(v);
+      for (int64_t k2 = 0; k2 < kTile; ++k2) _mm512_store_si512(o + k0 * kTile + k2 * 2 * kTile, v[k2]);
     }
   }
 }
