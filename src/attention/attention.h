@@ -47,6 +47,10 @@ struct TileSizes {
   // recomputed after preemption, then equals what a run alone computes. It costs the sgemm
   // tiles of tall query blocks (the in-place kernels of decoding run instead).
   bool row_invariant = false;
+  // The tiles' fp32 matrix products (scores, P V and the backward's four) in bf16 with fp32 sums
+  // (kernels::gemm_bf16_serial); the softmax, its statistics and every accumulation stay fp32.
+  // Set only where kernels::gemm_bf16_supported(). Decoding kernels over a cache ignore it.
+  bool bf16 = false;
 };
 
 // K or V of the forward in a cache's element type (ggml ids: 0 fp32, 1 fp16, 8 Q8_0), read in

@@ -35,6 +35,7 @@
 #include "attention/attention.h"
 #include "core/check.h"
 #include "kernels/kv_tile.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "quant/fp16.h"
@@ -204,9 +205,21 @@ struct Ctx {
   const AttentionSpec& spec;
   const Plan& plan;
   float scale;
-  Ctx(const AttentionDims& dims, const AttentionSpec& sp, const Plan& p)
+  bool bf16;  // TileSizes::bf16: the tile products in bf16
+  Ctx(const AttentionDims& dims, const AttentionSpec& sp, const Plan& p, bool bf16_products = false)
       : d(dims), spec(sp), plan(p),
-        scale(sp.scale > 0 ? sp.scale : 1.0f / std::sqrt(static_cast<float>(dims.head_dim))) {}
+        scale(sp.scale > 0 ? sp.scale : 1.0f / std::sqrt(static_cast<float>(dims.head_dim))),
+        bf16(bf16_products && kernels::gemm_bf16_supported()) {}
+
+  // A tile's matrix product on the calling thread (kernels::gemm_serial's arguments), in fp32 or
+  // bf16.
+  void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) const {
+    if (bf16)
+      kernels::gemm_bf16_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+      kernels::gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
 
   int64_t rows(int64_t qb) const { return plan.q_hi[qb] - plan.q_lo[qb]; }
   // Stacked row r of block qb: head g * group + r / rows, local query row q_lo + r % rows.
@@ -236,7 +249,7 @@ struct Ctx {
   void scores_at(const Tile& t, int g, const float* kt, int64_t ld, const float* qs, float* s,
                  std::vector<KeySpan>& spans) const {
     const int64_t R = plan.group * rows(t.qb), cols = t.hi - t.lo;
-    kernels::gemm_serial(false, true, R, cols, d.head_dim, 1.0f, qs, d.head_dim, kt, ld, 0.0f, s, cols);
+    gemm(false, true, R, cols, d.head_dim, 1.0f, qs, d.head_dim, kt, ld, 0.0f, s, cols);
     bias_and_mask(t, g, s, spans);
   }
   // Adds the ALiBi term to the raw scores s [R, cols] of tile t and hides masked keys.
@@ -463,7 +476,7 @@ void forward_accumulate(const Ctx& c, const KvTiles& kv, const ForwardTask& t, c
   } else {
     int64_t ld = 0;
     const float* vt = kv.tile_rows(kv.v, t.b, t.g, tile, w.acc2, &ld);
-    kernels::gemm_serial(false, false, R, hd, cols, 1.0f, w.s, cols, vt, ld, 1.0f, w.acc, hd);
+    c.gemm(false, false, R, hd, cols, 1.0f, w.s, cols, vt, ld, 1.0f, w.acc, hd);
   }
 }
 
@@ -564,7 +577,7 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
           (paged && v->type == kQ8_0 && d.head_dim % quant::kQK == 0));
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts, paged ? int64_t{1} << kview.page_shift : INT64_MAX);
-  const Ctx c(d, spec, plan);
+  const Ctx c(d, spec, plan, ts.bf16);
   const KvTiles kv(d, kview, vview);
   const ForwardWork work = plan_forward(d, plan);
   ScratchSet scratch(pool.threads(), work.r_max, plan.bc, d.head_dim);
@@ -585,7 +598,7 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
   check_dims(d, spec);
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts);
-  const Ctx c(d, spec, plan);
+  const Ctx c(d, spec, plan, ts.bf16);
   const int64_t hd = d.head_dim;
   ScratchSet scratch(pool.threads(), plan.group * plan.max_rows(), plan.bc, hd);
   // D = rowsum(dO * O), [batch, heads, seq_len].
@@ -614,10 +627,10 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
       const int64_t cols = t.hi - t.lo;
       c.scores(t, b, g, k, w.qs, w.s, w.spans);
       c.probs_from_lse(w.s, R, cols, w.lse);
-      kernels::gemm_serial(false, true, R, cols, hd, 1.0f, w.dos, hd, c.kv(v, b, g, t.lo), d.kv_stride, 0.0f, w.dp,
+      c.gemm(false, true, R, cols, hd, 1.0f, w.dos, hd, c.kv(v, b, g, t.lo), d.kv_stride, 0.0f, w.dp,
                            cols);
       for (int64_t r = 0; r < R; ++r) kernels::vec_softmax_backward(w.s + r * cols, w.dp + r * cols, w.D[r], cols);
-      kernels::gemm_serial(false, false, R, hd, cols, c.scale, w.dp, cols, c.kv(k, b, g, t.lo), d.kv_stride, 1.0f,
+      c.gemm(false, false, R, hd, cols, c.scale, w.dp, cols, c.kv(k, b, g, t.lo), d.kv_stride, 1.0f,
                            w.acc, hd);
     });
     for (int64_t r = 0; r < R; ++r) {
@@ -651,11 +664,11 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
       c.probs_from_lse(w.s, R, cols, w.lse);
       float* dVt = dV + (t.lo - c_lo) * hd;
       float* dKt = dK + (t.lo - c_lo) * hd;
-      kernels::gemm_serial(true, false, cols, hd, R, 1.0f, w.s, cols, w.dos, hd, 1.0f, dVt, hd);
-      kernels::gemm_serial(false, true, R, cols, hd, 1.0f, w.dos, hd, c.kv(v, b, g, t.lo), d.kv_stride, 0.0f, w.dp,
+      c.gemm(true, false, cols, hd, R, 1.0f, w.s, cols, w.dos, hd, 1.0f, dVt, hd);
+      c.gemm(false, true, R, cols, hd, 1.0f, w.dos, hd, c.kv(v, b, g, t.lo), d.kv_stride, 0.0f, w.dp,
                            cols);
       for (int64_t r = 0; r < R; ++r) kernels::vec_softmax_backward(w.s + r * cols, w.dp + r * cols, w.D[r], cols);
-      kernels::gemm_serial(true, false, cols, hd, R, 1.0f, w.dp, cols, w.qs, hd, 1.0f, dKt, hd);
+      c.gemm(true, false, cols, hd, R, 1.0f, w.dp, cols, w.qs, hd, 1.0f, dKt, hd);
     };
     for (int64_t ri = plan.cell_begin[cell]; ri < plan.cell_begin[cell + 1]; ++ri) {
       const Plan::Run& run = plan.runs[ri];

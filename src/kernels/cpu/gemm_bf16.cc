@@ -391,6 +391,31 @@ void gemm_bf16(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t 
   product(pool, trans_a, trans_b, M, N, K, A, lda, B, ldb, nullptr, scaled(alpha, beta), C, ldc);
 }
 
+void gemm_bf16_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  CHECK_MSG(gemm_bf16_supported(), "gemm_bf16 needs AMX-BF16 (gemm_bf16_supported())");
+  if (M <= 0 || N <= 0) return;
+#if LONGCTX_BF16_X86
+  const int64_t Kp = round_up(std::max<int64_t>(K, 1), kKStep);
+  const int64_t Mp = round_up(M, kBlock), Np = round_up(N, kBlock);
+  thread_local std::vector<uint16_t> abuf, bbuf;
+  uint16_t* Ap = grow(abuf, Mp * Kp);
+  uint16_t* Bp = grow(bbuf, Np * Kp);
+  if (trans_a)
+    pack_rows_t(A, lda, M, K, Kp, 0, Mp, Ap);
+  else
+    pack_rows(A, lda, M, K, Kp, 0, Mp, Ap);
+  if (trans_b)
+    pack_strips_t(B, ldb, N, K, Kp, 0, Np / kTile, Bp);
+  else
+    pack_strips(B, ldb, N, K, Kp, 0, Np / kTile, Bp);
+  products(Ap, Bp, M, N, Kp, scaled(alpha, beta), C, ldc, 0, Mp / kBlock, 0, Np / kBlock);
+#else
+  (void)trans_a, (void)trans_b, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)beta, (void)C,
+      (void)ldc;
+#endif
+}
+
 int64_t bf16_packed_weight_elems(int64_t n, int64_t k) {
   return round_up(std::max<int64_t>(n, 1), kBlock) * round_up(std::max<int64_t>(k, 1), kKStep);
 }
