@@ -26,6 +26,11 @@ expect_error empty-corpus "$work/o.gguf" -- "$bin" train --data "$work/empty.txt
 expect_error directory-corpus "$work/o.gguf" -- "$bin" train --data "$work" --steps 1 -o "$work/o.gguf"
 expect_error ctx-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --ctx 0 -o "$work/o.gguf"
 expect_error negative-lr "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --lr -1 -o "$work/o.gguf"
+expect_error bad-precision "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --precision fp8 -o "$work/o.gguf"
+# bf16 on a CPU without AMX-BF16 (LONGCTX_NO_AMX turns the tiles off): refused, not silently fp32.
+expect_error bf16-without-amx "$work/o.gguf" -- env LONGCTX_NO_AMX=1 "$bin" train --data "$work/corpus.txt" --steps 1 \
+  --precision bf16 -o "$work/o.gguf"
+expect_error bench-gemm-bad-shape "" -- "$bin" bench gemm --shapes 12x0x3
 expect_error kv-heads "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --kv-heads 3 -o "$work/o.gguf"
 expect_error unknown-pos "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --pos spiral -o "$work/o.gguf"
 expect_error attn-window-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --attn window:0 -o "$work/o.gguf"
