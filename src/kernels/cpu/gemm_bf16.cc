@@ -211,19 +211,28 @@ LONGCTX_AMX_BF16 void pack_strips_t(const float* B, int64_t ldb, int64_t N, int6
 #define TB0 6
 #define TB1 7
 
-// The 32 x 32 block of 32 packed rows of op(A) at a0 (row stride Kp) by block column bn of Bp:
-// acc[32][32].
-LONGCTX_AMX_BF16 inline void block_product(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t bn,
-                                           float* acc) {
+// The 32 x 32 block of 32 packed rows of op(A) at a0 (row stride Kp) by block column bn of Bp,
+// over K's elements [k0, k1) (a K-chunked loop over block columns, tried to keep A in L1, did not
+// speed up the long-K products: their time is the packing), into c (row stride ldc floats): c = the product, or with
+// `accumulate` c + the product (the C tiles start from c's values).
+LONGCTX_AMX_BF16 inline void block_product(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t bn, int64_t k0,
+                                           int64_t k1, float* c, int64_t ldc, bool accumulate) {
   const uint16_t* a1 = a0 + kTile * Kp;
   const uint16_t* b0 = Bp + 2 * bn * Kp * kTile;
   const uint16_t* b1 = b0 + Kp * kTile;
-  const int64_t astride = Kp * 2;
-  _tile_zero(TC00);
-  _tile_zero(TC01);
-  _tile_zero(TC10);
-  _tile_zero(TC11);
-  for (int64_t k = 0; k < Kp; k += kKStep) {
+  const int64_t astride = Kp * 2, cstride = ldc * 4;
+  if (accumulate) {
+    _tile_loadd(TC00, c, cstride);
+    _tile_loadd(TC01, c + kTile, cstride);
+    _tile_loadd(TC10, c + kTile * ldc, cstride);
+    _tile_loadd(TC11, c + kTile * ldc + kTile, cstride);
+  } else {
+    _tile_zero(TC00);
+    _tile_zero(TC01);
+    _tile_zero(TC10);
+    _tile_zero(TC11);
+  }
+  for (int64_t k = k0; k < k1; k += kKStep) {
     _tile_loadd(TA0, a0 + k, astride);
     _tile_loadd(TB0, b0 + k * kTile, 64);
     _tile_loadd(TA1, a1 + k, astride);
@@ -233,10 +242,10 @@ LONGCTX_AMX_BF16 inline void block_product(const uint16_t* a0, const uint16_t* B
     _tile_dpbf16ps(TC10, TA1, TB0);
     _tile_dpbf16ps(TC11, TA1, TB1);
   }
-  _tile_stored(TC00, acc, kBlock * 4);
-  _tile_stored(TC01, acc + kTile, kBlock * 4);
-  _tile_stored(TC10, acc + kTile * kBlock, kBlock * 4);
-  _tile_stored(TC11, acc + kTile * kBlock + kTile, kBlock * 4);
+  _tile_stored(TC00, c, cstride);
+  _tile_stored(TC01, c + kTile, cstride);
+  _tile_stored(TC10, c + kTile * ldc, cstride);
+  _tile_stored(TC11, c + kTile * ldc + kTile, cstride);
 }
 
 // The block at rows [i0, i0 + rows), columns [j0, j0 + cols) of C.
@@ -254,6 +263,26 @@ LONGCTX_AMX_BF16 void write_block(const float* acc, int64_t i0, int64_t j0, int6
       _mm512_mask_storeu_ps(c + j, m, v);
     }
   }
+}
+
+// Whether block (bm, bn) goes straight from the tiles to C: a whole block under a plain
+// epilogue (C = product, or C + product).
+inline bool direct(const Epilogue& ep, int64_t M, int64_t N, int64_t bm, int64_t bn) {
+  return ep.alpha == 1.0f && (ep.beta == 0.0f || ep.beta == 1.0f) && !ep.bias && !ep.residual &&
+         (bm + 1) * kBlock <= M && (bn + 1) * kBlock <= N;
+}
+
+// Block (bm, bn) of C over all of K: direct, or through acc and write_block (edges, scaled or
+// biased epilogues).
+LONGCTX_AMX_BF16 inline void block(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t M, int64_t N,
+                                   int64_t bm, int64_t bn, const Epilogue& ep, float* C, int64_t ldc, float* acc) {
+  if (direct(ep, M, N, bm, bn)) {
+    block_product(a0, Bp, Kp, bn, 0, Kp, C + bm * kBlock * ldc + bn * kBlock, ldc, ep.beta == 1.0f);
+    return;
+  }
+  block_product(a0, Bp, Kp, bn, 0, Kp, acc, kBlock, false);
+  write_block(acc, bm * kBlock, bn * kBlock, std::min(kBlock, M - bm * kBlock), std::min(kBlock, N - bn * kBlock), ep,
+              C, ldc);
 }
 
 LONGCTX_AMX_BF16 void configure_tiles() {
@@ -276,11 +305,7 @@ LONGCTX_AMX_BF16 void products(const uint16_t* Ap, const uint16_t* Bp, int64_t M
   for (int64_t g0 = n0; g0 < n1; g0 += group) {
     const int64_t g1 = std::min(n1, g0 + group);
     for (int64_t bm = m0; bm < m1; ++bm) {
-      for (int64_t bn = g0; bn < g1; ++bn) {
-        block_product(Ap + bm * kBlock * Kp, Bp, Kp, bn, acc);
-        write_block(acc, bm * kBlock, bn * kBlock, std::min(kBlock, M - bm * kBlock), std::min(kBlock, N - bn * kBlock),
-                    ep, C, ldc);
-      }
+      for (int64_t bn = g0; bn < g1; ++bn) block(Ap + bm * kBlock * Kp, Bp, Kp, M, N, bm, bn, ep, C, ldc, acc);
     }
   }
   _tile_release();
@@ -300,9 +325,7 @@ LONGCTX_AMX_BF16 void row_products(const float* A, int64_t lda, const uint16_t* 
     const int64_t bm = task / splits, part = task % splits;
     pack_rows(A, lda, M, K, Kp, bm * kBlock, (bm + 1) * kBlock, a, bm * kBlock);
     for (int64_t bn = part * bn_end / splits; bn < (part + 1) * bn_end / splits; ++bn) {
-      block_product(a, Bp, Kp, bn, acc);
-      write_block(acc, bm * kBlock, bn * kBlock, std::min(kBlock, M - bm * kBlock), std::min(kBlock, N - bn * kBlock),
-                  ep, C, ldc);
+      block(a, Bp, Kp, M, N, bm, bn, ep, C, ldc, acc);
     }
   }
   _tile_release();
