@@ -213,15 +213,22 @@ LONGCTX_AMX_BF16 void pack_strips_t(const float* B, int64_t ldb, int64_t N, int6
 
 // The 32 x 32 block of 32 packed rows of op(A) at a0 (row stride Kp) by block column bn of Bp,
 // over K's elements [k0, k1) (a K-chunked loop over block columns, tried to keep A in L1, did not
-// speed up the long-K products: their time is the packing), into c (row stride ldc floats): c = the product, or with
-// `accumulate` c + the product (the C tiles start from c's values).
+// speed up the long-K products: their time is the packing), into c (row stride ldc floats): c = the
+// product, with `accumulate` c + the product (the C tiles start from c's values), with `start`
+// start[column] + the product (a bias: the C tiles start from it on every row).
 LONGCTX_AMX_BF16 inline void block_product(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t bn, int64_t k0,
-                                           int64_t k1, float* c, int64_t ldc, bool accumulate) {
+                                           int64_t k1, float* c, int64_t ldc, bool accumulate,
+                                           const float* start = nullptr) {
   const uint16_t* a1 = a0 + kTile * Kp;
   const uint16_t* b0 = Bp + 2 * bn * Kp * kTile;
   const uint16_t* b1 = b0 + Kp * kTile;
   const int64_t astride = Kp * 2, cstride = ldc * 4;
-  if (accumulate) {
+  if (start) {  // every row of the C tiles starts as start[0 .. 32) (a stride-0 load)
+    _tile_loadd(TC00, start, 0);
+    _tile_loadd(TC01, start + kTile, 0);
+    _tile_loadd(TC10, start, 0);
+    _tile_loadd(TC11, start + kTile, 0);
+  } else if (accumulate) {
     _tile_loadd(TC00, c, cstride);
     _tile_loadd(TC01, c + kTile, cstride);
     _tile_loadd(TC10, c + kTile * ldc, cstride);
@@ -266,10 +273,11 @@ LONGCTX_AMX_BF16 void write_block(const float* acc, int64_t i0, int64_t j0, int6
 }
 
 // Whether block (bm, bn) goes straight from the tiles to C: a whole block under a plain
-// epilogue (C = product, or C + product).
+// epilogue (C = product, C + product, or bias + product).
 inline bool direct(const Epilogue& ep, int64_t M, int64_t N, int64_t bm, int64_t bn) {
-  return ep.alpha == 1.0f && (ep.beta == 0.0f || ep.beta == 1.0f) && !ep.bias && !ep.residual &&
-         (bm + 1) * kBlock <= M && (bn + 1) * kBlock <= N;
+  const bool plain = ep.alpha == 1.0f && !ep.residual &&
+                     (ep.bias ? ep.beta == 0.0f : (ep.beta == 0.0f || ep.beta == 1.0f));
+  return plain && (bm + 1) * kBlock <= M && (bn + 1) * kBlock <= N;
 }
 
 // Block (bm, bn) of C over all of K: direct, or through acc and write_block (edges, scaled or
@@ -277,7 +285,8 @@ inline bool direct(const Epilogue& ep, int64_t M, int64_t N, int64_t bm, int64_t
 LONGCTX_AMX_BF16 inline void block(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t M, int64_t N,
                                    int64_t bm, int64_t bn, const Epilogue& ep, float* C, int64_t ldc, float* acc) {
   if (direct(ep, M, N, bm, bn)) {
-    block_product(a0, Bp, Kp, bn, 0, Kp, C + bm * kBlock * ldc + bn * kBlock, ldc, ep.beta == 1.0f);
+    block_product(a0, Bp, Kp, bn, 0, Kp, C + bm * kBlock * ldc + bn * kBlock, ldc, ep.beta == 1.0f,
+                  ep.bias ? ep.bias + bn * kBlock : nullptr);
     return;
   }
   block_product(a0, Bp, Kp, bn, 0, Kp, acc, kBlock, false);
