@@ -8,10 +8,10 @@
 # int8 tiles); PyTorch runs fp32 and under bf16 autocast, and the better
 # of those is the reference. Batch 1 and 32 texts per pass. Each line reports the largest
 # cosine error against the fp32 vectors of the same engine.
-# Usage: bench/embed_bench.sh [texts=512] [threads=2]
+# Usage: bench/embed_bench.sh [texts=2048] [threads=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-512}
+n=${1:-2048}
 threads=${2:-2}
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}
 model=models/all-MiniLM-L6-v2

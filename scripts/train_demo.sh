@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training demo: on a fresh machine, installs what is missing, builds, trains the `tiny`
 # preset on the King James Bible and prints a sample from it.
-# STEPS (default 600) sets the training length; about 7 minutes on 2 cores.
+# STEPS (default 600) sets the training length; about 3 minutes on 2 cores with bf16 products
+# (a CPU with AMX-BF16), about 7 in fp32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
