@@ -19,17 +19,17 @@ void fp32_forward(const LayerContext& ctx, const float* x, int64_t rows, int64_t
   else
     kernels::linear_forward(*ctx.pool, x, rows, in, w, b, out, y);
 }
-}  // namespace
 
 // Under bf16, an F32 matrix read in place is fp32 weights that never change: the bf16 product
 // takes it, packed once (ctx.bf16_weights). Returns the packed copy, or null.
-static const uint16_t* f32_view_as_weights(const LayerContext& ctx, const float*& w, const kernels::QMatrix*& q,
+const uint16_t* f32_view_as_weights(const LayerContext& ctx, const float*& w, const kernels::QMatrix*& q,
                                            int64_t in, int64_t out) {
   if (!(ctx.bf16 && use_q(q) && q->type == kF32 && q->row_bytes == in * 4)) return nullptr;
   w = static_cast<const float*>(q->data);
   q = nullptr;
   return ctx.bf16_weights ? ctx.bf16_weights->get(*ctx.pool, w, out, in) : nullptr;
 }
+}  // namespace
 
 void linear(const LayerContext& ctx, const float* x, int64_t rows, int64_t in, const float* w,
             const kernels::QMatrix* q, const float* b, int64_t out, float* y) {

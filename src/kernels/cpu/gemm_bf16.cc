@@ -1,14 +1,18 @@
-// kernels/gemm_bf16.h on AMX. The product runs in three steps, each split over the pool:
-//   1. op(A) rounded to bf16 into Ap [Mp][Kp] (rows of K, Mp = M and Kp = K rounded up to 32,
-//      padding zero): a row of 32 elements of K is one 64-byte row of an A tile.
-//   2. op(B) rounded to bf16 into Bp, strips of 16 columns of N, each [Kp / 2][16][2] (the VNNI
-//      pairs tdpbf16ps reads: row k2 of a B tile holds elements 2 k2 and 2 k2 + 1 of K for each of
-//      the 16 columns), Np = N rounded up to 32; one B tile (32 of K) is 1 KB, contiguous.
-//   3. Blocks of 32 x 32 outputs: four C tiles (fp32) summed over Kp / 32 steps of two A tiles and
-//      two B tiles (eight tile registers, four tdpbf16ps per step), stored to a local buffer, then
-//      C = alpha * acc + beta * C on the valid rows and columns.
+// kernels/gemm_bf16.h on AMX. A product runs in two steps, each split over the pool:
+//   1. Packing. op(A) rounded to bf16 into Ap [Mp][Kp] (rows of K, Mp = M rounded up to 32, Kp =
+//      K rounded up to 32, padding zero): a row of 32 elements of K is one 64-byte row of an A
+//      tile. op(B) into Bp, strips of 16 columns of N, each [Kp / 2][16][2] (the VNNI pairs
+//      tdpbf16ps reads: row k2 of a B tile holds elements 2 k2 and 2 k2 + 1 of K for each of the
+//      16 columns), Np = N rounded up to 32; one B tile (32 of K) is 1 KB, contiguous. Transposed
+//      operands go through 16 x 16 dword transposes in registers. A weight packed ahead
+//      (bf16_pack_weight) skips B's packing; when it fits L2, A is packed block row by block row
+//      by the thread that uses it, in the same pass as the products.
+//   2. Blocks of 32 x 32 outputs: four C tiles (fp32) summed over Kp / 32 steps of two A tiles and
+//      two B tiles (eight tile registers, four tdpbf16ps per step). Whole blocks under a plain
+//      epilogue go straight between the tiles and C; the others are stored to a local buffer and
+//      written as C = alpha * acc (+ beta * C) (+ bias) (+ residual) on the valid rows and columns.
 // Conversions use vcvtneps2bf16 (AVX512-BF16: round to nearest even, NaN kept a NaN), which is
-// quant::fp32_to_bf16's rule. Transposed operands go through a 16 x 32 (or 32 x 16) staging tile.
+// quant::fp32_to_bf16's rule.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -22,7 +26,6 @@
 #include "core/check.h"
 #include "kernels/matmul.h"
 #include "kernels/qmatmul.h"
-#include "kernels/vec.h"
 #include "quant/fp16.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -212,13 +215,11 @@ LONGCTX_AMX_BF16 void pack_strips_t(const float* B, int64_t ldb, int64_t N, int6
 #define TB1 7
 
 // The 32 x 32 block of 32 packed rows of op(A) at a0 (row stride Kp) by block column bn of Bp,
-// over K's elements [k0, k1) (a K-chunked loop over block columns, tried to keep A in L1, did not
-// speed up the long-K products: their time is the packing), into c (row stride ldc floats): c = the
-// product, with `accumulate` c + the product (the C tiles start from c's values), with `start`
-// start[column] + the product (a bias: the C tiles start from it on every row).
-LONGCTX_AMX_BF16 inline void block_product(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t bn, int64_t k0,
-                                           int64_t k1, float* c, int64_t ldc, bool accumulate,
-                                           const float* start = nullptr) {
+// into c (row stride ldc floats): c = the product, with `accumulate` c + the product (the C tiles
+// start from c's values), with `start` start[column] + the product (a bias: the C tiles start
+// from it on every row).
+LONGCTX_AMX_BF16 inline void block_product(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t bn, float* c,
+                                           int64_t ldc, bool accumulate, const float* start = nullptr) {
   const uint16_t* a1 = a0 + kTile * Kp;
   const uint16_t* b0 = Bp + 2 * bn * Kp * kTile;
   const uint16_t* b1 = b0 + Kp * kTile;
@@ -239,7 +240,7 @@ LONGCTX_AMX_BF16 inline void block_product(const uint16_t* a0, const uint16_t* B
     _tile_zero(TC10);
     _tile_zero(TC11);
   }
-  for (int64_t k = k0; k < k1; k += kKStep) {
+  for (int64_t k = 0; k < Kp; k += kKStep) {
     _tile_loadd(TA0, a0 + k, astride);
     _tile_loadd(TB0, b0 + k * kTile, 64);
     _tile_loadd(TA1, a1 + k, astride);
@@ -285,11 +286,11 @@ inline bool direct(const Epilogue& ep, int64_t M, int64_t N, int64_t bm, int64_t
 LONGCTX_AMX_BF16 inline void block(const uint16_t* a0, const uint16_t* Bp, int64_t Kp, int64_t M, int64_t N,
                                    int64_t bm, int64_t bn, const Epilogue& ep, float* C, int64_t ldc, float* acc) {
   if (direct(ep, M, N, bm, bn)) {
-    block_product(a0, Bp, Kp, bn, 0, Kp, C + bm * kBlock * ldc + bn * kBlock, ldc, ep.beta == 1.0f,
+    block_product(a0, Bp, Kp, bn, C + bm * kBlock * ldc + bn * kBlock, ldc, ep.beta == 1.0f,
                   ep.bias ? ep.bias + bn * kBlock : nullptr);
     return;
   }
-  block_product(a0, Bp, Kp, bn, 0, Kp, acc, kBlock, false);
+  block_product(a0, Bp, Kp, bn, acc, kBlock, false);
   write_block(acc, bm * kBlock, bn * kBlock, std::min(kBlock, M - bm * kBlock), std::min(kBlock, N - bn * kBlock), ep,
               C, ldc);
 }
@@ -304,6 +305,8 @@ LONGCTX_AMX_BF16 void configure_tiles() {
 }
 
 // Blocks of C in [m0, m1) x [n0, n1) (block indices) from packed Ap and Bp, on the calling thread.
+// (Chunking K so a block row's A stays in L1 across the block columns was tried: no faster on the
+// long-K products, whose time is the packing of their transposed operand.)
 LONGCTX_AMX_BF16 void products(const uint16_t* Ap, const uint16_t* Bp, int64_t M, int64_t N, int64_t Kp,
                                const Epilogue& ep, float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
                                int64_t n1) {
@@ -375,7 +378,6 @@ void product(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N,
   }
   thread_local std::vector<uint16_t> abuf, bbuf;
   uint16_t* Ap = grow(abuf, Mp * Kp);
-  const uint16_t* Bp = Bp_given;
   uint16_t* Bw = Bp_given ? nullptr : grow(bbuf, Np * Kp);
   const int64_t tiles_m = Mp / kTile, strips = Bp_given ? 0 : Np / kTile;
   // Tasks [0, tiles_m): 16 rows of Ap each; then one strip of Bp each (the transposed strips cost
@@ -397,7 +399,7 @@ void product(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N,
         pack_strips(B, ldb, N, K, Kp, s0, s1, Bw);
     }
   });
-  if (!Bp) Bp = Bw;
+  const uint16_t* Bp = Bp_given ? Bp_given : Bw;
   if (bn >= bm) {
     pool.parallel_range(bn, [&](int64_t b, int64_t e, int) { products(Ap, Bp, M, N, Kp, ep, C, ldc, 0, bm, b, e); });
   } else {
