@@ -169,6 +169,71 @@ int run_bench_gemm(const GemmBenchFlags& f) {
   return 0;
 }
 
+struct MemoryBenchFlags {
+  int threads = 0;
+  int64_t mib = 128;
+  int reps = 10;
+  bool json = false;
+};
+
+// Memory bandwidth in the manner of STREAM: triad a[i] = b[i] + s * c[i] over three arrays of
+// `mib` MiB each (counted as 3 arrays moved, write-allocate not counted, as STREAM does) and a read
+// of one array (what streaming weights through a decode does); each thread owns one contiguous
+// part of every array (first-touched by it); the best of `reps` runs, as STREAM reports.
+int run_bench_memory(const MemoryBenchFlags& f) {
+  if (f.mib < 1 || f.mib > 65536) return fail("bench memory: --mib must be 1..65536");
+  if (f.reps < 1) return fail("bench memory: -r must be at least 1");
+  ThreadPool::set_default_threads(f.threads);
+  ThreadPool& pool = ThreadPool::global();
+  const int64_t n = f.mib * (int64_t{1} << 20) / int64_t(sizeof(float));
+  Buffer a(n), b(n), c(n);
+  const int parts = pool.threads();
+  auto range = [&](int64_t p) { return std::pair<int64_t, int64_t>(n * p / parts, n * (p + 1) / parts); };
+  pool.parallel_for(parts, [&](int64_t p, int) {
+    const auto [lo, hi] = range(p);
+    for (int64_t i = lo; i < hi; ++i) a.data()[i] = 0.0f, b.data()[i] = 1.0f, c.data()[i] = 2.0f;
+  });
+  std::vector<uint64_t> sums(parts);
+  auto best = [&](auto&& body) {
+    double t_best = 1e30;
+    for (int r = 0; r <= f.reps; ++r) {  // the first run is untimed
+      const auto t0 = std::chrono::steady_clock::now();
+      pool.parallel_for(parts, body);
+      const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (r > 0) t_best = std::min(t_best, t);
+    }
+    return t_best;
+  };
+  const float scalar = 3.0f;
+  const double t_triad = best([&](int64_t p, int) {
+    const auto [lo, hi] = range(p);
+    float* __restrict pa = a.data();
+    const float* __restrict pb = b.data();
+    const float* __restrict pc = c.data();
+    for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + scalar * pc[i];
+  });
+  const double t_read = best([&](int64_t p, int) {
+    const auto [lo, hi] = range(p);
+    const uint64_t* w = reinterpret_cast<const uint64_t*>(b.data() + lo);
+    const int64_t words = (hi - lo) / 2;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= words; i += 4) s0 += w[i], s1 += w[i + 1], s2 += w[i + 2], s3 += w[i + 3];
+    for (; i < words; ++i) s0 += w[i];
+    sums[p] = s0 + s1 + s2 + s3;
+  });
+  const double bytes = double(n) * sizeof(float);
+  const double triad = 3 * bytes / t_triad / 1e9, read = bytes / t_read / 1e9;
+  if (f.json) {
+    nlohmann::json j = {{"threads", pool.threads()}, {"array_mib", f.mib}, {"triad_gbps", triad}, {"read_gbps", read}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("| threads | array MiB | triad GB/s | read GB/s |\n|---|---|---|---|\n| %d | %lld | %.1f | %.1f |\n",
+                pool.threads(), (long long)f.mib, triad, read);
+  }
+  return 0;
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app, Commands& cmds) {
@@ -201,7 +266,7 @@ void register_bench(CLI::App& app, Commands& cmds) {
     if (!bench->get_subcommands().empty()) return;
     cmds.run = [mf] {
       if (mf->model.empty() && mf->random_model.empty())
-        return fail("bench: give -m MODEL or --random-model SPEC, or one of the subcommands train, attention");
+        return fail("bench: give -m MODEL or --random-model SPEC, or one of the subcommands train, gemm, memory, attention");
       return run_bench_model(*mf);
     };
   });
@@ -223,6 +288,13 @@ void register_bench(CLI::App& app, Commands& cmds) {
   gm->add_option("-t,--threads", g->threads, "Threads (default: all cores)");
   gm->add_flag("--json", g->json, "One JSON line per measurement");
   gm->callback([g, &cmds] { cmds.run = [g] { return run_bench_gemm(*g); }; });
+  auto* mem = bench->add_subcommand("memory", "Memory bandwidth: STREAM-style triad and a streaming read");
+  auto mb = std::make_shared<MemoryBenchFlags>();
+  mem->add_option("-t,--threads", mb->threads, "Threads (default: all cores)");
+  mem->add_option("--mib", mb->mib, "MiB per array (three arrays)");
+  mem->add_option("-r,--repetitions", mb->reps, "Timed runs (the best counts)");
+  mem->add_flag("--json", mb->json, "One JSON line");
+  mem->callback([mb, &cmds] { cmds.run = [mb] { return run_bench_memory(*mb); }; });
   register_bench_attention(*bench, cmds);
 }
 

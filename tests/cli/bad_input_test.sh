@@ -31,6 +31,8 @@ expect_error bad-precision "$work/o.gguf" -- "$bin" train --data "$work/corpus.t
 expect_error bf16-without-amx "$work/o.gguf" -- env LONGCTX_NO_AMX=1 "$bin" train --data "$work/corpus.txt" --steps 1 \
   --precision bf16 -o "$work/o.gguf"
 expect_error bench-gemm-bad-shape "" -- "$bin" bench gemm --shapes 12x0x3
+expect_error bench-memory-zero-mib "" -- "$bin" bench memory --mib 0
+expect_error bench-memory-zero-reps "" -- "$bin" bench memory --mib 1 -r 0
 expect_error kv-heads "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --kv-heads 3 -o "$work/o.gguf"
 expect_error unknown-pos "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --pos spiral -o "$work/o.gguf"
 expect_error attn-window-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --attn window:0 -o "$work/o.gguf"

@@ -85,6 +85,26 @@ TEST(Vec, ElementwiseMatchScalar) {
   }
 }
 
+// The softmax's range: x - sub from -100 to 0 and -inf (masked scores), against double exp of the
+// same float differences; below -87 exactly 0.
+TEST(Vec, ExpSumWideRange) {
+  for (int64_t n : {5, 16, 1000}) {
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = i % 97 == 3 ? -INFINITY : 10.0f - 100.0f * float(i) / float(n);
+    auto e = x;
+    const float s = vec_exp_sum(e.data(), 10.0f, n);
+    double ref_sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float t = x[i] - 10.0f;
+      const double r = t < -87.0f ? 0.0 : std::exp(double(t));
+      ref_sum += r;
+      if (r == 0) EXPECT_EQ(e[i], 0.0f) << t;
+      else EXPECT_NEAR(e[i], r, 4e-7 * r) << t;
+    }
+    EXPECT_NEAR(s, ref_sum, 1e-6 * ref_sum);
+  }
+}
+
 TEST(Vec, AttentionHelpersMatchScalar) {
   for (int64_t n : {1, 7, 16, 33, 300}) {
     auto x = randv(n, 11), dp = randv(n, 12);
