@@ -36,6 +36,7 @@
 #include "core/check.h"
 #include "kernels/kv_tile.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/tile_gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 #include "quant/fp16.h"
@@ -211,12 +212,14 @@ struct Ctx {
         scale(sp.scale > 0 ? sp.scale : 1.0f / std::sqrt(static_cast<float>(dims.head_dim))),
         bf16(bf16_products && kernels::gemm_bf16_supported()) {}
 
-  // A tile's matrix product on the calling thread (kernels::gemm_serial's arguments), in fp32 or
-  // bf16.
+  // A tile's matrix product on the calling thread (kernels::gemm_serial's arguments): bf16 on the
+  // AMX tiles, or fp32 on AVX-512 register blocks (kernels/tile_gemm.h), or OpenBLAS.
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) const {
     if (bf16)
       kernels::gemm_bf16_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (kernels::tile_gemm_supported())
+      kernels::tile_gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
       kernels::gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
