@@ -53,6 +53,14 @@ def main():
         a, b = get("torch-standard", p, 8192), get("tiled-causal", p, 8192)
         if a and b:
             print("| tiled causal %s at 8K vs PyTorch standard | %.1fx (%.3f s vs %.2f s) | >= 4x |" % (p, a / b, b, a))
+    for p in ("fwd", "fwd+bwd"):
+        a, b = get("torch-sdpa", p, 8192), get("tiled-causal", p, 8192)
+        if a and b:
+            print("| tiled causal %s at 8K vs PyTorch SDPA (fused, fp32) | %.2fx (%.3f s vs %.3f s) | >= 1.3x |"
+                  % (p, a / b, b, a))
+    t = get("tiled-causal", "fwd+bwd", 65536)
+    if t:
+        print("| tiled causal fwd+bwd at 64K | %.1f s | < 100 s |" % t)
     g = get("tiled-causal", "fwd", 8192, "gflops")
     if g:
         print("| tiled causal fwd at 8K, share of sgemm | %.0f%% (%.0f of %.0f GFLOP/s) | >= 40%% |"

@@ -25,9 +25,10 @@ The JSON written by --json has the same schema as `longctx bench attention --jso
                 "peak_bytes": b, "gflops": g}, ...,
                {"impl": ..., "pass": ..., "seq_len": n, "skipped": "reason"}]}
 
-Run with Debian's python (python3-torch); OPENBLAS_CORETYPE=SkylakeX is needed on
-CPUs that Debian's OpenBLAS misdetects:
-  OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/torch_attention.py \
+bench/attention_bench.sh runs it with PyTorch 2.x from the bench venv (bench/setup_venv.sh), which
+has the fused SDPA; Debian's python3-torch (1.13) also works (OPENBLAS_CORETYPE=SkylakeX is
+needed on CPUs that Debian's OpenBLAS misdetects) but has no SDPA:
+  .pydeps/bench-venv/bin/python bench/torch_attention.py \
       --seq-len 1024,2048,4096,8192 --heads 8 --head-dim 64 --threads 2 --json out.json
 """
 

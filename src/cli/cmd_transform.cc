@@ -73,6 +73,10 @@ class Runner {
     if (static_cast<int64_t>(ids.size()) + n_ > m_.config().ctx)
       return Status::Error("a prompt of " + std::to_string(ids.size()) + " tokens and -n " + std::to_string(n_) +
                            " do not fit the context of " + std::to_string(m_.config().ctx));
+    // The chat prefix the previous chunk computed is kept only where rows are row-invariant
+    // (integer prefill, AMX): elsewhere its rows were rounded as part of that pass, and a
+    // chunk's answer must be what translating it alone gives.
+    if (!m_.integer_prefill()) session_.reset();
     LONGCTX_RETURN_IF_ERROR(session_.set_tokens(ids, nullptr));
     infer::Sampler sampler(s_);
     std::string out;

@@ -13,8 +13,7 @@ float vec_max(const float* x, int64_t n);
 void vec_axpy(float a, const float* x, float* y, int64_t n);  // y += a * x
 void vec_scale(float* x, float a, int64_t n);                   // x *= a
 void vec_add(const float* a, const float* b, float* y, int64_t n);  // y = a + b (may alias)
-// x[i] = exp(x[i] - sub); returns the sum. Arguments below -87 give 0; above 88 they overflow (sub is
-// meant to be the maximum, or a log-sum-exp above it).
+// x[i] = exp(x[i] - sub); returns the sum. Arguments below about -87 give 0.
 float vec_exp_sum(float* x, float sub, int64_t n);
 // x[i] += a + b * i (ALiBi's distance term over a run of keys; i exact below 2^24).
 void vec_add_ramp(float* x, float a, float b, int64_t n);

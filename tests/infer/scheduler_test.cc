@@ -151,9 +151,13 @@ TEST(Scheduler, RequestsTogetherGetWhatEachGetsAlone) { expect_like_alone(0, 6, 
 
 // A pool of 96 positions for 6 requests of ~10 + 40 tokens: the youngest are preempted and
 // recomputed, the tokens they had decoded one at a time now in prompt chunks. Chunks of at most
-// 16 rows keep every product on the integer path, whose rows do not depend on the chunking;
-// attention rounds a recomputed row differently from the decoded one, and the answers agree.
-TEST(Scheduler, PreemptedRequestsAreRecomputedToTheSameAnswer) { expect_like_alone(96, 6, 16, 40, true); }
+// 5 rows keep every product on the integer path, whose rows do not depend on the chunking, and
+// the attention on the path decoding takes (at most 16 stacked rows: 5 rows x SmolLM2's 3 query
+// heads per KV head), so the answers agree. Longer chunks take the tiled attention products,
+// which round a recomputed row differently from the decoded one: the answers then agree only
+// while no greedy choice is that close (chunks of 16 did with OpenBLAS's rounding, not with
+// kernels::tile_gemm's).
+TEST(Scheduler, PreemptedRequestsAreRecomputedToTheSameAnswer) { expect_like_alone(96, 6, 5, 40, true); }
 
 // The same with the integer prefill (as the server runs where the CPU has AMX): every row's
 // arithmetic, attention included, is that of its pass alone, so the recomputed rows are the

@@ -79,29 +79,6 @@ void Add(const float* a, const float* b, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = a[i] + b[i];
 }
 
-// e^y for the softmax (y = x - max <= 0) and Erf: below -87 it gives e^-87, and it stays right up
-// to y < 88. y = n ln 2 + r with n = round(y / ln 2) and r from a two-part ln 2 (Cody-Waite: r
-// exact to ~2^-32), |r| <= ln 2 / 2; e^r by its Taylor polynomial to r^7 (relative error
-// <= 0.347^8 / 8! ~ 5e-9); 2^n built in the exponent bits (n in [-126, 127]: a normal float).
-template <class V>
-HWY_INLINE V ExpNonPositive(D d, V y) {
-  const hn::RebindToSigned<D> di;
-  y = hn::Max(y, hn::Set(d, -87.0f));
-  const auto n = hn::Round(hn::Mul(y, hn::Set(d, 1.44269504088896341f)));
-  auto r = hn::NegMulAdd(n, hn::Set(d, 0.693145751953125f), y);  // ln 2's upper 16 bits: n * hi is exact
-  r = hn::NegMulAdd(n, hn::Set(d, 1.42860682030941723e-6f), r);
-  auto p = hn::Set(d, 1.0f / 5040);
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 720));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 120));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 24));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 6));
-  p = hn::MulAdd(p, r, hn::Set(d, 0.5f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
-  const auto scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127))));
-  return hn::Mul(p, scale);
-}
-
 float ExpSum(float* x, float sub, int64_t n) {
   const D d;
   const int64_t N = hn::Lanes(d);
@@ -111,7 +88,7 @@ float ExpSum(float* x, float sub, int64_t n) {
   int64_t i = 0;
   for (; i + N <= n; i += N) {
     auto t = hn::Sub(hn::LoadU(d, x + i), vs);
-    auto e = hn::IfThenZeroElse(hn::Lt(t, lo), ExpNonPositive(d, t));
+    auto e = hn::IfThenZeroElse(hn::Lt(t, lo), hn::Exp(d, hn::Max(t, lo)));
     hn::StoreU(e, d, x + i);
     acc = hn::Add(acc, e);
   }
@@ -194,6 +171,29 @@ void GeluBackward(const float* x, const float* dy, float* dx, int64_t n) {
 constexpr float kErfP = 0.3275911f, kErfA1 = 0.254829592f, kErfA2 = -0.284496736f, kErfA3 = 1.421413741f,
                 kErfA4 = -1.453152027f, kErfA5 = 1.061405429f;
 constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.3989422804014327f;
+
+// e^y for y <= 0 (below -87: e^-87), for Erf: y = n ln 2 + r with n = round(y / ln 2) and r
+// from a two-part ln 2 (Cody-Waite: r exact to ~2^-32), |r| <= ln 2 / 2; e^r by its Taylor
+// polynomial to r^7 (relative error <= 0.347^8 / 8! ~ 5e-9); 2^n built in the exponent bits
+// (n in [-126, 0]: a normal float).
+template <class V>
+HWY_INLINE V ExpNonPositive(D d, V y) {
+  const hn::RebindToSigned<D> di;
+  y = hn::Max(y, hn::Set(d, -87.0f));
+  const auto n = hn::Round(hn::Mul(y, hn::Set(d, 1.44269504088896341f)));
+  auto r = hn::NegMulAdd(n, hn::Set(d, 0.693145751953125f), y);  // ln 2's upper 16 bits: n * hi is exact
+  r = hn::NegMulAdd(n, hn::Set(d, 1.42860682030941723e-6f), r);
+  auto p = hn::Set(d, 1.0f / 5040);
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 720));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 120));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 24));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 6));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.5f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  const auto scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127))));
+  return hn::Mul(p, scale);
+}
 
 template <class V>
 HWY_INLINE V Erf(D d, V z) {
