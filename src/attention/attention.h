@@ -51,6 +51,13 @@ struct TileSizes {
   // (kernels::gemm_bf16_serial); the softmax, its statistics and every accumulation stay fp32.
   // Set only where kernels::gemm_bf16_supported(). Decoding kernels over a cache ignore it.
   bool bf16 = false;
+  // The tiles' fp32 products on kernels::tile_gemm_serial (AVX-512 registers, operands not
+  // packed) instead of OpenBLAS, where the CPU has AVX-512F. Set by passes without a KV cache
+  // (training, encoders) and the benchmark. Passes through a cache keep OpenBLAS: on CPUs without
+  // AMX a prompt's rows already round differently from the decode's, and the greedy answers that
+  // must agree across those paths (attribution on and off, a sequence recomputed after
+  // preemption) agree with OpenBLAS's rounding but flipped a near-tie with this kernel's.
+  bool fp32_kernels = false;
 };
 
 // K or V of the forward in a cache's element type (ggml ids: 0 fp32, 1 fp16, 8 Q8_0), read in

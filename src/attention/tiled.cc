@@ -206,19 +206,21 @@ struct Ctx {
   const AttentionSpec& spec;
   const Plan& plan;
   float scale;
-  bool bf16;  // TileSizes::bf16: the tile products in bf16
-  Ctx(const AttentionDims& dims, const AttentionSpec& sp, const Plan& p, bool bf16_products = false)
+  bool bf16;    // TileSizes::bf16: the tile products in bf16
+  bool fp32_k;  // TileSizes::fp32_kernels: fp32 tile products on kernels::tile_gemm
+  Ctx(const AttentionDims& dims, const AttentionSpec& sp, const Plan& p, TileSizes ts = {})
       : d(dims), spec(sp), plan(p),
         scale(sp.scale > 0 ? sp.scale : 1.0f / std::sqrt(static_cast<float>(dims.head_dim))),
-        bf16(bf16_products && kernels::gemm_bf16_supported()) {}
+        bf16(ts.bf16 && kernels::gemm_bf16_supported()),
+        fp32_k(ts.fp32_kernels && kernels::tile_gemm_supported()) {}
 
   // A tile's matrix product on the calling thread (kernels::gemm_serial's arguments): bf16 on the
-  // AMX tiles, or fp32 on AVX-512 register blocks (kernels/tile_gemm.h), or OpenBLAS.
+  // AMX tiles, fp32 on AVX-512 register blocks (kernels/tile_gemm.h), or fp32 through OpenBLAS.
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) const {
     if (bf16)
       kernels::gemm_bf16_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    else if (kernels::tile_gemm_supported())
+    else if (fp32_k)
       kernels::tile_gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
       kernels::gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -580,7 +582,7 @@ void tiled_forward_kv(ThreadPool& pool, const AttentionDims& d, const AttentionS
           (paged && v->type == kQ8_0 && d.head_dim % quant::kQK == 0));
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts, paged ? int64_t{1} << kview.page_shift : INT64_MAX);
-  const Ctx c(d, spec, plan, ts.bf16);
+  const Ctx c(d, spec, plan, ts);
   const KvTiles kv(d, kview, vview);
   const ForwardWork work = plan_forward(d, plan);
   ScratchSet scratch(pool.threads(), work.r_max, plan.bc, d.head_dim);
@@ -601,7 +603,7 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
   check_dims(d, spec);
   if (d.seq_len == 0) return;
   const Plan plan = make_plan(d, *spec.mask, ts);
-  const Ctx c(d, spec, plan, ts.bf16);
+  const Ctx c(d, spec, plan, ts);
   const int64_t hd = d.head_dim;
   ScratchSet scratch(pool.threads(), plan.group * plan.max_rows(), plan.bc, hd);
   // D = rowsum(dO * O), [batch, heads, seq_len].

@@ -116,13 +116,15 @@ int run_bench_attention(const AttnBenchFlags& f) {
   if (f.heads < 1 || f.heads > 256 || f.head_dim < 1 || f.head_dim > 1024)
     return fail("--heads must be in [1, 256] and --head-dim in [1, 1024]");
   attention::TileSizes tiles;
+  tiles.fp32_kernels = true;  // the training passes' configuration
   if (!f.tiles.empty()) {
     auto t = split_list(f.tiles, "--tiles");
     if (!t.ok() || t->size() != 2) return fail("--tiles takes ROWS,COLS");
     auto r = parse_positive((*t)[0], "--tiles rows"), c = parse_positive((*t)[1], "--tiles cols");
     if (!r.ok()) return fail(r.status());
     if (!c.ok()) return fail(c.status());
-    tiles = {*r, *c};
+    tiles.query_rows = *r;
+    tiles.key_cols = *c;
   }
   if (current_rss_bytes() < 0 || !reset_peak_rss())
     std::fprintf(stderr, "longctx: warning: /proc/self/clear_refs not writable; peak memory covers the whole run\n");

@@ -142,6 +142,7 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
     // bf16 tiles when training (tiles of up to 128 x 128); an inference pass without a cache is
     // an encoder's short texts, whose small tiles are no faster in bf16 (measured on MiniLM).
     ts.bf16 = ctx.bf16 && pass.save;
+    ts.fp32_kernels = true;
     attention::tiled_forward_kv(pool, d, {&mask, alibi()}, q, {k, 0}, {v, 0}, att, lse, ts);
   } else {
     // Each sequence on its own: its rows' positions, its cache, the same attention call as if
@@ -211,6 +212,7 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   const attention::MaskView mask(layer_.pattern, seq_len);
   attention::TileSizes ts;
   ts.bf16 = ctx.bf16;
+  ts.fp32_kernels = true;
   attention::tiled_backward(pool, d, {&mask, alibi()}, s.q, s.k, s.v, s.att, s.lse, datt, dq, dk, dv, ts);
   if (ctx.settings->pos == position::PosType::kRope) {
     ctx.rope->apply(pool, dq, batch, seq_len, layer_.heads, qd_, 0, true);

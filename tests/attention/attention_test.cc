@@ -12,6 +12,7 @@
 #include "attention/attention.h"
 #include "attention/reference.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/tile_gemm.h"
 #include "core/rng.h"
 #include "position/alibi.h"
 #include "position/rope.h"
@@ -72,7 +73,8 @@ std::string name_of(const ::testing::TestParamInfo<Case>& info) {
     if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
   const char* pos[] = {"none", "alibi", "rope"};
   return p + "_" + pos[int(c.pos)] + "_h" + std::to_string(c.heads) + "kv" + std::to_string(c.kv_heads) + "_n" +
-         std::to_string(c.seq_len) + "_t" + std::to_string(c.tiles.query_rows) + (c.tiles.bf16 ? "_bf16" : "");
+         std::to_string(c.seq_len) + "_t" + std::to_string(c.tiles.query_rows) + (c.tiles.bf16 ? "_bf16" : "") +
+         (c.tiles.fp32_kernels ? "_tk" : "");
 }
 
 class TiledVsReference : public ::testing::TestWithParam<Case> {};
@@ -80,6 +82,7 @@ class TiledVsReference : public ::testing::TestWithParam<Case> {};
 TEST_P(TiledVsReference, ForwardAndBackward) {
   const Case& c = GetParam();
   if (c.tiles.bf16 && !kernels::gemm_bf16_supported()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  if (c.tiles.fp32_kernels && !kernels::tile_gemm_supported()) GTEST_SKIP() << "no AVX-512F on this CPU";
   // bf16 tile products: operands rounded to 8 bits (2^-9 relative), fp32 sums; the errors must
   // stay within a few times that and, in the backward (every tile a product; the forward's
   // sparse tiles may take the fp32 decode kernels), exceed fp32's: the bf16 products ran.
@@ -164,6 +167,17 @@ std::vector<Case> all_cases() {
   attention::TileSizes big;
   big.bf16 = true;
   out.push_back({"causal", Pos::kAlibi, 6, 3, 300, big});
+  // fp32 tile products on kernels::tile_gemm (TileSizes::fp32_kernels), every pattern.
+  for (const char* p : patterns)
+    for (Pos pos : {Pos::kNone, Pos::kAlibi, Pos::kRope})
+      for (auto& g : groups) {
+        attention::TileSizes t{24, 32};
+        t.fp32_kernels = true;
+        out.push_back({p, pos, g[0], g[1], 77, t});
+      }
+  attention::TileSizes tk;
+  tk.fp32_kernels = true;
+  out.push_back({"causal", Pos::kAlibi, 6, 3, 300, tk});
   return out;
 }
 
