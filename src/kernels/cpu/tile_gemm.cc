@@ -3,13 +3,16 @@
 
 // GCC 12's AVX-512 intrinsic headers warn about their own undefined-vector idiom (_mm512_undefined_*)
 // once inlined into masked loads.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <algorithm>
 #include <cstdlib>
 #include <vector>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
 #include "kernels/cpu/transpose16.h"
@@ -145,3 +148,15 @@ void tile_gemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 }
 
 }  // namespace longctx::kernels
+#else
+#include <cstdio>
+
+namespace longctx::kernels {
+bool tile_gemm_supported() { return false; }
+void tile_gemm_serial(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
+                      float*, int64_t) {
+  std::fprintf(stderr, "tile_gemm_serial: not built for this CPU (check tile_gemm_supported())\n");
+  std::abort();
+}
+}  // namespace longctx::kernels
+#endif
