@@ -6,7 +6,7 @@ source "$(dirname "$0")/install_missing.sh"
 pkgs=(cmake ninja-build g++ pkg-config
       libopenblas-dev libhwy-dev libcli11-dev nlohmann-json3-dev libpcre2-dev
       libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libfaiss-dev
-      clang libclang-rt-14-dev
+      clang libclang-rt-14-dev libopenmpi-dev openmpi-bin
       bible-kjv python3-torch python3-numpy python3-matplotlib)
 apt_install_missing setup "${pkgs[@]}"
 

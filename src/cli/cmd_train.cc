@@ -5,9 +5,12 @@
 //               [--init CKPT]   (stage two: the checkpoint's weights, a longer --ctx, a new optimizer)
 //               [--train-only SEL] [--freeze SEL]   (a subset trains: model/trainable.h)
 //               [--lora r=16,alpha=32,targets=q,k,v,o,gate,up,down]   (with --init BASE: an adapter, model/lora.h)
+// mpirun -np N longctx train ...   (data-parallel over N ranks: dist/comm.h; --bucket-mib)
 #include <csignal>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -21,6 +24,7 @@
 #include "cli/common.h"
 #include "core/blas_setup.h"
 #include "core/thread_pool.h"
+#include "dist/comm.h"
 #include "infer/chat_template.h"
 #include "kernels/vec.h"
 #include "model/checkpoint.h"
@@ -47,6 +51,7 @@ struct TrainFlags {
   std::string precision;           // --precision fp32|bf16|auto (apply_precision)
   model::ConfigOverrides arch;  // --preset (only when given), --pos, --norm, --mlp, --kv-heads, --layers, --attn, ...
   int vocab = 0, threads = 0;
+  double bucket_mib = 8;  // data-parallel gradient buckets
   bool json = false, ctx_given = false;
   train::TrainOptions opt;
 };
@@ -198,7 +203,7 @@ Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& tex
   return model::LoadedModel{std::make_unique<model::Model>(*cfg), std::move(*tok)};
 }
 
-int run_train(TrainFlags& f) {
+int run_train_group(TrainFlags& f, dist::Group& group) {
   using clock = std::chrono::steady_clock;
   if (f.lora.empty() && f.lora_dropout != 0) return fail("--lora-dropout goes with --lora");
   if (!f.lora.empty()) {
@@ -214,6 +219,13 @@ int run_train(TrainFlags& f) {
     // A fresh model: bad architecture flags fail before the corpus is read or a tokenizer trained.
     auto cfg = model::config_from_overrides(f.arch, f.vocab > 0 ? f.vocab : 4096, static_cast<int>(f.opt.ctx));
     if (!cfg.ok()) return fail(cfg.status());
+  }
+  if (!(f.bucket_mib > 0 && f.bucket_mib <= 4096)) return fail("--bucket-mib must be in (0, 4096]");
+  if (f.threads <= 0 && group.distributed()) {
+    // Ranks sharing a machine share its cores.
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+    f.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks_here);
   }
   ThreadPool::set_default_threads(f.threads);
   ThreadPool& pool = ThreadPool::global();
@@ -249,6 +261,7 @@ int run_train(TrainFlags& f) {
   }
   if (Status ps = apply_precision(f.precision, *model); !ps.ok()) return fail(ps.Wrap("train"));
   const char* precision = model->bf16() ? "bf16" : "fp32";
+  const int64_t bucket_floats = static_cast<int64_t>(f.bucket_mib * (1 << 20) / sizeof(float));
   train::Trainer trainer(std::move(model), std::move(tok), f.opt, pool);
   trainer.set_trainable(on);
   if (!f.lora.empty())
@@ -261,6 +274,7 @@ int run_train(TrainFlags& f) {
   } else if (f.init.empty()) {
     trainer.init_weights();
   }
+  if (Status gs = trainer.set_group(group, bucket_floats); !gs.ok()) return fail(gs);
   Status cs = Status::Ok();
   int64_t chat_conversations = 0, chat_tokens = 0;
   if (is_chat_data(f.data)) {
@@ -302,6 +316,10 @@ int run_train(TrainFlags& f) {
       std::printf("chat data: %lld conversations (every 20th held out), %lld assistant tokens trained on, template %s\n",
                   (long long)chat_conversations, (long long)chat_tokens,
                   f.chat_template.empty() ? "from the model" : f.chat_template.c_str());
+    if (group.distributed())
+      std::printf("data parallel: %d ranks x %d threads, %lld windows per rank per micro-batch, gradients summed in "
+                  "buckets of %.3g MiB during backward\n",
+                  group.size(), pool.threads(), (long long)((opt.batch + group.size() - 1) / group.size()), f.bucket_mib);
     if (trainer.current_step() > 0) std::printf("resumed at step %lld\n", (long long)trainer.current_step());
   } else {
     nlohmann::json names = nlohmann::json::array();
@@ -317,6 +335,7 @@ int run_train(TrainFlags& f) {
 
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);  // mpirun forwards SIGUSR1 to every rank
   const bool tty = human && stdout_is_tty();
   const int64_t tokens_per_step = opt.batch * opt.ctx * opt.accum;
   const auto start = clock::now();
@@ -352,7 +371,7 @@ int run_train(TrainFlags& f) {
 
   while (trainer.current_step() < opt.steps) {
     auto t0 = clock::now();
-    st = trainer.step();
+    st = trainer.step(g_stop_signal != 0);
     const double step_s = std::chrono::duration<double>(clock::now() - t0).count();
     train_seconds += step_s;
     ++window_steps;
@@ -381,25 +400,34 @@ int run_train(TrainFlags& f) {
     if ((opt.eval_every > 0 && st.step % opt.eval_every == 0) || last) {
       emit_eval(trainer.evaluate());
     }
-    if (g_stop_signal) {
+    if (st.stop) {  // a signal here, or on any rank
       interrupted = true;
       break;
     }
     if (opt.save_every > 0 && st.step % opt.save_every == 0 && !last) {
-      Status s = trainer.save(f.out);
+      Status s = group.root() ? trainer.save(f.out) : Status::Ok();
       if (!s.ok()) return fail(s);
     }
   }
-  Status s = trainer.save(f.out);
+  Status s = group.root() ? trainer.save(f.out) : Status::Ok();
   if (!s.ok()) return fail(s);
   const double wall = std::chrono::duration<double>(clock::now() - start).count();
   const int64_t steps_done = trainer.current_step() - first_step;
   const double avg_rate = train_seconds > 0 ? steps_done * tokens_per_step / train_seconds : 0;
+  const dist::GradReducer* red = trainer.reducer();
   if (f.json) {
     nlohmann::json j = {{"event", "summary"}, {"step", trainer.current_step()}, {"steps_run", steps_done},
                         {"train_loss", st.loss}, {"val_loss", last_val}, {"val_bpb", last_bpb},
                         {"tokens_per_s", avg_rate}, {"elapsed_s", wall}, {"interrupted", interrupted},
-                        {"checkpoint", f.out}};
+                        {"checkpoint", f.out}, {"ranks", group.size()}};
+    if (red && steps_done > 0) {
+      const auto& rs = red->stats();
+      j["allreduce"] = {{"bytes_per_step", rs.bytes / steps_done},
+                        {"buckets_per_step", static_cast<double>(rs.buckets) / steps_done},
+                        {"comm_s_per_step", rs.comm_s / steps_done},
+                        {"exposed_s_per_step", rs.exposed_s / steps_done},
+                        {"overlap", rs.comm_s > 0 ? std::max(0.0, 1.0 - rs.exposed_s / rs.comm_s) : 0.0}};
+    }
     std::printf("%s\n", j.dump().c_str());
   } else {
     char val[32] = "not evaluated yet";
@@ -408,8 +436,32 @@ int run_train(TrainFlags& f) {
                 tty ? "\r\033[K" : "", interrupted ? "interrupted" : "done", (long long)trainer.current_step(),
                 (long long)opt.steps, format_duration(wall).c_str(), st.loss, val, format_rate(avg_rate).c_str(),
                 f.out.c_str());
+    if (red && steps_done > 0) {
+      const auto& rs = red->stats();
+      std::printf("all-reduce: %.2f MiB per step in %.1f buckets, %.1f ms per step communicating, %.1f ms of it not "
+                  "hidden behind backward\n",
+                  rs.bytes / double(steps_done) / (1 << 20), double(rs.buckets) / steps_done, 1e3 * rs.comm_s / steps_done,
+                  1e3 * rs.exposed_s / steps_done);
+    }
   }
   return 0;
+}
+
+// Under an MPI launcher: rank 0 alone prints and writes checkpoints; an error on one rank
+// ends the whole job (MPI_Abort), since the other ranks would wait for it forever.
+int run_train(TrainFlags& f) {
+  auto group = dist::Group::world();
+  if (!group.ok()) return fail(group.status().Wrap("train"));
+  dist::Group& g = **group;
+  if (!g.root() && !std::freopen("/dev/null", "w", stdout)) return fail("rank " + std::to_string(g.rank()) + ": cannot silence stdout");
+  const int rc = run_train_group(f, g);
+  std::fflush(stdout);
+  if (rc != 0 && g.distributed()) {
+    std::fprintf(stderr, "longctx train: rank %d of %d failed; ending the job\n", g.rank(), g.size());
+    g.abort(rc);
+  }
+  g.barrier();  // rank 0's checkpoint is written before any rank exits
+  return rc;
 }
 
 }  // namespace
@@ -459,7 +511,9 @@ void register_train(CLI::App& app, Commands& cmds) {
                 "r=16,alpha=32,targets=q,k,v,o,gate,up,down; -o writes the adapter (llama.cpp's GGUF layout)");
   c->add_option("--lora-dropout", f->lora_dropout, "Dropout on the LoRA branches' input while training (default 0)");
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
-  c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  c->add_option("-t,--threads", f->threads, "Threads (default: all cores; under mpirun, the cores shared by a machine's ranks)");
+  c->add_option("--bucket-mib", f->bucket_mib,
+                "Data-parallel training (mpirun -np N longctx train ...): MiB of gradients per all-reduce bucket (default 8)");
   add_precision_flag(c, f->precision, "auto");
   c->add_flag("--json", f->json, "One JSON object per line instead of the human display");
   c->callback([f, preset, ctx, &cmds] {

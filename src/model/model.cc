@@ -431,7 +431,8 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
 }
 
 double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
-                               int64_t batch, int64_t seq_len, float grad_scale) {
+                               int64_t batch, int64_t seq_len, float grad_scale,
+                               const std::function<void(int64_t)>& grads_final_from) {
   CHECK(seq_len <= config_.ctx);
   CHECK_MSG(!config_.encoder, "an encoder has no language-model head to train");
   for (size_t i = 0; i < views_.size(); ++i)
@@ -462,6 +463,17 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
   layers::linear_backward(ctx, xn, logits, rows, D, wout, view(output_), V, dxn, false, grad(output_), nullptr);
   float* dx = arena.alloc_zero(rows * D);
   layers::norm_backward(ctx, fn, {grad(out_norm_w_), grad(out_norm_b_)}, x, dxn, rows, mean, rstd, dx);
+  // The head's own tensors follow the blocks' (a tied output matrix is the token embedding,
+  // complete only at the end); block b's and everything after them are complete once b's
+  // backward has run.
+  const auto& tlist = layout_.tensors();
+  auto first_offset = [&](size_t index) { return index < tlist.size() ? tlist[index].offset : layout_.total(); };
+  if (grads_final_from) {
+    size_t head = 0;
+    for (size_t i = 0; i < tlist.size(); ++i)
+      if (tlist[i].block >= 0) head = i + 1;
+    grads_final_from(first_offset(head));
+  }
   const layers::Weights w{params_.data(), grads(), views_.empty() ? nullptr : views_.data(),
                           frozen_.empty() ? nullptr : frozen_.data(), adapters_.empty() ? nullptr : adapters_.data()};
   layers::Pass pass;
@@ -479,8 +491,10 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
     const int64_t m = arena.mark();
     blocks_.blocks[b]->backward(ctx, w, pass, dx);
     arena.rewind(m);
+    if (grads_final_from) grads_final_from(first_offset(static_cast<size_t>(layout_.block_first(static_cast<int>(b)))));
   }
   if (embeddings_train) layers::embedding_backward(ctx, {grad(token_), grad(position_)}, tokens, batch, seq_len, 0, dx);
+  if (grads_final_from) grads_final_from(0);
   return loss;
 }
 

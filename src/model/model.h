@@ -4,6 +4,7 @@
 // only things that drive it.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <span>
@@ -141,8 +142,12 @@ class Model {
   void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
   // Training step: forward over tokens [batch, seq_len] with targets, backward with the loss
   // scaled by grad_scale; gradients accumulate. Returns the summed (unscaled) loss.
+  // `grads_final_from(offset)`, when given, is called as backward goes down the model, each
+  // time the gradients [offset, layout().total()) are complete (dist::GradReducer starts
+  // summing them over ranks while the blocks below still compute); the last call is with 0.
   double forward_backward(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
-                          int64_t batch, int64_t seq_len, float grad_scale);
+                          int64_t batch, int64_t seq_len, float grad_scale,
+                          const std::function<void(int64_t)>& grads_final_from = {});
   // Summed loss without gradients (held-out evaluation).
   double forward_loss(ThreadPool& pool, Arena& arena, const int32_t* tokens, const int32_t* targets,
                       int64_t batch, int64_t seq_len);

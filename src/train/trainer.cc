@@ -89,7 +89,25 @@ void Trainer::init_weights() {
   model_->init(init_rng);
 }
 
-StepStats Trainer::step() {
+Status Trainer::set_group(dist::Group& group, int64_t bucket_floats) {
+  if (opt_.batch < group.size())
+    return Status::Error("--batch " + std::to_string(opt_.batch) + " is the global batch of windows, shared out over " +
+                         std::to_string(group.size()) + " ranks: it needs at least one window per rank");
+  group_ = &group;
+  reducer_.reset();
+  if (group.distributed())
+    reducer_ = std::make_unique<dist::GradReducer>(group, model_->grads(), model_->layout().total(), bucket_floats);
+  return Status::Ok();
+}
+
+namespace {
+// Rank r's share of n items: [n * r / size, n * (r + 1) / size).
+std::pair<int64_t, int64_t> share(int64_t n, int rank, int size) {
+  return {n * rank / size, n * (rank + 1) / size};
+}
+}  // namespace
+
+StepStats Trainer::step(bool stop_requested) {
   model::Model& m = *model_;
   m.zero_grads();
   Batcher batcher(&train_, opt_.batch, opt_.ctx);
@@ -103,12 +121,25 @@ StepStats Trainer::step() {
   }
   counted = std::max<int64_t>(counted, 1);
   const float scale = 1.0f / static_cast<float>(counted);
+  const auto [lo, hi] = share(opt_.batch, group_->rank(), group_->size());
+  if (reducer_) reducer_->begin_step();
+  const std::function<void(int64_t)> ready = [&](int64_t offset) { reducer_->ready_from(offset); };
   double loss = 0;
   for (int64_t a = 0; a < opt_.accum; ++a) {
     // LoRA dropout: a fresh mask per micro-batch, from the run's RNG (so a resumed run draws
     // the same ones). No draw without dropout: other runs keep their batches.
     if (m.config().lora.dropout > 0) m.set_dropout_seed(rng_.next() | 1);
-    loss += m.forward_backward(pool_, arena_, inputs_[a].data(), targets_[a].data(), opt_.batch, opt_.ctx, scale);
+    const bool last = a + 1 == opt_.accum;
+    loss += m.forward_backward(pool_, arena_, inputs_[a].data() + lo * opt_.ctx, targets_[a].data() + lo * opt_.ctx,
+                               hi - lo, opt_.ctx, scale, reducer_ && last ? ready : std::function<void(int64_t)>{});
+  }
+  bool stop = stop_requested;
+  if (reducer_) {
+    reducer_->finish();
+    double shared[2] = {loss, stop_requested ? 1.0 : 0.0};
+    group_->sum(shared, 2);
+    loss = shared[0];
+    stop = shared[1] > 0;
   }
   loss /= static_cast<double>(counted);
 
@@ -116,7 +147,7 @@ StepStats Trainer::step() {
   const int64_t t = step_ + 1;
   const double norm = adamw_.step(pool_, m, lr, t, opt_.adamw);
   step_ = t;
-  return StepStats{step_, loss, lr, norm};
+  return StepStats{step_, loss, lr, norm, stop};
 }
 
 EvalStats Trainer::evaluate() {
@@ -127,7 +158,7 @@ EvalStats Trainer::evaluate() {
   double loss = 0;
   int64_t tokens = 0, bytes = 0;
   // A held-out part shorter than one full batch still gets one (smaller) batch.
-  if (n == 0) {
+  if (n == 0 && group_->root()) {
     Batcher one(&val_, 1, opt_.ctx);
     int64_t b = 0;
     one.sequential(0, in, tg, &b);
@@ -135,12 +166,20 @@ EvalStats Trainer::evaluate() {
     for (int32_t t : tg) tokens += t >= 0;
     bytes = b;
   }
-  for (int64_t i = 0; i < n; ++i) {
+  // Batch i is evaluated by rank i % size; the sums are added over the ranks.
+  for (int64_t i = group_->rank(); i < n; i += group_->size()) {
     int64_t b = 0;
     batcher.sequential(i, in, tg, &b);
     loss += model_->forward_loss(pool_, arena_, in.data(), tg.data(), opt_.batch, opt_.ctx);
     for (int32_t t : tg) tokens += t >= 0;
     bytes += b;
+  }
+  if (group_->distributed()) {
+    double sums[3] = {loss, static_cast<double>(tokens), static_cast<double>(bytes)};
+    group_->sum(sums, 3);
+    loss = sums[0];
+    tokens = static_cast<int64_t>(sums[1]);
+    bytes = static_cast<int64_t>(sums[2]);
   }
   tokens = std::max<int64_t>(tokens, 1);
   bytes = std::max<int64_t>(bytes, 1);

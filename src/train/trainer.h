@@ -11,6 +11,7 @@
 #include "core/arena.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
+#include "dist/comm.h"
 #include "model/model.h"
 #include "tokenizer/bpe.h"
 #include "train/data.h"
@@ -40,6 +41,7 @@ struct StepStats {
   double loss = 0;
   float lr = 0;
   double grad_norm = 0;
+  bool stop = false;  // some rank asked to stop (step(true) there): every rank stops after this step
 };
 
 struct EvalStats {
@@ -64,7 +66,19 @@ class Trainer {
   // Restores the optimizer state, step and RNG from the sibling of a checkpoint.
   Status load_state(const std::string& checkpoint_path);
 
-  StepStats step();
+  // Data-parallel training over the group's ranks (before the first step). Each micro-batch
+  // is the same global batch of opt.batch windows drawn by every rank from the shared RNG;
+  // rank r trains on its contiguous share of the windows, and the gradients are summed over
+  // the ranks in buckets during backward (dist::GradReducer), so the step is the one a single
+  // process takes with the same options, up to fp32 summation order. Held-out batches are
+  // shared out the same way. Every rank keeps the whole model and optimizer state. Errors when
+  // the batch has fewer windows than ranks. After load_state (which sets the batch).
+  Status set_group(dist::Group& group, int64_t bucket_floats);
+  const dist::GradReducer* reducer() const { return reducer_.get(); }
+
+  // One optimizer step. `stop_requested`: this rank wants to stop; the returned stats say
+  // whether any rank did (one reduction shared with the loss), so all ranks stop together.
+  StepStats step(bool stop_requested = false);
   EvalStats evaluate();
   // Checkpoint + training state, both written atomically.
   Status save(const std::string& path);
@@ -91,6 +105,8 @@ class Trainer {
   TokenStream train_, val_;
   std::vector<std::vector<int32_t>> inputs_, targets_;  // per micro-batch
   std::function<Status(const std::string&)> save_model_;
+  dist::Group* group_ = &dist::Group::single();
+  std::unique_ptr<dist::GradReducer> reducer_;
 };
 
 // The sibling file holding optimizer state: "run/ckpt.gguf" -> "run/ckpt.state.gguf".
