@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/check.h"
 
@@ -95,6 +96,25 @@ void Group::barrier() {
 #ifdef LONGCTX_HAVE_MPI
   if (mpi_ && size_ > 1) MPI_Barrier(MPI_COMM_WORLD);
 #endif
+}
+
+void Group::sendrecv(const void* send, void* recv, int64_t bytes, int dest, int src) {
+  CHECK(dest >= 0 && dest < size_ && src >= 0 && src < size_);
+#ifdef LONGCTX_HAVE_MPI
+  if (mpi_ && size_ > 1) {
+    constexpr int64_t kPiece = int64_t{1} << 30;
+    const auto* s = static_cast<const uint8_t*>(send);
+    auto* r = static_cast<uint8_t*>(recv);
+    for (int64_t i = 0; i < bytes; i += kPiece) {
+      const int n = static_cast<int>(std::min(kPiece, bytes - i));
+      const int rc = MPI_Sendrecv(s + i, n, MPI_BYTE, dest, 0, r + i, n, MPI_BYTE, src, 0, MPI_COMM_WORLD,
+                                  MPI_STATUS_IGNORE);
+      CHECK_MSG(rc == MPI_SUCCESS, "MPI_Sendrecv failed");
+    }
+    return;
+  }
+#endif
+  if (send != recv) std::memcpy(recv, send, static_cast<size_t>(bytes));
 }
 
 void Group::abort(int code) {

@@ -43,6 +43,9 @@ class Group {
   void sum(float* x, int64_t n);
   void sum(double* x, int64_t n);
   void barrier();
+  // Sends `bytes` to rank dest and receives as many from rank src (a ring step). Any thread,
+  // while no other thread of this process calls the group.
+  void sendrecv(const void* send, void* recv, int64_t bytes, int dest, int src);
   // Ends the whole job (MPI_Abort with one rank's error); exits with `code` when not distributed.
   [[noreturn]] void abort(int code);
   // MPI_Finalize (at exit; idempotent).
