@@ -6,6 +6,7 @@
 //               [--train-only SEL] [--freeze SEL]   (a subset trains: model/trainable.h)
 //               [--lora r=16,alpha=32,targets=q,k,v,o,gate,up,down]   (with --init BASE: an adapter, model/lora.h)
 // mpirun -np N longctx train ...   (data-parallel over N ranks: dist/comm.h; --bucket-mib)
+// mpirun -np N longctx train --seq-parallel N ...   (each window split over the ranks: dist/ring_attention.h)
 #include <csignal>
 #include <chrono>
 #include <cstdio>
@@ -52,6 +53,7 @@ struct TrainFlags {
   model::ConfigOverrides arch;  // --preset (only when given), --pos, --norm, --mlp, --kv-heads, --layers, --attn, ...
   int vocab = 0, threads = 0;
   double bucket_mib = 8;  // data-parallel gradient buckets
+  int seq_parallel = 0;   // ranks one window is split over (ring attention); 0: data parallel
   bool json = false, ctx_given = false;
   train::TrainOptions opt;
 };
@@ -274,7 +276,10 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
   } else if (f.init.empty()) {
     trainer.init_weights();
   }
-  if (Status gs = trainer.set_group(group, bucket_floats); !gs.ok()) return fail(gs);
+  if (f.seq_parallel != 0 && f.seq_parallel != group.size())
+    return fail("--seq-parallel " + std::to_string(f.seq_parallel) + " must equal the job's rank count (" +
+                std::to_string(group.size()) + "; start it with mpirun -np " + std::to_string(f.seq_parallel) + ")");
+  if (Status gs = trainer.set_group(group, bucket_floats, f.seq_parallel > 1); !gs.ok()) return fail(gs);
   Status cs = Status::Ok();
   int64_t chat_conversations = 0, chat_tokens = 0;
   if (is_chat_data(f.data)) {
@@ -316,7 +321,11 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
       std::printf("chat data: %lld conversations (every 20th held out), %lld assistant tokens trained on, template %s\n",
                   (long long)chat_conversations, (long long)chat_tokens,
                   f.chat_template.empty() ? "from the model" : f.chat_template.c_str());
-    if (group.distributed())
+    if (group.distributed() && f.seq_parallel > 1)
+      std::printf("sequence parallel: %d ranks x %d threads, each window in %d zig-zag chunks of %lld positions, ring "
+                  "attention; gradients summed after backward\n",
+                  group.size(), pool.threads(), 2 * group.size(), (long long)(opt.ctx / (2 * group.size())));
+    else if (group.distributed())
       std::printf("data parallel: %d ranks x %d threads, %lld windows per rank per micro-batch, gradients summed in "
                   "buckets of %.3g MiB during backward\n",
                   group.size(), pool.threads(), (long long)((opt.batch + group.size() - 1) / group.size()), f.bucket_mib);
@@ -512,6 +521,9 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--lora-dropout", f->lora_dropout, "Dropout on the LoRA branches' input while training (default 0)");
   c->add_option("--vocab-size", f->vocab, "Vocabulary size when training the tokenizer");
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores; under mpirun, the cores shared by a machine's ranks)");
+  c->add_option("--seq-parallel", f->seq_parallel,
+                "Split every window over the job's N ranks (mpirun -np N; ring attention; --ctx a multiple of 2N; "
+                "rope, alibi or no positions; causal or window patterns)");
   c->add_option("--bucket-mib", f->bucket_mib,
                 "Data-parallel training (mpirun -np N longctx train ...): MiB of gradients per all-reduce bucket (default 8)");
   add_precision_flag(c, f->precision, "auto");

@@ -52,6 +52,14 @@ struct RingDims {
   int heads = 0, kv_heads = 0, head_dim = 0;
 };
 
+// Sequence parallelism of a training pass (layers::LayerContext::seq_parallel): every rank holds
+// its zig-zag share of each sequence of `total` positions, and attention runs as a ring.
+struct SeqParallel {
+  Group* group = nullptr;
+  int64_t total = 0;
+  RingLayout layout() const { return RingLayout{total, group->size(), group->rank()}; }
+};
+
 struct RingStats {
   int64_t bytes_sent = 0;  // by this rank
   double compute_s = 0;    // tiled attention calls

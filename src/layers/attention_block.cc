@@ -96,6 +96,28 @@ class AttentionBlock final : public Block {
     return d;
   }
   const float* alibi() const { return alibi_.empty() ? nullptr : alibi_.data(); }
+  dist::RingDims ring_dims() const { return {layer_.heads, layer_.kv_heads, layer_.head_dim}; }
+  dist::RingSpec ring_spec(bool bf16) const {
+    dist::RingSpec rs;
+    rs.pattern = layer_.pattern;
+    rs.alibi_slopes = alibi();
+    rs.tiles.bf16 = bf16;
+    rs.tiles.fp32_kernels = true;
+    return rs;
+  }
+  // RoPE (or its inverse, for gradients) on q and k of a sequence-parallel pass: each of a
+  // sequence's two chunks at its global positions.
+  void rope_shares(const LayerContext& ctx, float* q, float* k, int64_t batch, const dist::RingLayout& lay,
+                   bool inverse) const {
+    if (ctx.settings->pos != position::PosType::kRope) return;
+    const int64_t c = lay.chunk(), n = lay.local_rows();
+    for (int64_t b = 0; b < batch; ++b)
+      for (int which = 0; which < 2; ++which) {
+        const int64_t row = b * n + which * c, pos = lay.chunk_start(lay.rank, which);
+        ctx.rope->apply(*ctx.pool, q + row * qd_, 1, c, layer_.heads, qd_, pos, inverse);
+        ctx.rope->apply(*ctx.pool, k + row * kvd_, 1, c, layer_.kv_heads, kvd_, pos, inverse);
+      }
+  }
   NormParams<const float*> norm(const Weights& w) const { return {param(w, norm_w_), param(w, norm_b_)}; }
 
   bool post_norm_;
@@ -130,7 +152,16 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
   lora_forward(ctx, lora(w, wv_), in, rows, D_, kvd_, v);
   float* att = arena.alloc(rows * qd_);
   float* lse = pass.save ? arena.alloc(batch * layer_.heads * seq_len) : nullptr;
-  if (pass.seqs.empty()) {
+  if (pass.seqs.empty() && ctx.seq_parallel) {
+    const dist::RingLayout lay = ctx.seq_parallel->layout();
+    CHECK(pass.pos0 == 0 && seq_len == lay.local_rows());
+    rope_shares(ctx, q, k, batch, lay, false);
+    std::vector<float> scratch(lse ? 0 : 2 * layer_.heads * lay.chunk());
+    for (int64_t b = 0; b < batch; ++b)
+      dist::ring_forward(*ctx.seq_parallel->group, pool, lay, ring_dims(), ring_spec(ctx.bf16 && pass.save), q + b * seq_len * qd_,
+                         k + b * seq_len * kvd_, v + b * seq_len * kvd_, att + b * seq_len * qd_,
+                         lse ? lse + b * layer_.heads * seq_len : scratch.data());
+  } else if (pass.seqs.empty()) {
     CHECK(pass.pos0 == 0);
     if (ctx.settings->pos == position::PosType::kRope) {
       ctx.rope->apply(pool, q, batch, seq_len, layer_.heads, qd_, 0, false);
@@ -208,6 +239,15 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   float* dq = arena.alloc(rows * qd_);
   float* dk = arena.alloc_zero(rows * kvd_);
   float* dv = arena.alloc_zero(rows * kvd_);
+  if (ctx.seq_parallel) {
+    const dist::RingLayout lay = ctx.seq_parallel->layout();
+    for (int64_t b = 0; b < batch; ++b)
+      dist::ring_backward(*ctx.seq_parallel->group, pool, lay, ring_dims(), ring_spec(ctx.bf16), s.q + b * seq_len * qd_,
+                          s.k + b * seq_len * kvd_, s.v + b * seq_len * kvd_, s.att + b * seq_len * qd_,
+                          s.lse + b * layer_.heads * seq_len, datt + b * seq_len * qd_, dq + b * seq_len * qd_,
+                          dk + b * seq_len * kvd_, dv + b * seq_len * kvd_);
+    rope_shares(ctx, dq, dk, batch, lay, true);
+  } else {
   const attention::AttentionDims d = batch_dims(batch, seq_len);
   const attention::MaskView mask(layer_.pattern, seq_len);
   attention::TileSizes ts;
@@ -217,6 +257,7 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
   if (ctx.settings->pos == position::PosType::kRope) {
     ctx.rope->apply(pool, dq, batch, seq_len, layer_.heads, qd_, 0, true);
     ctx.rope->apply(pool, dk, batch, seq_len, layer_.kv_heads, kvd_, 0, true);
+  }
   }
   const float* in = post_norm_ ? s.x_in : s.h;
   float* dh = arena.alloc(rows * D_);

@@ -5,6 +5,7 @@
 
 #include "core/arena.h"
 #include "core/thread_pool.h"
+#include "dist/ring_attention.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/qmatmul.h"
 #include "layers/settings.h"
@@ -62,6 +63,9 @@ struct LayerContext {
   // With bf16: packed copies of the F32 matrices read in place (they never change), made on first
   // use. Null: packed per product.
   kernels::Bf16WeightCache* bf16_weights = nullptr;
+  // Sequence-parallel training: a pass's seq_len rows per sequence are this rank's zig-zag share
+  // of a sequence (dist::RingLayout), its attention a ring over the group. Null: off.
+  const dist::SeqParallel* seq_parallel = nullptr;
 };
 
 }  // namespace longctx::layers

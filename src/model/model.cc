@@ -359,6 +359,7 @@ layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
   ctx.attribution = attribution_;
   ctx.bf16 = bf16_;
   ctx.bf16_weights = bf16_weights_.get();
+  ctx.seq_parallel = seq_parallel_;
   return ctx;
 }
 

@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "dist/ring_attention.h"
 #include "io/gguf.h"
 #include "kernels/qmatmul.h"
 #include "kvcache/kv_cache.h"
@@ -140,6 +141,10 @@ class Model {
 
   // LoRA dropout masks of the next training steps derive from this seed (0: none).
   void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
+  // Sequence-parallel passes without a cache (training, held-out loss): token arrays hold this
+  // rank's zig-zag share of each sequence, attention runs as a ring (layers::LayerContext).
+  // Null: off. The model keeps the pointer.
+  void set_seq_parallel(const dist::SeqParallel* sp) { seq_parallel_ = sp; }
   // Training step: forward over tokens [batch, seq_len] with targets, backward with the loss
   // scaled by grad_scale; gradients accumulate. Returns the summed (unscaled) loss.
   // `grads_final_from(offset)`, when given, is called as backward goes down the model, each
@@ -233,6 +238,7 @@ class Model {
   bool bf16_ = false;
   std::unique_ptr<kernels::Bf16WeightCache> bf16_weights_;  // with bf16_: packed F32 views
   uint64_t dropout_seed_ = 0;
+  const dist::SeqParallel* seq_parallel_ = nullptr;
   // add_adapter: per tensor, the terms (pointing into adapter_data_).
   std::vector<std::vector<layers::LoraTerm>> adapters_;
   std::vector<std::vector<float>> adapter_data_;

@@ -89,7 +89,21 @@ void Trainer::init_weights() {
   model_->init(init_rng);
 }
 
-Status Trainer::set_group(dist::Group& group, int64_t bucket_floats) {
+Status Trainer::set_group(dist::Group& group, int64_t bucket_floats, bool seq_parallel) {
+  seq_parallel_ = seq_parallel && group.distributed();
+  if (seq_parallel_) {
+    const auto& c = model_->config();
+    if (c.pos == position::PosType::kLearned || c.pos == position::PosType::kSinusoidal)
+      return Status::Error("--seq-parallel: positions are " + std::string(model::pos_name(c.pos)) +
+                           "; sequence parallelism needs rope, alibi or none");
+    for (const auto& layer : c.layers)
+      LONGCTX_RETURN_IF_ERROR(dist::check_ring(layer.pattern, opt_.ctx, group.size()).Wrap("--seq-parallel"));
+    group_ = &group;
+    sp_ = dist::SeqParallel{&group, opt_.ctx};
+    model_->set_seq_parallel(&sp_);
+    reducer_ = std::make_unique<dist::GradReducer>(group, model_->grads(), model_->layout().total(), bucket_floats);
+    return Status::Ok();
+  }
   if (opt_.batch < group.size())
     return Status::Error("--batch " + std::to_string(opt_.batch) + " is the global batch of windows, shared out over " +
                          std::to_string(group.size()) + " ranks: it needs at least one window per rank");
@@ -98,6 +112,19 @@ Status Trainer::set_group(dist::Group& group, int64_t bucket_floats) {
   if (group.distributed())
     reducer_ = std::make_unique<dist::GradReducer>(group, model_->grads(), model_->layout().total(), bucket_floats);
   return Status::Ok();
+}
+
+int64_t Trainer::local_rows(const std::vector<int32_t>& in, const std::vector<int32_t>& tg, int64_t batch) {
+  const dist::RingLayout lay = sp_.layout();
+  const int64_t n = lay.local_rows();
+  local_in_.resize(batch * n);
+  local_tg_.resize(batch * n);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < n; ++t) {
+      local_in_[b * n + t] = in[b * opt_.ctx + lay.position(t)];
+      local_tg_[b * n + t] = tg[b * opt_.ctx + lay.position(t)];
+    }
+  return n;
 }
 
 namespace {
@@ -121,7 +148,8 @@ StepStats Trainer::step(bool stop_requested) {
   }
   counted = std::max<int64_t>(counted, 1);
   const float scale = 1.0f / static_cast<float>(counted);
-  const auto [lo, hi] = share(opt_.batch, group_->rank(), group_->size());
+  auto [lo, hi] = share(opt_.batch, group_->rank(), group_->size());
+  if (seq_parallel_) lo = 0, hi = opt_.batch;
   if (reducer_) reducer_->begin_step();
   const std::function<void(int64_t)> ready = [&](int64_t offset) { reducer_->ready_from(offset); };
   double loss = 0;
@@ -130,6 +158,11 @@ StepStats Trainer::step(bool stop_requested) {
     // the same ones). No draw without dropout: other runs keep their batches.
     if (m.config().lora.dropout > 0) m.set_dropout_seed(rng_.next() | 1);
     const bool last = a + 1 == opt_.accum;
+    if (seq_parallel_) {
+      const int64_t n = local_rows(inputs_[a], targets_[a], opt_.batch);
+      loss += m.forward_backward(pool_, arena_, local_in_.data(), local_tg_.data(), opt_.batch, n, scale);
+      continue;
+    }
     loss += m.forward_backward(pool_, arena_, inputs_[a].data() + lo * opt_.ctx, targets_[a].data() + lo * opt_.ctx,
                                hi - lo, opt_.ctx, scale, reducer_ && last ? ready : std::function<void(int64_t)>{});
   }
@@ -158,21 +191,33 @@ EvalStats Trainer::evaluate() {
   double loss = 0;
   int64_t tokens = 0, bytes = 0;
   // A held-out part shorter than one full batch still gets one (smaller) batch.
-  if (n == 0 && group_->root()) {
+  // One batch's summed loss, its counted targets and bytes: sequence parallel, every rank takes
+  // its rows of every batch (the bytes counted once, on rank 0).
+  auto run = [&](int64_t rows) {
+    if (!seq_parallel_) {
+      loss += model_->forward_loss(pool_, arena_, in.data(), tg.data(), rows, opt_.ctx);
+      for (int32_t t : tg) tokens += t >= 0;
+      return;
+    }
+    const int64_t len = local_rows(in, tg, rows);
+    loss += model_->forward_loss(pool_, arena_, local_in_.data(), local_tg_.data(), rows, len);
+    for (int64_t i = 0; i < rows * len; ++i) tokens += local_tg_[i] >= 0;
+  };
+  const bool all_ranks = seq_parallel_;
+  if (n == 0 && (group_->root() || all_ranks)) {
     Batcher one(&val_, 1, opt_.ctx);
     int64_t b = 0;
     one.sequential(0, in, tg, &b);
-    loss = model_->forward_loss(pool_, arena_, in.data(), tg.data(), 1, opt_.ctx);
-    for (int32_t t : tg) tokens += t >= 0;
-    bytes = b;
+    run(1);
+    if (group_->root()) bytes = b;
   }
-  // Batch i is evaluated by rank i % size; the sums are added over the ranks.
-  for (int64_t i = group_->rank(); i < n; i += group_->size()) {
+  // Data parallel: batch i is evaluated by rank i % size; the sums are added over the ranks.
+  const int64_t first = all_ranks ? 0 : group_->rank(), stride = all_ranks ? 1 : group_->size();
+  for (int64_t i = first; i < n; i += stride) {
     int64_t b = 0;
     batcher.sequential(i, in, tg, &b);
-    loss += model_->forward_loss(pool_, arena_, in.data(), tg.data(), opt_.batch, opt_.ctx);
-    for (int32_t t : tg) tokens += t >= 0;
-    bytes += b;
+    run(opt_.batch);
+    if (!all_ranks || group_->root()) bytes += b;
   }
   if (group_->distributed()) {
     double sums[3] = {loss, static_cast<double>(tokens), static_cast<double>(bytes)};

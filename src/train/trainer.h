@@ -73,7 +73,12 @@ class Trainer {
   // process takes with the same options, up to fp32 summation order. Held-out batches are
   // shared out the same way. Every rank keeps the whole model and optimizer state. Errors when
   // the batch has fewer windows than ranks. After load_state (which sets the batch).
-  Status set_group(dist::Group& group, int64_t bucket_floats);
+  // seq_parallel: instead of sharing out windows, every window is split over the ranks
+  // (dist::RingLayout's zig-zag chunks) and attention runs as a ring; gradients are summed the
+  // same way, after backward (the ring's transfers use MPI during backward). Errors when the
+  // window length is not a multiple of 2 x ranks, a layer's pattern is not causal or a window,
+  // or positions are learned or sinusoidal (not yet split).
+  Status set_group(dist::Group& group, int64_t bucket_floats, bool seq_parallel = false);
   const dist::GradReducer* reducer() const { return reducer_.get(); }
 
   // One optimizer step. `stop_requested`: this rank wants to stop; the returned stats say
@@ -106,6 +111,12 @@ class Trainer {
   std::vector<std::vector<int32_t>> inputs_, targets_;  // per micro-batch
   std::function<Status(const std::string&)> save_model_;
   dist::Group* group_ = &dist::Group::single();
+  // Sequence parallel: this rank's rows of windows [batch, ctx] into local_in_ / local_tg_;
+  // returns their length per window.
+  int64_t local_rows(const std::vector<int32_t>& in, const std::vector<int32_t>& tg, int64_t batch);
+  dist::SeqParallel sp_;
+  bool seq_parallel_ = false;
+  std::vector<int32_t> local_in_, local_tg_;  // sequence parallel: this rank's rows
   std::unique_ptr<dist::GradReducer> reducer_;
 };
 

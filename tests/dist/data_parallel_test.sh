@@ -6,6 +6,8 @@
 #  2. --resume across rank counts: 2 ranks then 1, and 1 then 2, go on exactly as 1 then 1.
 #  3. SIGINT on one rank stops every rank after the same step with one checkpoint and exit 0.
 #  4. A killed rank ends the job non-zero within seconds; the last checkpoint stays loadable.
+#  5. --seq-parallel 2 (every window split over the ranks, ring attention; RoPE, ALiBi, windows)
+#     gives one process's losses; what it cannot split is refused with one line.
 # Usage: data_parallel_test.sh path/to/longctx path/to/mpirun
 set -euo pipefail
 bin=$1
@@ -27,7 +29,8 @@ with open(sys.argv[1], "w") as f:
     for i in range(16000):
         f.write(" ".join(rng.choice(words) for _ in range(rng.randint(5, 14))).capitalize() + ".\n")
 PY
-common=(--preset tiny --layers 2 --vocab-size 300 --data "$work/c.txt" --ctx 32 --eval-batches 4 --json -t 1)
+base=(--preset tiny --layers 2 --vocab-size 300 --data "$work/c.txt" --eval-batches 4 --json -t 1)
+common=("${base[@]}" --ctx 32)
 mp() { "$mpirun" -np 2 "$bin" train "$@"; }
 
 # Every eval record and the summary of two runs agree within a relative tolerance.
@@ -144,3 +147,26 @@ wait "$job" || rc=$?
 grep -qi "killed\|signal 9" "$work/k.err" || { echo "FAIL: no message naming the killed rank:" >&2; cat "$work/k.err" >&2; exit 1; }
 "$bin" info "$work/k.gguf" > /dev/null
 echo "ok: a killed rank ended the job in $((SECONDS - start)) s (exit $rc); the last checkpoint loads"
+
+# 5. Sequence parallel: each window split over the two ranks.
+for arch in "--pos rope --attn causal" "--pos alibi --attn window:12,causal --kv-heads 2"; do
+  # shellcheck disable=SC2086
+  "$bin" train "${common[@]}" $arch --batch 3 --steps 8 --eval-every 4 -o "$work/sp1.gguf" > "$work/sp1.jsonl"
+  # shellcheck disable=SC2086
+  mp "${common[@]}" $arch --seq-parallel 2 --batch 3 --steps 8 --eval-every 4 -o "$work/sp2.gguf" > "$work/sp2.jsonl"
+  same_losses "$work/sp1.jsonl" "$work/sp2.jsonl" "1 process vs --seq-parallel 2 ($arch)"
+done
+expect_refused() {
+  local want=$1
+  shift
+  local rc=0
+  mp "${base[@]}" --steps 2 -o "$work/bad.gguf" "$@" > /dev/null 2> "$work/bad.err" || rc=$?
+  [ "$rc" -ne 0 ] && grep -q -- "$want" "$work/bad.err" ||
+    { echo "FAIL: $* (exit $rc) did not say '$want':" >&2; cat "$work/bad.err" >&2; exit 1; }
+  [ ! -e "$work/bad.gguf" ] || { echo "FAIL: $* wrote a checkpoint" >&2; exit 1; }
+}
+expect_refused "multiple of 2 x 2 ranks" --seq-parallel 2 --ctx 30
+expect_refused "needs rope, alibi or none" --seq-parallel 2 --ctx 32 --pos learned
+expect_refused "must equal the job's rank count" --seq-parallel 4 --ctx 32
+expect_refused "not bigbird" --seq-parallel 2 --ctx 32 --attn bigbird:8,1,1,1
+echo "ok: --seq-parallel refuses what it cannot split"
