@@ -409,7 +409,8 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
     if ((opt.eval_every > 0 && st.step % opt.eval_every == 0) || last) {
       emit_eval(trainer.evaluate());
     }
-    if (st.stop) {  // a signal here, or on any rank
+    // A signal here (one process: also one that came during the step), or on any rank.
+    if (st.stop || (!group.distributed() && g_stop_signal)) {
       interrupted = true;
       break;
     }
@@ -436,6 +437,11 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
                         {"comm_s_per_step", rs.comm_s / steps_done},
                         {"exposed_s_per_step", rs.exposed_s / steps_done},
                         {"overlap", rs.comm_s > 0 ? std::max(0.0, 1.0 - rs.exposed_s / rs.comm_s) : 0.0}};
+    }
+    if (f.seq_parallel > 1 && steps_done > 0) {
+      // Ring traffic of the training steps and the evaluations (rank 0's).
+      const dist::RingStats ring = dist::ring_totals();
+      j["ring"] = {{"bytes_sent", ring.bytes_sent}, {"attention_s", ring.compute_s}, {"wait_s", ring.wait_s}};
     }
     std::printf("%s\n", j.dump().c_str());
   } else {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -31,6 +32,16 @@ Status check_ring(const Pattern& p, int64_t total, int ranks) {
 }
 
 namespace {
+
+std::mutex g_totals_mu;
+RingStats g_totals;
+
+void add_totals(const RingStats& s) {
+  std::lock_guard<std::mutex> l(g_totals_mu);
+  g_totals.bytes_sent += s.bytes_sent;
+  g_totals.compute_s += s.compute_s;
+  g_totals.wait_s += s.wait_s;
+}
 
 using clock = std::chrono::steady_clock;
 double since(clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); }
@@ -118,9 +129,16 @@ void check_call(const Group& g, const RingLayout& lay, const RingDims& d, const 
 
 }  // namespace
 
+RingStats ring_totals() {
+  std::lock_guard<std::mutex> l(g_totals_mu);
+  return g_totals;
+}
+
 void ring_forward(Group& g, ThreadPool& pool, const RingLayout& lay, const RingDims& d, const RingSpec& spec,
-                  const float* q, const float* k, const float* v, float* out, float* lse, RingStats* stats) {
+                  const float* q, const float* k, const float* v, float* out, float* lse, RingStats* caller_stats) {
   check_call(g, lay, d, spec);
+  RingStats call;
+  RingStats* stats = &call;
   const int N = lay.ranks, r = lay.rank, H = d.heads, hd = d.head_dim;
   const int64_t c = lay.chunk(), rows = lay.local_rows();
   const int64_t qs = int64_t(H) * hd, ks = int64_t(d.kv_heads) * hd;
@@ -155,12 +173,20 @@ void ring_forward(Group& g, ThreadPool& pool, const RingLayout& lay, const RingD
       std::swap(cur, next);
     }
   }
+  add_totals(call);
+  if (caller_stats) {
+    caller_stats->bytes_sent += call.bytes_sent;
+    caller_stats->compute_s += call.compute_s;
+    caller_stats->wait_s += call.wait_s;
+  }
 }
 
 void ring_backward(Group& g, ThreadPool& pool, const RingLayout& lay, const RingDims& d, const RingSpec& spec,
                    const float* q, const float* k, const float* v, const float* out, const float* lse,
-                   const float* dout, float* dq, float* dk, float* dv, RingStats* stats) {
+                   const float* dout, float* dq, float* dk, float* dv, RingStats* caller_stats) {
   check_call(g, lay, d, spec);
+  RingStats call;
+  RingStats* stats = &call;
   const int N = lay.ranks, r = lay.rank, H = d.heads, hd = d.head_dim;
   const int64_t c = lay.chunk(), rows = lay.local_rows();
   const int64_t qs = int64_t(H) * hd, ks = int64_t(d.kv_heads) * hd, share = rows * ks;
@@ -208,6 +234,12 @@ void ring_backward(Group& g, ThreadPool& pool, const RingLayout& lay, const Ring
   }
   kernels::vec_axpy(1.0f, cur.data() + 2 * share, dk, share);
   kernels::vec_axpy(1.0f, cur.data() + 3 * share, dv, share);
+  add_totals(call);
+  if (caller_stats) {
+    caller_stats->bytes_sent += call.bytes_sent;
+    caller_stats->compute_s += call.compute_s;
+    caller_stats->wait_s += call.wait_s;
+  }
 }
 
 }  // namespace longctx::dist

@@ -66,6 +66,9 @@ struct RingStats {
   double wait_s = 0;       // waiting for a transfer after the compute it overlapped
 };
 
+// Totals over every ring call of this process (train --json reports them per step).
+RingStats ring_totals();
+
 // Local rows (RingLayout::local_rows): q, out [rows, heads * head_dim]; k, v [rows, kv_heads *
 // head_dim]; lse [2, heads, chunk] (each local chunk's log-sum-exps, as tiled_forward lays out a
 // batch of two). out and lse are overwritten. Every rank of the group calls it together.

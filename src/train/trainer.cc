@@ -114,7 +114,7 @@ Status Trainer::set_group(dist::Group& group, int64_t bucket_floats, bool seq_pa
   return Status::Ok();
 }
 
-int64_t Trainer::local_rows(const std::vector<int32_t>& in, const std::vector<int32_t>& tg, int64_t batch) {
+int64_t Trainer::split_windows(const std::vector<int32_t>& in, const std::vector<int32_t>& tg, int64_t batch) {
   const dist::RingLayout lay = sp_.layout();
   const int64_t n = lay.local_rows();
   local_in_.resize(batch * n);
@@ -159,7 +159,7 @@ StepStats Trainer::step(bool stop_requested) {
     if (m.config().lora.dropout > 0) m.set_dropout_seed(rng_.next() | 1);
     const bool last = a + 1 == opt_.accum;
     if (seq_parallel_) {
-      const int64_t n = local_rows(inputs_[a], targets_[a], opt_.batch);
+      const int64_t n = split_windows(inputs_[a], targets_[a], opt_.batch);
       loss += m.forward_backward(pool_, arena_, local_in_.data(), local_tg_.data(), opt_.batch, n, scale);
       continue;
     }
@@ -190,7 +190,6 @@ EvalStats Trainer::evaluate() {
   std::vector<int32_t> in, tg;
   double loss = 0;
   int64_t tokens = 0, bytes = 0;
-  // A held-out part shorter than one full batch still gets one (smaller) batch.
   // One batch's summed loss, its counted targets and bytes: sequence parallel, every rank takes
   // its rows of every batch (the bytes counted once, on rank 0).
   auto run = [&](int64_t rows) {
@@ -199,11 +198,12 @@ EvalStats Trainer::evaluate() {
       for (int32_t t : tg) tokens += t >= 0;
       return;
     }
-    const int64_t len = local_rows(in, tg, rows);
+    const int64_t len = split_windows(in, tg, rows);
     loss += model_->forward_loss(pool_, arena_, local_in_.data(), local_tg_.data(), rows, len);
     for (int64_t i = 0; i < rows * len; ++i) tokens += local_tg_[i] >= 0;
   };
   const bool all_ranks = seq_parallel_;
+  // A held-out part shorter than one full batch still gets one (smaller) batch.
   if (n == 0 && (group_->root() || all_ranks)) {
     Batcher one(&val_, 1, opt_.ctx);
     int64_t b = 0;

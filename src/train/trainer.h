@@ -113,7 +113,7 @@ class Trainer {
   dist::Group* group_ = &dist::Group::single();
   // Sequence parallel: this rank's rows of windows [batch, ctx] into local_in_ / local_tg_;
   // returns their length per window.
-  int64_t local_rows(const std::vector<int32_t>& in, const std::vector<int32_t>& tg, int64_t batch);
+  int64_t split_windows(const std::vector<int32_t>& in, const std::vector<int32_t>& tg, int64_t batch);
   dist::SeqParallel sp_;
   bool seq_parallel_ = false;
   std::vector<int32_t> local_in_, local_tg_;  // sequence parallel: this rank's rows
