@@ -158,8 +158,8 @@ void AttentionBlock::forward(const LayerContext& ctx, const Weights& w, const Pa
     rope_shares(ctx, q, k, batch, lay, false);
     std::vector<float> scratch(lse ? 0 : 2 * layer_.heads * lay.chunk());
     for (int64_t b = 0; b < batch; ++b)
-      dist::ring_forward(*ctx.seq_parallel->group, pool, lay, ring_dims(), ring_spec(ctx.bf16 && pass.save), q + b * seq_len * qd_,
-                         k + b * seq_len * kvd_, v + b * seq_len * kvd_, att + b * seq_len * qd_,
+      dist::ring_forward(*ctx.seq_parallel->group, pool, lay, ring_dims(), ring_spec(ctx.bf16 && pass.save),
+                         q + b * seq_len * qd_, k + b * seq_len * kvd_, v + b * seq_len * kvd_, att + b * seq_len * qd_,
                          lse ? lse + b * layer_.heads * seq_len : scratch.data());
   } else if (pass.seqs.empty()) {
     CHECK(pass.pos0 == 0);
@@ -248,16 +248,16 @@ void AttentionBlock::backward(const LayerContext& ctx, const Weights& w, const P
                           dk + b * seq_len * kvd_, dv + b * seq_len * kvd_);
     rope_shares(ctx, dq, dk, batch, lay, true);
   } else {
-  const attention::AttentionDims d = batch_dims(batch, seq_len);
-  const attention::MaskView mask(layer_.pattern, seq_len);
-  attention::TileSizes ts;
-  ts.bf16 = ctx.bf16;
-  ts.fp32_kernels = true;
-  attention::tiled_backward(pool, d, {&mask, alibi()}, s.q, s.k, s.v, s.att, s.lse, datt, dq, dk, dv, ts);
-  if (ctx.settings->pos == position::PosType::kRope) {
-    ctx.rope->apply(pool, dq, batch, seq_len, layer_.heads, qd_, 0, true);
-    ctx.rope->apply(pool, dk, batch, seq_len, layer_.kv_heads, kvd_, 0, true);
-  }
+    const attention::AttentionDims d = batch_dims(batch, seq_len);
+    const attention::MaskView mask(layer_.pattern, seq_len);
+    attention::TileSizes ts;
+    ts.bf16 = ctx.bf16;
+    ts.fp32_kernels = true;
+    attention::tiled_backward(pool, d, {&mask, alibi()}, s.q, s.k, s.v, s.att, s.lse, datt, dq, dk, dv, ts);
+    if (ctx.settings->pos == position::PosType::kRope) {
+      ctx.rope->apply(pool, dq, batch, seq_len, layer_.heads, qd_, 0, true);
+      ctx.rope->apply(pool, dk, batch, seq_len, layer_.kv_heads, kvd_, 0, true);
+    }
   }
   const float* in = post_norm_ ? s.x_in : s.h;
   float* dh = arena.alloc(rows * D_);

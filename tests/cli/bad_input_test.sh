@@ -27,6 +27,9 @@ expect_error directory-corpus "$work/o.gguf" -- "$bin" train --data "$work" --st
 expect_error ctx-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --ctx 0 -o "$work/o.gguf"
 expect_error negative-lr "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --lr -1 -o "$work/o.gguf"
 expect_error bad-precision "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --precision fp8 -o "$work/o.gguf"
+expect_error bucket-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --bucket-mib 0 -o "$work/o.gguf"
+# Without a launcher the job has one rank: --seq-parallel 2 names the mpirun it needs.
+expect_error seq-parallel-alone "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --seq-parallel 2 -o "$work/o.gguf"
 # bf16 on a CPU without AMX-BF16 (LONGCTX_NO_AMX turns the tiles off): refused, not silently fp32.
 expect_error bf16-without-amx "$work/o.gguf" -- env LONGCTX_NO_AMX=1 "$bin" train --data "$work/corpus.txt" --steps 1 \
   --precision bf16 -o "$work/o.gguf"
