@@ -529,7 +529,7 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores; under mpirun, the cores shared by a machine's ranks)");
   c->add_option("--seq-parallel", f->seq_parallel,
                 "Split every window over the job's N ranks (mpirun -np N; ring attention; --ctx a multiple of 2N; "
-                "rope, alibi or no positions; causal or window patterns)");
+                "causal or window patterns)");
   c->add_option("--bucket-mib", f->bucket_mib,
                 "Data-parallel training (mpirun -np N longctx train ...): MiB of gradients per all-reduce bucket (default 8)");
   add_precision_flag(c, f->precision, "auto");

@@ -393,7 +393,16 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
   const kernels::QMatrix* qtoken = view(token_);  // (training: only a frozen table is mapped)
   const layers::EmbeddingParams<const float*> ep{param(token_), param(position_), param(types_), param(embed_norm_w_),
                                                  param(embed_norm_b_)};
-  if (seqs.empty()) {
+  if (seqs.empty() && ctx.seq_parallel) {
+    // Each sequence's two zig-zag chunks at their global positions.
+    const dist::RingLayout lay = ctx.seq_parallel->layout();
+    for (int64_t b = 0; b < batch; ++b)
+      for (int which = 0; which < 2; ++which) {
+        const int64_t row = b * seq_len + which * lay.chunk();
+        layers::embedding_forward(ctx, ep, qtoken, tokens + row, 1, lay.chunk(), lay.chunk_start(lay.rank, which),
+                                  x + row * D);
+      }
+  } else if (seqs.empty()) {
     layers::embedding_forward(ctx, ep, qtoken, tokens, batch, seq_len, 0, x);
   } else {
     for (const layers::SeqRows& sr : seqs)
@@ -494,7 +503,17 @@ double Model::forward_backward(ThreadPool& pool, Arena& arena, const int32_t* to
     arena.rewind(m);
     if (grads_final_from) grads_final_from(first_offset(static_cast<size_t>(layout_.block_first(static_cast<int>(b)))));
   }
-  if (embeddings_train) layers::embedding_backward(ctx, {grad(token_), grad(position_)}, tokens, batch, seq_len, 0, dx);
+  if (embeddings_train && ctx.seq_parallel) {
+    const dist::RingLayout lay = ctx.seq_parallel->layout();
+    for (int64_t b = 0; b < batch; ++b)
+      for (int which = 0; which < 2; ++which) {
+        const int64_t row = b * seq_len + which * lay.chunk();
+        layers::embedding_backward(ctx, {grad(token_), grad(position_)}, tokens + row, 1, lay.chunk(),
+                                   lay.chunk_start(lay.rank, which), dx + row * D);
+      }
+  } else if (embeddings_train) {
+    layers::embedding_backward(ctx, {grad(token_), grad(position_)}, tokens, batch, seq_len, 0, dx);
+  }
   if (grads_final_from) grads_final_from(0);
   return loss;
 }

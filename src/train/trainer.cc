@@ -93,9 +93,6 @@ Status Trainer::set_group(dist::Group& group, int64_t bucket_floats, bool seq_pa
   seq_parallel_ = seq_parallel && group.distributed();
   if (seq_parallel_) {
     const auto& c = model_->config();
-    if (c.pos == position::PosType::kLearned || c.pos == position::PosType::kSinusoidal)
-      return Status::Error("--seq-parallel: positions are " + std::string(model::pos_name(c.pos)) +
-                           "; sequence parallelism needs rope, alibi or none");
     for (const auto& layer : c.layers)
       LONGCTX_RETURN_IF_ERROR(dist::check_ring(layer.pattern, opt_.ctx, group.size()).Wrap("--seq-parallel"));
     group_ = &group;

@@ -76,8 +76,7 @@ class Trainer {
   // seq_parallel: instead of sharing out windows, every window is split over the ranks
   // (dist::RingLayout's zig-zag chunks) and attention runs as a ring; gradients are summed the
   // same way, after backward (the ring's transfers use MPI during backward). Errors when the
-  // window length is not a multiple of 2 x ranks, a layer's pattern is not causal or a window,
-  // or positions are learned or sinusoidal (not yet split).
+  // window length is not a multiple of 2 x ranks or a layer's pattern is not causal or a window.
   Status set_group(dist::Group& group, int64_t bucket_floats, bool seq_parallel = false);
   const dist::GradReducer* reducer() const { return reducer_.get(); }
 

@@ -6,7 +6,8 @@
 #  2. --resume across rank counts: 2 ranks then 1, and 1 then 2, go on exactly as 1 then 1.
 #  3. SIGINT on one rank stops every rank after the same step with one checkpoint and exit 0.
 #  4. A killed rank ends the job non-zero within seconds; the last checkpoint stays loadable.
-#  5. --seq-parallel 2 (every window split over the ranks, ring attention; RoPE, ALiBi, windows)
+#  5. --seq-parallel 2 (every window split over the ranks, ring attention; RoPE, ALiBi, learned
+#     positions, windows)
 #     gives one process's losses; what it cannot split is refused with one line.
 # Usage: data_parallel_test.sh path/to/longctx path/to/mpirun
 set -euo pipefail
@@ -158,7 +159,7 @@ grep -qi "killed\|signal 9" "$work/k.err" || { echo "FAIL: no message naming the
 echo "ok: a killed rank ended the job in $((SECONDS - start)) s (exit $rc); the last checkpoint loads"
 
 # 5. Sequence parallel: each window split over the two ranks.
-for arch in "--pos rope --attn causal" "--pos alibi --attn window:12,causal --kv-heads 2"; do
+for arch in "--pos rope --attn causal" "--pos alibi --attn window:12,causal --kv-heads 2" "--pos learned"; do
   # shellcheck disable=SC2086
   "$bin" train "${common[@]}" $arch --batch 3 --steps 8 --eval-every 4 -o "$work/sp1.gguf" > "$work/sp1.jsonl"
   # shellcheck disable=SC2086
@@ -175,7 +176,6 @@ expect_refused() {
   [ ! -e "$work/bad.gguf" ] || { echo "FAIL: $* wrote a checkpoint" >&2; exit 1; }
 }
 expect_refused "multiple of 2 x 2 ranks" --seq-parallel 2 --ctx 30
-expect_refused "needs rope, alibi or none" --seq-parallel 2 --ctx 32 --pos learned
 expect_refused "must equal the job's rank count" --seq-parallel 4 --ctx 32
 expect_refused "not bigbird" --seq-parallel 2 --ctx 32 --attn bigbird:8,1,1,1
 echo "ok: --seq-parallel refuses what it cannot split"
