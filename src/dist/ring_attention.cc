@@ -120,6 +120,29 @@ class Hop {
   std::thread t_;
 };
 
+// Calls f(qi, ki, dims, spec) for each visible pair of this rank's query chunk qi and
+// `owner`'s key chunk ki, as one call of the tiled engine.
+template <class F>
+void for_visible_pairs(const RingLayout& lay, const RingDims& d, const RingSpec& spec, int owner, F&& f) {
+  const int64_t c = lay.chunk();
+  for (int qi = 0; qi < 2; ++qi)
+    for (int ki = 0; ki < 2; ++ki) {
+      const int64_t qstart = lay.chunk_start(lay.rank, qi), kstart = lay.chunk_start(owner, ki);
+      if (!pair_visible(spec.pattern, qstart, kstart, c)) continue;
+      const MaskView mask(spec.pattern, c);
+      f(qi, ki, pair_dims(d, c, qstart - kstart), AttentionSpec{&mask, spec.alibi_slopes, spec.scale});
+    }
+}
+
+// Adds a call's stats to the process totals and to the caller's.
+void account(const RingStats& call, RingStats* caller) {
+  add_totals(call);
+  if (!caller) return;
+  caller->bytes_sent += call.bytes_sent;
+  caller->compute_s += call.compute_s;
+  caller->wait_s += call.wait_s;
+}
+
 void check_call(const Group& g, const RingLayout& lay, const RingDims& d, const RingSpec& spec) {
   CHECK_MSG(g.size() == lay.ranks && g.rank() == lay.rank, "ring attention: the layout is for another group");
   const Status s = check_ring(spec.pattern, lay.total, lay.ranks);
@@ -156,29 +179,18 @@ void ring_forward(Group& g, ThreadPool& pool, const RingLayout& lay, const RingD
     const auto t0 = clock::now();
     const float* K = cur.data();
     const float* V = K + rows * ks;
-    for (int qi = 0; qi < 2; ++qi)
-      for (int ki = 0; ki < 2; ++ki) {
-        const int64_t qstart = lay.chunk_start(r, qi), kstart = lay.chunk_start(owner, ki);
-        if (!pair_visible(spec.pattern, qstart, kstart, c)) continue;
-        const AttentionDims dims = pair_dims(d, c, qstart - kstart);
-        const MaskView mask(spec.pattern, c);
-        const AttentionSpec as{&mask, spec.alibi_slopes, spec.scale};
-        attention::tiled_forward(pool, dims, as, q + qi * c * qs, K + ki * c * ks, V + ki * c * ks, po.data(), pl.data(),
-                                 spec.tiles);
-        merge(pool, c, H, hd, out + qi * c * qs, lse + qi * H * c, po.data(), pl.data());
-      }
+    for_visible_pairs(lay, d, spec, owner, [&](int qi, int ki, const AttentionDims& dims, const AttentionSpec& as) {
+      attention::tiled_forward(pool, dims, as, q + qi * c * qs, K + ki * c * ks, V + ki * c * ks, po.data(), pl.data(),
+                               spec.tiles);
+      merge(pool, c, H, hd, out + qi * c * qs, lse + qi * H * c, po.data(), pl.data());
+    });
     if (stats) stats->compute_s += since(t0);
     if (hop) {
       hop->wait();
       std::swap(cur, next);
     }
   }
-  add_totals(call);
-  if (caller_stats) {
-    caller_stats->bytes_sent += call.bytes_sent;
-    caller_stats->compute_s += call.compute_s;
-    caller_stats->wait_s += call.wait_s;
-  }
+  account(call, caller_stats);
 }
 
 void ring_backward(Group& g, ThreadPool& pool, const RingLayout& lay, const RingDims& d, const RingSpec& spec,
@@ -206,18 +218,12 @@ void ring_backward(Group& g, ThreadPool& pool, const RingLayout& lay, const Ring
     const float* V = K + share;
     float* dK = cur.data() + 2 * share;
     float* dV = cur.data() + 3 * share;
-    for (int qi = 0; qi < 2; ++qi)
-      for (int ki = 0; ki < 2; ++ki) {
-        const int64_t qstart = lay.chunk_start(r, qi), kstart = lay.chunk_start(owner, ki);
-        if (!pair_visible(spec.pattern, qstart, kstart, c)) continue;
-        const AttentionDims dims = pair_dims(d, c, qstart - kstart);
-        const MaskView mask(spec.pattern, c);
-        const AttentionSpec as{&mask, spec.alibi_slopes, spec.scale};
-        attention::tiled_backward(pool, dims, as, q + qi * c * qs, K + ki * c * ks, V + ki * c * ks, out + qi * c * qs,
-                                  lse + qi * H * c, dout + qi * c * qs, dq_part.data(), dK + ki * c * ks,
-                                  dV + ki * c * ks, spec.tiles);
-        kernels::vec_axpy(1.0f, dq_part.data(), dq + qi * c * qs, c * qs);
-      }
+    for_visible_pairs(lay, d, spec, owner, [&](int qi, int ki, const AttentionDims& dims, const AttentionSpec& as) {
+      attention::tiled_backward(pool, dims, as, q + qi * c * qs, K + ki * c * ks, V + ki * c * ks, out + qi * c * qs,
+                                lse + qi * H * c, dout + qi * c * qs, dq_part.data(), dK + ki * c * ks, dV + ki * c * ks,
+                                spec.tiles);
+      kernels::vec_axpy(1.0f, dq_part.data(), dq + qi * c * qs, c * qs);
+    });
     if (stats) stats->compute_s += since(t0);
     if (N > 1) {
       if (hop) hop->wait();
@@ -234,12 +240,7 @@ void ring_backward(Group& g, ThreadPool& pool, const RingLayout& lay, const Ring
   }
   kernels::vec_axpy(1.0f, cur.data() + 2 * share, dk, share);
   kernels::vec_axpy(1.0f, cur.data() + 3 * share, dv, share);
-  add_totals(call);
-  if (caller_stats) {
-    caller_stats->bytes_sent += call.bytes_sent;
-    caller_stats->compute_s += call.compute_s;
-    caller_stats->wait_s += call.wait_s;
-  }
+  account(call, caller_stats);
 }
 
 }  // namespace longctx::dist
