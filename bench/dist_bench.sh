@@ -21,7 +21,7 @@ trap 'rm -rf "$work"' EXIT
 corpus=data/kjv.txt
 [ -s "$corpus" ] || { echo "dist_bench: $corpus is missing (bash scripts/corpus.sh)" >&2; exit 1; }
 
-# A tokenizer trained once (a 300-step-free run writes it with its checkpoint).
+# A tokenizer trained once: a one-step run writes it with its checkpoint.
 "$bin" train --preset small --data "$corpus" --steps 1 --batch 2 --ctx 32 --eval-batches 1 -t 2 -o "$work/tok.gguf" --json > /dev/null
 tok=(--tokenizer "$work/tok.gguf")
 

@@ -468,8 +468,9 @@ int run_train(TrainFlags& f) {
   auto group = dist::Group::world();
   if (!group.ok()) return fail(group.status().Wrap("train"));
   dist::Group& g = **group;
-  if (!g.root() && !std::freopen("/dev/null", "w", stdout)) return fail("rank " + std::to_string(g.rank()) + ": cannot silence stdout");
-  const int rc = run_train_group(f, g);
+  const int rc = !g.root() && !std::freopen("/dev/null", "w", stdout)
+                     ? fail("rank " + std::to_string(g.rank()) + ": cannot silence stdout")
+                     : run_train_group(f, g);
   std::fflush(stdout);
   if (rc != 0 && g.distributed()) {
     std::fprintf(stderr, "longctx train: rank %d of %d failed; ending the job\n", g.rank(), g.size());

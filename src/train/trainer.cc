@@ -92,18 +92,14 @@ void Trainer::init_weights() {
 Status Trainer::set_group(dist::Group& group, int64_t bucket_floats, bool seq_parallel) {
   seq_parallel_ = seq_parallel && group.distributed();
   if (seq_parallel_) {
-    const auto& c = model_->config();
-    for (const auto& layer : c.layers)
+    for (const auto& layer : model_->config().layers)
       LONGCTX_RETURN_IF_ERROR(dist::check_ring(layer.pattern, opt_.ctx, group.size()).Wrap("--seq-parallel"));
-    group_ = &group;
     sp_ = dist::SeqParallel{&group, opt_.ctx};
     model_->set_seq_parallel(&sp_);
-    reducer_ = std::make_unique<dist::GradReducer>(group, model_->grads(), model_->layout().total(), bucket_floats);
-    return Status::Ok();
-  }
-  if (opt_.batch < group.size())
+  } else if (opt_.batch < group.size()) {
     return Status::Error("--batch " + std::to_string(opt_.batch) + " is the global batch of windows, shared out over " +
                          std::to_string(group.size()) + " ranks: it needs at least one window per rank");
+  }
   group_ = &group;
   reducer_.reset();
   if (group.distributed())
@@ -145,8 +141,7 @@ StepStats Trainer::step(bool stop_requested) {
   }
   counted = std::max<int64_t>(counted, 1);
   const float scale = 1.0f / static_cast<float>(counted);
-  auto [lo, hi] = share(opt_.batch, group_->rank(), group_->size());
-  if (seq_parallel_) lo = 0, hi = opt_.batch;
+  const auto [lo, hi] = share(opt_.batch, group_->rank(), group_->size());
   if (reducer_) reducer_->begin_step();
   const std::function<void(int64_t)> ready = [&](int64_t offset) { reducer_->ready_from(offset); };
   double loss = 0;
