@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <thread>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -205,6 +206,45 @@ Expected<model::LoadedModel> model_for_run(TrainFlags& f, const std::string& tex
   return model::LoadedModel{std::make_unique<model::Model>(*cfg), std::move(*tok)};
 }
 
+// Routed blocks (CoLT5): rows routed and scored per (router, layer), summed over steps.
+class RouteTally {
+ public:
+  void add(const std::vector<model::Model::LayerRouting>& counts) {
+    for (const auto& c : counts) {
+      auto& t = tally_[{c.count.router, c.layer}];
+      t.first += c.count.routed;
+      t.second += c.count.considered;
+    }
+  }
+  bool empty() const { return tally_.empty(); }
+  void clear() { tally_.clear(); }
+  // [{"layer": 0, "router": "ffn", "fraction": 0.0625}, ...]
+  nlohmann::json json() const {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [key, v] : tally_)
+      out.push_back({{"layer", key.second}, {"router", key.first}, {"fraction", fraction(v)}});
+    return out;
+  }
+  // " | routed ffn 6.2/5.9/6.4/6.0%": per router, the layers' percentages in layer order.
+  std::string line() const {
+    std::string out;
+    std::string router;
+    for (const auto& [key, v] : tally_) {
+      char pct[32];
+      std::snprintf(pct, sizeof pct, "%.1f", 100 * fraction(v));
+      out += key.first != router ? (router.empty() ? " | routed " : "% ") + key.first + " " + pct : "/" + std::string(pct);
+      router = key.first;
+    }
+    return out.empty() ? out : out + "%";
+  }
+
+ private:
+  static double fraction(const std::pair<int64_t, int64_t>& v) {
+    return v.second > 0 ? static_cast<double>(v.first) / static_cast<double>(v.second) : 0.0;
+  }
+  std::map<std::pair<std::string, int>, std::pair<int64_t, int64_t>> tally_;
+};
+
 int run_train_group(TrainFlags& f, dist::Group& group) {
   using clock = std::chrono::steady_clock;
   if (f.lora.empty() && f.lora_dropout != 0) return fail("--lora-dropout goes with --lora");
@@ -358,6 +398,7 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
   const int64_t first_step = trainer.current_step();
   train::StepStats st;
   bool interrupted = false;
+  RouteTally routed_record, routed_window, routed_run, routed_shown;
 
   auto emit_eval = [&](const train::EvalStats& e) {
     last_val = e.val_loss;
@@ -369,12 +410,14 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
       nlohmann::json j = {{"event", "eval"},        {"step", e.step},         {"train_loss", st.loss},
                           {"val_loss", e.val_loss}, {"val_bpb", e.val_bpb},   {"tokens_per_s", record_rate},
                           {"lr", st.lr},            {"elapsed_s", std::chrono::duration<double>(clock::now() - start).count()}};
+      if (!routed_record.empty()) j["routed"] = routed_record.json();
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("%sstep %lld/%lld | loss %.4f | val loss %.4f | val %.4f bits/byte | lr %.2e | %s tok/s\n",
+      std::printf("%sstep %lld/%lld | loss %.4f | val loss %.4f | val %.4f bits/byte | lr %.2e | %s tok/s%s\n",
                   tty ? "\r\033[K" : "", (long long)e.step, (long long)opt.steps, st.loss, e.val_loss, e.val_bpb, st.lr,
-                  format_rate(record_rate).c_str());
+                  format_rate(record_rate).c_str(), routed_record.line().c_str());
     }
+    routed_record.clear();
     std::fflush(stdout);
   };
 
@@ -382,6 +425,9 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
     auto t0 = clock::now();
     st = trainer.step(g_stop_signal != 0);
     const double step_s = std::chrono::duration<double>(clock::now() - t0).count();
+    routed_record.add(st.routing);
+    routed_window.add(st.routing);
+    routed_run.add(st.routing);
     train_seconds += step_s;
     ++window_steps;
     ++record_steps;
@@ -392,6 +438,8 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
       window_steps = 0;
       window_s = 0;
       have_window = true;
+      routed_shown = routed_window;
+      routed_window.clear();
     } else if (!have_window) {
       rate = (trainer.current_step() - first_step) * tokens_per_step / train_seconds;
     }
@@ -399,10 +447,11 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
                                              std::to_string(st.step) + " (try a lower --lr)");
     if (tty) {
       const double eta = (opt.steps - st.step) * tokens_per_step / std::max(rate, 1e-9);
-      std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %s | lr %.2e | %s tok/s | ETA %s", (long long)st.step,
+      std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %s | lr %.2e | %s tok/s | ETA %s%s", (long long)st.step,
                   (long long)opt.steps, st.loss,
                   std::isfinite(last_val) ? (std::to_string(last_bpb).substr(0, 5) + " bpb").c_str() : "-", st.lr,
-                  format_rate(rate).c_str(), format_duration(eta).c_str());
+                  format_rate(rate).c_str(), format_duration(eta).c_str(),
+                  (have_window ? routed_shown : routed_window).line().c_str());
       std::fflush(stdout);
     }
     const bool last = st.step == opt.steps;
@@ -430,6 +479,7 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
                         {"train_loss", st.loss}, {"val_loss", last_val}, {"val_bpb", last_bpb},
                         {"tokens_per_s", avg_rate}, {"elapsed_s", wall}, {"interrupted", interrupted},
                         {"checkpoint", f.out}, {"ranks", group.size()}};
+    if (!routed_run.empty()) j["routed"] = routed_run.json();
     if (red && steps_done > 0) {
       const auto& rs = red->stats();
       j["allreduce"] = {{"bytes_per_step", rs.bytes / steps_done},
@@ -451,6 +501,7 @@ int run_train_group(TrainFlags& f, dist::Group& group) {
                 tty ? "\r\033[K" : "", interrupted ? "interrupted" : "done", (long long)trainer.current_step(),
                 (long long)opt.steps, format_duration(wall).c_str(), st.loss, val, format_rate(avg_rate).c_str(),
                 f.out.c_str());
+    if (!routed_run.empty()) std::printf("routed fraction over the run:%s\n", routed_run.line().substr(9).c_str());
     if (red && steps_done > 0) {
       const auto& rs = red->stats();
       std::printf("all-reduce: %.2f MiB per step in %.1f buckets, %.1f ms per step communicating, %.1f ms of it not "
@@ -518,6 +569,9 @@ void register_train(CLI::App& app, Commands& cmds) {
   c->add_option("--rope-scaling", f->arch.rope_scaling,
                 "RoPE scaling: none, linear:F, ntk:F, yarn:F or yarn:F,ORIG (ORIG defaults to the model's ctx)");
   c->add_option("--layers", f->arch.layers, "Override the preset's number of layers");
+  c->add_option("--colt5", f->arch.colt5,
+                "CoLT5 conditional computation in every layer: ffn=light:N,heavy:N,route:1/16 (a light feed-forward "
+                "for every token, a heavy one for the routed fraction; docs/COLT5.md)");
   c->add_option("--train-only", f->train_only,
                 "Train only these tensors: all, new (layers `expand` added), embeddings, head, norms, blocks=4,9,14 or "
                 "blocks=0-3, or name patterns like blk.*.attn_q.weight (comma-separated)");

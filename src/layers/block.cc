@@ -2,6 +2,9 @@
 
 #include "core/check.h"
 
+#include <set>
+#include <string>
+
 namespace longctx::layers {
 
 int Block::declare(TensorDecl d) {
@@ -40,6 +43,45 @@ void Block::bind(std::vector<int64_t> offsets, int64_t first_index) {
   CHECK(offsets.size() == decls_.size());
   offsets_ = std::move(offsets);
   first_ = first_index;
+}
+
+Expected<std::vector<std::pair<std::string, std::string>>> parse_block_args(const std::string& args,
+                                                                            const std::vector<std::string>& known) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::set<std::string> seen;
+  std::string list;
+  for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+  size_t start = 0;
+  while (start < args.size()) {
+    size_t end = args.find(',', start);
+    if (end == std::string::npos) end = args.size();
+    const std::string part = args.substr(start, end - start);
+    start = end + 1;
+    const size_t eq = part.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == part.size())
+      return Status::Error("argument '" + part + "' is not key=value (keys: " + list + ")");
+    const std::string key = part.substr(0, eq);
+    bool ok = false;
+    for (const auto& k : known) ok = ok || k == key;
+    if (!ok) return Status::Error("unknown argument '" + key + "' (keys: " + list + ")");
+    if (!seen.insert(key).second) return Status::Error("argument '" + key + "' given twice");
+    out.emplace_back(key, part.substr(eq + 1));
+  }
+  return out;
+}
+
+Expected<int64_t> parse_size_arg(const std::string& key, const std::string& value, int64_t min) {
+  int64_t v = 0;
+  size_t used = 0;
+  try {
+    v = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || v < min || v > (int64_t(1) << 24))
+    return Status::Error("argument " + key + "='" + value + "' is not an integer in [" + std::to_string(min) + ", " +
+                         std::to_string(int64_t(1) << 24) + "]");
+  return v;
 }
 
 }  // namespace longctx::layers

@@ -29,6 +29,7 @@
 #include "kernels/qmatmul.h"
 #include "kvcache/kv_cache.h"
 #include "layers/context.h"
+#include "layers/mlp.h"
 #include "layers/settings.h"
 
 namespace longctx::layers {
@@ -40,6 +41,7 @@ enum class Init {
   kNormal,       // N(0, 0.02^2) (GPT-2)
   kResidualOut,  // N(0, (0.02 / sqrt(2 n_layers))^2): a residual branch's output projection
   kLoraA,        // U(-1/sqrt(in), 1/sqrt(in)) for [rank, in] (PEFT's Kaiming-uniform default)
+  kValue,        // every element TensorDecl::init_value (a router's starting threshold)
 };
 
 struct TensorDecl {
@@ -54,6 +56,7 @@ struct TensorDecl {
   // projection's bias): zeroing every such tensor makes the block pass its input through
   // unchanged (block expansion, model/expand.h).
   bool branch_out = false;
+  float init_value = 0.0f;  // Init::kValue's
 };
 
 // Arena floats of one allocation of n floats (the arena aligns each to 16).
@@ -92,6 +95,12 @@ struct Pass {
   int64_t rows() const { return batch * seq_len; }
 };
 
+// A routed block's count for one router (CoLT5, layers/router.h): rows routed and rows scored.
+struct RouteCount {
+  std::string router;  // "ffn", "attn_q", "attn_kv"
+  int64_t routed = 0, considered = 0;
+};
+
 class Block {
  public:
   virtual ~Block() = default;
@@ -111,6 +120,9 @@ class Block {
                        float* x_out) = 0;
   // After a saving forward of the same pass. dx: on entry dL/dx_out, on exit dL/dx_in.
   virtual void backward(const LayerContext& ctx, const Weights& w, const Pass& pass, float* dx) = 0;
+  // Routed blocks: per router, what the forward passes since the last call routed; the counts
+  // restart. Empty for other blocks.
+  virtual std::vector<RouteCount> take_route_counts() { return {}; }
 
  protected:
   // Declares a tensor; returns its number (its index in tensors()).
@@ -127,6 +139,11 @@ class Block {
   const float* param(const Weights& w, int i) const { return i < 0 ? nullptr : w.params + offsets_[i]; }
   float* grad(const Weights& w, int i) const {
     return i < 0 || !w.grads || (w.frozen && w.frozen[first_ + i]) ? nullptr : w.grads + offsets_[i];
+  }
+  // Matrix tensor `matrix` (with bias tensor `bias`, -1: none) as an MLP reads it.
+  MlpMatrix mlp_matrix(const Weights& w, int matrix, int bias) const {
+    if (matrix < 0) return {};
+    return {param(w, matrix), view(w, matrix), param(w, bias), lora(w, matrix), grad(w, matrix), grad(w, bias)};
   }
   const kernels::QMatrix* view(const Weights& w, int i) const {
     if (i < 0 || !w.views) return nullptr;
@@ -160,5 +177,12 @@ Expected<std::unique_ptr<Block>> make_block(const BlockSpec& spec, const BlockEn
 // Adds a kind to the table (tests, plugins); error when the name is taken.
 Status register_block_kind(const std::string& kind, BlockFactory factory);
 std::vector<std::string> block_kinds();
+
+// A block kind's arguments "key=value,key=value" (each key at most once, from `known`); errors
+// name the bad part and list the known keys.
+Expected<std::vector<std::pair<std::string, std::string>>> parse_block_args(const std::string& args,
+                                                                            const std::vector<std::string>& known);
+// An integer argument value >= min; error names the key.
+Expected<int64_t> parse_size_arg(const std::string& key, const std::string& value, int64_t min);
 
 }  // namespace longctx::layers

@@ -1,5 +1,6 @@
 #include "model/config_overrides.h"
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 
@@ -42,6 +43,10 @@ Status apply_overrides(const ConfigOverrides& o, int yarn_original_ctx, ModelCon
     if (!p.ok()) return setting_error("attn", p.status());
     for (size_t l = 0; l < c.layers.size(); ++l) c.layers[l].pattern = (*p)[l % p->size()];
   }
+  if (!o.colt5.empty()) {
+    Status st = apply_colt5(o.colt5, &c);
+    if (!st.ok()) return setting_error("colt5", st);
+  }
   if (!o.rope_scaling.empty()) {
     auto rs = position::parse_rope_scaling(o.rope_scaling);
     if (!rs.ok()) return setting_error("rope_scaling", rs.status());
@@ -78,6 +83,8 @@ Expected<std::optional<Conflict>> preset_conflict(const ConfigOverrides& o, cons
   if (!o.mlp.empty()) want.mlp = c.mlp;
   for (int l = 0; o.kv_heads > 0 && l < want.n_layers() && l < c.n_layers(); ++l)
     want.layers[l].kv_heads = c.layers[l].kv_heads;
+  for (int l = 0; !o.colt5.empty() && l < want.n_layers() && l < c.n_layers(); ++l)
+    want.layers[l].blocks = c.layers[l].blocks;
   bool same = want.n_layers() == c.n_layers() && want.model_dim == c.model_dim && want.norm == c.norm &&
               want.mlp == c.mlp && want.bias == c.bias && want.tied_embeddings == c.tied_embeddings &&
               want.pos == c.pos;
@@ -137,6 +144,8 @@ Expected<std::vector<Conflict>> conflicts(const ConfigOverrides& o, const ModelC
     given("layers", std::to_string(o.layers), [&](ConfigOverrides& a) { a.layers = o.layers; },
           [](const ModelConfig& m) { return std::to_string(m.n_layers()); });
   if (!o.attn.empty()) given("attn", o.attn, [&](ConfigOverrides& a) { a.attn = o.attn; }, pattern_summary);
+  if (!o.colt5.empty())
+    given("colt5", o.colt5, [&](ConfigOverrides& a) { a.colt5 = o.colt5; }, blocks_summary);
   if (!o.rope_scaling.empty())
     given("rope_scaling", o.rope_scaling, [&](ConfigOverrides& a) { a.rope_scaling = o.rope_scaling; },
           [](const ModelConfig& m) { return position::format_rope_scaling(m.rope_scaling); });
@@ -151,6 +160,44 @@ Expected<std::vector<Conflict>> conflicts(const ConfigOverrides& o, const ModelC
     if (s.describe(m) != has) out.push_back({s.setting, s.asked, std::string(s.setting) + " " + has});
   }
   return out;
+}
+
+Status apply_colt5(const std::string& spec, ModelConfig* out) {
+  ModelConfig c = *out;
+  size_t start = 0;
+  bool any = false;
+  while (start <= spec.size()) {
+    size_t end = spec.find(';', start);
+    if (end == std::string::npos) end = spec.size();
+    const std::string part = spec.substr(start, end - start);
+    start = end + 1;
+    if (part.empty()) continue;
+    const size_t eq = part.find('=');
+    const std::string name = part.substr(0, eq);
+    if (name != "ffn") return Status::Error("unknown part '" + name + "' (known: ffn)");
+    // The flag writes key:value (its '=' names the part); block arguments are key=value.
+    std::string args = eq == std::string::npos ? "" : part.substr(eq + 1);
+    std::replace(args.begin(), args.end(), ':', '=');
+    for (auto& l : c.layers) {
+      bool found = false;
+      for (auto& b : l.blocks)
+        if (b.kind == "feed_forward" || b.kind == "routed_feed_forward") {
+          if (b.kind == "feed_forward" && !b.args.empty()) return Status::Error("ffn: a post-norm feed-forward cannot be routed");
+          b = {"routed_feed_forward", args};
+          found = true;
+        }
+      if (!found) return Status::Error("ffn: a layer has no feed-forward block to route");
+    }
+    any = true;
+  }
+  if (!any) return Status::Error("'" + spec + "' names no part (write ffn=light:256,heavy:2048,route:1/16)");
+  LONGCTX_RETURN_IF_ERROR(c.validate());
+  *out = std::move(c);
+  return Status::Ok();
+}
+
+std::string blocks_summary(const ModelConfig& c) {
+  return layer_summary(c, [](const LayerConfig& l) { return layers::format_blocks(l.blocks); });
 }
 
 std::string pattern_summary(const ModelConfig& c) {

@@ -15,9 +15,12 @@ namespace longctx::model {
 struct ConfigOverrides {
   std::string preset;                              // "" : none (start from a given config)
   std::string pos, norm, mlp, attn, rope_scaling;  // "" : unchanged
+  // CoLT5 conditional computation in every layer (apply_colt5): "" : unchanged.
+  std::string colt5;
   int kv_heads = 0, layers = 0;                    // 0 : unchanged
   bool any_architecture() const {
-    return !preset.empty() || !pos.empty() || !norm.empty() || !mlp.empty() || kv_heads > 0 || layers > 0;
+    return !preset.empty() || !pos.empty() || !norm.empty() || !mlp.empty() || kv_heads > 0 || layers > 0 ||
+           !colt5.empty();
   }
 };
 
@@ -26,6 +29,13 @@ struct ConfigOverrides {
 // context gets `yarn_original_ctx` (the context being extended). Errors name the setting; c is
 // then unchanged. Validates the result.
 Status apply_overrides(const ConfigOverrides& o, int yarn_original_ctx, ModelConfig* c);
+
+// CoLT5 in every layer of c: "ffn=light:256,heavy:2048,route:1/16" makes each layer's
+// feed_forward block a routed_feed_forward one with those arguments (layers/routed_feed_forward.h);
+// parts are separated by ';'. Errors name the part; c is then unchanged.
+Status apply_colt5(const std::string& spec, ModelConfig* c);
+// Every layer's blocks, or "per layer" when they differ ("attention+routed_feed_forward:...").
+std::string blocks_summary(const ModelConfig& c);
 
 // A fresh model: the preset (o.preset, "tiny" when empty) for this vocabulary and context, then
 // the overrides (yarn's original context: ctx).

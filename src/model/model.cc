@@ -346,6 +346,13 @@ int64_t Model::trainable_params() const {
   return n;
 }
 
+std::vector<Model::LayerRouting> Model::take_route_counts() {
+  std::vector<LayerRouting> out;
+  for (size_t b = 0; b < blocks_.blocks.size(); ++b)
+    for (const layers::RouteCount& c : blocks_.blocks[b]->take_route_counts()) out.push_back({blocks_.layer[b], c});
+  return out;
+}
+
 layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
   layers::LayerContext ctx;
   ctx.settings = &settings_;

@@ -164,6 +164,14 @@ class Model {
   void forward_hidden(ThreadPool& pool, Arena& arena, const int32_t* tokens, int64_t batch, int64_t seq_len,
                       float* hidden);
 
+  // Routed blocks (CoLT5): per layer and router, the rows routed and scored by the forward
+  // passes since the last call (the counts restart). Empty for a model without routers.
+  struct LayerRouting {
+    int layer = 0;
+    layers::RouteCount count;
+  };
+  std::vector<LayerRouting> take_route_counts();
+
   // The cache slots of the model (one per block that keeps keys: model::kv_slots).
   int kv_slot_count() const { return kv_slot_count_; }
   // A cache for one sequence of up to `capacity` positions over a pool of its own, sized for

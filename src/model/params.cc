@@ -20,6 +20,7 @@ void ParamLayout::add(const std::string& name, const layers::TensorDecl& d, int 
   t.init = d.init;
   t.in_place = d.in_place;
   t.branch_out = d.branch_out;
+  t.init_value = d.init_value;
   t.block = block;
   t.layer = layer;
   total_ += (t.numel + 15) & ~int64_t(15);
@@ -70,6 +71,9 @@ void init_params(const ModelConfig& c, const ParamLayout& layout, float* params,
         break;
       case layers::Init::kOnes:
         for (int64_t i = 0; i < t.numel; ++i) p[i] = 1.0f;
+        break;
+      case layers::Init::kValue:
+        for (int64_t i = 0; i < t.numel; ++i) p[i] = t.init_value;
         break;
       case layers::Init::kLoraA: {
         const double bound = 1.0 / std::sqrt(static_cast<double>(t.shape.at(1)));

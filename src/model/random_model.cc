@@ -84,8 +84,8 @@ Expected<std::unique_ptr<Model>> make_random_model(const RandomModelSpec& spec) 
   std::vector<float> vals;
   for (const ParamTensor& t : layout.tensors()) {
     vals.resize(static_cast<size_t>(t.numel));
-    const bool ones = t.init == layers::Init::kOnes;
-    for (auto& x : vals) x = ones ? 1.0f : static_cast<float>(rng.normal()) * 0.02f;
+    const bool ones = t.init == layers::Init::kOnes, value = t.init == layers::Init::kValue;
+    for (auto& x : vals) x = ones ? 1.0f : value ? t.init_value : static_cast<float>(rng.normal()) * 0.02f;
     const uint32_t type = t.shape.size() == 2 ? spec.type : kF32;
     const int64_t row = t.shape.back(), rows = t.numel / row, rb = quant::row_bytes(type, row);
     bytes.emplace_back(static_cast<size_t>(rb * rows));

@@ -130,6 +130,7 @@ std::pair<int64_t, int64_t> share(int64_t n, int rank, int size) {
 StepStats Trainer::step(bool stop_requested) {
   model::Model& m = *model_;
   m.zero_grads();
+  m.take_route_counts();  // drop what evaluations routed
   Batcher batcher(&train_, opt_.batch, opt_.ctx);
   // The loss is the mean over the targets that count (all of them but in chat data).
   inputs_.resize(opt_.accum);
@@ -172,7 +173,7 @@ StepStats Trainer::step(bool stop_requested) {
   const int64_t t = step_ + 1;
   const double norm = adamw_.step(pool_, m, lr, t, opt_.adamw);
   step_ = t;
-  return StepStats{step_, loss, lr, norm, stop};
+  return StepStats{step_, loss, lr, norm, stop, m.take_route_counts()};
 }
 
 EvalStats Trainer::evaluate() {

@@ -42,6 +42,9 @@ struct StepStats {
   float lr = 0;
   double grad_norm = 0;
   bool stop = false;  // some rank asked to stop (step(true) there): every rank stops after this step
+  // Routed blocks (CoLT5): what this step's forward passes routed, per layer and router (this
+  // rank's rows).
+  std::vector<model::Model::LayerRouting> routing;
 };
 
 struct EvalStats {

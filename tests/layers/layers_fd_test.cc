@@ -4,12 +4,15 @@
 // (a missing factor, a transposed weight, a dropped residual all miss by more than 10%).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <vector>
 
 #include "layers/block.h"
 #include "layers/embedding.h"
+#include "layers/norm.h"
+#include "layers/router.h"
 #include "model/params.h"
 
 namespace longctx {
@@ -23,7 +26,7 @@ std::vector<float> randv(int64_t n, Rng& r, double scale) {
 
 // Checks analytic gradient g of L w.r.t. the floats in x against central differences of L.
 void check_fd(const char* what, std::vector<float>& x, const std::vector<float>& g,
-              const std::function<double()>& loss, int stride = 1) {
+              const std::function<double()>& loss, int stride = 1, int64_t skip = -1) {
   // Central differences at h and h / 2 combined (Richardson: (4 D(h/2) - D(h)) / 3) cancel the
   // h^2 term, which post-norm blocks (a LayerNorm after the residual sum) make large; h = 2e-2
   // keeps fp32 rounding of the loss small beside the differences.
@@ -39,6 +42,7 @@ void check_fd(const char* what, std::vector<float>& x, const std::vector<float>&
   };
   double worst = 0;
   for (size_t i = 0; i < x.size(); i += stride) {
+    if (static_cast<int64_t>(i) == skip) continue;
     const double fd = (4.0 * central(i, h / 2) - central(i, h)) / 3.0;
     const double err = std::fabs(fd - g[i]) / (3e-2 + std::fabs(fd));
     worst = std::max(worst, err);
@@ -204,6 +208,88 @@ TEST_P(FeedForwardFd, BackwardMatchesFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(Mlps, FeedForwardFd,
                          ::testing::Combine(::testing::Values(model::MlpType::kGelu, model::MlpType::kSwiglu,
                                                               model::MlpType::kGeluErf),
+                                            ::testing::Bool(), ::testing::Bool()));
+
+// CoLT5's routed feed-forward: light branch, heavy branch on the routed rows, router (through the
+// gate). The threshold is placed in the widest gap of the scores so no finite-difference step
+// changes which rows are routed (the routing itself is a step function). (mlp, biases, light)
+class RoutedFeedForwardFd : public ::testing::TestWithParam<std::tuple<model::MlpType, bool, bool>> {};
+
+TEST_P(RoutedFeedForwardFd, BackwardMatchesFiniteDifferences) {
+  model::ModelConfig c;
+  c.model_dim = 12;
+  c.mlp = std::get<0>(GetParam());
+  c.bias = std::get<1>(GetParam());
+  c.norm = c.bias ? model::NormType::kLayerNorm : model::NormType::kRmsNorm;
+  const std::string args = std::get<2>(GetParam()) ? "light=6,heavy=20,route=1/4" : "light=0,heavy=20,route=1/4";
+  c.set_uniform_layers(1, model::LayerConfig{2, 2, 6, 20});
+  c.layers[0].blocks = {{"attention", ""}, {"routed_feed_forward", args}};
+  ASSERT_TRUE(c.validate().ok());
+  const layers::Settings settings = c.settings();
+  BlockUnderTest b("routed_feed_forward", settings, c.layers[0], args);
+  Rng rng(13);
+  b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
+  const int64_t rows = 10, D = c.model_dim;
+  std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
+  ThreadPool pool(2);
+  Arena arena(1 << 18);
+  layers::LayerContext ctx{&settings, &pool, &arena, nullptr};
+  layers::Pass pass;
+  pass.seq_len = rows;
+  // The scores z of the rows (normed input . u / |u|), sorted; tau in the widest gap between the
+  // 2nd and 7th largest.
+  std::vector<double> z;
+  {
+    std::vector<float> h(rows * D), mean(rows), rstd(rows);
+    layers::norm_forward(ctx, {b.param("ffn_norm.weight"), b.param("ffn_norm.bias")}, x.data(), rows, h.data(),
+                         mean.data(), rstd.data());
+    const float* u = b.param("ffn_router.weight");
+    double nu = 0;
+    for (int64_t k = 0; k < D; ++k) nu += double(u[k]) * u[k];
+    for (int64_t i = 0; i < rows; ++i) {
+      double d = 0;
+      for (int64_t k = 0; k < D; ++k) d += double(h[i * D + k]) * u[k];
+      z.push_back(d / std::sqrt(nu));
+    }
+    std::sort(z.rbegin(), z.rend());
+  }
+  int best = 1;
+  for (int i = 1; i < 6; ++i)
+    if (z[i] - z[i + 1] > z[best] - z[best + 1]) best = i;
+  ASSERT_GT(z[best] - z[best + 1], 0.05) << "no clear gap in the scores";
+  *b.param("ffn_router.threshold") = static_cast<float>(0.5 * (z[best] + z[best + 1]));
+  const int64_t routed = best + 1;
+  auto loss = [&] {
+    arena.reset();
+    b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+    EXPECT_EQ(b.block->take_route_counts().at(0).routed, routed) << "a step changed the routing";
+    double L = 0;
+    for (int64_t i = 0; i < rows * D; ++i) L += double(r[i]) * y[i];
+    return L;
+  };
+  arena.reset();
+  pass.save = true;
+  b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+  EXPECT_LE(arena.used(), b.block->forward_floats(pass));
+  const auto counts = b.block->take_route_counts();
+  ASSERT_EQ(counts.size(), 1u);
+  EXPECT_EQ(counts[0].routed, routed);
+  EXPECT_EQ(counts[0].considered, rows);
+  const int64_t before = (arena.used() + 15) & ~int64_t(15);
+  std::vector<float> dx = r;
+  b.block->backward(ctx, b.weights(), pass, dx.data());
+  EXPECT_LE(arena.used() - before, b.block->backward_floats(pass));
+  pass.save = false;
+  // The threshold's gradient is the quantile loss's (layers/router.h), not the block output's.
+  float* tau = b.param("ffn_router.threshold");
+  float* dtau = b.grads.data() + (tau - b.params.data());
+  EXPECT_NEAR(*dtau, layers::kQuantileWeight * (0.25 - double(routed) / rows), 1e-7);
+  check_fd("x", x, dx, loss, 1);
+  check_fd("params", b.params, b.grads, loss, 1, tau - b.params.data());
+}
+
+INSTANTIATE_TEST_SUITE_P(Mlps, RoutedFeedForwardFd,
+                         ::testing::Combine(::testing::Values(model::MlpType::kGelu, model::MlpType::kSwiglu),
                                             ::testing::Bool(), ::testing::Bool()));
 
 TEST(EmbeddingFd, LearnedPositionsBackwardMatchesFiniteDifferences) {

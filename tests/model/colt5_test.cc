@@ -1,0 +1,171 @@
+// CoLT5's routed feed-forward inside a whole model: everything routed with no light branch is the
+// dense model; the routing rule is causal (changing later tokens changes nothing earlier, in the
+// full forward and through the cache); decoding through the cache equals the full forward and
+// routes the same tokens; checkpoints keep the blocks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "layers/router.h"
+#include "model/checkpoint.h"
+#include "model/config_overrides.h"
+#include "model/model.h"
+
+namespace longctx {
+namespace {
+
+model::ModelConfig base_config() {
+  model::ModelConfig c;
+  c.vocab_size = 61;
+  c.model_dim = 48;
+  c.ctx = 48;
+  c.set_uniform_layers(3, model::LayerConfig{6, 2, 8, 96});
+  return c;
+}
+
+// A random model with weights larger than the init (attention far from uniform), thresholds kept.
+std::unique_ptr<model::Model> random_model(const model::ModelConfig& c, uint64_t seed) {
+  auto m = std::make_unique<model::Model>(c);
+  Rng rng(seed);
+  m->init(rng);
+  for (const auto& t : m->layout().tensors()) {
+    if (t.init == layers::Init::kValue) continue;
+    for (int64_t i = 0; i < t.numel; ++i) m->params()[t.offset + i] *= 4.0f;
+  }
+  return m;
+}
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b, size_t from, size_t to) {
+  double d = 0;
+  for (size_t i = from; i < to; ++i) d = std::max(d, std::fabs(double(a[i]) - b[i]));
+  return d;
+}
+
+int64_t routed_total(model::Model& m) {
+  int64_t n = 0;
+  for (const auto& r : m.take_route_counts()) n += r.count.routed;
+  return n;
+}
+
+TEST(Colt5, EverythingRoutedWithoutLightBranchIsTheDenseModel) {
+  model::ModelConfig dense = base_config(), routed = base_config();
+  ASSERT_TRUE(model::apply_colt5("ffn=light:0,heavy:96,route:1", &routed).ok());
+  auto a = random_model(dense, 3);
+  model::Model b(routed);
+  ASSERT_EQ(a->layout().total(), b.layout().total());  // the same tensors, by the same names
+  for (const auto& t : a->layout().tensors()) {
+    const auto* u = b.layout().find(t.name);
+    ASSERT_TRUE(u) << t.name;
+    std::copy_n(a->params() + t.offset, t.numel, b.params() + u->offset);
+  }
+  ThreadPool pool(2);
+  Arena arena;
+  const int64_t B = 2, T = 20, V = dense.vocab_size;
+  Rng rng(5);
+  std::vector<int32_t> tokens(B * T), targets(B * T);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng.below(V));
+  for (auto& t : targets) t = static_cast<int32_t>(rng.below(V));
+  std::vector<float> la(B * T * V), lb(B * T * V);
+  a->forward_logits(pool, arena, tokens.data(), B, T, la.data());
+  b.forward_logits(pool, arena, tokens.data(), B, T, lb.data());
+  EXPECT_LT(max_diff(la, lb, 0, la.size()), 1e-4);
+  EXPECT_EQ(routed_total(b), 3 * B * T);
+  a->zero_grads();
+  b.zero_grads();
+  const double loss_a = a->forward_backward(pool, arena, tokens.data(), targets.data(), B, T, 1.0f / (B * T));
+  const double loss_b = b.forward_backward(pool, arena, tokens.data(), targets.data(), B, T, 1.0f / (B * T));
+  EXPECT_NEAR(loss_a, loss_b, 1e-6 * std::fabs(loss_a));
+  for (const auto& t : a->layout().tensors()) {
+    const auto* u = b.layout().find(t.name);
+    double d = 0, scale = 1e-6;
+    for (int64_t i = 0; i < t.numel; ++i) {
+      d = std::max(d, std::fabs(double(a->grads()[t.offset + i]) - b.grads()[u->offset + i]));
+      scale = std::max(scale, std::fabs(double(a->grads()[t.offset + i])));
+    }
+    EXPECT_LT(d, 1e-4 * scale) << t.name;
+  }
+}
+
+class Colt5Routed : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Colt5Routed, CausalAndDecodingEqualsFullForward) {
+  model::ModelConfig c = base_config();
+  ASSERT_TRUE(model::apply_colt5(GetParam(), &c).ok());
+  auto m = random_model(c, 11);
+  ThreadPool pool(2);
+  Arena arena;
+  const int64_t T = 40, V = c.vocab_size, cut = 23;
+  Rng rng(17);
+  std::vector<int32_t> tokens(T);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng.below(V));
+  std::vector<int32_t> changed = tokens;
+  for (int64_t t = cut + 1; t < T; ++t) changed[t] = static_cast<int32_t>((tokens[t] + 1 + t) % V);
+  std::vector<float> full(T * V), full2(T * V);
+  m->take_route_counts();
+  m->forward_logits(pool, arena, tokens.data(), 1, T, full.data());
+  const int64_t routed_full = routed_total(*m);
+  // Some rows routed, not all: the rule is doing something.
+  EXPECT_GT(routed_full, 0);
+  EXPECT_LT(routed_full, 3 * T);
+  m->forward_logits(pool, arena, changed.data(), 1, T, full2.data());
+  routed_total(*m);
+  // Training path: rows <= cut do not see the change (1e-5: the products' rows may be blocked
+  // differently; a routing flip would move them by far more).
+  EXPECT_LT(max_diff(full, full2, 0, (cut + 1) * V), 1e-5);
+  EXPECT_GT(max_diff(full, full2, (cut + 1) * V, T * V), 1e-3);
+  // Decoding path, token by token: equals the full forward, routes the same number of rows.
+  auto cache = m->make_cache(T);
+  ASSERT_TRUE(cache.ok());
+  std::vector<float> step(V), decoded(T * V);
+  for (int64_t t = 0; t < T; ++t) {
+    ASSERT_TRUE(m->forward_cached(pool, arena, *cache, &tokens[t], 1, t, step.data(), false).ok());
+    std::copy(step.begin(), step.end(), decoded.begin() + t * V);
+  }
+  EXPECT_EQ(routed_total(*m), routed_full);
+  EXPECT_LT(max_diff(full, decoded, 0, T * V), 2e-4);
+  // The changed sequence through a fresh cache: its first cut + 1 steps are the same.
+  auto cache2 = m->make_cache(T);
+  ASSERT_TRUE(cache2.ok());
+  for (int64_t t = 0; t <= cut; ++t) {
+    ASSERT_TRUE(m->forward_cached(pool, arena, *cache2, &changed[t], 1, t, step.data(), false).ok());
+    for (int64_t v = 0; v < V; ++v) ASSERT_EQ(step[v], decoded[t * V + v]) << "step " << t;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Specs, Colt5Routed,
+                         ::testing::Values("ffn=light:16,heavy:96,route:1/4", "ffn=light:0,heavy:128,route:1/8"));
+
+TEST(Colt5, CheckpointKeepsTheRoutedBlocks) {
+  tokenizer::TrainOptions topt;
+  topt.vocab_size = 300;
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
+  auto tok = tokenizer::BpeTokenizer::train(text, topt);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  model::ModelConfig c = base_config();
+  c.vocab_size = tok->vocab_size();
+  ASSERT_TRUE(model::apply_colt5("ffn=light:24,heavy:64,route:1/16", &c).ok());
+  auto m = random_model(c, 2);
+  const std::string path = ::testing::TempDir() + "/colt5_ckpt.gguf";
+  ASSERT_TRUE(model::save_checkpoint(path, *m, *tok).ok());
+  auto loaded = model::load_checkpoint(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(model::blocks_summary(loaded->model->config()), "attention+routed_feed_forward:light=24,heavy=64,route=1/16");
+  for (int64_t i = 0; i < m->layout().total(); ++i) ASSERT_EQ(m->params()[i], loaded->model->params()[i]);
+  std::filesystem::remove(path);
+}
+
+TEST(Colt5, BadSpecsAreRefused) {
+  for (const char* spec : {"", ";", "attn2=x", "ffn=light:-1", "ffn=route:0", "ffn=route:2", "ffn=route:1/0",
+                           "ffn=heavy:0", "ffn=bogus:3", "ffn=light:4,light:5", "ffn=route:abc"}) {
+    model::ModelConfig c = base_config();
+    const Status st = model::apply_colt5(spec, &c);
+    EXPECT_FALSE(st.ok()) << spec;
+    EXPECT_EQ(c.layers[0].blocks, layers::default_blocks()) << spec;
+  }
+}
+
+}  // namespace
+}  // namespace longctx
