@@ -28,6 +28,12 @@ struct AttentionDims {
   int64_t q_stride = 0, kv_stride = 0, kv_batch_stride = 0;
   // Keys before kv_first are gone (a cache gave them back): never visited, as if masked.
   int64_t kv_first = 0;
+  // Gathered rows (CoLT5's heavy attention over routed tokens): query row t sits at position
+  // q_pos[t] and key row j at k_pos[j] (both ascending, the same for every batch entry) instead
+  // of q_pos0 + t and j. Causal and Full patterns only: under Causal, key j is visible to query t
+  // iff k_pos[j] <= q_pos[t]. ALiBi's distance is q_pos[t] - k_pos[j]. Both set or both null.
+  const int64_t* q_pos = nullptr;
+  const int64_t* k_pos = nullptr;
 };
 
 struct AttentionSpec {

@@ -76,6 +76,9 @@ struct Plan {
   bool row_extent = false;
   bool invariant = false;  // row-invariant: every block on the in-place kernels
   std::vector<int64_t> q_lo, q_hi;    // local query rows [q_lo, q_hi) of each block
+  // Gathered rows (AttentionDims::q_pos): each query row's position in key-row space, the last
+  // key row it sees (-1: none), which the pattern (Causal or Full over key rows) is asked about.
+  std::vector<int64_t> q_at;
   std::vector<KeySpan> spans;         // spans of block i: [span_begin[i], span_begin[i+1])
   std::vector<int64_t> span_begin;
   std::vector<Run> runs;              // runs of cell c: [cell_begin[c], cell_begin[c+1])
@@ -116,10 +119,20 @@ Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts, int64
                                        : std::max<int64_t>(1, rows / p.group);
   p.invariant = ts.row_invariant;
   p.row_extent = ts.row_invariant && is_causal(mask.pattern());
-  // Query blocks aligned to absolute multiples of br.
+  const bool gathered = d.q_pos != nullptr;
+  CHECK((d.k_pos != nullptr) == gathered);
+  if (gathered) {
+    const bool full = std::holds_alternative<Full>(mask.pattern());
+    CHECK_MSG(full || plain_causal, "attention over gathered rows takes the causal or full pattern");
+    CHECK(!ts.row_invariant && d.kv_first == 0);
+    p.q_at.resize(d.seq_len);
+    for (int64_t t = 0; t < d.seq_len; ++t)
+      p.q_at[t] = full ? d.kv_len - 1 : std::upper_bound(d.k_pos, d.k_pos + d.kv_len, d.q_pos[t]) - d.k_pos - 1;
+  }
+  // Query blocks aligned to absolute multiples of br (gathered rows: br rows each).
   for (int64_t t = 0; t < d.seq_len;) {
     const int64_t pos = d.q_pos0 + t;
-    const int64_t end = std::min(d.seq_len, (pos / p.br + 1) * p.br - d.q_pos0);
+    const int64_t end = gathered ? std::min(d.seq_len, t + p.br) : std::min(d.seq_len, (pos / p.br + 1) * p.br - d.q_pos0);
     p.q_lo.push_back(t);
     p.q_hi.push_back(end);
     t = end;
@@ -137,6 +150,9 @@ Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts, int64
       const int64_t q0 = d.q_pos0 + p.q_lo[i], cell = q0 / p.bc * p.bc;
       if (cell > 0) p.spans.push_back({0, cell, false});
       p.spans.push_back({cell, d.q_pos0 + p.q_hi[i], true});
+    } else if (gathered) {
+      // The block's rows sit at q_at[q_lo] .. q_at[q_hi - 1] (ascending, maybe repeated).
+      mask.key_spans(p.q_at[p.q_lo[i]], p.q_at[p.q_hi[i] - 1] + 1, &p.spans);
     } else {
       mask.key_spans(d.q_pos0 + p.q_lo[i], d.q_pos0 + p.q_hi[i], &p.spans);
     }
@@ -263,8 +279,12 @@ struct Ctx {
     if (!spec.alibi_slopes && !t.masked) return;
     for (int64_t r = 0; r < R; ++r) {
       float* row = s + r * cols;
-      const int64_t qp = d.q_pos0 + t_of(t.qb, r);
-      if (spec.alibi_slopes) {
+      const int64_t tq = t_of(t.qb, r);
+      const int64_t qp = plan.q_at.empty() ? d.q_pos0 + tq : plan.q_at[tq];
+      if (spec.alibi_slopes && d.k_pos) {  // gathered rows: their own positions
+        const float slope = spec.alibi_slopes[head_of(g, t.qb, r)];
+        for (int64_t j = 0; j < cols; ++j) row[j] -= slope * static_cast<float>(d.q_pos[tq] - d.k_pos[t.lo + j]);
+      } else if (spec.alibi_slopes) {
         const float slope = spec.alibi_slopes[head_of(g, t.qb, r)];
         // -slope * (qp - k) for k = lo + j; row-invariant: over the row's own keys only (how
         // the ramp rounds a column depends on the length it is given).

@@ -27,6 +27,9 @@ expect_error directory-corpus "$work/o.gguf" -- "$bin" train --data "$work" --st
 expect_error ctx-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --ctx 0 -o "$work/o.gguf"
 expect_error negative-lr "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --lr -1 -o "$work/o.gguf"
 expect_error bad-precision "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --precision fp8 -o "$work/o.gguf"
+expect_error colt5-unknown-part "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --colt5 "mlp=light:4" -o "$work/o.gguf"
+expect_error colt5-bad-route "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --colt5 "ffn=route:3/2" -o "$work/o.gguf"
+expect_error colt5-unknown-key "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --colt5 "ffn=heavy:64,size:3" -o "$work/o.gguf"
 expect_error bucket-zero "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --bucket-mib 0 -o "$work/o.gguf"
 # Without a launcher the job has one rank: --seq-parallel 2 names the mpirun it needs.
 expect_error seq-parallel-alone "$work/o.gguf" -- "$bin" train --data "$work/corpus.txt" --seq-parallel 2 -o "$work/o.gguf"
@@ -63,6 +66,7 @@ done
 expect_error resume-with-attn "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --attn window:4 --steps 2 -o "$work/r.gguf"
 expect_error resume-with-rope-scaling "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --rope-scaling linear:2 --steps 2 -o "$work/r.gguf"
 expect_error resume-with-other-preset "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --preset small --steps 2 -o "$work/r.gguf"
+expect_error resume-with-colt5 "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --colt5 "ffn=route:1/4" --steps 2 -o "$work/r.gguf"
 expect_error resume-with-other-kv-heads "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --kv-heads 2 --steps 2 -o "$work/r.gguf"
 expect_error resume-with-other-layers "" -- "$bin" train --data "$work/big.txt" --resume "$work/good.gguf" --preset tiny --layers 2 --steps 2 -o "$work/r.gguf"
 # The command that made the checkpoint, run again with --resume added, goes on: its flags agree.

@@ -3,7 +3,9 @@
 # (tokens trained then / training seconds then). The summary's tokens_per_s is every token over
 # all the training seconds, so the records' seconds (tokens_i / rate_i) must add up to the
 # summary's (tokens / rate), with a short last interval (25 steps, eval every 10) and --accum.
-# Then eval --json on the checkpoint: one JSON object on stdout, ending in a newline.
+# Then eval --json on the checkpoint: one JSON object on stdout, ending in a newline. Then a CoLT5
+# run (--colt5): every record reports each layer's routed fraction, within [0, 1], and the
+# checkpoint generates text.
 # Usage: train_json_test.sh path/to/longctx
 set -euo pipefail
 bin=$1
@@ -39,3 +41,17 @@ j = json.loads(raw)
 assert [r["length"] for r in j["results"]] == [8, 16], j
 print("ok: eval --json is one object ending in a newline")
 PY
+"$bin" train --preset tiny --layers 2 --vocab-size 300 --data "$work/big.txt" --ctx 32 --batch 2 --steps 6 \
+  --eval-every 3 --eval-batches 1 -t 2 --colt5 "ffn=light:32,heavy:256,route:1/4" -o "$work/c.gguf" --json > "$work/colt5.jsonl"
+python3 - "$work/colt5.jsonl" <<'PY'
+import json, sys
+lines = [j for j in map(json.loads, open(sys.argv[1])) if j["event"] in ("eval", "summary")]
+assert [j["event"] for j in lines] == ["eval", "eval", "summary"], lines
+for j in lines:
+    r = j["routed"]
+    assert [(x["layer"], x["router"]) for x in r] == [(0, "ffn"), (1, "ffn")], r
+    assert all(0 <= x["fraction"] <= 1 for x in r), r
+print("ok: --colt5 records report the routed fraction per layer:", lines[-1]["routed"])
+PY
+"$bin" generate -m "$work/c.gguf" -p "In the beginning" -n 8 -t 2 > /dev/null 2>&1
+echo "ok: the CoLT5 checkpoint generates"

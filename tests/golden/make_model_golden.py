@@ -120,6 +120,12 @@ CONFIGS = [
     ("linear_rope_mixed", cfg(pos="rope", norm="rmsnorm", mlp="gelu", bias=True,
                               tied_embeddings=True, kv_heads=4, ctx=32, rope_scaling="linear:2",
                               patterns=["bigbird:2,2,1,0", "window:3"])),
+    ("colt5_ffn_swiglu", cfg(pos="rope", norm="rmsnorm", mlp="swiglu", bias=False,
+                             tied_embeddings=True, kv_heads=2, n_layers=2,
+                             colt5="ffn=light:8,heavy:40,route:1/4")),
+    ("colt5_ffn_gelu", cfg(pos="alibi", norm="layernorm", mlp="gelu", bias=True,
+                           tied_embeddings=False, kv_heads=4, n_layers=2,
+                           colt5="ffn=light:0,heavy:64,route:1/8")),
 ]
 
 MAX_BYTES = 200 * 1024
@@ -315,6 +321,10 @@ def sensitivity(model, tokens):
                 ",".join(p.split(",")[:2] + ["0"] + p.split(",")[3:]) for p in pats])
     if c.get("rope_scaling", "none") != "none" and c["pos"] == "rope":
         out["no_scaling"] = with_key("rope_scaling", "none")
+    if "colt5" in c:  # the heavy output not scaled by the router's gate
+        model.ungated = True
+        out["ungated"] = (model(tokens) - base).abs().max().item()
+        model.ungated = False
     return out
 
 
@@ -331,8 +341,30 @@ def build_one(idx, name, c):
     seq[1, 3] = V - 1
     tokens, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
 
+    colt5 = tm.parse_colt5(c["colt5"]) if "colt5" in c else None
+    if colt5:
+        # Heavy matrices 2x the init (exact in float32), so the heavy branch and its gate move
+        # the logits well above float32 noise (the "ungated" sensitivity below).
+        with torch.no_grad():
+            for n, p in model.named_model_params():
+                if any(n.endswith("ffn_%s.weight" % m) for m in ("gate", "up", "down")):
+                    p.mul_(2.0)
+        # Thresholds in gaps of the scores, so float32 routes every token as float64 does.
+        model.place_thresholds = True
+        with torch.no_grad():
+            model(tokens)
+        model.place_thresholds = False
+        model.min_margin = float("inf")
     logits, loss = model.loss(tokens, targets)
     loss.backward()
+    margin = model.min_margin
+    if colt5:
+        # The thresholds' gradient: the quantile loss's (torch_model.py), from the routed
+        # fraction of this forward.
+        for l in range(c["n_layers"]):
+            p = "blk.%d." % l
+            model.param(p + "ffn_router.threshold").grad = torch.tensor(
+                [0.01 * (colt5["route"] - model.routed_fraction[p])], dtype=torch.float64)
 
     # FD on a spread of parameters.
     L = c["n_layers"]
@@ -351,6 +383,10 @@ def build_one(idx, name, c):
         fd_names.append("blk.0.ffn_norm.bias")
     if c["mlp"] == "swiglu":
         fd_names.append("blk.0.ffn_gate.weight")
+    if colt5:
+        fd_names += ["blk.0.ffn_router.weight", "blk.%d.ffn_router.weight" % (L - 1)]
+        if colt5["light"] > 0:
+            fd_names.append("blk.0.ffn_light_up.weight")
     worst, fd_ok, lines = fd_check(model, tokens, targets, fd_names)
     sens = sensitivity(model, tokens)
 
@@ -376,6 +412,10 @@ def build_one(idx, name, c):
     for n, p in model.named_model_params():
         records.append(rec_tensor(n + ".grad", p.grad, DT_F32))
     nparams = sum(p.numel() for _, p in model.named_model_params())
+    if colt5:
+        print("    %s: routed fractions %s, smallest |z - tau| %.3g" % (
+            name, " ".join("%.3f" % v for v in model.routed_fraction.values()), margin))
+        fd_ok &= margin > 1e-3
     return records, loss.item(), loss32, worst, fd_ok, lines, nparams, sens
 
 

@@ -18,6 +18,16 @@ older configs serialise unchanged):
                   "bigbird:B,W,G,0" causal BigBird without random blocks: with
                                     i = q // B and j = k // B, iff k <= q and
                                     (i < G or j < G or i - W < j)
+  colt5         "ffn=light:L,heavy:FH,route:R" (CoLT5's routed feed-forward in
+                every layer, R a fraction like 1/4): the feed-forward becomes
+                  e += FFl(h) + gate * FFh(h),  h = ffn_norm(e)
+                FFl: the MLP with hidden L (ffn_light_*; L = 0: absent); FFh: the
+                MLP with hidden FH under the dense names (ffn_gate/up/down);
+                z = h . u / |u| with u = ffn_router.weight [D];
+                routed iff z > tau, tau = ffn_router.threshold [1];
+                gate = sigmoid(z - tau) where routed, else 0. tau is a constant
+                (no gradient) in the gate; its gradient is the quantile loss's,
+                0.01 * (R - routed fraction over the batch), set by the caller.
   rope_scaling  "none" | "linear:F" | "yarn:F" | "yarn:F,ORIG" (default none;
                 yarn without ORIG uses ctx). pos == rope only:
                   linear  angle_i = (pos / F) * freq_i
@@ -138,6 +148,22 @@ def parse_rope_scaling(spec, ctx):
     return ("yarn", factor, orig)
 
 
+def parse_colt5(spec):
+    """'ffn=light:L,heavy:FH,route:R' -> dict(light, heavy, route)."""
+    part, _, args = spec.partition("=")
+    if part != "ffn":
+        raise ValueError("colt5: only the ffn part is modelled, got %r" % spec)
+    out = {}
+    for kv in args.split(","):
+        k, _, v = kv.partition(":")
+        if k == "route":
+            num, _, den = v.partition("/")
+            out[k] = float(num) / float(den) if den else float(num)
+        else:
+            out[k] = int(v)
+    return out
+
+
 def layer_patterns(cfg):
     return list(cfg.get("patterns", ["causal"] * cfg["n_layers"]))
 
@@ -167,6 +193,8 @@ def full_config(cfg):
             raise ValueError("patterns needs one entry per layer")
         for spec in out["patterns"]:
             parse_pattern(spec)
+    if "colt5" in out:
+        parse_colt5(out["colt5"])
     if "rope_scaling" in out:
         kind = parse_rope_scaling(out["rope_scaling"], out["ctx"])[0]
         if kind != "none" and out["pos"] != "rope":
@@ -203,10 +231,17 @@ def param_specs(cfg):
         linear(p + "attn_v", KVH * hd, D)
         linear(p + "attn_output", D, H * hd)
         norm(p + "ffn_norm")
-        if c["mlp"] == "swiglu":
-            linear(p + "ffn_gate", Fd, D)
-        linear(p + "ffn_up", Fd, D)
-        linear(p + "ffn_down", D, Fd)
+        colt5 = parse_colt5(c["colt5"]) if "colt5" in c else None
+        heavy = colt5["heavy"] if colt5 else Fd
+        for prefix, hidden in [(p + "ffn_", heavy)] + ([(p + "ffn_light_", colt5["light"])]
+                                                       if colt5 and colt5["light"] > 0 else []):
+            if c["mlp"] == "swiglu":
+                linear(prefix + "gate", hidden, D)
+            linear(prefix + "up", hidden, D)
+            linear(prefix + "down", D, hidden)
+        if colt5:
+            specs.append((p + "ffn_router.weight", (D,), "router"))
+            specs.append((p + "ffn_router.threshold", (1,), "threshold"))
     norm("output_norm")
     if not c["tied_embeddings"]:
         specs.append(("output.weight", (V, D), "matrix"))
@@ -283,6 +318,14 @@ class DecoderLM(torch.nn.Module):
         # fastest path) instead of the explicit softmax; causal layers take is_causal=True (its
         # flash kernel), other patterns their boolean mask.
         self.sdpa = False
+        # CoLT5 checks (tests/golden/make_model_golden.py): place_thresholds makes the next
+        # forward set every router's threshold in the middle of the widest gap of its scores
+        # near the target quantile (so float32 and float64 route alike) and records the
+        # smallest |z - tau|; ungated scales the heavy output by 1 instead of the gate.
+        self.place_thresholds = False
+        self.min_margin = float("inf")
+        self.routed_fraction = {}
+        self.ungated = False
 
     # ---- parameters -------------------------------------------------------
     def named_model_params(self):
@@ -356,6 +399,35 @@ class DecoderLM(torch.nn.Module):
     def _linear(self, x, prefix):
         return F.linear(x, self._by_name[prefix + ".weight"], self._by_name.get(prefix + ".bias"))
 
+    def _mlp(self, h, prefix):
+        if self.cfg["mlp"] == "gelu":
+            # tanh-form GELU (GPT-2), as longctx computes it
+            y = F.gelu(self._linear(h, prefix + "up"), approximate="tanh")
+        else:
+            y = F.silu(self._linear(h, prefix + "gate")) * self._linear(h, prefix + "up")
+        return self._linear(y, prefix + "down")
+
+    def _routed_ffn(self, h, p):
+        """CoLT5 feed-forward branch (dense heavy MLP times a gate that is 0 off the routed rows)."""
+        colt5 = parse_colt5(self.cfg["colt5"])
+        out = self._mlp(h, p + "ffn_light_") if colt5["light"] > 0 else torch.zeros_like(h)
+        u = self._by_name[p + "ffn_router.weight"]
+        tau = self._by_name[p + "ffn_router.threshold"]
+        z = torch.matmul(h, u) / torch.linalg.vector_norm(u)  # [B, T]
+        if self.place_thresholds:
+            with torch.no_grad():
+                zs = torch.sort(z.detach().reshape(-1), descending=True).values
+                k = max(1, int(round(colt5["route"] * zs.numel())))
+                lo, hi = max(0, k - 3), min(zs.numel() - 1, k + 2)
+                best = max(range(lo, hi), key=lambda i: float(zs[i] - zs[i + 1]))
+                tau.copy_(((zs[best] + zs[best + 1]) / 2).float().double().reshape(1))
+        t = tau.detach()
+        self.min_margin = min(self.min_margin, float((z.detach() - t).abs().min()))
+        routed = (z.detach() > t).to(h.dtype)
+        self.routed_fraction[p] = float(routed.mean())
+        gate = routed if self.ungated else torch.sigmoid(z - t) * routed
+        return out + gate[..., None] * self._mlp(h, p + "ffn_")
+
     def forward(self, tokens):
         """tokens: int64 [B, T] -> logits [B, T, V]."""
         c = self.cfg
@@ -406,12 +478,10 @@ class DecoderLM(torch.nn.Module):
             e = e + self._linear(a, p + "attn_output")
 
             h2 = self._norm(e, p + "ffn_norm")
-            if c["mlp"] == "gelu":
-                # tanh-form GELU (GPT-2), as longctx computes it
-                y = F.gelu(self._linear(h2, p + "ffn_up"), approximate="tanh")
+            if "colt5" in c:
+                e = e + self._routed_ffn(h2, p)
             else:
-                y = F.silu(self._linear(h2, p + "ffn_gate")) * self._linear(h2, p + "ffn_up")
-            e = e + self._linear(y, p + "ffn_down")
+                e = e + self._mlp(h2, p + "ffn_")
 
         hf = self._norm(e, "output_norm")
         wout = wte if c["tied_embeddings"] else self._by_name["output.weight"]

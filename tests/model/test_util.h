@@ -1,7 +1,7 @@
 // Helpers shared by model tests: a ModelConfig from the golden files' JSON config, including the
 // optional keys "patterns" (one attention pattern per layer; absent = causal) and "rope_scaling"
 // (a parse_rope_scaling spec; absent = none; "yarn:F" without ORIG extends ctx, as in
-// tests/golden/torch_model.py).
+// tests/golden/torch_model.py) and "colt5" (model::apply_colt5's spec; absent = dense).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -10,6 +10,7 @@
 #include "attention/pattern.h"
 #include "core/check.h"
 #include "model/config.h"
+#include "model/config_overrides.h"
 #include "position/rope.h"
 
 namespace longctx::testing {
@@ -36,6 +37,10 @@ inline model::ModelConfig config_from_json(const std::string& text) {
       CHECK_MSG(p.ok(), "golden config: bad pattern");
       c.layers[l].pattern = *p;
     }
+  }
+  if (j.contains("colt5")) {
+    const Status st = model::apply_colt5(j["colt5"].get<std::string>(), &c);
+    CHECK_MSG(st.ok(), "golden config: bad colt5");
   }
   if (j.contains("rope_scaling")) {
     auto rs = position::parse_rope_scaling(j["rope_scaling"].get<std::string>());
