@@ -57,6 +57,10 @@ struct TensorDecl {
   // unchanged (block expansion, model/expand.h).
   bool branch_out = false;
   float init_value = 0.0f;  // Init::kValue's
+  // A running statistic the block keeps through its gradient slot (a router's threshold): the
+  // optimizer applies p -= gradient (averaged over the micro-batches and ranks that summed it)
+  // instead of AdamW, outside the learning-rate schedule and the clipping norm.
+  bool statistic = false;
 };
 
 // Arena floats of one allocation of n floats (the arena aligns each to 16).

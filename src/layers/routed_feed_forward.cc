@@ -34,6 +34,7 @@ class RoutedFeedForwardBlock final : public Block {
       router_u_ = declare({"ffn_router.weight", {D_}, kF32, true, false, Init::kNormal});
       TensorDecl t{"ffn_router.threshold", {1}, kF32, true, false, Init::kValue};
       t.init_value = initial_threshold(fraction_);
+      t.statistic = true;
       router_tau_ = declare(t);
     }
   }
@@ -134,7 +135,8 @@ void RoutedFeedForwardBlock::forward(const LayerContext& ctx, const Weights& w, 
   else
     std::copy(x_in, x_in + rows * D, x_out);
   if (router_u_ >= 0)
-    route(*ctx.pool, h, rows, D, param(w, router_u_), *param(w, router_tau_), &routing_);
+    route(*ctx.pool, h, rows, D, param(w, router_u_), *param(w, router_tau_), pass.save ? fraction_ : 0.0,
+          &routing_);
   else
     route_all(rows, &routing_);
   counted_.routed += static_cast<int64_t>(routing_.rows.size());
@@ -165,8 +167,8 @@ void RoutedFeedForwardBlock::backward(const LayerContext& ctx, const Weights& w,
     scatter_add_rows(*ctx.pool, dhh, D, routing_.rows, nullptr, dh);
   }
   if (router_u_ >= 0)
-    route_backward(routing_, s.h, D, param(w, router_u_), dgate.data(), fraction_, dh, grad(w, router_u_),
-                   grad(w, router_tau_));
+    route_backward(routing_, s.h, D, param(w, router_u_), *param(w, router_tau_), dgate.data(), dh,
+                   grad(w, router_u_), grad(w, router_tau_));
   norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
 

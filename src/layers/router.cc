@@ -1,6 +1,8 @@
 #include "layers/router.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "core/check.h"
 #include "kernels/vec.h"
@@ -35,7 +37,8 @@ void route_all(int64_t rows, Routing* r) {
   r->considered = rows;
 }
 
-void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const float* u, float tau, Routing* r) {
+void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const float* u, float tau, double fraction,
+           Routing* r) {
   const float inv = static_cast<float>(1.0 / std::max(norm_of(u, dim), 1e-30));
   std::vector<float> z(static_cast<size_t>(rows));
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
@@ -45,6 +48,15 @@ void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const fl
   r->gate.clear();
   r->z.clear();
   r->considered = rows;
+  r->quantile = NAN;
+  if (rows >= 2 && fraction > 0) {
+    const int64_t k = std::clamp<int64_t>(std::llround(fraction * double(rows)), 1, rows - 1);
+    std::vector<float> s = z;  // the k-th and (k + 1)-th largest
+    std::nth_element(s.begin(), s.begin() + k, s.end(), std::greater<float>());
+    const float below = s[k];
+    const float above = *std::min_element(s.begin(), s.begin() + k);
+    r->quantile = 0.5f * (above + below);
+  }
   for (int64_t i = 0; i < rows; ++i) {
     if (!(z[i] > tau)) continue;
     r->rows.push_back(i);
@@ -53,8 +65,8 @@ void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const fl
   }
 }
 
-void route_backward(const Routing& r, const float* h, int64_t dim, const float* u, const float* dgate,
-                    double fraction, float* dh, float* du, float* dtau) {
+void route_backward(const Routing& r, const float* h, int64_t dim, const float* u, float tau, const float* dgate,
+                    float* dh, float* du, float* dtau) {
   const double n = norm_of(u, dim);
   const float inv = static_cast<float>(1.0 / std::max(n, 1e-30));
   std::vector<double> acc(du ? dim : 0, 0.0);
@@ -69,10 +81,7 @@ void route_backward(const Routing& r, const float* h, int64_t dim, const float* 
   }
   if (du)
     for (int64_t k = 0; k < dim; ++k) du[k] += static_cast<float>(acc[k]);
-  if (dtau && r.considered > 0) {
-    const double routed = static_cast<double>(r.rows.size()) / static_cast<double>(r.considered);
-    *dtau += static_cast<float>(kQuantileWeight * (fraction - routed));
-  }
+  if (dtau && std::isfinite(r.quantile)) *dtau += kThresholdRate * (tau - r.quantile);
 }
 
 }  // namespace longctx::layers

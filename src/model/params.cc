@@ -21,6 +21,7 @@ void ParamLayout::add(const std::string& name, const layers::TensorDecl& d, int 
   t.in_place = d.in_place;
   t.branch_out = d.branch_out;
   t.init_value = d.init_value;
+  t.statistic = d.statistic;
   t.block = block;
   t.layer = layer;
   total_ += (t.numel + 15) & ~int64_t(15);

@@ -28,6 +28,7 @@ struct ParamTensor {
   bool in_place = false;       // inference may read it in place in a file's type
   bool branch_out = false;     // a residual branch's output (layers::TensorDecl::branch_out)
   float init_value = 0.0f;     // layers::Init::kValue's
+  bool statistic = false;      // layers::TensorDecl::statistic
   int block = -1;              // the declaring block (model order); -1: embeddings or head
   int layer = -1;              // the declaring block's layer; -1: embeddings or head
 };

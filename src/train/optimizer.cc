@@ -21,7 +21,7 @@ double AdamW::step(ThreadPool& pool, model::Model& model, float lr, int64_t t, c
   const auto& tensors = model.layout().tensors();
   double sq = 0;
   for (const auto& tt : tensors)
-    if (tt.trainable) sq += kernels::vec_sum_sq(G + tt.offset, tt.numel);
+    if (tt.trainable && !tt.statistic) sq += kernels::vec_sum_sq(G + tt.offset, tt.numel);
   const double norm = std::sqrt(sq);
   const float clip_scale = (opt.clip > 0 && norm > opt.clip) ? static_cast<float>(opt.clip / norm) : 1.0f;
   const float bc1 = 1.0f - std::pow(opt.beta1, static_cast<float>(t));
@@ -30,6 +30,10 @@ double AdamW::step(ThreadPool& pool, model::Model& model, float lr, int64_t t, c
     const auto& tt = tensors[i];
     if (!tt.trainable) return;  // frozen
     CHECK_MSG(offset_[i] >= 0, "a tensor became trainable after the optimizer was made");
+    if (tt.statistic) {  // p -= g / (the gradient sums it holds): its own rule, no schedule
+      for (int64_t j = 0; j < tt.numel; ++j) P[tt.offset + j] -= opt.statistic_scale * G[tt.offset + j];
+      return;
+    }
     if (clip_scale != 1.0f) kernels::vec_scale(G + tt.offset, clip_scale, tt.numel);
     kernels::vec_adamw(P + tt.offset, G + tt.offset, m_.data() + offset_[i], v_.data() + offset_[i], tt.numel, lr,
                        opt.beta1, opt.beta2, opt.eps, tt.decay ? opt.weight_decay : 0.0f, bc1, bc2);

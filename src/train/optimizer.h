@@ -15,6 +15,9 @@ struct AdamWOptions {
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
   float weight_decay = 0.1f;
   float clip = 1.0f;  // max global gradient norm; <= 0 disables clipping
+  // Statistic tensors (layers::TensorDecl::statistic): p -= statistic_scale * gradient, with
+  // 1 / (the micro-batches and ranks whose gradients were summed) so the step is their mean.
+  float statistic_scale = 1.0f;
 };
 
 class AdamW {

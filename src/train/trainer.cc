@@ -171,7 +171,9 @@ StepStats Trainer::step(bool stop_requested) {
 
   const float lr = lr_at(step_, opt_.steps, opt_.warmup, opt_.lr, opt_.min_lr);
   const int64_t t = step_ + 1;
-  const double norm = adamw_.step(pool_, m, lr, t, opt_.adamw);
+  train::AdamWOptions adamw = opt_.adamw;
+  adamw.statistic_scale = 1.0f / static_cast<float>(opt_.accum * group_->size());
+  const double norm = adamw_.step(pool_, m, lr, t, adamw);
   step_ = t;
   return StepStats{step_, loss, lr, norm, stop, m.take_route_counts()};
 }

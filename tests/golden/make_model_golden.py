@@ -359,12 +359,11 @@ def build_one(idx, name, c):
     loss.backward()
     margin = model.min_margin
     if colt5:
-        # The thresholds' gradient: the quantile loss's (torch_model.py), from the routed
-        # fraction of this forward.
+        # The thresholds' gradient: their moving average's (torch_model.py), from this forward.
         for l in range(c["n_layers"]):
             p = "blk.%d." % l
             model.param(p + "ffn_router.threshold").grad = torch.tensor(
-                [0.01 * (colt5["route"] - model.routed_fraction[p])], dtype=torch.float64)
+                [model.threshold_grad[p]], dtype=torch.float64)
 
     # FD on a spread of parameters.
     L = c["n_layers"]

@@ -26,8 +26,10 @@ older configs serialise unchanged):
                 z = h . u / |u| with u = ffn_router.weight [D];
                 routed iff z > tau, tau = ffn_router.threshold [1];
                 gate = sigmoid(z - tau) where routed, else 0. tau is a constant
-                (no gradient) in the gate; its gradient is the quantile loss's,
-                0.01 * (R - routed fraction over the batch), set by the caller.
+                (no gradient) in the gate; its gradient is its moving average's,
+                0.1 * (tau - q), q the batch's (1 - R) quantile of z (between
+                the k-th and (k+1)-th largest, k = round(R n) in [1, n - 1]),
+                set by the caller (threshold_grad).
   rope_scaling  "none" | "linear:F" | "yarn:F" | "yarn:F,ORIG" (default none;
                 yarn without ORIG uses ctx). pos == rope only:
                   linear  angle_i = (pos / F) * freq_i
@@ -325,6 +327,7 @@ class DecoderLM(torch.nn.Module):
         self.place_thresholds = False
         self.min_margin = float("inf")
         self.routed_fraction = {}
+        self.threshold_grad = {}
         self.ungated = False
 
     # ---- parameters -------------------------------------------------------
@@ -425,6 +428,9 @@ class DecoderLM(torch.nn.Module):
         self.min_margin = min(self.min_margin, float((z.detach() - t).abs().min()))
         routed = (z.detach() > t).to(h.dtype)
         self.routed_fraction[p] = float(routed.mean())
+        zs = torch.sort(z.detach().reshape(-1), descending=True).values
+        k = min(max(int(math.floor(colt5["route"] * zs.numel() + 0.5)), 1), zs.numel() - 1)
+        self.threshold_grad[p] = 0.1 * (float(t) - float(zs[k - 1] + zs[k]) / 2)
         gate = routed if self.ungated else torch.sigmoid(z - t) * routed
         return out + gate[..., None] * self._mlp(h, p + "ffn_")
 

@@ -280,10 +280,12 @@ TEST_P(RoutedFeedForwardFd, BackwardMatchesFiniteDifferences) {
   b.block->backward(ctx, b.weights(), pass, dx.data());
   EXPECT_LE(arena.used() - before, b.block->backward_floats(pass));
   pass.save = false;
-  // The threshold's gradient is the quantile loss's (layers/router.h), not the block output's.
+  // The threshold's gradient is its moving average's (layers/router.h), not the block output's:
+  // rate * (tau - the batch quantile), the quantile between the 2nd and 3rd largest of 10 scores
+  // for a 1/4 fraction (round(2.5) = 3: 3rd and 4th).
   float* tau = b.param("ffn_router.threshold");
   float* dtau = b.grads.data() + (tau - b.params.data());
-  EXPECT_NEAR(*dtau, layers::kQuantileWeight * (0.25 - double(routed) / rows), 1e-7);
+  EXPECT_NEAR(*dtau, layers::kThresholdRate * (*tau - 0.5 * (z[2] + z[3])), 1e-6);
   check_fd("x", x, dx, loss, 1);
   check_fd("params", b.params, b.grads, loss, 1, tau - b.params.data());
 }
