@@ -15,6 +15,7 @@ namespace {
 struct RoutedFfArgs {
   int64_t light = -1, heavy = -1;  // -1: default
   double route = 1.0 / 16;
+  bool topk = false;  // the encoder form (rule=topk)
 };
 
 class RoutedFeedForwardBlock final : public Block {
@@ -24,14 +25,15 @@ class RoutedFeedForwardBlock final : public Block {
         FL_(a.light),
         FH_(a.heavy),
         fraction_(a.route),
+        topk_(a.topk),
         type_(env.settings.mlp) {
     const Settings& s = env.settings;
     norm_w_ = declare({"ffn_norm.weight", {D_}, kF32, true, false, Init::kOnes});
     if (s.norm == NormType::kLayerNorm && s.bias) norm_b_ = declare({"ffn_norm.bias", {D_}, kF32, true, false, Init::kZeros});
     heavy_ = declare_mlp(s, "ffn_", FH_, true);
     if (FL_ > 0) light_ = declare_mlp(s, "ffn_light_", FL_, false);
-    if (fraction_ < 1) {
-      router_u_ = declare({"ffn_router.weight", {D_}, kF32, true, false, Init::kNormal});
+    if (fraction_ < 1) router_u_ = declare({"ffn_router.weight", {D_}, kF32, true, false, Init::kNormal});
+    if (fraction_ < 1 && !topk_) {
       TensorDecl t{"ffn_router.threshold", {1}, kF32, true, false, Init::kValue};
       t.init_value = initial_threshold(fraction_);
       t.statistic = true;
@@ -113,6 +115,7 @@ class RoutedFeedForwardBlock final : public Block {
 
   int64_t D_, FL_, FH_;
   double fraction_;
+  bool topk_;
   MlpType type_;
   int norm_w_ = -1, norm_b_ = -1, router_u_ = -1, router_tau_ = -1;
   MlpIds heavy_, light_;
@@ -134,7 +137,9 @@ void RoutedFeedForwardBlock::forward(const LayerContext& ctx, const Weights& w, 
     light = mlp_forward(ctx, mlp(w, light_, FL_), h, rows, x_in, x_out);
   else
     std::copy(x_in, x_in + rows * D, x_out);
-  if (router_u_ >= 0)
+  if (topk_ && router_u_ >= 0)
+    route_topk(*ctx.pool, h, pass.batch, pass.seq_len, D, param(w, router_u_), fraction_, &routing_);
+  else if (router_u_ >= 0)
     route(*ctx.pool, h, rows, D, param(w, router_u_), *param(w, router_tau_), pass.save ? fraction_ : 0.0,
           &routing_);
   else
@@ -167,7 +172,7 @@ void RoutedFeedForwardBlock::backward(const LayerContext& ctx, const Weights& w,
     scatter_add_rows(*ctx.pool, dhh, D, routing_.rows, nullptr, dh);
   }
   if (router_u_ >= 0)
-    route_backward(routing_, s.h, D, param(w, router_u_), *param(w, router_tau_), dgate.data(), dh,
+    route_backward(routing_, s.h, D, param(w, router_u_), topk_ ? 0.0f : *param(w, router_tau_), dgate.data(), dh,
                    grad(w, router_u_), grad(w, router_tau_));
   norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
@@ -198,9 +203,15 @@ Expected<double> parse_fraction(const std::string& s) {
 
 Expected<std::unique_ptr<Block>> make_routed_feed_forward_block(const BlockEnv& env) {
   RoutedFfArgs a;
-  auto kv = parse_block_args(env.args, {"light", "heavy", "route"});
+  auto kv = parse_block_args(env.args, {"light", "heavy", "route", "rule"});
   if (!kv.ok()) return kv.status();
   for (const auto& [key, value] : *kv) {
+    if (key == "rule") {
+      if (value != "threshold" && value != "topk")
+        return Status::Error("rule '" + value + "' is neither threshold (causal) nor topk (encoders)");
+      a.topk = value == "topk";
+      continue;
+    }
     if (key == "route") {
       auto f = parse_fraction(value);
       if (!f.ok()) return f.status().Wrap("route");
@@ -211,6 +222,9 @@ Expected<std::unique_ptr<Block>> make_routed_feed_forward_block(const BlockEnv& 
     if (!n.ok()) return n.status();
     (key == "light" ? a.light : a.heavy) = *n;
   }
+  if (a.topk && env.settings.output_head)
+    return Status::Error("rule=topk routes by the whole sequence (bidirectional): encoders only; a decoder "
+                         "takes rule=threshold");
   if (a.heavy < 0) a.heavy = env.layer.ff_dim;
   if (a.light < 0) a.light = std::max<int64_t>(1, env.layer.ff_dim / 8);
   return std::unique_ptr<Block>(std::make_unique<RoutedFeedForwardBlock>(env, a));

@@ -6,6 +6,9 @@
 //   route=R     the fraction of tokens routed to the heavy branch, as 1/16 or 0.0625 (default
 //               1/16); route=1 routes every token with gate 1 (no router tensors): with light=0
 //               that is the dense feed_forward block.
+//   rule=R      threshold (default): the causal rule of layers/router.h, for decoders; topk: the
+//               paper's encoder form, the top round(route * seq_len) rows of each sequence
+//               (layers::route_topk), for bidirectional models only (no threshold tensor).
 // Tensors: ffn_norm; the heavy branch under the dense block's names (ffn_gate, ffn_up, ffn_down,
 // so a dense model's feed-forward weights load as the heavy branch); ffn_light_gate/up/down;
 // ffn_router.weight [model_dim] and ffn_router.threshold [1].

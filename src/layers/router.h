@@ -46,6 +46,14 @@ struct Routing {
   std::vector<float> z;       // per routed row: its score
   int64_t considered = 0;     // rows scored
   float quantile = 0;         // the scores' (1 - fraction) quantile (NaN: fewer than 2 rows)
+  // route_topk: per sequence, the rows whose scores set its gates' midpoint m (the k-th and
+  // (k + 1)-th highest; b_row -1 when every row is routed), and each routed row's sequence.
+  struct Pivots {
+    int64_t a_row = -1, b_row = -1;
+    float a_z = 0, b_z = 0;
+  };
+  std::vector<Pivots> pivots;
+  std::vector<int64_t> seq;
 };
 
 // Every row routed with gate 1 (a routed fraction of 1: no router).
@@ -57,7 +65,14 @@ void route_all(int64_t rows, Routing* r);
 void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const float* u, float tau, double fraction,
            Routing* r);
 
-// Backward of route() given dgate [r.rows.size()] = dL/dgate: dh[row] += dL/dh through the
+// The paper's encoder form: in each of `batch` sequences of seq_len rows, the k = round(fraction
+// seq_len) (at least 1) rows of highest score are routed, gate_i = sigmoid(z_i - m) with m
+// midway between the k-th and (k + 1)-th highest score of the sequence (m's gradient reaches
+// those two rows). Routing depends on the whole sequence: bidirectional models only.
+void route_topk(ThreadPool& pool, const float* h, int64_t batch, int64_t seq_len, int64_t dim, const float* u,
+                double fraction, Routing* r);
+
+// Backward of route() (or route_topk, dtau null) given dgate [r.rows.size()] = dL/dgate: dh[row] += dL/dh through the
 // score (routed rows only), du += dL/du (null: frozen), and dtau += kThresholdRate (tau -
 // r.quantile) (null: frozen).
 void route_backward(const Routing& r, const float* h, int64_t dim, const float* u, float tau, const float* dgate,

@@ -294,6 +294,56 @@ INSTANTIATE_TEST_SUITE_P(Mlps, RoutedFeedForwardFd,
                          ::testing::Combine(::testing::Values(model::MlpType::kGelu, model::MlpType::kSwiglu),
                                             ::testing::Bool(), ::testing::Bool()));
 
+// The encoder form (rule=topk): the top 2 of each sequence of 6 routed, the gate against the
+// midpoint of the 2nd and 3rd scores. Refused in a decoder.
+TEST(RoutedFeedForwardTopkFd, BackwardMatchesFiniteDifferences) {
+  model::ModelConfig c;
+  c.model_dim = 12;
+  c.encoder = true;
+  c.set_uniform_layers(1, model::LayerConfig{2, 2, 6, 20});
+  const std::string args = "light=6,heavy=20,route=1/3,rule=topk";
+  c.layers[0].pattern = attention::Full{};
+  c.layers[0].blocks = {{"attention", ""}, {"routed_feed_forward", args}};
+  ASSERT_TRUE(c.validate().ok()) << c.validate().message();
+  const layers::Settings settings = c.settings();
+  BlockUnderTest b("routed_feed_forward", settings, c.layers[0], args);
+  EXPECT_EQ(b.param("ffn_router.threshold"), nullptr);
+  Rng rng(21);
+  b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
+  const int64_t B = 2, T = 6, rows = B * T, D = c.model_dim;
+  std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
+  ThreadPool pool(2);
+  Arena arena(1 << 18);
+  layers::LayerContext ctx{&settings, &pool, &arena, nullptr};
+  layers::Pass pass;
+  pass.batch = B;
+  pass.seq_len = T;
+  auto loss = [&] {
+    arena.reset();
+    b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+    EXPECT_EQ(b.block->take_route_counts().at(0).routed, 2 * B);
+    double L = 0;
+    for (int64_t i = 0; i < rows * D; ++i) L += double(r[i]) * y[i];
+    return L;
+  };
+  arena.reset();
+  pass.save = true;
+  b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+  b.block->take_route_counts();
+  std::vector<float> dx = r;
+  b.block->backward(ctx, b.weights(), pass, dx.data());
+  pass.save = false;
+  // A finite-difference step must not swap which rows are the top 2: every sequence's 2nd and
+  // 3rd scores are well apart at this seed (a swap would also fail the analytic comparison).
+  check_fd("x", x, dx, loss, 1);
+  check_fd("params", b.params, b.grads, loss, 1);
+
+  model::ModelConfig dec = c;
+  dec.encoder = false;
+  dec.layers[0].pattern = attention::Causal{};
+  EXPECT_FALSE(dec.validate().ok());
+}
+
 TEST(EmbeddingFd, LearnedPositionsBackwardMatchesFiniteDifferences) {
   model::ModelConfig c;
   c.vocab_size = 9;
