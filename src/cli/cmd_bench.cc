@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
+#include "model/config_overrides.h"
 #include "model/model.h"
 #include "train/optimizer.h"
 
@@ -23,6 +25,7 @@ namespace {
 
 struct BenchFlags {
   std::string preset = "small";
+  std::string attn, colt5;  // model::ConfigOverrides' (empty: the preset's)
   std::string precision;
   int64_t batch = 8, ctx = 256, steps = 20, warmup = 2;
   int threads = 0;
@@ -48,7 +51,12 @@ int run_bench_train(const BenchFlags& f) {
   ThreadPool& pool = ThreadPool::global();
   auto cfg = model::preset(f.preset, 0);
   if (!cfg.ok()) return fail(cfg.status());
+  if (cfg->pos != model::PosType::kLearned) cfg->ctx = std::max<int>(cfg->ctx, static_cast<int>(std::min<int64_t>(f.ctx, 1 << 20)));
   if (f.ctx < 1 || f.ctx > cfg->ctx) return fail("--ctx must be in [1, " + std::to_string(cfg->ctx) + "]");
+  model::ConfigOverrides o;
+  o.attn = f.attn;
+  o.colt5 = f.colt5;
+  if (Status st = model::apply_overrides(o, cfg->ctx, &*cfg); !st.ok()) return fail(st);
   if (f.batch < 1 || f.steps < 1) return fail("--batch and --steps must be >= 1");
   model::Model m(*cfg);
   if (Status ps = apply_precision(f.precision, m); !ps.ok()) return fail(ps.Wrap("bench train"));
@@ -66,17 +74,38 @@ int run_bench_train(const BenchFlags& f) {
     adamw.step(pool, m, 1e-4f, ++step, train::AdamWOptions{});
   };
   for (int64_t i = 0; i < f.warmup; ++i) one_step();
+  m.take_route_counts();
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < f.steps; ++i) one_step();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tps = f.steps * f.batch * f.ctx / s;
+  // Routed blocks (CoLT5): the fraction of rows each layer's heavy branch ran on.
+  std::map<int, double> routed;
+  {
+    std::map<int, std::pair<int64_t, int64_t>> counts;
+    for (const auto& c : m.take_route_counts()) {
+      counts[c.layer].first += c.count.routed;
+      counts[c.layer].second += c.count.considered;
+    }
+    for (const auto& [layer, c] : counts) routed[layer] = c.second > 0 ? double(c.first) / double(c.second) : 0.0;
+  }
   // Model FLOPs per token: 6 per matrix parameter (forward + backward) including the output
-  // projection, plus causal attention: 6 * ctx * heads * head_dim per layer.
+  // projection, plus causal attention: 6 * ctx * heads * head_dim per layer (windows: below). A
+  // routed layer's heavy matrices (the feed-forward's dense names) count at its routed fraction.
   double matrix_params = 0;
-  for (const auto& t : m.layout().tensors())
-    if (t.shape.size() == 2 && t.name != "position_embd.weight") matrix_params += t.numel;
+  for (const auto& t : m.layout().tensors()) {
+    if (t.shape.size() != 2 || t.name == "position_embd.weight") continue;
+    const bool heavy = routed.count(t.layer) && t.name.find(".ffn_light_") == std::string::npos &&
+                       t.name.find(".ffn_") != std::string::npos;
+    matrix_params += heavy ? t.numel * routed[t.layer] : t.numel;
+  }
   double attn = 0;
-  for (const auto& l : cfg->layers) attn += 6.0 * f.ctx * l.heads * l.head_dim;
+  for (const auto& l : cfg->layers) {
+    // A sliding window of W keys does the work of a causal pattern over 2W positions.
+    const auto* w = std::get_if<attention::SlidingWindow>(&l.pattern);
+    const double span = w ? std::min<double>(f.ctx, 2.0 * w->window) : f.ctx;
+    attn += 6.0 * span * l.heads * l.head_dim;
+  }
   const double flops_per_token = 6.0 * matrix_params + attn;
   const double achieved = tps * flops_per_token / 1e9;
   const double peak = gemm_gflops(pool, f.batch * f.ctx, 4 * cfg->model_dim, cfg->model_dim);
@@ -87,11 +116,20 @@ int run_bench_train(const BenchFlags& f) {
                         {"tokens_per_s", tps}, {"step_ms", 1e3 * s / f.steps},
                         {"model_gflops", achieved}, {"sgemm_gflops", peak}, {"mfu", achieved / peak},
                         {"simd", kernels::simd_target_name()}, {"blas", blas_core_name()}};
+    if (!f.attn.empty()) j["attn"] = f.attn;
+    if (!f.colt5.empty()) {
+      j["colt5"] = f.colt5;
+      nlohmann::json r = nlohmann::json::array();
+      for (const auto& [layer, frac] : routed) r.push_back({{"layer", layer}, {"fraction", frac}});
+      j["routed"] = r;
+    }
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("| test | threads | tokens/s | step ms | model GFLOP/s | sgemm GFLOP/s | MFU |\n");
-    std::printf("| train %s b%lld c%lld %s | %d | %.0f | %.0f | %.1f | %.1f | %.0f%% |\n", f.preset.c_str(),
-                (long long)f.batch, (long long)f.ctx, m.bf16() ? "bf16" : "fp32", pool.threads(), tps, 1e3 * s / f.steps, achieved, peak,
+    std::string variant = f.attn.empty() ? "" : " attn " + f.attn;
+    if (!f.colt5.empty()) variant += " colt5 " + f.colt5;
+    std::printf("| train %s b%lld c%lld %s%s | %d | %.0f | %.0f | %.1f | %.1f | %.0f%% |\n", f.preset.c_str(),
+                (long long)f.batch, (long long)f.ctx, m.bf16() ? "bf16" : "fp32", variant.c_str(), pool.threads(), tps, 1e3 * s / f.steps, achieved, peak,
                 100 * achieved / peak);
   }
   return 0;
@@ -272,6 +310,8 @@ void register_bench(CLI::App& app, Commands& cmds) {
   tr->add_option("--steps", f->steps, "Timed steps");
   tr->add_option("--warmup", f->warmup, "Untimed steps first");
   tr->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+  tr->add_option("--attn", f->attn, "Attention pattern per layer, as train takes it (default: the preset's)");
+  tr->add_option("--colt5", f->colt5, "CoLT5 routed blocks, as train takes them (default: none)");
   add_precision_flag(tr, f->precision, "auto");
   tr->add_flag("--json", f->json, "One JSON line");
   tr->callback([f, &cmds] { cmds.run = [f] { return run_bench_train(*f); }; });
