@@ -330,6 +330,7 @@ void register_bench(CLI::App& app, Commands& cmds) {
   mem->add_flag("--json", mb->json, "One JSON line");
   mem->callback([mb, &cmds] { cmds.run = [mb] { return run_bench_memory(*mb); }; });
   register_bench_attention(*bench, cmds);
+  register_bench_routing(*bench, cmds);
 }
 
 }  // namespace longctx::cli

@@ -21,6 +21,7 @@ void register_quantize(CLI::App& app, Commands& cmds);
 void register_info(CLI::App& app, Commands& cmds);
 void register_chat(CLI::App& app, Commands& cmds);
 void register_bench_attention(CLI::App& bench, Commands& cmds);  // under `bench`
+void register_bench_routing(CLI::App& bench, Commands& cmds);    // under `bench`
 void register_perplexity(CLI::App& app, Commands& cmds);
 void register_export(CLI::App& app, Commands& cmds);
 void register_logits(CLI::App& app, Commands& cmds);

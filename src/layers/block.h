@@ -92,7 +92,8 @@ struct Pass {
   int64_t batch = 1, seq_len = 0, pos0 = 0;
   // Inference through the KV cache (batch 1): the seq_len rows are those of one or more
   // sequences, seqs[i] read and written through caches[i] (this block's slot of sequence i's
-  // cache). Empty: no cache, the batch attends over its own keys.
+  // cache; caches is null for a block without a slot, which sees seqs for the rows' positions).
+  // Empty: no cache, the batch attends over its own keys.
   std::span<const SeqRows> seqs;
   const kvcache::KvStore* caches = nullptr;
   bool save = false;  // training: keep what backward needs
@@ -103,6 +104,8 @@ struct Pass {
 struct RouteCount {
   std::string router;  // "ffn", "attn_q", "attn_kv"
   int64_t routed = 0, considered = 0;
+  // With LayerContext::route_trace: the positions of the routed rows, in pass order (batch 1).
+  std::vector<int64_t> positions;
 };
 
 class Block {
@@ -119,7 +122,7 @@ class Block {
   // arena_floats). A saving forward's floats stay allocated until backward.
   virtual int64_t forward_floats(const Pass& pass) const = 0;
   virtual int64_t backward_floats(const Pass& pass) const = 0;
-  // x_out may not alias x_in. With pass.seqs, the block reads and writes their cache slots.
+  // x_out may not alias x_in. With pass.caches, the block reads and writes its cache slots.
   virtual void forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in,
                        float* x_out) = 0;
   // After a saving forward of the same pass. dx: on entry dL/dx_out, on exit dL/dx_in.

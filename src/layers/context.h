@@ -63,6 +63,9 @@ struct LayerContext {
   // With bf16: packed copies of the F32 matrices read in place (they never change), made on first
   // use. Null: packed per product.
   kernels::Bf16WeightCache* bf16_weights = nullptr;
+  // Routed blocks record the positions they route (layers::RouteCount::positions): how
+  // training-time and decode-time routing are compared (`longctx bench routing`).
+  bool route_trace = false;
   // Sequence-parallel training: a pass's seq_len rows per sequence are this rank's zig-zag share
   // of a sequence (dist::RingLayout), its attention a ring over the group. Null: off.
   const dist::SeqParallel* seq_parallel = nullptr;

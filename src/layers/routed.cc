@@ -36,6 +36,15 @@ void gather_rows_backward(ThreadPool& pool, const float* dx, int64_t dim, const 
   });
 }
 
+void append_positions(const Pass& pass, const std::vector<int64_t>& rows, std::vector<int64_t>* out) {
+  for (int64_t row : rows) {
+    int64_t pos = pass.pos0 + row % std::max<int64_t>(pass.seq_len, 1);
+    for (const SeqRows& s : pass.seqs)
+      if (row >= s.row0 && row < s.row0 + s.n) pos = s.pos0 + (row - s.row0);
+    out->push_back(pos);
+  }
+}
+
 GatheredContext::GatheredContext(const LayerContext& outer, const std::vector<int64_t>& rows) : ctx(outer) {
   if (outer.row_groups.empty()) return;
   size_t j = 0;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "layers/block.h"
 #include "layers/context.h"
 
 namespace longctx::layers {
@@ -18,6 +19,10 @@ void scatter_add_rows(ThreadPool& pool, const float* y, int64_t dim, const std::
 // and dgate[j] = dx[rows[j]] . y[j].
 void gather_rows_backward(ThreadPool& pool, const float* dx, int64_t dim, const std::vector<int64_t>& rows,
                           const float* gate, const float* y, float* dy, float* dgate);
+
+// The positions of rows of `pass` (without a cache: row % seq_len + pos0; through caches: the
+// sequences' own), appended to out.
+void append_positions(const Pass& pass, const std::vector<int64_t>& rows, std::vector<int64_t>* out);
 
 // The context a product over gathered rows runs in: a pass split into row groups (several
 // sequences served together, LayerContext::row_groups) keeps one group per sequence's routed

@@ -55,7 +55,8 @@ class RoutedFeedForwardBlock final : public Block {
   void forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* x_in, float* x_out) override;
   void backward(const LayerContext& ctx, const Weights& w, const Pass& pass, float* dx) override;
   std::vector<RouteCount> take_route_counts() override {
-    std::vector<RouteCount> out{{"ffn", counted_.routed, counted_.considered}};
+    std::vector<RouteCount> out{std::move(counted_)};
+    out[0].router = "ffn";
     counted_ = {};
     return out;
   }
@@ -146,6 +147,7 @@ void RoutedFeedForwardBlock::forward(const LayerContext& ctx, const Weights& w, 
     route_all(rows, &routing_);
   counted_.routed += static_cast<int64_t>(routing_.rows.size());
   counted_.considered += rows;
+  if (ctx.route_trace) append_positions(pass, routing_.rows, &counted_.positions);
   const int64_t m = static_cast<int64_t>(routing_.rows.size());
   float* hh = arena.alloc(m * D);
   float* y = arena.alloc_zero(m * D);

@@ -367,6 +367,7 @@ layers::LayerContext Model::context(ThreadPool& pool, Arena& arena) const {
   ctx.bf16 = bf16_;
   ctx.bf16_weights = bf16_weights_.get();
   ctx.seq_parallel = seq_parallel_;
+  ctx.route_trace = route_trace_;
   return ctx;
 }
 
@@ -426,11 +427,10 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
   // temporaries are released as soon as it is done: the arena holds one block at a time.
   float* other = save ? nullptr : arena.alloc(rows * D);
   for (size_t b = 0; b < blocks_.blocks.size(); ++b) {
-    pass.seqs = {};
+    pass.seqs = seqs;  // every block sees the rows' sequences; those with a slot, their caches
     pass.caches = nullptr;
     if (!seqs.empty() && kv_slot_[b] >= 0) {
       for (size_t i = 0; i < seqs.size(); ++i) stores[i] = caches[i]->store(kv_slot_[b]);
-      pass.seqs = seqs;
       pass.caches = stores.data();
     }
     if (save) {

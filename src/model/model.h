@@ -171,6 +171,8 @@ class Model {
     layers::RouteCount count;
   };
   std::vector<LayerRouting> take_route_counts();
+  // While on, the counts also list the routed positions (RouteCount::positions).
+  void set_route_trace(bool on) { route_trace_ = on; }
 
   // The cache slots of the model (one per block that keeps keys: model::kv_slots).
   int kv_slot_count() const { return kv_slot_count_; }
@@ -243,6 +245,7 @@ class Model {
   std::vector<std::unique_ptr<uint8_t[]>> packed_;  // pack_for_batches' buffers (views_ point in)
   int64_t packed_bytes_ = 0;
   bool integer_prefill_ = false;
+  bool route_trace_ = false;
   bool bf16_ = false;
   std::unique_ptr<kernels::Bf16WeightCache> bf16_weights_;  // with bf16_: packed F32 views
   uint64_t dropout_seed_ = 0;

@@ -55,3 +55,14 @@ print("ok: --colt5 records report the routed fraction per layer:", lines[-1]["ro
 PY
 "$bin" generate -m "$work/c.gguf" -p "In the beginning" -n 8 -t 2 > /dev/null 2>&1
 echo "ok: the CoLT5 checkpoint generates"
+"$bin" bench routing -m "$work/c.gguf" --data "$work/big.txt" --tokens 32 -t 2 --json > "$work/routing.json"
+python3 - "$work/routing.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert [(l["layer"], l["router"]) for l in j["layers"]] == [(0, "ffn"), (1, "ffn")], j
+assert all(l["tokens"] == 32 and 0 <= l["agree"] <= 32 for l in j["layers"]), j
+# The causal rule routes the same tokens both ways (only a score within rounding of the
+# threshold could differ).
+assert j["agreement"] >= 0.95, j
+print("ok: bench routing: full forward and decoding agree on", j["agreement"])
+PY
