@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # README command 2 (and what .ci/run calls): installs what is missing (llama.cpp through pip's
 # llama-cpp-python included: about 10 minutes of building on a fresh machine), builds, runs every test
-# through CTest and the extrapolation experiment at smoke size; then the unit tests again under ASan + UBSan, then each libFuzzer target for
-# FUZZ_SECONDS (default 60).
+# through CTest and the extrapolation and CoLT5 experiments at smoke size; then the unit tests again
+# under ASan + UBSan, then each libFuzzer target for FUZZ_SECONDS (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,6 +20,10 @@ bash experiments/extrapolation/run.sh --quick > build/extrapolation-quick.log 2>
   { tail -30 build/extrapolation-quick.log; echo "experiments/extrapolation/run.sh --quick failed"; exit 1; }
 grep -q '^| alibi |' run/experiments/extrapolation/extrapolation.md
 echo "extrapolation --quick: table written (run/experiments/extrapolation/extrapolation.md)"
+bash experiments/colt5/run.sh --quick > build/colt5-quick.log 2>&1 ||
+  { tail -30 build/colt5-quick.log; echo "experiments/colt5/run.sh --quick failed"; exit 1; }
+grep -q '^| 512 | colt5-ffn |' run/experiments/colt5/colt5.md
+echo "colt5 --quick: table written (run/experiments/colt5/colt5.md)"
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLONGCTX_SANITIZE=ON -DLONGCTX_BENCH=OFF \

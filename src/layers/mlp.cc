@@ -35,7 +35,10 @@ MlpSaved mlp_forward(const LayerContext& ctx, const Mlp& m, const float* x, int6
     else
       kernels::vec_gelu(s.up + o, s.act + o, n);
   });
-  linear_residual(ctx, s.act, rows, F, m.down.w, m.down.q, m.down.b, D, residual, y);
+  if (residual)
+    linear_residual(ctx, s.act, rows, F, m.down.w, m.down.q, m.down.b, D, residual, y);
+  else
+    linear(ctx, s.act, rows, F, m.down.w, m.down.q, m.down.b, D, y);
   lora_forward(ctx, m.down.lora, s.act, rows, F, D, y);
   return s;
 }

@@ -40,7 +40,8 @@ struct MlpSaved {
 int64_t mlp_forward_floats(const Mlp& m, int64_t rows);
 int64_t mlp_backward_floats(const Mlp& m, int64_t rows);
 
-// y = residual + Wdown act(x) (+ bias); y may alias residual, not x.
+// y = residual + Wdown act(x) (+ bias); y may alias residual, not x. residual null: y = the
+// branch alone.
 MlpSaved mlp_forward(const LayerContext& ctx, const Mlp& m, const float* x, int64_t rows, const float* residual,
                      float* y);
 // Backward from dy = dL/dy: dx (+)= dL/dx (accumulate), the matrices' gradients accumulate.

@@ -150,10 +150,10 @@ void RoutedFeedForwardBlock::forward(const LayerContext& ctx, const Weights& w, 
   if (ctx.route_trace) append_positions(pass, routing_.rows, &counted_.positions);
   const int64_t m = static_cast<int64_t>(routing_.rows.size());
   float* hh = arena.alloc(m * D);
-  float* y = arena.alloc_zero(m * D);
+  float* y = arena.alloc(m * D);
   gather_rows(*ctx.pool, h, D, routing_.rows, hh);
   const GatheredContext gctx(ctx, routing_.rows);
-  const MlpSaved heavy = m > 0 ? mlp_forward(gctx.ctx, mlp(w, heavy_, FH_), hh, m, y, y) : MlpSaved{};
+  const MlpSaved heavy = m > 0 ? mlp_forward(gctx.ctx, mlp(w, heavy_, FH_), hh, m, nullptr, y) : MlpSaved{};
   scatter_add_rows(*ctx.pool, y, D, routing_.rows, routing_.gate.data(), x_out);
   if (pass.save) saved_ = Saved{x_in, h, mean, rstd, light, hh, y, heavy};
 }

@@ -14,6 +14,7 @@
 #include "model/checkpoint.h"
 #include "model/config_overrides.h"
 #include "model/model.h"
+#include "model/pretrained.h"
 
 namespace longctx {
 namespace {
@@ -161,12 +162,36 @@ TEST(Colt5, CheckpointKeepsTheRoutedBlocks) {
   c.vocab_size = tok->vocab_size();
   ASSERT_TRUE(model::apply_colt5("ffn=light:24,heavy:64,route:1/16", &c).ok());
   auto m = random_model(c, 2);
+  // Every token routed in layer 1 (its threshold far below the scores): the heavy branch's rows
+  // are all of the pass's, the most arena it can take.
+  m->params()[m->layout().find("blk.1.ffn_router.threshold")->offset] = -100.0f;
   const std::string path = ::testing::TempDir() + "/colt5_ckpt.gguf";
   ASSERT_TRUE(model::save_checkpoint(path, *m, *tok).ok());
   auto loaded = model::load_checkpoint(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   EXPECT_EQ(model::blocks_summary(loaded->model->config()), "attention+routed_feed_forward:light=24,heavy=64,route=1/16");
   for (int64_t i = 0; i < m->layout().total(); ++i) ASSERT_EQ(m->params()[i], loaded->model->params()[i]);
+  // Inference reads the matrices in place from the file, in the arena forward_cached sizes from
+  // the blocks' forward_floats (the heavy branch's product must not need scratch beyond it): a
+  // prompt through the cache gives the fp32 model's logits.
+  auto mapped = model::load_model(path);
+  ASSERT_TRUE(mapped.ok()) << mapped.status().message();
+  ASSERT_TRUE(mapped->model->has_mapped_weights());
+  const int64_t T = c.ctx, V = c.vocab_size;
+  std::vector<int32_t> tokens(T);
+  for (int64_t t = 0; t < T; ++t) tokens[t] = static_cast<int32_t>((t * 7 + 3) % V);
+  ThreadPool pool(2);
+  std::vector<float> want(T * V), got(V);
+  Arena big;
+  m->forward_logits(pool, big, tokens.data(), 1, T, want.data());
+  Arena exact;
+  auto cache = mapped->model->make_cache(T);
+  ASSERT_TRUE(cache.ok());
+  mapped->model->take_route_counts();
+  ASSERT_TRUE(mapped->model->forward_cached(pool, exact, *cache, tokens.data(), T, 0, got.data(), false).ok());
+  for (const auto& r : mapped->model->take_route_counts())
+    if (r.layer == 1) EXPECT_EQ(r.count.routed, T);
+  EXPECT_LT(max_diff(std::vector<float>(want.end() - V, want.end()), got, 0, V), 1e-4);
   std::filesystem::remove(path);
 }
 
