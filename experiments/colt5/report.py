@@ -43,11 +43,13 @@ def main():
               "light SwiGLU of hidden 128 for every token, the dense block's hidden-1024 SwiGLU for the "
               "routed 1/16). Held-out loss over %s evaluation batches of the held-out part. Prefill: the "
               "trained checkpoint's `bench -m` at the training length; decode: 32 tokens after a prompt "
-              "of length - 64. Ratios are to the dense model at the same length.\n"
+              "of length - 64. Ratios are to the dense model at the same length. `training s` is steps times "
+              "the measured step time: where it falls short of the budget, `bench train`'s two-step "
+              "estimate was slower than the run (a noisy VM).\n"
               % ("16" if seconds > 600 else "a few"))
-    md.append("| length | model | train step (ms) | speed-up | steps in budget | held-out loss | bits/byte | "
-              "prefill tok/s | speed-up | decode tok/s | KV MiB | routed (per layer) |")
-    md.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    md.append("| length | model | train step (ms) | speed-up | steps in budget | training s | held-out loss | "
+              "bits/byte | prefill tok/s | speed-up | decode tok/s | KV MiB | routed (per layer) |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for L in lengths:
         dense = by.get(("dense", L))
         for v in variants:
@@ -58,8 +60,9 @@ def main():
             sp = dense and dense["train_tokens_per_s"] and r["train_tokens_per_s"] / dense["train_tokens_per_s"]
             pp = dense and r["prefill_tokens_per_s"] / dense["prefill_tokens_per_s"]
             routed = "/".join("%.1f%%" % (100 * x["fraction"]) for x in (r.get("routed") or [])) or "-"
-            md.append("| %d | %s | %.0f | %s | %d | %.4f | %.4f | %.0f | %s | %.0f | %.1f | %s |" % (
-                L, v, step_ms, "%.2fx" % sp if sp else "-", r["steps"], r["val_loss"], r["val_bpb"],
+            md.append("| %d | %s | %.0f | %s | %d | %.0f | %.4f | %.4f | %.0f | %s | %.0f | %.1f | %s |" % (
+                L, v, step_ms, "%.2fx" % sp if sp else "-", r["steps"], r["steps"] * step_ms / 1000.0,
+                r["val_loss"], r["val_bpb"],
                 r["prefill_tokens_per_s"], "%.2fx" % pp if pp else "-", r["decode_tokens_per_s"],
                 r["kv_bytes"] / 2 ** 20, routed))
     md.append("")

@@ -27,25 +27,19 @@ double norm_of(const float* u, int64_t dim) {
   for (int64_t i = 0; i < dim; ++i) s += double(u[i]) * u[i];
   return std::sqrt(s);
 }
-}  // namespace
 
-void route_all(int64_t rows, Routing* r) {
-  r->rows.resize(static_cast<size_t>(rows));
-  for (int64_t i = 0; i < rows; ++i) r->rows[i] = i;
-  r->gate.assign(static_cast<size_t>(rows), 1.0f);
-  r->z.assign(static_cast<size_t>(rows), 0.0f);
-  r->considered = rows;
-  r->pivots.clear();
-  r->seq.clear();
-}
-
-void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const float* u, float tau, double fraction,
-           Routing* r) {
+// z_i = h_i . u / |u| for rows [0, rows) of h [rows, dim].
+std::vector<float> scores(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const float* u) {
   const float inv = static_cast<float>(1.0 / std::max(norm_of(u, dim), 1e-30));
   std::vector<float> z(static_cast<size_t>(rows));
   pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
     for (int64_t i = r0; i < r1; ++i) z[i] = kernels::vec_dot(h + i * dim, u, dim) * inv;
   });
+  return z;
+}
+
+// r emptied for a pass of `rows` rows.
+void start(int64_t rows, Routing* r) {
   r->rows.clear();
   r->gate.clear();
   r->z.clear();
@@ -53,6 +47,22 @@ void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const fl
   r->quantile = NAN;
   r->pivots.clear();
   r->seq.clear();
+}
+}  // namespace
+
+void route_all(int64_t rows, Routing* r) {
+  start(rows, r);
+  for (int64_t i = 0; i < rows; ++i) {
+    r->rows.push_back(i);
+    r->gate.push_back(1.0f);
+    r->z.push_back(0.0f);
+  }
+}
+
+void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const float* u, float tau, double fraction,
+           Routing* r) {
+  const std::vector<float> z = scores(pool, h, rows, dim, u);
+  start(rows, r);
   if (rows >= 2 && fraction > 0) {
     const int64_t k = std::clamp<int64_t>(std::llround(fraction * double(rows)), 1, rows - 1);
     std::vector<float> s = z;  // the k-th and (k + 1)-th largest
@@ -72,18 +82,8 @@ void route(ThreadPool& pool, const float* h, int64_t rows, int64_t dim, const fl
 void route_topk(ThreadPool& pool, const float* h, int64_t batch, int64_t seq_len, int64_t dim, const float* u,
                 double fraction, Routing* r) {
   const int64_t rows = batch * seq_len;
-  const float inv = static_cast<float>(1.0 / std::max(norm_of(u, dim), 1e-30));
-  std::vector<float> z(static_cast<size_t>(rows));
-  pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t i = r0; i < r1; ++i) z[i] = kernels::vec_dot(h + i * dim, u, dim) * inv;
-  });
-  r->rows.clear();
-  r->gate.clear();
-  r->z.clear();
-  r->considered = rows;
-  r->quantile = NAN;
-  r->pivots.clear();
-  r->seq.clear();
+  const std::vector<float> z = scores(pool, h, rows, dim, u);
+  start(rows, r);
   const int64_t k = std::clamp<int64_t>(std::llround(fraction * double(seq_len)), 1, seq_len);
   std::vector<int64_t> order(static_cast<size_t>(seq_len));
   for (int64_t b = 0; b < batch; ++b) {
