@@ -1,11 +1,8 @@
 #include "layers/feed_forward.h"
 
-#include <algorithm>
 #include <string>
 
-#include "kernels/matmul.h"
 #include "kernels/vec.h"
-#include "layers/linear.h"
 #include "layers/norm.h"
 
 namespace longctx::layers {
@@ -17,7 +14,6 @@ class FeedForwardBlock final : public Block {
       : D_(env.settings.model_dim),
         F_(env.layer.ff_dim),
         type_(env.settings.mlp),
-        swiglu_(env.settings.mlp == MlpType::kSwiglu),
         post_norm_(post_norm) {
     const Settings& s = env.settings;
     auto matrix = [&](const char* name, int64_t rows, int64_t cols, Init init) {
@@ -29,7 +25,8 @@ class FeedForwardBlock final : public Block {
     const std::string norm_name = post_norm ? "layer_output_norm" : "ffn_norm";
     norm_w_ = vector((norm_name + ".weight").c_str(), D_, Init::kOnes);
     if (s.norm == NormType::kLayerNorm && s.bias) norm_b_ = vector((norm_name + ".bias").c_str(), D_, Init::kZeros);
-    if (swiglu_) {
+    const bool swiglu = type_ == MlpType::kSwiglu;
+    if (swiglu) {
       gate_ = matrix("ffn_gate.weight", F_, D_, Init::kNormal);
       if (s.bias) b_gate_ = vector("ffn_gate.bias", F_, Init::kZeros);
     }
@@ -37,7 +34,7 @@ class FeedForwardBlock final : public Block {
     if (s.bias) b_up_ = vector("ffn_up.bias", F_, Init::kZeros);
     down_ = declare({"ffn_down.weight", {D_, F_}, kF32, true, true, Init::kResidualOut, true, true});
     if (s.bias) b_down_ = declare({"ffn_down.bias", {D_}, kF32, true, false, Init::kZeros, false, true});
-    if (swiglu_) declare_lora(s, gate_, "gate");
+    if (swiglu) declare_lora(s, gate_, "gate");
     declare_lora(s, up_, "up");
     declare_lora(s, down_, "down");
   }
@@ -79,7 +76,7 @@ class FeedForwardBlock final : public Block {
 
   int64_t D_, F_;
   MlpType type_;
-  bool swiglu_, post_norm_;
+  bool post_norm_;
   int norm_w_ = -1, norm_b_ = -1, gate_ = -1, b_gate_ = -1, up_ = -1, b_up_ = -1, down_ = -1, b_down_ = -1;
   Saved saved_;
 };

@@ -17,10 +17,7 @@ void scatter_add_rows(ThreadPool& pool, const float* y, int64_t dim, const std::
   // Rows are distinct, so threads write disjoint rows.
   pool.parallel_range(static_cast<int64_t>(rows.size()), [&](int64_t j0, int64_t j1, int) {
     for (int64_t j = j0; j < j1; ++j) {
-      float* xr = x + rows[j] * dim;
-      const float* yr = y + j * dim;
-      const float s = scale ? scale[j] : 1.0f;
-      for (int64_t k = 0; k < dim; ++k) xr[k] += s * yr[k];
+      kernels::vec_axpy(scale ? scale[j] : 1.0f, y + j * dim, x + rows[j] * dim, dim);
     }
   });
 }

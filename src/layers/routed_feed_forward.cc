@@ -1,10 +1,8 @@
 #include "layers/routed_feed_forward.h"
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 
-#include "kernels/vec.h"
 #include "layers/norm.h"
 #include "layers/routed.h"
 #include "layers/router.h"

@@ -119,7 +119,7 @@ void route_backward(const Routing& r, const float* h, int64_t dim, const float* 
   // z = h . u / |u|: dz/dh = u / |u|; dz/du = (h - z u / |u|) / |u|.
   auto through_score = [&](int64_t row, float z, float dz) {
     const float* hi = h + row * dim;
-    for (int64_t k = 0; k < dim; ++k) dh[row * dim + k] += dz * u[k] * inv;
+    kernels::vec_axpy(dz * inv, u, dh + row * dim, dim);
     if (du)
       for (int64_t k = 0; k < dim; ++k) acc[k] += double(dz) * (hi[k] - z * u[k] * inv) * inv;
   };
