@@ -16,6 +16,7 @@
 #include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
+#include "layers/block.h"
 #include "model/config_overrides.h"
 #include "model/model.h"
 #include "train/optimizer.h"
@@ -79,32 +80,56 @@ int run_bench_train(const BenchFlags& f) {
   for (int64_t i = 0; i < f.steps; ++i) one_step();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double tps = f.steps * f.batch * f.ctx / s;
-  // Routed blocks (CoLT5): the fraction of rows each layer's heavy branch ran on.
-  std::map<int, double> routed;
+  // Routed blocks (CoLT5): the fraction of rows each (layer, router) sent to a heavy branch.
+  std::map<std::pair<int, std::string>, double> routed;
   {
-    std::map<int, std::pair<int64_t, int64_t>> counts;
+    std::map<std::pair<int, std::string>, std::pair<int64_t, int64_t>> counts;
     for (const auto& c : m.take_route_counts()) {
-      counts[c.layer].first += c.count.routed;
-      counts[c.layer].second += c.count.considered;
+      counts[{c.layer, c.count.router}].first += c.count.routed;
+      counts[{c.layer, c.count.router}].second += c.count.considered;
     }
-    for (const auto& [layer, c] : counts) routed[layer] = c.second > 0 ? double(c.first) / double(c.second) : 0.0;
+    for (const auto& [key, c] : counts) routed[key] = c.second > 0 ? double(c.first) / double(c.second) : 0.0;
   }
+  auto fraction = [&](int layer, const char* router) {
+    auto it = routed.find({layer, router});
+    return it == routed.end() ? 1.0 : it->second;
+  };
   // Model FLOPs per token: 6 per matrix parameter (forward + backward) including the output
   // projection, plus causal attention: 6 * ctx * heads * head_dim per layer (windows: below). A
-  // routed layer's heavy matrices (the feed-forward's dense names) count at its routed fraction.
+  // routed layer's heavy matrices (the dense names) count at their router's fraction: the
+  // feed-forward's at ffn's, attn_q and attn_output at attn_q's, attn_k and attn_v at attn_kv's.
   double matrix_params = 0;
   for (const auto& t : m.layout().tensors()) {
     if (t.shape.size() != 2 || t.name == "position_embd.weight") continue;
-    const bool heavy = routed.count(t.layer) && t.name.find(".ffn_light_") == std::string::npos &&
-                       t.name.find(".ffn_") != std::string::npos;
-    matrix_params += heavy ? t.numel * routed[t.layer] : t.numel;
+    auto has = [&](const char* part) { return t.name.find(part) != std::string::npos; };
+    double frac = 1.0;
+    if (has(".ffn_") && !has(".ffn_light_")) frac = fraction(t.layer, "ffn");
+    if (has(".attn_q.") || has(".attn_output.")) frac = fraction(t.layer, "attn_q");
+    if (has(".attn_k.") || has(".attn_v.")) frac = fraction(t.layer, "attn_kv");
+    matrix_params += t.numel * frac;
   }
   double attn = 0;
-  for (const auto& l : cfg->layers) {
+  for (int li = 0; li < cfg->n_layers(); ++li) {
+    const auto& l = cfg->layers[li];
     // A sliding window of W keys does the work of a causal pattern over 2W positions.
     const auto* w = std::get_if<attention::SlidingWindow>(&l.pattern);
     const double span = w ? std::min<double>(f.ctx, 2.0 * w->window) : f.ctx;
-    attn += 6.0 * span * l.heads * l.head_dim;
+    const auto* light = m.layout().find("blk." + std::to_string(li) + ".attn_light_q.weight");
+    if (!light && !routed.count({li, "attn_q"}) && !routed.count({li, "attn_kv"})) {
+      attn += 6.0 * span * l.heads * l.head_dim;
+      continue;
+    }
+    // Routed attention: the light heads over their window (2W), the heavy heads from the routed
+    // queries over the routed keys.
+    int64_t window = 128;
+    for (const auto& b : l.blocks)
+      if (b.kind == "routed_attention")
+        if (auto kv = layers::parse_block_args(b.args, {"window", "light_heads", "route_q", "route_kv"}); kv.ok())
+          for (const auto& [key, value] : *kv)
+            if (key == "window") window = std::stoll(value);
+    const int64_t light_heads = light ? light->shape[0] / l.head_dim : 0;
+    attn += 6.0 * std::min<double>(f.ctx, 2.0 * window) * light_heads * l.head_dim +
+            6.0 * f.ctx * fraction(li, "attn_q") * fraction(li, "attn_kv") * (l.heads - light_heads) * l.head_dim;
   }
   const double flops_per_token = 6.0 * matrix_params + attn;
   const double achieved = tps * flops_per_token / 1e9;
@@ -120,7 +145,8 @@ int run_bench_train(const BenchFlags& f) {
     if (!f.colt5.empty()) {
       j["colt5"] = f.colt5;
       nlohmann::json r = nlohmann::json::array();
-      for (const auto& [layer, frac] : routed) r.push_back({{"layer", layer}, {"fraction", frac}});
+      for (const auto& [key, frac] : routed)
+        r.push_back({{"layer", key.first}, {"router", key.second}, {"fraction", frac}});
       j["routed"] = r;
     }
     std::printf("%s\n", j.dump().c_str());

@@ -109,7 +109,10 @@ Status Scheduler::start() {
   auto cache = model_.make_cache(capacity_, {opt_.k_type, opt_.v_type, opt_.ubatch, 1, opt_.page_rows, extra});
   if (!cache.ok()) return cache.status();
   root_ = std::move(*cache);
-  if (opt_.prefix_cache) prefix_ = std::make_unique<kvcache::PrefixCache>(root_.shared_pool());
+  // A compact slot (routed attention) keeps rows by count, not by page of positions: no prefix
+  // cache (running sequences still share their prefixes by fork).
+  if (opt_.prefix_cache && !root_.geometry().has_compact())
+    prefix_ = std::make_unique<kvcache::PrefixCache>(root_.shared_pool());
   share_tokens_ = model_.integer_prefill();
   m_.share_granularity = share_tokens_ ? 1 : opt_.page_rows;
   logits_.resize(static_cast<size_t>(opt_.slots) * model_.config().vocab_size);

@@ -19,8 +19,15 @@ int64_t KvGeometry::block_bytes() const {
   return page_rows * row;
 }
 
+bool KvGeometry::has_compact() const {
+  return std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.compact; });
+}
+
 int64_t KvGeometry::max_pages(int l, int64_t ctx, int64_t ubatch) const {
   const int64_t all = ceil_div(ctx, page_rows);
+  // A compact slot's rows are at most the positions (before a pass r0 <= pos0, so rows held
+  // r0 + n <= ctx); the routed fraction is what keeps it smaller.
+  if (slots[l].compact) return all;
   // A pass of n rows at pos0 holds rows from the page of attention::oldest_key(pos0) on: at most
   // (pos0 - oldest) + n rows, plus the part of a page before the oldest.
   const int64_t n = std::max<int64_t>(1, std::min(ubatch, ctx));
@@ -59,7 +66,8 @@ Expected<KvGeometry> make_geometry(const std::vector<KvSlot>& slots, uint32_t k_
     if ((k_type == kQ8_0 || v_type == kQ8_0) && l.head_dim % quant::kQK != 0)
       return Status::Error("a q8_0 cache needs head_dim to be a multiple of 32 (this model's is " +
                            std::to_string(l.head_dim) + ")");
-    g.slots.push_back({l.kv_heads, l.head_dim, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern});
+    g.slots.push_back(
+        {l.kv_heads, l.head_dim, quant::row_bytes(k_type, kvd), quant::row_bytes(v_type, kvd), l.pattern, l.compact});
   }
   return g;
 }
@@ -70,6 +78,7 @@ KvCache::KvCache(std::shared_ptr<KvPool> pool, std::shared_ptr<const KvGeometry>
   while ((int64_t{1} << shift_) < geo_->page_rows) ++shift_;
   const int64_t pages = ceil_div(capacity, geo_->page_rows);
   const int L = static_cast<int>(geo_->slots.size());
+  positions_.assign(L, {});
   table_.assign(L, std::vector<int32_t>(pages, -1));
   k_pages_.assign(L, std::vector<uint8_t*>(pages, nullptr));
   v_pages_.assign(L, std::vector<uint8_t*>(pages, nullptr));
@@ -87,6 +96,7 @@ KvCache& KvCache::operator=(KvCache&& o) noexcept {
   k_pages_ = std::move(o.k_pages_);
   v_pages_ = std::move(o.v_pages_);
   first_row_ = std::move(o.first_row_);
+  positions_ = std::move(o.positions_);
   o.pool_.reset();
   o.table_.clear();
   return *this;
@@ -126,6 +136,15 @@ Status KvCache::own(int l, int64_t page) {
 Status KvCache::prepare(int64_t pos0, int64_t n) {
   CHECK(!empty() && pos0 >= 0 && n >= 0 && pos0 + n <= capacity_);
   for (int l = 0; l < n_slots(); ++l) {
+    if (geo_->slots[l].compact) {
+      // Rows at positions >= pos0 are forgotten; blocks for up to n rows after the others.
+      auto& pos = positions_[l];
+      pos.erase(std::lower_bound(pos.begin(), pos.end(), pos0), pos.end());
+      const int64_t r0 = static_cast<int64_t>(pos.size()), end = r0 + n;
+      for (int64_t p = ceil_div(end, geo_->page_rows); p < static_cast<int64_t>(table_[l].size()); ++p) drop(l, p);
+      for (int64_t p = r0 >> shift_; n > 0 && p <= (end - 1) >> shift_; ++p) LONGCTX_RETURN_IF_ERROR(own(l, p));
+      continue;
+    }
     const int64_t oldest = attention::oldest_key(geo_->slots[l].pattern, pos0);
     if (pos0 == 0) first_row_[l] = 0;  // a new sequence in the same pages
     const int64_t keep_from = oldest >> shift_;
@@ -157,6 +176,7 @@ KvStore KvCache::store(int l) const {
   s.first_row = first_row_[l];
   s.k_type = geo_->k_type;
   s.v_type = geo_->v_type;
+  if (g.compact) s.positions = const_cast<std::vector<int64_t>*>(&positions_[l]);
   return s;
 }
 
@@ -181,7 +201,13 @@ KvCache KvCache::fork(int64_t n) const {
   KvCache c(pool_, geo_, capacity_);
   for (int l = 0; l < n_slots(); ++l) {
     c.first_row_[l] = first_row_[l];
-    for (int64_t p = 0; p < ((n + geo_->page_rows - 1) >> shift_); ++p) {
+    int64_t rows = n;  // rows of the slot the first n positions hold
+    if (geo_->slots[l].compact) {
+      const auto& pos = positions_[l];
+      c.positions_[l].assign(pos.begin(), std::lower_bound(pos.begin(), pos.end(), n));
+      rows = static_cast<int64_t>(c.positions_[l].size());
+    }
+    for (int64_t p = 0; p < ((rows + geo_->page_rows - 1) >> shift_); ++p) {
       if (table_[l][p] < 0) continue;
       pool_->retain(table_[l][p]);
       c.table_[l][p] = table_[l][p];
@@ -194,6 +220,7 @@ KvCache KvCache::fork(int64_t n) const {
 
 void KvCache::adopt(int l, int64_t page, int32_t id) {
   CHECK(table_[l][page] < 0 && id >= 0 && id < pool_->blocks());
+  CHECK_MSG(!geo_->slots[l].compact, "a compact slot's pages hold rows by count, not position: no prefix cache");
   pool_->retain(id);
   table_[l][page] = id;
   uint8_t* b = pool_->block(id);
@@ -227,6 +254,9 @@ void KvCache::write_row(int l, int64_t pos, bool value, const uint8_t* src) {
 Status KvCache::shift(int64_t keep, int64_t discard, int64_t n,
                       const std::function<void(int, float*, int64_t)>& rotate_keys) {
   CHECK(keep >= 0 && discard > 0 && keep + discard <= n && n <= capacity_);
+  if (geo_->has_compact())
+    return Status::Error("context shift is not available for a model with routed attention (its cache keeps "
+                         "routed rows by count)");
   const int64_t n_new = n - discard;
   for (int l = 0; l < n_slots(); ++l) {
     const auto& g = geo_->slots[l];

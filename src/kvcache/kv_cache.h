@@ -1,8 +1,9 @@
 // The KV cache: one pool of fixed-size blocks (kv_pool.h) shared by every sequence that uses it,
 // and per sequence and per cache slot a page table mapping pages of `page_rows` consecutive
-// positions to blocks. A slot is what one attention block of the model keeps (today one per
-// layer); a block holds one slot's K rows then V rows of one page, in the cache's element types
-// (fp32, fp16 or Q8_0), kv_heads * head_dim elements per row: grouped- and multi-query slots store
+// positions to blocks. A slot is what one attention of the model keeps (an attention block one,
+// a routed attention block two: its window ring and its compact slot); a block holds one slot's
+// K rows then V rows of one page, in the cache's element types (fp32, fp16 or Q8_0),
+// kv_heads * head_dim elements per row: grouped- and multi-query slots store
 // their kv_heads only, never expanded to the query heads. Rows are laid out as attention/paged.h
 // says and written by write_rows (kv_store.h).
 //
@@ -38,6 +39,11 @@ Expected<uint32_t> parse_cache_type(const std::string& s);
 struct KvSlot {
   int kv_heads = 0, head_dim = 0;
   attention::Pattern pattern;
+  // A compact slot (CoLT5's routed key/values, layers/routed_attention.h) holds only the rows its
+  // block chose to keep, packed: row r of the slot is the r-th kept row of the sequence, at the
+  // position KvStore::positions[r]. Its pages cover kept rows, not positions, so its size follows
+  // the rows kept. The pattern is Causal over those positions.
+  bool compact = false;
 };
 
 // How a model's cache is laid out.
@@ -46,7 +52,9 @@ struct KvGeometry {
     int64_t kv_heads = 0, head_dim = 0;
     int64_t k_row_bytes = 0, v_row_bytes = 0;  // all heads of one position
     attention::Pattern pattern;
+    bool compact = false;  // KvSlot::compact
   };
+  bool has_compact() const;
   std::vector<Slot> slots;
   uint32_t k_type = 0, v_type = 0;
   int64_t page_rows = kDefaultPageRows;  // a power of two
@@ -79,7 +87,8 @@ class KvCache {
 
   // Before a pass writes rows [pos0, pos0 + n) (and reads rows before pos0): slots give back the
   // pages no query at pos0 or later sees, then every slot gets private blocks for the pages the
-  // new rows fall in. Error when the pool runs out of blocks.
+  // new rows fall in. Error when the pool runs out of blocks. A compact slot first forgets its
+  // rows at positions >= pos0, then gets blocks for up to n more rows.
   Status prepare(int64_t pos0, int64_t n);
   KvStore store(int s) const;
   // The first row slot s still holds (rows before it were given back or shifted out).
@@ -102,10 +111,12 @@ class KvCache {
   // cache's encoding (k_row_bytes / v_row_bytes).
   void read_row(int s, int64_t pos, bool value, uint8_t* dst) const;
   void write_row(int s, int64_t pos, bool value, const uint8_t* src);
+  // Compact slot s: the positions of its rows (ascending).
+  const std::vector<int64_t>& positions(int s) const { return positions_[s]; }
   // Context shift: of the n positions held, keeps [0, keep) and [keep + discard, n), which move
   // to [keep, n - discard). `rotate_keys(s, rows, count)` re-rotates count fp32 key rows of
   // slot s (kv_heads * head_dim each) from position p to p - discard (RoPE; null: none).
-  // Rows a window slot had given back stay out of reach (first_row).
+  // Rows a window slot had given back stay out of reach (first_row). Error with a compact slot.
   Status shift(int64_t keep, int64_t discard, int64_t n,
                const std::function<void(int, float*, int64_t)>& rotate_keys);
   void clear();  // gives every block back
@@ -123,6 +134,8 @@ class KvCache {
   std::vector<std::vector<int32_t>> table_;               // [slot][page] -> block, -1 when not held
   std::vector<std::vector<uint8_t*>> k_pages_, v_pages_;  // [slot][page] -> first K / V row
   std::vector<int64_t> first_row_;
+  // Per slot, a compact slot's row positions (KvStore::positions points here); empty otherwise.
+  std::vector<std::vector<int64_t>> positions_;
 };
 
 }  // namespace longctx::kvcache

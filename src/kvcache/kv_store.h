@@ -3,6 +3,7 @@
 // or Q8_0). Pages before first_row may be gone (null): the attention never reads keys before it.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "attention/attention.h"
 
@@ -16,6 +17,9 @@ struct KvStore {
   int64_t k_head_stride = 0, v_head_stride = 0;
   int64_t capacity = 0, first_row = 0;
   uint32_t k_type = 0, v_type = 0;
+  // A compact slot (KvSlot::compact): the positions of its rows, row r at (*positions)[r]; the
+  // block appends the rows it writes (pages for them held: KvCache::prepare). Null otherwise.
+  std::vector<int64_t>* positions = nullptr;
 
   attention::KvView k_view() const { return {nullptr, k_type, k_pages, page_shift, k_row_bytes, k_head_stride}; }
   attention::KvView v_view() const { return {nullptr, v_type, v_pages, page_shift, v_row_bytes, v_head_stride}; }

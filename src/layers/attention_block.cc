@@ -49,8 +49,8 @@ class AttentionBlock final : public Block {
     if (s.pos == position::PosType::kAlibi) alibi_ = position::alibi_slopes(layer_.heads);
   }
 
-  std::optional<kvcache::KvSlot> kv_slot() const override {
-    return kvcache::KvSlot{layer_.kv_heads, layer_.head_dim, layer_.pattern};
+  std::vector<kvcache::KvSlot> kv_slots() const override {
+    return {kvcache::KvSlot{layer_.kv_heads, layer_.head_dim, layer_.pattern}};
   }
 
   int64_t forward_floats(const Pass& pass) const override {

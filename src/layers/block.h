@@ -13,7 +13,7 @@
 //   - keeps what backward needs (its Saved struct, in the arena) when a pass saves;
 //   - says how many arena floats a forward and a backward take (the model sizes the arena and the
 //     memory plan from these, exactly);
-//   - says what it keeps in the KV cache (kv_slot; attention: its kv_heads and pattern).
+//   - says what it keeps in the KV cache (kv_slots; attention: its kv_heads and pattern).
 // Adding a block kind is one file plus one line in layers/registry.cc (or register_block_kind).
 #pragma once
 #include <cstdint>
@@ -91,8 +91,9 @@ struct SeqRows {
 struct Pass {
   int64_t batch = 1, seq_len = 0, pos0 = 0;
   // Inference through the KV cache (batch 1): the seq_len rows are those of one or more
-  // sequences, seqs[i] read and written through caches[i] (this block's slot of sequence i's
-  // cache; caches is null for a block without a slot, which sees seqs for the rows' positions).
+  // sequences, seqs[i] read and written through caches[i * S + s] (slot s of this block's S slots
+  // in sequence i's cache; caches is null for a block without slots, which sees seqs for the
+  // rows' positions).
   // Empty: no cache, the batch attends over its own keys.
   std::span<const SeqRows> seqs;
   const kvcache::KvStore* caches = nullptr;
@@ -116,8 +117,8 @@ class Block {
   // buffers in declaration order, and the index of the first in the model's tensor list.
   void bind(std::vector<int64_t> offsets, int64_t first_index);
 
-  // What this block keeps per position in the KV cache; none by default.
-  virtual std::optional<kvcache::KvSlot> kv_slot() const { return std::nullopt; }
+  // What this block keeps in the KV cache, one slot per attention it runs; none by default.
+  virtual std::vector<kvcache::KvSlot> kv_slots() const { return {}; }
   // Arena floats forward(pass) / backward(pass) allocate (each allocation rounded by
   // arena_floats). A saving forward's floats stay allocated until backward.
   virtual int64_t forward_floats(const Pass& pass) const = 0;

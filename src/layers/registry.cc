@@ -5,6 +5,7 @@
 #include "layers/attention_block.h"
 #include "layers/block.h"
 #include "layers/feed_forward.h"
+#include "layers/routed_attention.h"
 #include "layers/routed_feed_forward.h"
 
 namespace longctx::layers {
@@ -19,6 +20,7 @@ std::map<std::string, BlockFactory>& table() {
   static std::map<std::string, BlockFactory> t = {
       {"attention", make_attention_block},
       {"feed_forward", make_feed_forward_block},
+      {"routed_attention", make_routed_attention_block},
       {"routed_feed_forward", make_routed_feed_forward_block},
   };
   return t;

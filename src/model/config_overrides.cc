@@ -174,23 +174,26 @@ Status apply_colt5(const std::string& spec, ModelConfig* out) {
     if (part.empty()) continue;
     const size_t eq = part.find('=');
     const std::string name = part.substr(0, eq);
-    if (name != "ffn") return Status::Error("unknown part '" + name + "' (known: ffn)");
+    if (name != "ffn" && name != "attn") return Status::Error("unknown part '" + name + "' (known: ffn, attn)");
+    const bool ffn = name == "ffn";
+    const std::string dense = ffn ? "feed_forward" : "attention", routed = ffn ? "routed_feed_forward" : "routed_attention";
     // The flag writes key:value (its '=' names the part); block arguments are key=value.
     std::string args = eq == std::string::npos ? "" : part.substr(eq + 1);
     std::replace(args.begin(), args.end(), ':', '=');
     for (auto& l : c.layers) {
       bool found = false;
       for (auto& b : l.blocks)
-        if (b.kind == "feed_forward" || b.kind == "routed_feed_forward") {
-          if (b.kind == "feed_forward" && !b.args.empty()) return Status::Error("ffn: a post-norm feed-forward cannot be routed");
-          b = {"routed_feed_forward", args};
+        if (b.kind == dense || b.kind == routed) {
+          if (b.kind == dense && !b.args.empty())
+            return Status::Error(name + ": a post-norm " + dense + " block cannot be routed");
+          b = {routed, args};
           found = true;
         }
-      if (!found) return Status::Error("ffn: a layer has no feed-forward block to route");
+      if (!found) return Status::Error(name + ": a layer has no " + dense + " block to route");
     }
     any = true;
   }
-  if (!any) return Status::Error("'" + spec + "' names no part (write ffn=light:256,heavy:2048,route:1/16)");
+  if (!any) return Status::Error("'" + spec + "' names no part (write ffn=light:256,heavy:2048,route:1/16;attn=window:128,light_heads:2,route_q:1/16,route_kv:1/8)");
   LONGCTX_RETURN_IF_ERROR(c.validate());
   *out = std::move(c);
   return Status::Ok();

@@ -12,7 +12,7 @@ using layers::arena_floats;
 std::vector<kvcache::KvSlot> kv_slots(const ModelBlocks& blocks) {
   std::vector<kvcache::KvSlot> slots;
   for (const auto& b : blocks.blocks)
-    if (auto s = b->kv_slot()) slots.push_back(*s);
+    for (const kvcache::KvSlot& s : b->kv_slots()) slots.push_back(s);
   return slots;
 }
 

@@ -36,7 +36,10 @@ Model::Model(ModelConfig config)
       layout_(config_, blocks_) {
   for (size_t b = 0; b < blocks_.blocks.size(); ++b) {
     blocks_.blocks[b]->bind(layout_.block_offsets(static_cast<int>(b)), layout_.block_first(static_cast<int>(b)));
-    kv_slot_.push_back(blocks_.blocks[b]->kv_slot() ? kv_slot_count_++ : -1);
+    const int n = static_cast<int>(blocks_.blocks[b]->kv_slots().size());
+    kv_slot_.push_back(n > 0 ? kv_slot_count_ : -1);
+    kv_slots_of_.push_back(n);
+    kv_slot_count_ += n;
   }
   token_ = layout_.index("token_embd.weight");
   position_ = layout_.index("position_embd.weight");
@@ -422,7 +425,7 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
   pass.batch = batch;
   pass.seq_len = seq_len;
   pass.save = save;
-  std::vector<kvcache::KvStore> stores(seqs.size());
+  std::vector<kvcache::KvStore> stores;
   // Without saving, the hidden states alternate between two buffers and each block's
   // temporaries are released as soon as it is done: the arena holds one block at a time.
   float* other = save ? nullptr : arena.alloc(rows * D);
@@ -430,7 +433,9 @@ float* Model::run_blocks(const layers::LayerContext& ctx, const int32_t* tokens,
     pass.seqs = seqs;  // every block sees the rows' sequences; those with a slot, their caches
     pass.caches = nullptr;
     if (!seqs.empty() && kv_slot_[b] >= 0) {
-      for (size_t i = 0; i < seqs.size(); ++i) stores[i] = caches[i]->store(kv_slot_[b]);
+      stores.clear();
+      for (size_t i = 0; i < seqs.size(); ++i)
+        for (int s = 0; s < kv_slots_of_[b]; ++s) stores.push_back(caches[i]->store(kv_slot_[b] + s));
       pass.caches = stores.data();
     }
     if (save) {

@@ -227,7 +227,8 @@ class Model {
   ModelConfig config_;
   layers::Settings settings_;
   ModelBlocks blocks_;
-  std::vector<int> kv_slot_;  // per block: its cache slot, or -1
+  std::vector<int> kv_slot_;     // per block: its first cache slot, or -1
+  std::vector<int> kv_slots_of_;  // per block: its cache slots
   int kv_slot_count_ = 0;
   ParamLayout layout_;
   // Indices into layout_.tensors() of the embeddings' and the head's tensors (-1: absent).

@@ -139,6 +139,23 @@ Rope::Rope(int head_dim, float theta, int64_t max_pos, const RopeScaling& scalin
   }
 }
 
+namespace {
+
+void rotate_row(float* row, int heads, int head_dim, const float* c, const float* s, float sign) {
+  const int half = head_dim / 2;
+  for (int h = 0; h < heads; ++h) {
+    float* v = row + h * head_dim;
+    for (int i = 0; i < half; ++i) {
+      float a = v[2 * i], b = v[2 * i + 1];
+      float si = sign * s[i];
+      v[2 * i] = a * c[i] - b * si;
+      v[2 * i + 1] = a * si + b * c[i];
+    }
+  }
+}
+
+}  // namespace
+
 void Rope::apply(ThreadPool& pool, float* x, int64_t batch, int64_t seq_len, int heads,
                  int64_t row_stride, int64_t pos0, bool inverse) const {
   CHECK_MSG(pos0 + seq_len <= max_pos_, "rope: position past the table");
@@ -147,19 +164,19 @@ void Rope::apply(ThreadPool& pool, float* x, int64_t batch, int64_t seq_len, int
   pool.parallel_range(batch * seq_len, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t p = pos0 + r % seq_len;
-      const float* c = cos_.data() + p * half;
-      const float* s = sin_.data() + p * half;
-      float* row = x + r * row_stride;
-      for (int h = 0; h < heads; ++h) {
-        float* v = row + h * head_dim_;
-        for (int i = 0; i < half; ++i) {
-          float a = v[2 * i], b = v[2 * i + 1];
-          float si = sign * s[i];
-          v[2 * i] = a * c[i] - b * si;
-          v[2 * i + 1] = a * si + b * c[i];
-        }
-      }
+      rotate_row(x + r * row_stride, heads, head_dim_, cos_.data() + p * half, sin_.data() + p * half, sign);
     }
+  });
+}
+
+void Rope::apply_at(ThreadPool& pool, float* x, int64_t rows, int heads, int64_t row_stride, const int64_t* pos,
+                    bool inverse) const {
+  const int half = head_dim_ / 2;
+  const float sign = inverse ? -1.0f : 1.0f;
+  for (int64_t r = 0; r < rows; ++r) CHECK_MSG(pos[r] >= 0 && pos[r] < max_pos_, "rope: position past the table");
+  pool.parallel_range(rows, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r)
+      rotate_row(x + r * row_stride, heads, head_dim_, cos_.data() + pos[r] * half, sin_.data() + pos[r] * half, sign);
   });
 }
 

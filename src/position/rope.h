@@ -68,6 +68,10 @@ class Rope {
   // the forward is m * R(angle) and the inverse path m * R(-angle) is still its exact transpose.
   void apply(ThreadPool& pool, float* x, int64_t batch, int64_t seq_len, int heads, int64_t row_stride,
              int64_t pos0, bool inverse) const;
+  // Rows of x [rows, heads * head_dim] (row_stride) at their own positions pos[r] (gathered
+  // rows: CoLT5's routed tokens).
+  void apply_at(ThreadPool& pool, float* x, int64_t rows, int heads, int64_t row_stride, const int64_t* pos,
+                bool inverse) const;
   int head_dim() const { return head_dim_; }
   int64_t max_pos() const { return max_pos_; }
   const RopeScaling& scaling() const { return scaling_; }

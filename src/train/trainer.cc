@@ -92,8 +92,13 @@ void Trainer::init_weights() {
 Status Trainer::set_group(dist::Group& group, int64_t bucket_floats, bool seq_parallel) {
   seq_parallel_ = seq_parallel && group.distributed();
   if (seq_parallel_) {
-    for (const auto& layer : model_->config().layers)
+    for (const auto& layer : model_->config().layers) {
       LONGCTX_RETURN_IF_ERROR(dist::check_ring(layer.pattern, opt_.ctx, group.size()).Wrap("--seq-parallel"));
+      for (const auto& b : layer.blocks)
+        if (b.kind == "routed_attention")
+          return Status::Error("--seq-parallel: routed attention (CoLT5) does not run as a ring yet; train it data "
+                               "parallel");
+    }
     sp_ = dist::SeqParallel{&group, opt_.ctx};
     model_->set_seq_parallel(&sp_);
   } else if (opt_.batch < group.size()) {

@@ -42,14 +42,15 @@ assert [r["length"] for r in j["results"]] == [8, 16], j
 print("ok: eval --json is one object ending in a newline")
 PY
 "$bin" train --preset tiny --layers 2 --vocab-size 300 --data "$work/big.txt" --ctx 32 --batch 2 --steps 6 \
-  --eval-every 3 --eval-batches 1 -t 2 --colt5 "ffn=light:32,heavy:256,route:1/4" -o "$work/c.gguf" --json > "$work/colt5.jsonl"
+  --eval-every 3 --eval-batches 1 -t 2 --colt5 "ffn=light:32,heavy:256,route:1/4;attn=window:8,light_heads:1,route_q:1/4,route_kv:1/2" -o "$work/c.gguf" --json > "$work/colt5.jsonl"
 python3 - "$work/colt5.jsonl" <<'PY'
 import json, sys
 lines = [j for j in map(json.loads, open(sys.argv[1])) if j["event"] in ("eval", "summary")]
 assert [j["event"] for j in lines] == ["eval", "eval", "summary"], lines
 for j in lines:
     r = j["routed"]
-    assert [(x["layer"], x["router"]) for x in r] == [(0, "ffn"), (1, "ffn")], r
+    assert sorted((x["layer"], x["router"]) for x in r) == [
+        (l, k) for l in (0, 1) for k in ("attn_kv", "attn_q", "ffn")], r
     assert all(0 <= x["fraction"] <= 1 for x in r), r
 print("ok: --colt5 records report the routed fraction per layer:", lines[-1]["routed"])
 PY
@@ -59,7 +60,8 @@ echo "ok: the CoLT5 checkpoint generates"
 python3 - "$work/routing.json" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-assert [(l["layer"], l["router"]) for l in j["layers"]] == [(0, "ffn"), (1, "ffn")], j
+assert sorted((l["layer"], l["router"]) for l in j["layers"]) == [
+    (l, k) for l in (0, 1) for k in ("attn_kv", "attn_q", "ffn")], j
 assert all(l["tokens"] == 32 and 0 <= l["agree"] <= 32 for l in j["layers"]), j
 # The causal rule routes the same tokens both ways (only a score within rounding of the
 # threshold could differ).

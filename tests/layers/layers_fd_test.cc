@@ -26,7 +26,7 @@ std::vector<float> randv(int64_t n, Rng& r, double scale) {
 
 // Checks analytic gradient g of L w.r.t. the floats in x against central differences of L.
 void check_fd(const char* what, std::vector<float>& x, const std::vector<float>& g,
-              const std::function<double()>& loss, int stride = 1, int64_t skip = -1) {
+              const std::function<double()>& loss, int stride = 1, const std::vector<int64_t>& skip = {}) {
   // Central differences at h and h / 2 combined (Richardson: (4 D(h/2) - D(h)) / 3) cancel the
   // h^2 term, which post-norm blocks (a LayerNorm after the residual sum) make large; h = 2e-2
   // keeps fp32 rounding of the loss small beside the differences.
@@ -42,7 +42,7 @@ void check_fd(const char* what, std::vector<float>& x, const std::vector<float>&
   };
   double worst = 0;
   for (size_t i = 0; i < x.size(); i += stride) {
-    if (static_cast<int64_t>(i) == skip) continue;
+    if (std::find(skip.begin(), skip.end(), static_cast<int64_t>(i)) != skip.end()) continue;
     const double fd = (4.0 * central(i, h / 2) - central(i, h)) / 3.0;
     const double err = std::fabs(fd - g[i]) / (3e-2 + std::fabs(fd));
     worst = std::max(worst, err);
@@ -287,12 +287,113 @@ TEST_P(RoutedFeedForwardFd, BackwardMatchesFiniteDifferences) {
   float* dtau = b.grads.data() + (tau - b.params.data());
   EXPECT_NEAR(*dtau, layers::kThresholdRate * (*tau - 0.5 * (z[2] + z[3])), 1e-6);
   check_fd("x", x, dx, loss, 1);
-  check_fd("params", b.params, b.grads, loss, 1, tau - b.params.data());
+  check_fd("params", b.params, b.grads, loss, 1, {tau - b.params.data()});
 }
 
 INSTANTIATE_TEST_SUITE_P(Mlps, RoutedFeedForwardFd,
                          ::testing::Combine(::testing::Values(model::MlpType::kGelu, model::MlpType::kSwiglu),
                                             ::testing::Bool(), ::testing::Bool()));
+
+// Routed attention (CoLT5): both routers' thresholds in gaps of their scores so no step flips a
+// decision; every parameter and the input against finite differences, the thresholds against
+// their moving average. (positions, heads, kv_heads, biases, light_heads)
+struct RoutedAttnCase {
+  model::PosType pos;
+  int heads, kv_heads;
+  bool bias;
+  int light_heads;
+};
+class RoutedAttentionFd : public ::testing::TestWithParam<RoutedAttnCase> {};
+
+TEST_P(RoutedAttentionFd, BackwardMatchesFiniteDifferences) {
+  const RoutedAttnCase pc = GetParam();
+  model::ModelConfig c;
+  c.model_dim = 16;
+  c.ctx = 16;
+  c.pos = pc.pos;
+  c.bias = pc.bias;
+  c.norm = pc.bias ? model::NormType::kLayerNorm : model::NormType::kRmsNorm;
+  c.set_uniform_layers(1, model::LayerConfig{pc.heads, pc.kv_heads, 4, 32});
+  const std::string args = "window=3,light_heads=" + std::to_string(pc.light_heads) + ",route_q=1/4,route_kv=1/2";
+  c.layers[0].blocks = {{"routed_attention", args}, {"feed_forward", ""}};
+  ASSERT_TRUE(c.validate().ok());
+  const layers::Settings settings = c.settings();
+  BlockUnderTest b("routed_attention", settings, c.layers[0], args);
+  Rng rng(7);
+  b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
+  for (int64_t i = 0; i < c.model_dim; ++i) b.param("attn_norm.weight")[i] += 1.0f;
+  const int64_t B = 2, T = 7, rows = B * T, D = c.model_dim;
+  std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
+  ThreadPool pool(2);
+  Arena arena(1 << 20);
+  position::Rope rope(4, 10000.0f, c.ctx);
+  layers::LayerContext ctx{&settings, &pool, &arena, &rope};
+  layers::Pass pass;
+  pass.batch = B;
+  pass.seq_len = T;
+  // Each router's scores over the 14 rows, descending; its threshold in the widest gap among
+  // the ranks [lo, hi).
+  std::vector<float> h(rows * D), mean(rows), rstd(rows);
+  layers::norm_forward(ctx, {b.param("attn_norm.weight"), b.param("attn_norm.bias")}, x.data(), rows, h.data(),
+                       mean.data(), rstd.data());
+  auto place = [&](const std::string& router, int lo, int hi, std::vector<double>* z) {
+    const float* u = b.param(router + ".weight");
+    double nu = 0;
+    for (int64_t k = 0; k < D; ++k) nu += double(u[k]) * u[k];
+    for (int64_t i = 0; i < rows; ++i) {
+      double d = 0;
+      for (int64_t k = 0; k < D; ++k) d += double(h[i * D + k]) * u[k];
+      z->push_back(d / std::sqrt(nu));
+    }
+    std::sort(z->rbegin(), z->rend());
+    int best = lo;
+    for (int i = lo; i < hi; ++i)
+      if ((*z)[i] - (*z)[i + 1] > (*z)[best] - (*z)[best + 1]) best = i;
+    EXPECT_GT((*z)[best] - (*z)[best + 1], 0.06) << router << ": no clear gap in the scores";
+    *b.param(router + ".threshold") = static_cast<float>(0.5 * ((*z)[best] + (*z)[best + 1]));
+    return best + 1;
+  };
+  std::vector<double> zq, zkv;
+  const int64_t routed_q = place("attn_router_q", 2, 6, &zq), routed_kv = place("attn_router_kv", 5, 10, &zkv);
+  auto loss = [&] {
+    arena.reset();
+    b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+    const auto counts = b.block->take_route_counts();
+    EXPECT_EQ(counts.at(0).routed, routed_q) << "a step changed the query routing";
+    EXPECT_EQ(counts.at(1).routed, routed_kv) << "a step changed the key/value routing";
+    double L = 0;
+    for (int64_t i = 0; i < rows * D; ++i) L += double(r[i]) * y[i];
+    return L;
+  };
+  arena.reset();
+  pass.save = true;
+  b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+  EXPECT_LE(arena.used(), b.block->forward_floats(pass));
+  const auto counts = b.block->take_route_counts();
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_EQ(counts[0].routed, routed_q);
+  EXPECT_EQ(counts[1].routed, routed_kv);
+  const int64_t before = (arena.used() + 15) & ~int64_t(15);
+  std::vector<float> dx = r;
+  b.block->backward(ctx, b.weights(), pass, dx.data());
+  EXPECT_LE(arena.used() - before, b.block->backward_floats(pass));
+  pass.save = false;
+  // Thresholds: rate * (tau - the batch quantile), between the k-th and (k+1)-th largest of the
+  // 14 scores, k = round(14 / 4) = 4 and round(14 / 2) = 7.
+  float* tq = b.param("attn_router_q.threshold");
+  float* tkv = b.param("attn_router_kv.threshold");
+  EXPECT_NEAR(b.grads[tq - b.params.data()], layers::kThresholdRate * (*tq - 0.5 * (zq[3] + zq[4])), 1e-6);
+  EXPECT_NEAR(b.grads[tkv - b.params.data()], layers::kThresholdRate * (*tkv - 0.5 * (zkv[6] + zkv[7])), 1e-6);
+  check_fd("x", x, dx, loss, 1);
+  check_fd("params", b.params, b.grads, loss, 1, {tq - b.params.data(), tkv - b.params.data()});
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, RoutedAttentionFd,
+                         ::testing::Values(RoutedAttnCase{model::PosType::kRope, 4, 4, false, 1},
+                                           RoutedAttnCase{model::PosType::kRope, 4, 2, true, 2},
+                                           RoutedAttnCase{model::PosType::kAlibi, 4, 4, true, 0},
+                                           RoutedAttnCase{model::PosType::kAlibi, 4, 2, false, 2},
+                                           RoutedAttnCase{model::PosType::kLearned, 4, 4, true, 2}));
 
 // The encoder form (rule=topk): the top 2 of each sequence of 6 routed, the gate against the
 // midpoint of the 2nd and 3rd scores. Refused in a decoder.

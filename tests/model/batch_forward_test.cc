@@ -15,6 +15,7 @@
 
 #include "attention/pattern.h"
 #include "core/rng.h"
+#include "model/config_overrides.h"
 #include "model/model.h"
 #include "model/pretrained.h"
 
@@ -154,6 +155,24 @@ TEST(ForwardBatch, RandomFp32ModelEqualsEachSequenceAlone) {
   // models are exact (below).
   expect_same(m, make_seqs({{5, 20}, {70, 6}, {1, 12}, {33, 3}, {32, 9}, {17, 17}}, c.vocab_size, 7), 32, c.ctx,
               1e-5);
+}
+
+// CoLT5's routed blocks: each sequence's routed attention reads and writes its own compact
+// slot and window ring within the shared pass.
+TEST(ForwardBatch, RoutedAttentionModelEqualsEachSequenceAlone) {
+  model::ModelConfig c;
+  c.vocab_size = 61;
+  c.model_dim = 64;
+  c.ctx = 96;
+  c.set_uniform_layers(3, model::LayerConfig{4, 2, 16, 96});
+  ASSERT_TRUE(model::apply_colt5("ffn=light:16,route:1/4;attn=window:6,light_heads:2,route_q:1/3,route_kv:1/2", &c).ok());
+  model::Model m(c);
+  Rng rng(5);
+  m.init(rng);
+  for (const auto& t : m.layout().tensors())  // larger weights: the routers' scores spread out
+    if (t.init != layers::Init::kValue)
+      for (int64_t i = 0; i < t.numel; ++i) m.params()[t.offset + i] *= 4.0f;
+  expect_same(m, make_seqs({{5, 20}, {70, 6}, {1, 12}, {33, 3}, {32, 9}}, c.vocab_size, 7), 32, c.ctx, 1e-5);
 }
 
 // packed: the matrices also packed for the AMX tiles (as `serve` does); integer_prefill: prompt

@@ -1,7 +1,8 @@
-// CoLT5's routed feed-forward inside a whole model: everything routed with no light branch is the
-// dense model; the routing rule is causal (changing later tokens changes nothing earlier, in the
-// full forward and through the cache); decoding through the cache equals the full forward and
-// routes the same tokens at every layer; checkpoints keep the blocks.
+// CoLT5's routed feed-forward and routed attention inside a whole model: everything routed with no
+// light branch is the dense model; the routing rule is causal (changing later tokens changes
+// nothing earlier, in the full forward and through the cache); decoding through the cache equals
+// the full forward and routes the same tokens at every layer; the routed attention's cache keeps
+// only the routed key/values; checkpoints keep the blocks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,7 +25,7 @@ model::ModelConfig base_config() {
   c.vocab_size = 61;
   c.model_dim = 48;
   c.ctx = 48;
-  c.set_uniform_layers(3, model::LayerConfig{6, 2, 8, 96});
+  c.set_uniform_layers(3, model::LayerConfig{4, 2, 12, 96});
   return c;
 }
 
@@ -60,9 +61,13 @@ int64_t routed_total(model::Model& m) {
   return n;
 }
 
-TEST(Colt5, EverythingRoutedWithoutLightBranchIsTheDenseModel) {
+class Colt5Dense : public ::testing::TestWithParam<std::pair<const char*, int>> {};
+
+TEST_P(Colt5Dense, EverythingRoutedWithoutLightBranchIsTheDenseModel) {
   model::ModelConfig dense = base_config(), routed = base_config();
-  ASSERT_TRUE(model::apply_colt5("ffn=light:0,heavy:96,route:1", &routed).ok());
+  dense.pos = GetParam().second ? position::PosType::kAlibi : position::PosType::kRope;
+  routed.pos = dense.pos;
+  ASSERT_TRUE(model::apply_colt5(GetParam().first, &routed).ok());
   auto a = random_model(dense, 3);
   model::Model b(routed);
   ASSERT_EQ(a->layout().total(), b.layout().total());  // the same tensors, by the same names
@@ -82,7 +87,7 @@ TEST(Colt5, EverythingRoutedWithoutLightBranchIsTheDenseModel) {
   a->forward_logits(pool, arena, tokens.data(), B, T, la.data());
   b.forward_logits(pool, arena, tokens.data(), B, T, lb.data());
   EXPECT_LT(max_diff(la, lb, 0, la.size()), 1e-4);
-  EXPECT_EQ(routed_total(b), 3 * B * T);
+  EXPECT_EQ(routed_total(b), int64_t(std::string(GetParam().first).find(';') != std::string::npos ? 3 : 1) * 3 * B * T);
   a->zero_grads();
   b.zero_grads();
   const double loss_a = a->forward_backward(pool, arena, tokens.data(), targets.data(), B, T, 1.0f / (B * T));
@@ -98,6 +103,12 @@ TEST(Colt5, EverythingRoutedWithoutLightBranchIsTheDenseModel) {
     EXPECT_LT(d, 1e-4 * scale) << t.name;
   }
 }
+
+// ffn alone (one router per layer); attn alone (two); both (three).
+INSTANTIATE_TEST_SUITE_P(Specs, Colt5Dense,
+                         ::testing::Values(std::make_pair("ffn=light:0,heavy:96,route:1", 0),
+                                           std::make_pair("ffn=light:0,route:1;attn=light_heads:0,route_q:1,route_kv:1", 0),
+                                           std::make_pair("ffn=light:0,route:1;attn=light_heads:0,route_q:1,route_kv:1", 1)));
 
 class Colt5Routed : public ::testing::TestWithParam<const char*> {};
 
@@ -122,7 +133,7 @@ TEST_P(Colt5Routed, CausalAndDecodingEqualsFullForward) {
   for (const auto& [key, p] : positions_full) routed_full += static_cast<int64_t>(p.size());
   // Some rows routed, not all: the rule is doing something.
   EXPECT_GT(routed_full, 0);
-  EXPECT_LT(routed_full, 3 * T);
+  EXPECT_LT(routed_full, static_cast<int64_t>(positions_full.size()) * T);
   m->forward_logits(pool, arena, changed.data(), 1, T, full2.data());
   routed_total(*m);
   // Training path: rows <= cut do not see the change (1e-5: the products' rows may be blocked
@@ -130,7 +141,8 @@ TEST_P(Colt5Routed, CausalAndDecodingEqualsFullForward) {
   EXPECT_LT(max_diff(full, full2, 0, (cut + 1) * V), 1e-5);
   EXPECT_GT(max_diff(full, full2, (cut + 1) * V, T * V), 1e-3);
   // Decoding path, token by token: equals the full forward, routes the same number of rows.
-  auto cache = m->make_cache(T);
+  // Small pages: the routed attention's compact slot fills several.
+  auto cache = m->make_cache(T, {0, 0, 0, 1, 4, 0});
   ASSERT_TRUE(cache.ok());
   std::vector<float> step(V), decoded(T * V);
   for (int64_t t = 0; t < T; ++t) {
@@ -139,8 +151,15 @@ TEST_P(Colt5Routed, CausalAndDecodingEqualsFullForward) {
   }
   EXPECT_EQ(routed_positions(*m), positions_full);  // the same tokens, layer by layer
   EXPECT_LT(max_diff(full, decoded, 0, T * V), 2e-4);
+  // The routed attention's compact slots hold exactly the routed key/value positions.
+  for (int s = 0, layer = 0; s < cache->n_slots(); ++s) {
+    if (!cache->geometry().slots[s].compact) continue;
+    const auto& want = positions_full.at({layer++, "attn_kv"});
+    EXPECT_EQ(std::set<int64_t>(cache->positions(s).begin(), cache->positions(s).end()), want);
+    EXPECT_EQ(cache->pages_held(s), (static_cast<int64_t>(want.size()) + 3) / 4);
+  }
   // The changed sequence through a fresh cache: its first cut + 1 steps are the same.
-  auto cache2 = m->make_cache(T);
+  auto cache2 = m->make_cache(T, {0, 0, 0, 1, 4, 0});
   ASSERT_TRUE(cache2.ok());
   for (int64_t t = 0; t <= cut; ++t) {
     ASSERT_TRUE(m->forward_cached(pool, arena, *cache2, &changed[t], 1, t, step.data(), false).ok());
@@ -149,7 +168,47 @@ TEST_P(Colt5Routed, CausalAndDecodingEqualsFullForward) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Specs, Colt5Routed,
-                         ::testing::Values("ffn=light:16,heavy:96,route:1/4", "ffn=light:0,heavy:128,route:1/8"));
+                         ::testing::Values("ffn=light:16,heavy:96,route:1/4", "ffn=light:0,heavy:128,route:1/8",
+                                           "attn=window:6,light_heads:2,route_q:1/4,route_kv:1/2",
+                                           "ffn=light:16,route:1/4;attn=window:8,light_heads:0,route_q:1/3,route_kv:1/3"));
+
+// The compact slot under the cache's other operations: a fork at a position inside a page, a
+// rewind (a pass at a position already held), and a context shift (refused: the slot keeps
+// rows by count).
+TEST(Colt5, RoutedAttentionCacheForksRewindsAndRefusesShift) {
+  model::ModelConfig c = base_config();
+  ASSERT_TRUE(model::apply_colt5("attn=window:5,light_heads:2,route_q:1/3,route_kv:1/2", &c).ok());
+  auto m = random_model(c, 21);
+  ThreadPool pool(2);
+  Arena arena;
+  const int64_t T = 36, V = c.vocab_size, fork_at = 13;
+  std::vector<int32_t> tokens(T);
+  for (int64_t t = 0; t < T; ++t) tokens[t] = static_cast<int32_t>((t * 11 + 5) % V);
+  const model::Model::CacheOptions small{0, 0, 0, 2, 4, 0};
+  auto cold = m->make_cache(T, small);
+  ASSERT_TRUE(cold.ok());
+  std::vector<float> want(V), got(V);
+  ASSERT_TRUE(m->forward_cached(pool, arena, *cold, tokens.data(), T, 0, want.data(), false).ok());
+  // Fork: the parent ran a different continuation after fork_at; the child continues with
+  // `tokens` and must see only the parent's rows before fork_at.
+  auto parent = m->make_cache(T, small);
+  ASSERT_TRUE(parent.ok());
+  std::vector<int32_t> other = tokens;
+  for (int64_t t = fork_at; t < T; ++t) other[t] = static_cast<int32_t>((other[t] + 7) % V);
+  ASSERT_TRUE(m->forward_cached(pool, arena, *parent, other.data(), T, 0, got.data(), false).ok());
+  kvcache::KvCache child = parent->fork(fork_at);
+  ASSERT_TRUE(m->forward_cached(pool, arena, child, tokens.data() + fork_at, T - fork_at, fork_at, got.data(), false).ok());
+  EXPECT_LT(max_diff(want, got, 0, V), 1e-4);
+  // The parent's rows are untouched by the child's writes (copy on write): rewinding the parent to
+  // fork_at and running `tokens` gives the same logits.
+  ASSERT_TRUE(m->forward_cached(pool, arena, *parent, tokens.data() + fork_at, T - fork_at, fork_at, got.data(), false).ok());
+  EXPECT_LT(max_diff(want, got, 0, V), 1e-4);
+  for (int s = 0; s < child.n_slots(); ++s)
+    if (child.geometry().slots[s].compact) EXPECT_EQ(child.positions(s), parent->positions(s));
+  const Status shifted = m->shift_cache(*parent, 4, 8, T);
+  EXPECT_FALSE(shifted.ok());
+  EXPECT_NE(shifted.message().find("routed attention"), std::string::npos) << shifted.message();
+}
 
 TEST(Colt5, CheckpointKeepsTheRoutedBlocks) {
   tokenizer::TrainOptions topt;
@@ -196,7 +255,8 @@ TEST(Colt5, CheckpointKeepsTheRoutedBlocks) {
 }
 
 TEST(Colt5, BadSpecsAreRefused) {
-  for (const char* spec : {"", ";", "attn2=x", "ffn=light:-1", "ffn=route:0", "ffn=route:2", "ffn=route:1/0",
+  for (const char* spec : {"", ";", "attn2=x", "attn=light_heads:4", "attn=light_heads:1", "attn=window:0",
+                           "attn=route_q:0", "attn=route_kv:3/2", "attn=heads:2", "ffn=light:-1", "ffn=route:0", "ffn=route:2", "ffn=route:1/0",
                            "ffn=heavy:0", "ffn=bogus:3", "ffn=light:4,light:5", "ffn=route:abc"}) {
     model::ModelConfig c = base_config();
     const Status st = model::apply_colt5(spec, &c);
