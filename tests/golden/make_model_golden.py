@@ -11,7 +11,16 @@ N(0, 0.02) biases -- except attn_q/attn_k weights, which use N(0, QK_STD=0.15):
 with 0.02 everywhere attention is almost uniform (|scores| ~ 1e-2) and e.g. a
 rotate_half RoPE would move the logits by only ~1e-3. The script measures that
 sensitivity (wrong RoPE pairing / reversed ALiBi slopes / no position term) and
-requires it to be well above float32 noise.
+requires it to be well above float32 noise. (CoLT5 attention's attn_light_q/k use
+QK_STD too.)
+
+CoLT5 configs (key "colt5"): the heavy branches' matrices (ffn_gate/up/down; attn_q/k/v/
+output) are doubled after the init, every router's threshold is placed in a wide gap of
+its scores near the target quantile (the smallest |z - tau| is printed and must exceed
+1e-3, so float32 routes as float64 does and finite differences flip no routing), the
+thresholds' gradients are their moving-average updates (torch_model.py,
+threshold_grad), and the logits' change with the gates replaced by the routed
+indicator ("ungated", and per attention router) must be well above float32 noise.
 
 Self-checks before anything is written: conventions (ALiBi slopes, RoPE as
 complex rotation, sinusoidal table), a central finite-difference check of
@@ -126,6 +135,18 @@ CONFIGS = [
     ("colt5_ffn_gelu", cfg(pos="alibi", norm="layernorm", mlp="gelu", bias=True,
                            tied_embeddings=False, kv_heads=4, n_layers=2,
                            colt5="ffn=light:0,heavy:64,route:1/8")),
+    # CoLT5 routed attention: GQA (2 heavy heads over 2 kv heads, 2 light heads over 1 kv
+    # head), a light window of 3 < T, a third of the queries and half the key/values routed.
+    ("colt5_attn_rope", cfg(pos="rope", norm="rmsnorm", mlp="swiglu", bias=False,
+                            tied_embeddings=True, kv_heads=2, n_layers=2,
+                            colt5="attn=window:3,light_heads:2,route_q:1/3,route_kv:1/2")),
+    # Routed attention (1 light head, 3 heavy ones: non power-of-two ALiBi slopes) and the
+    # routed feed-forward together, with biases (a query that sees no routed key gets the
+    # output bias).
+    ("colt5_attn_ffn_alibi", cfg(pos="alibi", norm="layernorm", mlp="gelu", bias=True,
+                                 tied_embeddings=False, kv_heads=4, n_layers=2,
+                                 colt5="ffn=light:8,heavy:40,route:1/4;"
+                                       "attn=window:4,light_heads:1,route_q:1/2,route_kv:1/2")),
 ]
 
 MAX_BYTES = 200 * 1024
@@ -217,6 +238,18 @@ def check_conventions():
         f2 = (1 - gm) * f / 4 + gm * f
         assert abs(cy[299, i] - mag * math.cos(299 * f2)) < 1e-12
         assert abs(sy[299, i] - mag * math.sin(299 * f2)) < 1e-12
+    # CoLT5 attention with no light head and every row routed is the dense attention.
+    for pos, kvh in (("rope", 2), ("alibi", 4)):
+        dense = cfg(pos=pos, norm="rmsnorm", mlp="gelu", bias=True, tied_embeddings=True,
+                    kv_heads=kvh, n_layers=1)
+        routed = dict(dense, colt5="attn=light_heads:0,route_q:1,route_kv:1")
+        md, mr = tm.DecoderLM(dense, dtype=torch.float64), tm.DecoderLM(routed, dtype=torch.float64)
+        assert [n for n, _, _ in md.specs] == [n for n, _, _ in mr.specs]
+        md.init_weights(3, qk_std=QK_STD)
+        mr.load_state_dict(md.state_dict())
+        toks = torch.randint(0, 67, (2, 9), generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            assert torch.allclose(md(toks), mr(toks), atol=1e-12, rtol=0)
     # Sinusoidal table spot check.
     pe = tm.sinusoidal_table(4, 6)
     assert abs(pe[3, 2] - math.sin(3 / 10000 ** (2 / 6))) < 1e-15
@@ -321,10 +354,26 @@ def sensitivity(model, tokens):
                 ",".join(p.split(",")[:2] + ["0"] + p.split(",")[3:]) for p in pats])
     if c.get("rope_scaling", "none") != "none" and c["pos"] == "rope":
         out["no_scaling"] = with_key("rope_scaling", "none")
-    if "colt5" in c:  # the heavy output not scaled by the router's gate
-        model.ungated = True
-        out["ungated"] = (model(tokens) - base).abs().max().item()
-        model.ungated = False
+    if "colt5" in c:  # the heavy outputs (and key/value inputs) not scaled by the routers' gates
+        def ungated(which):
+            model.ungated = which
+            try:
+                return (model(tokens) - base).abs().max().item()
+            finally:
+                model.ungated = False
+        out["ungated"] = ungated(True)
+        colt5 = tm.parse_colt5(c["colt5"])
+        if colt5["attn"]:
+            # each attention router's gate alone: on the heavy output (q), on its key/value input
+            for r in ("q", "kv"):
+                if colt5["attn"]["route_" + r] < 1:
+                    out["ungated_attn_" + r] = ungated({"attn_router_" + r})
+            if colt5["ffn"]:
+                out["ungated_ffn"] = ungated({"ffn_router"})
+            if tm.colt5_attn_heads(c)[0] > 0:  # the light heads' window one key wider
+                w = colt5["attn"]["window"]
+                out["light_window_plus_one"] = with_key(
+                    "colt5", c["colt5"].replace("window:%d" % w, "window:%d" % (w + 1)))
     return out
 
 
@@ -343,11 +392,16 @@ def build_one(idx, name, c):
 
     colt5 = tm.parse_colt5(c["colt5"]) if "colt5" in c else None
     if colt5:
-        # Heavy matrices 2x the init (exact in float32), so the heavy branch and its gate move
-        # the logits well above float32 noise (the "ungated" sensitivity below).
+        # Heavy matrices 2x the init (exact in float32), so the heavy branches and their gates
+        # move the logits well above float32 noise (the "ungated" sensitivities below).
+        heavy = []
+        if colt5["ffn"]:
+            heavy += ["ffn_%s.weight" % m for m in ("gate", "up", "down")]
+        if colt5["attn"]:
+            heavy += ["attn_%s.weight" % m for m in ("q", "k", "v", "output")]
         with torch.no_grad():
             for n, p in model.named_model_params():
-                if any(n.endswith("ffn_%s.weight" % m) for m in ("gate", "up", "down")):
+                if any(n.endswith(m) for m in heavy):
                     p.mul_(2.0)
         # Thresholds in gaps of the scores, so float32 routes every token as float64 does.
         model.place_thresholds = True
@@ -360,10 +414,9 @@ def build_one(idx, name, c):
     margin = model.min_margin
     if colt5:
         # The thresholds' gradient: their moving average's (torch_model.py), from this forward.
-        for l in range(c["n_layers"]):
-            p = "blk.%d." % l
-            model.param(p + "ffn_router.threshold").grad = torch.tensor(
-                [model.threshold_grad[p]], dtype=torch.float64)
+        for n, _, kind in model.specs:
+            if kind == "threshold":
+                model.param(n).grad = torch.tensor([model.threshold_grad[n]], dtype=torch.float64)
 
     # FD on a spread of parameters.
     L = c["n_layers"]
@@ -382,10 +435,23 @@ def build_one(idx, name, c):
         fd_names.append("blk.0.ffn_norm.bias")
     if c["mlp"] == "swiglu":
         fd_names.append("blk.0.ffn_gate.weight")
-    if colt5:
+    if colt5 and colt5["ffn"]:
         fd_names += ["blk.0.ffn_router.weight", "blk.%d.ffn_router.weight" % (L - 1)]
-        if colt5["light"] > 0:
+        if colt5["ffn"]["light"] > 0:
             fd_names.append("blk.0.ffn_light_up.weight")
+    if colt5 and colt5["attn"]:
+        names = {n for n, _, _ in model.specs}
+        for l in range(L):
+            for r in ("q", "kv"):
+                if "blk.%d.attn_router_%s.weight" % (l, r) in names:
+                    fd_names.append("blk.%d.attn_router_%s.weight" % (l, r))
+        fd_names += ["blk.%d.attn_v.weight" % (L - 1), "blk.%d.attn_output.weight" % (L - 1)]
+        for m in ("q", "k", "v", "output"):
+            if "blk.0.attn_light_%s.weight" % m in names:
+                fd_names.append("blk.0.attn_light_%s.weight" % m)
+        if c["bias"]:
+            fd_names += [n for n in ("blk.0.attn_output.bias", "blk.0.attn_light_v.bias",
+                                     "blk.0.attn_light_output.bias") if n in names]
     worst, fd_ok, lines = fd_check(model, tokens, targets, fd_names)
     sens = sensitivity(model, tokens)
 
@@ -414,6 +480,12 @@ def build_one(idx, name, c):
     if colt5:
         print("    %s: routed fractions %s, smallest |z - tau| %.3g" % (
             name, " ".join("%.3f" % v for v in model.routed_fraction.values()), margin))
+        if colt5["attn"]:
+            print("    routed: " + ", ".join("%s %.3f" % (n[:-len(".threshold")], v)
+                                           for n, v in model.routed_fraction.items()))
+            print("    heavy attention, per layer (routed queries, of them seeing no routed key, "
+                  "routed keys): " + ", ".join("%s %d/%d/%d" % ((p.rstrip("."),) + v)
+                                                for p, v in model.heavy_stats.items()))
         fd_ok &= margin > 1e-3
     return records, loss.item(), loss32, worst, fd_ok, lines, nparams, sens
 
@@ -432,7 +504,7 @@ def main():
 
     torch.set_num_threads(1)
     check_conventions()
-    print("conventions (alibi slopes, adjacent-pair rope, sinusoidal): ok")
+    print("conventions (alibi slopes, adjacent-pair rope, sinusoidal, dense-equivalent colt5 attention): ok")
     worst_all = 0.0
     failed = False
     written = 0

@@ -18,8 +18,10 @@ older configs serialise unchanged):
                   "bigbird:B,W,G,0" causal BigBird without random blocks: with
                                     i = q // B and j = k // B, iff k <= q and
                                     (i < G or j < G or i - W < j)
-  colt5         "ffn=light:L,heavy:FH,route:R" (CoLT5's routed feed-forward in
-                every layer, R a fraction like 1/4): the feed-forward becomes
+  colt5         CoLT5 (arXiv 2303.09752) in every layer: parts separated by ';',
+                each "ffn=..." or "attn=..." (either or both; R, Rq, Rkv are
+                fractions like 1/4 or 1).
+                "ffn=light:L,heavy:FH,route:R", the routed feed-forward:
                   e += FFl(h) + gate * FFh(h),  h = ffn_norm(e)
                 FFl: the MLP with hidden L (ffn_light_*; L = 0: absent); FFh: the
                 MLP with hidden FH under the dense names (ffn_gate/up/down);
@@ -28,8 +30,29 @@ older configs serialise unchanged):
                 gate = sigmoid(z - tau) where routed, else 0. tau is a constant
                 (no gradient) in the gate; its gradient is its moving average's,
                 0.1 * (tau - q), q the batch's (1 - R) quantile of z (between
-                the k-th and (k+1)-th largest, k = round(R n) in [1, n - 1]),
-                set by the caller (threshold_grad).
+                the k-th and (k+1)-th largest over all B*T rows, k = round(R n)
+                in [1, n - 1]), set by the caller (threshold_grad).
+                "attn=window:W,light_heads:Hl,route_q:Rq,route_kv:Rkv" (defaults
+                W 128, Hl H // 4, Rq 1/16, Rkv 1/8), the routed attention:
+                  e += A_light(h) + gate_q * A_heavy(h, gate_kv * h),
+                  h = attn_norm(e)
+                Heads: Hh = H - Hl heavy ones; kv heads KVl = Hl, KVh = Hh when
+                KVH == H, else (group g = H / KVH) KVh = KVH, KVl = Hl / g.
+                A_light (Hl > 0; attn_light_q/k/v/output, shapes as the dense
+                ones with Hl, KVl): attention with the mask "window:W" over all
+                rows, RoPE / ALiBi as the dense attention (ALiBi slopes
+                alibi_slopes(Hl)).
+                Routers attn_router_q and attn_router_kv (.weight [D],
+                .threshold [1]; absent when the fraction is 1, every row then
+                routed with gate 1): the ffn router's rule (gates, threshold
+                gradients) for Rq and Rkv.
+                A_heavy (the dense names attn_q/k/v/output with Hh, KVh):
+                q = attn_q(h), k = attn_k(gate_kv * h), v = attn_v(gate_kv * h)
+                (the input rows scaled, then the linear with its bias); RoPE at
+                the rows' positions; ALiBi slopes alibi_slopes(Hh), distance
+                i - j; key j visible to query i iff j <= i and j is kv-routed;
+                a query that sees no key has attention output 0 (its projection
+                is the bias). Only q-routed rows get gate_q * attn_output(att).
   rope_scaling  "none" | "linear:F" | "yarn:F" | "yarn:F,ORIG" (default none;
                 yarn without ORIG uses ctx). pos == rope only:
                   linear  angle_i = (pos / F) * freq_i
@@ -47,10 +70,17 @@ Parameter names / shapes (row-major, PyTorch Linear convention [out, in]):
   blk.{l}.attn_k.weight [KVH*hd, D]  (+ .bias when bias)
   blk.{l}.attn_v.weight [KVH*hd, D]  (+ .bias when bias)
   blk.{l}.attn_output.weight [D, H*hd] (+ .bias when bias)
+  colt5 attn: attn_q/k/v/output with the heavy heads (Hh, KVh) then
+          blk.{l}.attn_light_{q,k,v,output} with the light ones (Hl > 0), then
+          blk.{l}.attn_router_q.{weight [D], threshold [1]} (Rq < 1) and
+          blk.{l}.attn_router_kv.{weight, threshold} (Rkv < 1)
   blk.{l}.ffn_norm.weight [D] (+ .bias as attn_norm)
   gelu:   blk.{l}.ffn_up.weight [F, D], blk.{l}.ffn_down.weight [D, F]
   swiglu: blk.{l}.ffn_gate.weight [F, D], blk.{l}.ffn_up.weight [F, D],
           blk.{l}.ffn_down.weight [D, F]          (+ .bias each when bias)
+  colt5 ffn: the heavy MLP (hidden FH) under these names, then ffn_light_*
+          (hidden L, L > 0), then blk.{l}.ffn_router.weight [D],
+          blk.{l}.ffn_router.threshold [1]
   output_norm.weight [D] (+ .bias as attn_norm)
   output.weight [V, D]                              (untied only)
 
@@ -150,20 +180,75 @@ def parse_rope_scaling(spec, ctx):
     return ("yarn", factor, orig)
 
 
+def _fraction(text, what):
+    num, _, den = text.partition("/")
+    try:
+        f = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError("bad %s %r" % (what, text))
+    if not 0.0 < f <= 1.0:
+        raise ValueError("%s must be in (0, 1], got %r" % (what, text))
+    return f
+
+
 def parse_colt5(spec):
-    """'ffn=light:L,heavy:FH,route:R' -> dict(light, heavy, route)."""
-    part, _, args = spec.partition("=")
-    if part != "ffn":
-        raise ValueError("colt5: only the ffn part is modelled, got %r" % spec)
-    out = {}
-    for kv in args.split(","):
-        k, _, v = kv.partition(":")
-        if k == "route":
-            num, _, den = v.partition("/")
-            out[k] = float(num) / float(den) if den else float(num)
+    """'ffn=light:L,heavy:FH,route:R;attn=window:W,light_heads:Hl,route_q:Rq,route_kv:Rkv'
+    (parts in any order, either may be absent) -> dict(ffn=dict(light, heavy, route) | None,
+    attn=dict(window, light_heads, route_q, route_kv) | None); light_heads -1 means H // 4."""
+    out = {"ffn": None, "attn": None}
+    for part in spec.split(";"):
+        if not part:
+            continue
+        name, _, args = part.partition("=")
+        if name not in out:
+            raise ValueError("colt5: unknown part %r (known: ffn, attn) in %r" % (name, spec))
+        if out[name] is not None:
+            raise ValueError("colt5: part %r twice in %r" % (name, spec))
+        if name == "ffn":
+            keys, d = ("light", "heavy", "route"), {}
         else:
-            out[k] = int(v)
+            keys = ("window", "light_heads", "route_q", "route_kv")
+            d = {"window": 128, "light_heads": -1, "route_q": 1.0 / 16, "route_kv": 1.0 / 8}
+        for kv in (args.split(",") if args else []):
+            k, _, v = kv.partition(":")
+            if k not in keys:
+                raise ValueError("colt5 %s: unknown key %r in %r" % (name, k, spec))
+            if k.startswith("route"):
+                d[k] = _fraction(v, k)
+                continue
+            try:
+                d[k] = int(v)
+            except ValueError:
+                raise ValueError("colt5 %s: bad %s %r" % (name, k, v))
+            if d[k] < (1 if k == "window" else 0):
+                raise ValueError("colt5 %s: %s must be >= %d in %r" % (name, k, k == "window", spec))
+        if name == "ffn" and set(d) != set(keys):
+            raise ValueError("colt5 ffn needs light, heavy and route in %r" % spec)
+        out[name] = d
+    if out["ffn"] is None and out["attn"] is None:
+        raise ValueError("colt5: %r names no part" % spec)
     return out
+
+
+def colt5_attn_heads(c):
+    """-> (Hl, KVl, Hh, KVh) of the routed attention of full config c (None without it)."""
+    if "colt5" not in c:
+        return None
+    a = parse_colt5(c["colt5"])["attn"]
+    if a is None:
+        return None
+    H, KVH = c["heads"], c["kv_heads"]
+    hl = H // 4 if a["light_heads"] < 0 else a["light_heads"]
+    if hl >= H:
+        raise ValueError("colt5 attn: light_heads %d leaves no heavy head of %d" % (hl, H))
+    hh = H - hl
+    if KVH == H:
+        return hl, hl, hh, hh
+    g = H // KVH
+    if hh % KVH != 0 or hl % g != 0:
+        raise ValueError("colt5 attn: light_heads must be a multiple of %d leaving a multiple of %d "
+                         "heavy heads" % (g, KVH))
+    return hl, hl // g, hh, KVH
 
 
 def layer_patterns(cfg):
@@ -197,6 +282,8 @@ def full_config(cfg):
             parse_pattern(spec)
     if "colt5" in out:
         parse_colt5(out["colt5"])
+        if colt5_attn_heads(out) is not None and any(p != "causal" for p in layer_patterns(out)):
+            raise ValueError("colt5 attn brings its own masks: every pattern must be causal")
     if "rope_scaling" in out:
         kind = parse_rope_scaling(out["rope_scaling"], out["ctx"])[0]
         if kind != "none" and out["pos"] != "rope":
@@ -225,23 +312,38 @@ def param_specs(cfg):
         if bias:
             specs.append((name + ".bias", (out_f,), "bias"))
 
+    colt5 = parse_colt5(c["colt5"]) if "colt5" in c else {"ffn": None, "attn": None}
+    attn_heads = colt5_attn_heads(c)
     for l in range(L):
         p = "blk.%d." % l
         norm(p + "attn_norm")
-        linear(p + "attn_q", H * hd, D)
-        linear(p + "attn_k", KVH * hd, D)
-        linear(p + "attn_v", KVH * hd, D)
-        linear(p + "attn_output", D, H * hd)
+        # (the order routed_attention.cc declares its tensors in)
+        hq, hkv = (attn_heads[2], attn_heads[3]) if attn_heads else (H, KVH)
+        linear(p + "attn_q", hq * hd, D)
+        linear(p + "attn_k", hkv * hd, D)
+        linear(p + "attn_v", hkv * hd, D)
+        linear(p + "attn_output", D, hq * hd)
+        if attn_heads:
+            hl, kvl = attn_heads[0], attn_heads[1]
+            if hl > 0:
+                linear(p + "attn_light_q", hl * hd, D)
+                linear(p + "attn_light_k", kvl * hd, D)
+                linear(p + "attn_light_v", kvl * hd, D)
+                linear(p + "attn_light_output", D, hl * hd)
+            for r in ("q", "kv"):
+                if colt5["attn"]["route_" + r] < 1.0:
+                    specs.append((p + "attn_router_%s.weight" % r, (D,), "router"))
+                    specs.append((p + "attn_router_%s.threshold" % r, (1,), "threshold"))
         norm(p + "ffn_norm")
-        colt5 = parse_colt5(c["colt5"]) if "colt5" in c else None
-        heavy = colt5["heavy"] if colt5 else Fd
-        for prefix, hidden in [(p + "ffn_", heavy)] + ([(p + "ffn_light_", colt5["light"])]
-                                                       if colt5 and colt5["light"] > 0 else []):
+        ffn = colt5["ffn"]
+        heavy = ffn["heavy"] if ffn else Fd
+        for prefix, hidden in [(p + "ffn_", heavy)] + ([(p + "ffn_light_", ffn["light"])]
+                                                       if ffn and ffn["light"] > 0 else []):
             if c["mlp"] == "swiglu":
                 linear(prefix + "gate", hidden, D)
             linear(prefix + "up", hidden, D)
             linear(prefix + "down", D, hidden)
-        if colt5:
+        if ffn:
             specs.append((p + "ffn_router.weight", (D,), "router"))
             specs.append((p + "ffn_router.threshold", (1,), "threshold"))
     norm("output_norm")
@@ -323,12 +425,17 @@ class DecoderLM(torch.nn.Module):
         # CoLT5 checks (tests/golden/make_model_golden.py): place_thresholds makes the next
         # forward set every router's threshold in the middle of the widest gap of its scores
         # near the target quantile (so float32 and float64 route alike) and records the
-        # smallest |z - tau|; ungated scales the heavy output by 1 instead of the gate.
+        # smallest |z - tau|; ungated replaces gates by the routed indicator (1 on routed rows):
+        # False, True (every router) or a set of router names among "ffn_router",
+        # "attn_router_q" (the heavy attention's output) and "attn_router_kv" (its key/value
+        # input). routed_fraction and threshold_grad are keyed by the threshold's name
+        # (e.g. "blk.0.attn_router_kv.threshold").
         self.place_thresholds = False
         self.min_margin = float("inf")
         self.routed_fraction = {}
         self.threshold_grad = {}
         self.ungated = False
+        self.heavy_stats = {}  # CoLT5 attention per layer: (routed queries, of them seeing no key, routed keys)
 
     # ---- parameters -------------------------------------------------------
     def named_model_params(self):
@@ -349,7 +456,7 @@ class DecoderLM(torch.nn.Module):
         """N(0, 0.02) matrices/embeddings, 1 + N(0, 0.1) norm weights, N(0, 0.02)
         biases. Drawn in float64 from a seeded generator (identical for any model
         dtype); rounded to float32 first so float32 copies are exact.
-        qk_std overrides the std of attn_q/attn_k weights (the golden files use a
+        qk_std overrides the std of attn_q/attn_k weights (and CoLT5's attn_light_q/k; the golden files use a
         larger value so attention is far from uniform and position encodings
         matter for the logits)."""
         g = torch.Generator().manual_seed(seed)
@@ -357,7 +464,8 @@ class DecoderLM(torch.nn.Module):
             w = torch.randn(shape, generator=g, dtype=torch.float64)
             if kind == "norm":
                 w = 1.0 + 0.1 * w
-            elif kind == "matrix" and (name.endswith("attn_q.weight") or name.endswith("attn_k.weight")):
+            elif kind == "matrix" and name.endswith(("attn_q.weight", "attn_k.weight",
+                                                     "attn_light_q.weight", "attn_light_k.weight")):
                 w = qk_std * w
             else:
                 w = 0.02 * w
@@ -384,10 +492,17 @@ class DecoderLM(torch.nn.Module):
             t["cos"] = cos.to(dtype=dtype, device=device)
             t["sin"] = sin.to(dtype=dtype, device=device)
         if c["pos"] == "alibi":
-            slopes = torch.tensor(alibi_slopes(c["heads"]), dtype=torch.float64)
             i = torch.arange(T, dtype=torch.float64)
             dist = i[:, None] - i[None, :]  # i - j
-            t["alibi"] = (-slopes[:, None, None] * dist[None]).to(dtype=dtype, device=device)
+
+            def alibi(n):
+                slopes = torch.tensor(alibi_slopes(n), dtype=torch.float64)
+                return (-slopes[:, None, None] * dist[None]).to(dtype=dtype, device=device)
+            t["alibi"] = alibi(c["heads"])
+            heads = colt5_attn_heads(c)
+            if heads:  # CoLT5 attention: each branch its own heads' slopes
+                t["alibi_light"] = alibi(heads[0]) if heads[0] > 0 else None
+                t["alibi_heavy"] = alibi(heads[2])
         self._cache[key] = t
         return t
 
@@ -410,29 +525,89 @@ class DecoderLM(torch.nn.Module):
             y = F.silu(self._linear(h, prefix + "gate")) * self._linear(h, prefix + "up")
         return self._linear(y, prefix + "down")
 
-    def _routed_ffn(self, h, p):
-        """CoLT5 feed-forward branch (dense heavy MLP times a gate that is 0 off the routed rows)."""
-        colt5 = parse_colt5(self.cfg["colt5"])
-        out = self._mlp(h, p + "ffn_light_") if colt5["light"] > 0 else torch.zeros_like(h)
-        u = self._by_name[p + "ffn_router.weight"]
-        tau = self._by_name[p + "ffn_router.threshold"]
+    def _route(self, h, name, fraction):
+        """CoLT5 router `name` (e.g. 'blk.0.ffn_router') over h [B, T, D] for the target
+        fraction -> (gate, routed) [B, T]; gate = sigmoid(z - tau) on routed rows, 0 elsewhere
+        (the routed indicator instead where ungated). Fraction 1: no router, all rows, gate 1."""
+        if fraction >= 1.0:
+            ones = torch.ones(h.shape[:-1], dtype=h.dtype, device=h.device)
+            return ones, ones
+        u = self._by_name[name + ".weight"]
+        tau = self._by_name[name + ".threshold"]
         z = torch.matmul(h, u) / torch.linalg.vector_norm(u)  # [B, T]
         if self.place_thresholds:
             with torch.no_grad():
                 zs = torch.sort(z.detach().reshape(-1), descending=True).values
-                k = max(1, int(round(colt5["route"] * zs.numel())))
+                k = max(1, int(round(fraction * zs.numel())))
                 lo, hi = max(0, k - 3), min(zs.numel() - 1, k + 2)
                 best = max(range(lo, hi), key=lambda i: float(zs[i] - zs[i + 1]))
                 tau.copy_(((zs[best] + zs[best + 1]) / 2).float().double().reshape(1))
         t = tau.detach()
         self.min_margin = min(self.min_margin, float((z.detach() - t).abs().min()))
         routed = (z.detach() > t).to(h.dtype)
-        self.routed_fraction[p] = float(routed.mean())
+        self.routed_fraction[name + ".threshold"] = float(routed.mean())
         zs = torch.sort(z.detach().reshape(-1), descending=True).values
-        k = min(max(int(math.floor(colt5["route"] * zs.numel() + 0.5)), 1), zs.numel() - 1)
-        self.threshold_grad[p] = 0.1 * (float(t) - float(zs[k - 1] + zs[k]) / 2)
-        gate = routed if self.ungated else torch.sigmoid(z - t) * routed
+        k = min(max(int(math.floor(fraction * zs.numel() + 0.5)), 1), zs.numel() - 1)
+        self.threshold_grad[name + ".threshold"] = 0.1 * (float(t) - float(zs[k - 1] + zs[k]) / 2)
+        ungated = self.ungated is True or (self.ungated and name.rsplit(".", 1)[-1] in self.ungated)
+        gate = routed if ungated else torch.sigmoid(z - t) * routed
+        return gate, routed
+
+    def _routed_ffn(self, h, p):
+        """CoLT5 feed-forward branch (dense heavy MLP times a gate that is 0 off the routed rows)."""
+        colt5 = parse_colt5(self.cfg["colt5"])["ffn"]
+        out = self._mlp(h, p + "ffn_light_") if colt5["light"] > 0 else torch.zeros_like(h)
+        gate, _ = self._route(h, p + "ffn_router", colt5["route"])
         return out + gate[..., None] * self._mlp(h, p + "ffn_")
+
+    def _attention(self, hq, hkv, prefix, nh, nkv, mask, alibi, tb):
+        """Attention of hq's queries over hkv's keys/values through the linears `prefix`{q,k,v}
+        (nh query heads, nkv kv heads), mask [B or 1, T, T] True where hidden, alibi [nh, T, T]
+        or None; a query row that sees no key gets 0 -> [B, T, nh * hd] (before the output)."""
+        c = self.cfg
+        B, T, _ = hq.shape
+        hd = c["head_dim"]
+        q = self._linear(hq, prefix + "q").view(B, T, nh, hd)
+        k = self._linear(hkv, prefix + "k").view(B, T, nkv, hd)
+        v = self._linear(hkv, prefix + "v").view(B, T, nkv, hd)
+        if c["pos"] == "rope":
+            q = apply_rope(q, tb["cos"], tb["sin"])
+            k = apply_rope(k, tb["cos"], tb["sin"])
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if nkv != nh:
+            k = k.repeat_interleave(nh // nkv, dim=1)  # head h -> kv head h // (nh / nkv)
+            v = v.repeat_interleave(nh // nkv, dim=1)
+        s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd)  # [B, nh, T, T]
+        if alibi is not None:
+            s = s + alibi[None]
+        hidden = mask[:, None]  # [B, 1, T, T]
+        sees = ~hidden.all(dim=-1, keepdim=True)  # query rows with a visible key
+        s = s.masked_fill(hidden, float("-inf")).masked_fill(~sees, 0.0)
+        pr = torch.softmax(s, dim=-1) * sees.to(s.dtype)
+        return torch.matmul(pr, v).transpose(1, 2).reshape(B, T, nh * hd)
+
+    def _routed_attn(self, h, p, tb):
+        """CoLT5 attention (light local heads + routed heavy heads) -> what e gets added."""
+        c = self.cfg
+        a = parse_colt5(c["colt5"])["attn"]
+        hl, kvl, hh, kvh = colt5_attn_heads(c)
+        B, T, _ = h.shape
+        out = torch.zeros_like(h)
+        alibi = c["pos"] == "alibi"
+        if hl > 0:
+            win = pattern_mask("window:%d" % a["window"], T).to(device=h.device)[None]
+            att = self._attention(h, h, p + "attn_light_", hl, kvl, win,
+                                  tb["alibi_light"] if alibi else None, tb)
+            out = out + self._linear(att, p + "attn_light_output")
+        gate_q, _ = self._route(h, p + "attn_router_q", a["route_q"])
+        gate_kv, routed_kv = self._route(h, p + "attn_router_kv", a["route_kv"])
+        causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=h.device), diagonal=1)
+        hidden = causal[None] | (routed_kv == 0)[:, None, :]  # [B, T(query), T(key)]
+        gq = gate_q.detach() != 0
+        self.heavy_stats[p] = (int(gq.sum()), int((gq & hidden.all(dim=-1)).sum()), int(routed_kv.sum()))
+        att = self._attention(h, gate_kv[..., None] * h, p + "attn_", hh, kvh, hidden,
+                              tb["alibi_heavy"] if alibi else None, tb)
+        return out + gate_q[..., None] * self._linear(att, p + "attn_output")
 
     def forward(self, tokens):
         """tokens: int64 [B, T] -> logits [B, T, V]."""
@@ -453,9 +628,15 @@ class DecoderLM(torch.nn.Module):
             e = e * math.sqrt(c["model_dim"]) + tb["pe"][None]
 
         scale = 1.0 / math.sqrt(hd)
+        colt5 = parse_colt5(c["colt5"]) if "colt5" in c else {"ffn": None, "attn": None}
         for l in range(c["n_layers"]):
             p = "blk.%d." % l
             h = self._norm(e, p + "attn_norm")
+            if colt5["attn"]:
+                e = e + self._routed_attn(h, p, tb)
+                h2 = self._norm(e, p + "ffn_norm")
+                e = e + (self._routed_ffn(h2, p) if colt5["ffn"] else self._mlp(h2, p + "ffn_"))
+                continue
             q = self._linear(h, p + "attn_q").view(B, T, H, hd)
             k = self._linear(h, p + "attn_k").view(B, T, KVH, hd)
             v = self._linear(h, p + "attn_v").view(B, T, KVH, hd)
@@ -484,7 +665,7 @@ class DecoderLM(torch.nn.Module):
             e = e + self._linear(a, p + "attn_output")
 
             h2 = self._norm(e, p + "ffn_norm")
-            if "colt5" in c:
+            if colt5["ffn"]:
                 e = e + self._routed_ffn(h2, p)
             else:
                 e = e + self._mlp(h2, p + "ffn_")
