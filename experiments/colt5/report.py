@@ -17,6 +17,16 @@ def die(msg):
     sys.exit(1)
 
 
+def routed_cell(entries):
+    """'ffn 6.1/5.8/7.0/6.5%, attn_q ...': per router, its layers' routed percentages."""
+    if not entries:
+        return "-"
+    by = {}
+    for x in entries:
+        by.setdefault(x.get("router", "ffn"), []).append((x["layer"], x["fraction"]))
+    return ", ".join("%s %s%%" % (k, "/".join("%.1f" % (100 * f) for _, f in sorted(v))) for k, v in by.items())
+
+
 def main():
     if len(sys.argv) != 5:
         die("usage: report.py RESULTS.jsonl OUT_DIR SECONDS COMMANDS_FILE")
@@ -39,9 +49,12 @@ def main():
               "from one shared tokenizer) trained on the KJV Bible's training part, one sequence per step, "
               "each for the same wall time (its step time measured first by `bench train`, its step count "
               "what fits, a cosine schedule over those steps). `window`: every layer `window:256`. "
-              "`colt5-ffn`: every layer's feed-forward routed (`ffn=light:128,heavy:1024,route:1/16`: a "
-              "light SwiGLU of hidden 128 for every token, the dense block's hidden-1024 SwiGLU for the "
-              "routed 1/16). Held-out loss over %s evaluation batches of the held-out part. Prefill: the "
+              "`colt5`: every layer's feed-forward and attention routed (`ffn=light:128,heavy:1024,route:1/16;"
+              "attn=window:128,light_heads:1,route_q:1/16,route_kv:1/8`: a light SwiGLU of hidden 128 for every "
+              "token and the dense block's hidden-1024 SwiGLU for the routed 1/16; one head of local attention "
+              "over 128 keys for every token and three heads of full attention from the routed 1/16 of the "
+              "queries to the routed 1/8 of the key/values). `colt5-ffn` (when run): the feed-forward alone "
+              "routed. Held-out loss over %s evaluation batches of the held-out part. Prefill: the "
               "trained checkpoint's `bench -m` at the training length; decode: 32 tokens after a prompt "
               "of length - 64. Ratios are to the dense model at the same length. `training s` is steps times "
               "the measured step time: where it falls short of the budget, `bench train`'s two-step "
@@ -59,7 +72,7 @@ def main():
             step_ms = 1000.0 * r["length"] / r["train_tokens_per_s"]
             sp = dense and dense["train_tokens_per_s"] and r["train_tokens_per_s"] / dense["train_tokens_per_s"]
             pp = dense and r["prefill_tokens_per_s"] / dense["prefill_tokens_per_s"]
-            routed = "/".join("%.1f%%" % (100 * x["fraction"]) for x in (r.get("routed") or [])) or "-"
+            routed = routed_cell(r.get("routed"))
             md.append("| %d | %s | %.0f | %s | %d | %.0f | %.4f | %.4f | %.0f | %s | %.0f | %.1f | %s |" % (
                 L, v, step_ms, "%.2fx" % sp if sp else "-", r["steps"], r["steps"] * step_ms / 1000.0,
                 r["val_loss"], r["val_bpb"],

@@ -5,24 +5,26 @@
 #   - held-out loss after the same wall time of training: each model gets as many steps as its
 #     measured step time allows in the budget, with its cosine schedule over those steps;
 #   - prefill and decode tokens/s and KV bytes of the trained checkpoint (bench -m).
-# Variants: dense (causal), window (window:256), colt5-ffn (the routed feed-forward, CoLT5's
-# light/heavy split of the feed-forward; routed attention is not built yet).
-# Full run: about 75 minutes on 2 cores (4 minutes of training per model and length).
+# Variants: dense (causal), window (window:256), colt5 (CoLT5's routed feed-forward and routed
+# attention in every layer), colt5-ffn (the routed feed-forward alone; with --ffn-only-too).
+# Full run: about 50 minutes on 2 cores (4 minutes of training per model and length).
 # --quick: one short length and a few seconds per model (a smoke test of the harness).
-# Usage: experiments/colt5/run.sh [--quick] [--out DIR] [--lengths 2048,4096,8192] [--budget SECONDS]
+# Usage: experiments/colt5/run.sh [--quick] [--out DIR] [--lengths 2048,4096,8192] [--budget SECONDS] [--ffn-only-too]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 quick=0
 out=""
 lengths=""
 budget=""
+ffn_too=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --out) out="$2"; shift ;;
     --lengths) lengths="$2"; shift ;;
     --budget) budget="$2"; shift ;;
-    *) echo "run.sh: error: unknown argument '$1' (expected --quick, --out DIR, --lengths L,L or --budget S)" >&2; exit 1 ;;
+    --ffn-only-too) ffn_too=1 ;;
+    *) echo "run.sh: error: unknown argument '$1' (expected --quick, --out DIR, --lengths L,L, --budget S or --ffn-only-too)" >&2; exit 1 ;;
   esac
   shift
 done
@@ -44,15 +46,18 @@ results="$work/results.jsonl"
 : > "$results"
 
 run $bin tokenizer train --data data/kjv.txt --vocab-size 4096 -o "$work/tok.gguf" > /dev/null
+variants="dense window colt5"
+[ "$ffn_too" = 1 ] && variants="$variants colt5-ffn"
 variant_flags() {
   case "$1" in
     dense) ;;
     window) echo "--attn window:256" ;;
     colt5-ffn) echo "--colt5 ffn=light:128,heavy:1024,route:1/16" ;;
+    colt5) echo "--colt5 ffn=light:128,heavy:1024,route:1/16;attn=window:128,light_heads:1,route_q:1/16,route_kv:1/8" ;;
   esac
 }
 for L in ${lengths//,/ }; do
-  for v in dense window colt5-ffn; do
+  for v in $variants; do
     flags=$(variant_flags "$v")
     # shellcheck disable=SC2086
     bench=$(run $bin bench train --preset tiny --batch 1 --ctx "$L" --steps 2 --warmup 1 --json $flags | tail -1)
@@ -65,7 +70,7 @@ for L in ${lengths//,/ }; do
     train=$(run $bin train --preset tiny --data data/kjv.txt --tokenizer "$work/tok.gguf" --ctx "$L" --batch 1 \
       --steps "$steps" --warmup "$warmup" --seed 1 --eval-every 0 --eval-batches "$eval_batches" --json $flags \
       -o "$ckpt" | tail -1)
-    prefill=$(run $bin bench -m "$ckpt" -p "$L" -n 0 -r 1 --json | tail -1)
+    prefill=$(run $bin bench -m "$ckpt" -p "$L" -n 0 -r 3 --json | tail -1)
     decode=$(run $bin bench -m "$ckpt" -p 0 -n 32 -d "$((L - 64))" -r 1 --json | tail -1)
     python3 - "$v" "$L" "$bench" "$train" "$prefill" "$decode" "$steps" >> "$results" <<'PY'
 import json, sys

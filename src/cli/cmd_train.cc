@@ -573,7 +573,8 @@ void register_train(CLI::App& app, Commands& cmds) {
                 "CoLT5 conditional computation in every layer: ffn=light:N,heavy:N,route:1/16 (a light feed-forward "
                 "for every token, a heavy one for the routed fraction) and/or attn=window:128,light_heads:2,"
                 "route_q:1/16,route_kv:1/8 (local attention on a few heads for every token, full attention between "
-                "routed tokens on the others), parts joined by ';' (docs/COLT5.md)");
+                "routed tokens on the others), parts joined by ';'; a part's layers:A-B limits it to those layers "
+                "(docs/COLT5.md)");
   c->add_option("--train-only", f->train_only,
                 "Train only these tensors: all, new (layers `expand` added), embeddings, head, norms, blocks=4,9,14 or "
                 "blocks=0-3, or name patterns like blk.*.attn_q.weight (comma-separated)");

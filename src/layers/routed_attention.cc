@@ -22,6 +22,7 @@ struct RoutedAttnArgs {
   int64_t window = 128;
   int64_t light_heads = -1;  // -1: heads / 4
   double route_q = 1.0 / 16, route_kv = 1.0 / 8;
+  bool topk = false;  // the encoder form (rule=topk)
 };
 
 // One attention branch's tensors and heads.
@@ -44,7 +45,14 @@ struct RouterState {
 class RoutedAttentionBlock final : public Block {
  public:
   RoutedAttentionBlock(const BlockEnv& env, const RoutedAttnArgs& a, int light_kv_heads, int heavy_kv_heads)
-      : D_(env.settings.model_dim), dh_(env.layer.head_dim), window_(a.window) {
+      : D_(env.settings.model_dim), dh_(env.layer.head_dim), window_(a.window), topk_(a.topk) {
+    // The light heads' pattern: a causal window for a decoder; for an encoder, LongT5's
+    // block-local attention (blocks of `window` tokens, each seeing its own block and both
+    // neighbours: a bidirectional BigBird without global or random blocks).
+    if (topk_)
+      light_pattern_ = attention::BigBird{window_, 3, 0, 0, 0, false};
+    else
+      light_pattern_ = attention::SlidingWindow{window_};
     const Settings& s = env.settings;
     norm_w_ = declare({"attn_norm.weight", {D_}, kF32, true, false, Init::kOnes});
     if (s.norm == NormType::kLayerNorm && s.bias) norm_b_ = declare({"attn_norm.bias", {D_}, kF32, true, false, Init::kZeros});
@@ -58,7 +66,7 @@ class RoutedAttentionBlock final : public Block {
 
   std::vector<kvcache::KvSlot> kv_slots() const override {
     std::vector<kvcache::KvSlot> slots;
-    if (light_.heads > 0) slots.push_back({light_.kv_heads, static_cast<int>(dh_), attention::SlidingWindow{window_}});
+    if (light_.heads > 0) slots.push_back({light_.kv_heads, static_cast<int>(dh_), light_pattern_});
     kvcache::KvSlot heavy{heavy_.kv_heads, static_cast<int>(dh_), attention::Causal{}};
     heavy.compact = true;
     slots.push_back(heavy);
@@ -127,13 +135,16 @@ class RoutedAttentionBlock final : public Block {
   void declare_router(RouterState* r, const std::string& name) {
     if (r->fraction >= 1) return;
     r->u = declare({name + ".weight", {D_}, kF32, true, false, Init::kNormal});
+    if (topk_) return;  // the encoder form has no threshold
     TensorDecl t{name + ".threshold", {1}, kF32, true, false, Init::kValue};
     t.init_value = initial_threshold(r->fraction);
     t.statistic = true;
     r->tau = declare(t);
   }
   void route_rows(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* h, RouterState* r) {
-    if (r->u >= 0)
+    if (r->u >= 0 && topk_)
+      route_topk(*ctx.pool, h, pass.batch, pass.seq_len, D_, param(w, r->u), r->fraction, &r->routing);
+    else if (r->u >= 0)
       route(*ctx.pool, h, pass.rows(), D_, param(w, r->u), *param(w, r->tau), pass.save ? r->fraction : 0.0,
             &r->routing);
     else
@@ -196,6 +207,8 @@ class RoutedAttentionBlock final : public Block {
   };
 
   int64_t D_, dh_, window_;
+  bool topk_;
+  attention::Pattern light_pattern_;
   int norm_w_ = -1, norm_b_ = -1;
   Branch light_, heavy_;
   RouterState rq_, rkv_;
@@ -230,7 +243,7 @@ void RoutedAttentionBlock::light_forward(const LayerContext& ctx, const Weights&
   project(ctx, ctx, w, b, h, rows, h, rows, q, k, v);
   float* att = arena.alloc(rows * b.qd);
   float* lse = pass.save ? arena.alloc(batch * b.heads * T) : nullptr;
-  const attention::Pattern pattern = attention::SlidingWindow{window_};
+  const attention::Pattern& pattern = light_pattern_;
   if (pass.seqs.empty()) {
     if (rope(ctx)) {
       ctx.rope->apply(pool, q, batch, T, b.heads, b.qd, 0, false);
@@ -242,6 +255,7 @@ void RoutedAttentionBlock::light_forward(const LayerContext& ctx, const Weights&
     ts.fp32_kernels = true;
     attention::tiled_forward_kv(pool, dims(b, batch, T, T), {&mask, b.slopes()}, q, {k, 0}, {v, 0}, att, lse, ts);
   } else {
+    CHECK_MSG(!topk_, "the encoder form of routed attention runs without a cache");
     CHECK(batch == 1 && !pass.save && pass.caches);
     for (size_t i = 0; i < pass.seqs.size(); ++i) {
       const SeqRows& sr = pass.seqs[i];
@@ -313,7 +327,7 @@ void RoutedAttentionBlock::heavy_forward(const LayerContext& ctx, const Weights&
   float* lse = pass.save ? arena.alloc(b.heads * mq) : nullptr;
   std::fill(att, att + mq * b.qd, 0.0f);  // queries that see no routed key
   if (lse) std::fill(lse, lse + b.heads * mq, -std::numeric_limits<float>::infinity());
-  const attention::Pattern causal = attention::Causal{};
+  const attention::Pattern heavy_pattern = topk_ ? attention::Pattern(attention::Full{}) : attention::Causal{};
   if (pass.seqs.empty()) {
     for (int64_t s = 0; s < pass.batch; ++s) {
       const auto [q0, q1] = seq_range(rq.rows, s * T, (s + 1) * T);
@@ -322,7 +336,7 @@ void RoutedAttentionBlock::heavy_forward(const LayerContext& ctx, const Weights&
       attention::AttentionDims d = dims(b, 1, q1 - q0, k1 - k0);
       d.q_pos = q_pos_.data() + q0;
       d.k_pos = k_pos_.data() + k0;
-      const attention::MaskView mask(causal, d.kv_len);
+      const attention::MaskView mask(heavy_pattern, d.kv_len);
       attention::TileSizes ts;
       ts.bf16 = ctx.bf16 && pass.save;
       ts.fp32_kernels = true;
@@ -353,7 +367,7 @@ void RoutedAttentionBlock::heavy_forward(const LayerContext& ctx, const Weights&
       d.kv_batch_stride = 0;
       d.q_pos = q_pos_.data() + q0;
       d.k_pos = held.data();
-      const attention::MaskView mask(causal, d.kv_len);
+      const attention::MaskView mask(heavy_pattern, d.kv_len);
       attention::tiled_forward_kv(pool, d, {&mask, b.slopes()}, q + q0 * b.qd, cache.k_view(), cache.v_view(),
                                   att + q0 * b.qd, nullptr, {});
     }
@@ -389,7 +403,7 @@ void RoutedAttentionBlock::backward(const LayerContext& ctx, const Weights& w, c
     float* dq = arena.alloc(rows * b.qd);
     float* dk = arena.alloc_zero(rows * b.kvd);
     float* dv = arena.alloc_zero(rows * b.kvd);
-    const attention::MaskView mask(attention::SlidingWindow{window_}, T);
+    const attention::MaskView mask(light_pattern_, T);
     attention::TileSizes ts;
     ts.bf16 = ctx.bf16;
     ts.fp32_kernels = true;
@@ -415,7 +429,7 @@ void RoutedAttentionBlock::backward(const LayerContext& ctx, const Weights& w, c
   float* dq = arena.alloc_zero(mq * b.qd);
   float* dk = arena.alloc_zero(mk * b.kvd);
   float* dv = arena.alloc_zero(mk * b.kvd);
-  const attention::Pattern causal = attention::Causal{};
+  const attention::Pattern heavy_pattern = topk_ ? attention::Pattern(attention::Full{}) : attention::Causal{};
   for (int64_t sq = 0; sq < batch; ++sq) {
     const auto [q0, q1] = seq_range(rq.rows, sq * T, (sq + 1) * T);
     const auto [k0, k1] = seq_range(rkv.rows, sq * T, (sq + 1) * T);
@@ -423,7 +437,7 @@ void RoutedAttentionBlock::backward(const LayerContext& ctx, const Weights& w, c
     attention::AttentionDims d = dims(b, 1, q1 - q0, k1 - k0);
     d.q_pos = q_pos_.data() + q0;
     d.k_pos = k_pos_.data() + k0;
-    const attention::MaskView mask(causal, d.kv_len);
+    const attention::MaskView mask(heavy_pattern, d.kv_len);
     attention::TileSizes ts;
     ts.bf16 = ctx.bf16;
     ts.fp32_kernels = true;
@@ -444,8 +458,8 @@ void RoutedAttentionBlock::backward(const LayerContext& ctx, const Weights& w, c
   scatter_add_rows(pool, dhkv, D_, rkv.rows, rkv.gate.data(), dh);
   for (RouterState* r : {&rq_, &rkv_})
     if (r->u >= 0)
-      route_backward(r->routing, s.h, D_, param(w, r->u), *param(w, r->tau), r == &rq_ ? dgate_q.data() : dgate_kv.data(),
-                     dh, grad(w, r->u), grad(w, r->tau));
+      route_backward(r->routing, s.h, D_, param(w, r->u), topk_ ? 0.0f : *param(w, r->tau),
+                     r == &rq_ ? dgate_q.data() : dgate_kv.data(), dh, grad(w, r->u), grad(w, r->tau));
   norm_backward(ctx, norm(w), {grad(w, norm_w_), grad(w, norm_b_)}, s.x_in, dh, rows, s.mean, s.rstd, dx);
 }
 
@@ -453,9 +467,15 @@ void RoutedAttentionBlock::backward(const LayerContext& ctx, const Weights& w, c
 
 Expected<std::unique_ptr<Block>> make_routed_attention_block(const BlockEnv& env) {
   RoutedAttnArgs a;
-  auto kv = parse_block_args(env.args, {"window", "light_heads", "route_q", "route_kv"});
+  auto kv = parse_block_args(env.args, {"window", "light_heads", "route_q", "route_kv", "rule"});
   if (!kv.ok()) return kv.status();
   for (const auto& [key, value] : *kv) {
+    if (key == "rule") {
+      if (value != "threshold" && value != "topk")
+        return Status::Error("rule '" + value + "' is neither threshold (causal) nor topk (encoders)");
+      a.topk = value == "topk";
+      continue;
+    }
     if (key == "route_q" || key == "route_kv") {
       auto f = parse_fraction(value);
       if (!f.ok()) return f.status().Wrap(key);
@@ -467,18 +487,29 @@ Expected<std::unique_ptr<Block>> make_routed_attention_block(const BlockEnv& env
     (key == "window" ? a.window : a.light_heads) = *n;
   }
   const LayerConfig& l = env.layer;
-  if (!env.settings.output_head)
-    return Status::Error("routed_attention is causal (a decoder's); encoders have no routed attention yet");
-  if (!std::holds_alternative<attention::Causal>(l.pattern))
-    return Status::Error("routed_attention brings its own patterns (window for the light heads, causal over routed "
-                         "rows for the heavy ones): the layer's pattern must be the plain causal one");
-  if (a.light_heads < 0) a.light_heads = l.heads / 4;
+  if (a.topk && env.settings.output_head)
+    return Status::Error("rule=topk routes by the whole sequence (bidirectional): encoders only; a decoder takes "
+                         "rule=threshold");
+  if (!a.topk && !env.settings.output_head)
+    return Status::Error("an encoder's routed_attention takes rule=topk (the threshold rule is the causal one)");
+  if (a.topk ? !std::holds_alternative<attention::Full>(l.pattern) : !std::holds_alternative<attention::Causal>(l.pattern))
+    return Status::Error(std::string("routed_attention brings its own patterns (local for the light heads, all routed "
+                                     "rows for the heavy ones): the layer's pattern must be the plain ") +
+                         (a.topk ? "full" : "causal") + " one");
+  const bool mqa = l.kv_heads == 1 && l.heads > 1;
+  if (a.light_heads < 0) {  // a quarter of the heads, whole kv groups under grouped-query attention
+    const int64_t group = mqa ? 1 : l.heads / l.kv_heads;
+    a.light_heads = std::max<int64_t>(group, l.heads / 4 / group * group);
+  }
   if (a.light_heads >= l.heads)
     return Status::Error("light_heads=" + std::to_string(a.light_heads) + " leaves no heavy head (the layer has " +
                          std::to_string(l.heads) + " heads)");
   const int64_t heavy = l.heads - a.light_heads;
   int light_kv = static_cast<int>(a.light_heads), heavy_kv = static_cast<int>(heavy);
-  if (l.kv_heads != l.heads) {  // grouped-query: the heavy heads keep the layer's kv_heads
+  if (mqa) {  // multi-query: one kv head per branch
+    heavy_kv = 1;
+    light_kv = a.light_heads > 0 ? 1 : 0;
+  } else if (l.kv_heads != l.heads) {  // grouped-query: the heavy heads keep the layer's kv_heads
     const int64_t group = l.heads / l.kv_heads;
     if (heavy % l.kv_heads != 0 || a.light_heads % group != 0)
       return Status::Error("with " + std::to_string(l.heads) + " heads over " + std::to_string(l.kv_heads) +

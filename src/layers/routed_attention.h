@@ -11,10 +11,17 @@
 //   block's names (attn_q, attn_k, attn_v, attn_output).
 // - routers (layers/router.h, the causal threshold rule): attn_router_q picks the queries
 //   (route_q, default 1/16), attn_router_kv the key/values (route_kv, default 1/8).
-// Arguments: window=N (default 128), light_heads=N (default heads / 4; 0: no light branch),
-// route_q=F, route_kv=F. light_heads=0,route_q=1,route_kv=1 is the dense attention block exactly.
+// Arguments: window=N (default 128), light_heads=N (default heads / 4, in whole kv groups; 0: no
+// light branch),
+// route_q=F, route_kv=F, rule=threshold|topk. light_heads=0,route_q=1,route_kv=1 is the dense
+// attention block exactly.
+// rule=topk is the paper's encoder form (a layer with the full pattern, no output head): each
+// router takes the top round(F seq_len) rows of every sequence (layers::route_topk, no
+// threshold tensors), the heavy queries see every routed key/value of their sequence, and the
+// light heads run LongT5's block-local attention (blocks of `window` tokens, each seeing its own
+// block and both neighbours). No KV cache: encoders run whole texts.
 // Grouped-query layers keep their kv_heads in the heavy branch and give the light branch
-// light_heads / (heads / kv_heads).
+// light_heads / (heads / kv_heads); multi-query layers give each branch one kv head.
 //
 // Through the KV cache the block keeps two slots: the light branch's window ring, and a compact
 // slot (kvcache::KvSlot::compact) holding only the routed key/value rows with their positions, so

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 
 namespace longctx::model {
 namespace {
@@ -180,7 +181,39 @@ Status apply_colt5(const std::string& spec, ModelConfig* out) {
     // The flag writes key:value (its '=' names the part); block arguments are key=value.
     std::string args = eq == std::string::npos ? "" : part.substr(eq + 1);
     std::replace(args.begin(), args.end(), ':', '=');
-    for (auto& l : c.layers) {
+    // layers=A-B (or layers=N): only those layers (counted from 0); the rest of args is the block's.
+    int64_t first = 0, last = c.n_layers() - 1;
+    {
+      std::string kept;
+      size_t from = 0;
+      while (from <= args.size()) {
+        size_t comma = args.find(',', from);
+        if (comma == std::string::npos) comma = args.size();
+        const std::string item = args.substr(from, comma - from);
+        from = comma + 1;
+        if (item.rfind("layers=", 0) != 0) {
+          if (!item.empty()) kept += (kept.empty() ? "" : ",") + item;
+          continue;
+        }
+        const std::string range = item.substr(7);
+        const size_t dash = range.find('-');
+        try {
+          size_t u1 = 0, u2 = 0;
+          first = std::stoll(range.substr(0, dash), &u1);
+          last = dash == std::string::npos ? first : std::stoll(range.substr(dash + 1), &u2);
+          if (u1 != (dash == std::string::npos ? range.size() : dash) ||
+              (dash != std::string::npos && u2 != range.size() - dash - 1))
+            throw std::invalid_argument(range);
+        } catch (const std::exception&) {
+          return Status::Error(name + ": layers '" + range + "' is not N or A-B");
+        }
+        if (first < 0 || last < first || last >= c.n_layers())
+          return Status::Error(name + ": layers " + range + " is outside 0-" + std::to_string(c.n_layers() - 1));
+      }
+      args = kept;
+    }
+    for (int64_t li = first; li <= last; ++li) {
+      auto& l = c.layers[li];
       bool found = false;
       for (auto& b : l.blocks)
         if (b.kind == dense || b.kind == routed) {
@@ -189,7 +222,7 @@ Status apply_colt5(const std::string& spec, ModelConfig* out) {
           b = {routed, args};
           found = true;
         }
-      if (!found) return Status::Error(name + ": a layer has no " + dense + " block to route");
+      if (!found) return Status::Error(name + ": layer " + std::to_string(li) + " has no " + dense + " block to route");
     }
     any = true;
   }

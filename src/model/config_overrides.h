@@ -30,9 +30,12 @@ struct ConfigOverrides {
 // then unchanged. Validates the result.
 Status apply_overrides(const ConfigOverrides& o, int yarn_original_ctx, ModelConfig* c);
 
-// CoLT5 in every layer of c: "ffn=light:256,heavy:2048,route:1/16" makes each layer's
-// feed_forward block a routed_feed_forward one with those arguments (layers/routed_feed_forward.h);
-// parts are separated by ';'. Errors name the part; c is then unchanged.
+// CoLT5 in the layers of c: "ffn=light:256,heavy:2048,route:1/16" makes each layer's
+// feed_forward block a routed_feed_forward one with those arguments (layers/routed_feed_forward.h),
+// "attn=window:128,light_heads:2,route_q:1/16,route_kv:1/8" each attention block a
+// routed_attention one (layers/routed_attention.h); parts are separated by ';'. A part's
+// layers:A-B (or layers:N) limits it to those layers (from 0), so later parts can configure
+// layers differently. Errors name the part; c is then unchanged.
 Status apply_colt5(const std::string& spec, ModelConfig* c);
 // Every layer's blocks, or "per layer" when they differ ("attention+routed_feed_forward:...").
 std::string blocks_summary(const ModelConfig& c);

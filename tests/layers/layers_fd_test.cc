@@ -393,7 +393,66 @@ INSTANTIATE_TEST_SUITE_P(Cases, RoutedAttentionFd,
                                            RoutedAttnCase{model::PosType::kRope, 4, 2, true, 2},
                                            RoutedAttnCase{model::PosType::kAlibi, 4, 4, true, 0},
                                            RoutedAttnCase{model::PosType::kAlibi, 4, 2, false, 2},
-                                           RoutedAttnCase{model::PosType::kLearned, 4, 4, true, 2}));
+                                           RoutedAttnCase{model::PosType::kLearned, 4, 4, true, 2},
+                                           RoutedAttnCase{model::PosType::kRope, 4, 1, false, 1}));
+
+// The encoder form of routed attention (rule=topk): per sequence of 8, the top 2 queries and
+// top 4 key/values routed, the heavy queries seeing every routed key/value, the light head
+// block-local (blocks of 2). Refused in a decoder.
+TEST(RoutedAttentionTopkFd, BackwardMatchesFiniteDifferences) {
+  model::ModelConfig c;
+  c.model_dim = 16;
+  c.ctx = 16;
+  c.encoder = true;
+  c.pos = model::PosType::kRope;
+  c.set_uniform_layers(1, model::LayerConfig{4, 2, 4, 32});
+  const std::string args = "window=2,light_heads=2,route_q=1/4,route_kv=1/2,rule=topk";
+  c.layers[0].pattern = attention::Full{};
+  c.layers[0].blocks = {{"routed_attention", args}, {"feed_forward", ""}};
+  ASSERT_TRUE(c.validate().ok()) << c.validate().message();
+  const layers::Settings settings = c.settings();
+  BlockUnderTest b("routed_attention", settings, c.layers[0], args);
+  EXPECT_EQ(b.param("attn_router_q.threshold"), nullptr);
+  Rng rng(23);
+  b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
+  for (int64_t i = 0; i < c.model_dim; ++i) b.param("attn_norm.weight")[i] += 1.0f;
+  const int64_t B = 2, T = 8, rows = B * T, D = c.model_dim;
+  std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
+  ThreadPool pool(2);
+  Arena arena(1 << 20);
+  position::Rope rope(4, 10000.0f, c.ctx);
+  layers::LayerContext ctx{&settings, &pool, &arena, &rope};
+  layers::Pass pass;
+  pass.batch = B;
+  pass.seq_len = T;
+  auto loss = [&] {
+    arena.reset();
+    b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+    const auto counts = b.block->take_route_counts();
+    EXPECT_EQ(counts.at(0).routed, 2 * B);
+    EXPECT_EQ(counts.at(1).routed, 4 * B);
+    double L = 0;
+    for (int64_t i = 0; i < rows * D; ++i) L += double(r[i]) * y[i];
+    return L;
+  };
+  arena.reset();
+  pass.save = true;
+  b.block->forward(ctx, b.weights(), pass, x.data(), y.data());
+  EXPECT_LE(arena.used(), b.block->forward_floats(pass));
+  b.block->take_route_counts();
+  std::vector<float> dx = r;
+  b.block->backward(ctx, b.weights(), pass, dx.data());
+  pass.save = false;
+  // Which rows are the top k must not change under a step: at this seed every sequence's k-th
+  // and (k+1)-th scores are apart (a swap would also fail the analytic comparison).
+  check_fd("x", x, dx, loss, 1);
+  check_fd("params", b.params, b.grads, loss, 1);
+
+  model::ModelConfig dec = c;
+  dec.encoder = false;
+  dec.layers[0].pattern = attention::Causal{};
+  EXPECT_FALSE(dec.validate().ok());
+}
 
 // The encoder form (rule=topk): the top 2 of each sequence of 6 routed, the gate against the
 // midpoint of the 2nd and 3rd scores. Refused in a decoder.

@@ -152,9 +152,13 @@ TEST_P(Colt5Routed, CausalAndDecodingEqualsFullForward) {
   EXPECT_EQ(routed_positions(*m), positions_full);  // the same tokens, layer by layer
   EXPECT_LT(max_diff(full, decoded, 0, T * V), 2e-4);
   // The routed attention's compact slots hold exactly the routed key/value positions.
-  for (int s = 0, layer = 0; s < cache->n_slots(); ++s) {
+  std::vector<int> routed_layers;  // the layers with routed attention, in slot order
+  for (int l = 0; l < c.n_layers(); ++l)
+    for (const auto& b : c.layers[l].blocks)
+      if (b.kind == "routed_attention") routed_layers.push_back(l);
+  for (int s = 0, i = 0; s < cache->n_slots(); ++s) {
     if (!cache->geometry().slots[s].compact) continue;
-    const auto& want = positions_full.at({layer++, "attn_kv"});
+    const auto& want = positions_full.at({routed_layers.at(i++), "attn_kv"});
     EXPECT_EQ(std::set<int64_t>(cache->positions(s).begin(), cache->positions(s).end()), want);
     EXPECT_EQ(cache->pages_held(s), (static_cast<int64_t>(want.size()) + 3) / 4);
   }
@@ -170,7 +174,9 @@ TEST_P(Colt5Routed, CausalAndDecodingEqualsFullForward) {
 INSTANTIATE_TEST_SUITE_P(Specs, Colt5Routed,
                          ::testing::Values("ffn=light:16,heavy:96,route:1/4", "ffn=light:0,heavy:128,route:1/8",
                                            "attn=window:6,light_heads:2,route_q:1/4,route_kv:1/2",
-                                           "ffn=light:16,route:1/4;attn=window:8,light_heads:0,route_q:1/3,route_kv:1/3"));
+                                           "ffn=light:16,route:1/4;attn=window:8,light_heads:0,route_q:1/3,route_kv:1/3",
+                                           "ffn=light:16,route:1/4,layers:0-1;attn=window:6,light_heads:2,route_q:1/4,"
+                                           "route_kv:1/2,layers:1-2;attn=window:4,light_heads:0,layers:2"));
 
 // The compact slot under the cache's other operations: a fork at a position inside a page, a
 // rewind (a pass at a position already held), and a context shift (refused: the slot keeps
@@ -254,9 +260,20 @@ TEST(Colt5, CheckpointKeepsTheRoutedBlocks) {
   std::filesystem::remove(path);
 }
 
+TEST(Colt5, PartsCanNameTheirLayers) {
+  model::ModelConfig c = base_config();
+  const Status st = model::apply_colt5("ffn=light:8,layers:1;attn=light_heads:0,layers:0-1;attn=window:4,layers:1", &c);
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(layers::format_blocks(c.layers[0].blocks), "routed_attention:light_heads=0+feed_forward");
+  EXPECT_EQ(layers::format_blocks(c.layers[1].blocks), "routed_attention:window=4+routed_feed_forward:light=8");
+  EXPECT_EQ(c.layers[2].blocks, layers::default_blocks());
+}
+
 TEST(Colt5, BadSpecsAreRefused) {
   for (const char* spec : {"", ";", "attn2=x", "attn=light_heads:4", "attn=light_heads:1", "attn=window:0",
-                           "attn=route_q:0", "attn=route_kv:3/2", "attn=heads:2", "ffn=light:-1", "ffn=route:0", "ffn=route:2", "ffn=route:1/0",
+                           "attn=route_q:0", "attn=route_kv:3/2", "attn=heads:2", "attn=rule:topk",
+                           "attn=rule:x", "attn=layers:3", "attn=layers:x", "attn=layers:2-1", "attn=layers:-1",
+                           "ffn=layers:0-", "ffn=light:-1", "ffn=route:0", "ffn=route:2", "ffn=route:1/0",
                            "ffn=heavy:0", "ffn=bogus:3", "ffn=light:4,light:5", "ffn=route:abc"}) {
     model::ModelConfig c = base_config();
     const Status st = model::apply_colt5(spec, &c);
