@@ -195,6 +195,31 @@ class RoutedAttentionBlock final : public Block {
     return {std::lower_bound(rows.begin(), rows.end(), lo) - rows.begin(),
             std::lower_bound(rows.begin(), rows.end(), hi) - rows.begin()};
   }
+  attention::Pattern heavy_pattern_of() const {
+    return topk_ ? attention::Pattern(attention::Full{}) : attention::Pattern(attention::Causal{});
+  }
+  // The heavy attention of a pass without a cache, sequence by sequence (each its own routed
+  // counts): f(first routed query, first routed key/value, dims over their gathered rows, spec,
+  // tiles) for each sequence with both.
+  template <class F>
+  void for_sequences(int64_t batch, int64_t T, bool bf16, F&& f) const {
+    const attention::Pattern pattern = heavy_pattern_of();
+    const Routing& rq = rq_.routing;
+    const Routing& rkv = rkv_.routing;
+    for (int64_t s = 0; s < batch; ++s) {
+      const auto [q0, q1] = seq_range(rq.rows, s * T, (s + 1) * T);
+      const auto [k0, k1] = seq_range(rkv.rows, s * T, (s + 1) * T);
+      if (q1 == q0 || k1 == k0) continue;
+      attention::AttentionDims d = dims(heavy_, 1, q1 - q0, k1 - k0);
+      d.q_pos = q_pos_.data() + q0;
+      d.k_pos = k_pos_.data() + k0;
+      const attention::MaskView mask(pattern, d.kv_len);
+      attention::TileSizes ts;
+      ts.bf16 = bf16;
+      ts.fp32_kernels = true;
+      f(q0, k0, d, attention::AttentionSpec{&mask, heavy_.slopes()}, ts);
+    }
+  }
   void light_forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* h, float* x_out);
   void heavy_forward(const LayerContext& ctx, const Weights& w, const Pass& pass, const float* h, float* x_out);
 
@@ -327,22 +352,14 @@ void RoutedAttentionBlock::heavy_forward(const LayerContext& ctx, const Weights&
   float* lse = pass.save ? arena.alloc(b.heads * mq) : nullptr;
   std::fill(att, att + mq * b.qd, 0.0f);  // queries that see no routed key
   if (lse) std::fill(lse, lse + b.heads * mq, -std::numeric_limits<float>::infinity());
-  const attention::Pattern heavy_pattern = topk_ ? attention::Pattern(attention::Full{}) : attention::Causal{};
+  const attention::Pattern heavy_pattern = heavy_pattern_of();
   if (pass.seqs.empty()) {
-    for (int64_t s = 0; s < pass.batch; ++s) {
-      const auto [q0, q1] = seq_range(rq.rows, s * T, (s + 1) * T);
-      const auto [k0, k1] = seq_range(rkv.rows, s * T, (s + 1) * T);
-      if (q1 == q0 || k1 == k0) continue;
-      attention::AttentionDims d = dims(b, 1, q1 - q0, k1 - k0);
-      d.q_pos = q_pos_.data() + q0;
-      d.k_pos = k_pos_.data() + k0;
-      const attention::MaskView mask(heavy_pattern, d.kv_len);
-      attention::TileSizes ts;
-      ts.bf16 = ctx.bf16 && pass.save;
-      ts.fp32_kernels = true;
-      attention::tiled_forward(pool, d, {&mask, b.slopes()}, q + q0 * b.qd, k + k0 * b.kvd, v + k0 * b.kvd,
-                               att + q0 * b.qd, lse ? lse + b.heads * q0 : nullptr, ts);
-    }
+    for_sequences(pass.batch, T, ctx.bf16 && pass.save,
+                  [&](int64_t q0, int64_t k0, const attention::AttentionDims& d, const attention::AttentionSpec& spec,
+                      const attention::TileSizes& ts) {
+                    attention::tiled_forward(pool, d, spec, q + q0 * b.qd, k + k0 * b.kvd, v + k0 * b.kvd, att + q0 * b.qd,
+                                             lse ? lse + b.heads * q0 : nullptr, ts);
+                  });
   } else {
     // Each sequence: its routed key/values join its compact slot, then its routed queries
     // attend over every routed row the slot holds.
@@ -429,22 +446,13 @@ void RoutedAttentionBlock::backward(const LayerContext& ctx, const Weights& w, c
   float* dq = arena.alloc_zero(mq * b.qd);
   float* dk = arena.alloc_zero(mk * b.kvd);
   float* dv = arena.alloc_zero(mk * b.kvd);
-  const attention::Pattern heavy_pattern = topk_ ? attention::Pattern(attention::Full{}) : attention::Causal{};
-  for (int64_t sq = 0; sq < batch; ++sq) {
-    const auto [q0, q1] = seq_range(rq.rows, sq * T, (sq + 1) * T);
-    const auto [k0, k1] = seq_range(rkv.rows, sq * T, (sq + 1) * T);
-    if (q1 == q0 || k1 == k0) continue;
-    attention::AttentionDims d = dims(b, 1, q1 - q0, k1 - k0);
-    d.q_pos = q_pos_.data() + q0;
-    d.k_pos = k_pos_.data() + k0;
-    const attention::MaskView mask(heavy_pattern, d.kv_len);
-    attention::TileSizes ts;
-    ts.bf16 = ctx.bf16;
-    ts.fp32_kernels = true;
-    attention::tiled_backward(pool, d, {&mask, b.slopes()}, s.q + q0 * b.qd, s.k + k0 * b.kvd, s.v + k0 * b.kvd,
-                              s.att + q0 * b.qd, s.lse + b.heads * q0, datt + q0 * b.qd, dq + q0 * b.qd,
-                              dk + k0 * b.kvd, dv + k0 * b.kvd, ts);
-  }
+  for_sequences(batch, T, ctx.bf16,
+                [&](int64_t q0, int64_t k0, const attention::AttentionDims& d, const attention::AttentionSpec& spec,
+                    const attention::TileSizes& ts) {
+                  attention::tiled_backward(pool, d, spec, s.q + q0 * b.qd, s.k + k0 * b.kvd, s.v + k0 * b.kvd,
+                                            s.att + q0 * b.qd, s.lse + b.heads * q0, datt + q0 * b.qd, dq + q0 * b.qd,
+                                            dk + k0 * b.kvd, dv + k0 * b.kvd, ts);
+                });
   if (rope(ctx)) {
     ctx.rope->apply_at(pool, dq, mq, b.heads, b.qd, q_pos_.data(), true);
     ctx.rope->apply_at(pool, dk, mk, b.kv_heads, b.kvd, k_pos_.data(), true);
@@ -471,9 +479,9 @@ Expected<std::unique_ptr<Block>> make_routed_attention_block(const BlockEnv& env
   if (!kv.ok()) return kv.status();
   for (const auto& [key, value] : *kv) {
     if (key == "rule") {
-      if (value != "threshold" && value != "topk")
-        return Status::Error("rule '" + value + "' is neither threshold (causal) nor topk (encoders)");
-      a.topk = value == "topk";
+      auto topk = parse_rule(value);
+      if (!topk.ok()) return topk.status();
+      a.topk = *topk;
       continue;
     }
     if (key == "route_q" || key == "route_kv") {

@@ -201,15 +201,20 @@ Expected<double> parse_fraction(const std::string& s) {
   return v;
 }
 
+Expected<bool> parse_rule(const std::string& s) {
+  if (s != "threshold" && s != "topk") return Status::Error("rule '" + s + "' is neither threshold (causal) nor topk (encoders)");
+  return s == "topk";
+}
+
 Expected<std::unique_ptr<Block>> make_routed_feed_forward_block(const BlockEnv& env) {
   RoutedFfArgs a;
   auto kv = parse_block_args(env.args, {"light", "heavy", "route", "rule"});
   if (!kv.ok()) return kv.status();
   for (const auto& [key, value] : *kv) {
     if (key == "rule") {
-      if (value != "threshold" && value != "topk")
-        return Status::Error("rule '" + value + "' is neither threshold (causal) nor topk (encoders)");
-      a.topk = value == "topk";
+      auto topk = parse_rule(value);
+      if (!topk.ok()) return topk.status();
+      a.topk = *topk;
       continue;
     }
     if (key == "route") {

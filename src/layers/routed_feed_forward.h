@@ -25,5 +25,7 @@ Expected<std::unique_ptr<Block>> make_routed_feed_forward_block(const BlockEnv& 
 
 // "1/16", "0.0625" or "1": a fraction in (0, 1]; error names the text.
 Expected<double> parse_fraction(const std::string& s);
+// A routed block's rule= value: true for "topk" (the encoder form), false for "threshold".
+Expected<bool> parse_rule(const std::string& s);
 
 }  // namespace longctx::layers
