@@ -385,7 +385,19 @@ TEST_P(RoutedAttentionFd, BackwardMatchesFiniteDifferences) {
   EXPECT_NEAR(b.grads[tq - b.params.data()], layers::kThresholdRate * (*tq - 0.5 * (zq[3] + zq[4])), 1e-6);
   EXPECT_NEAR(b.grads[tkv - b.params.data()], layers::kThresholdRate * (*tkv - 0.5 * (zkv[6] + zkv[7])), 1e-6);
   check_fd("x", x, dx, loss, 1);
-  check_fd("params", b.params, b.grads, loss, 1, {tq - b.params.data(), tkv - b.params.data()});
+  std::vector<int64_t> skip = {tq - b.params.data(), tkv - b.params.data()};
+  // Without RoPE a k bias shifts every score of a query row alike: its gradient is exactly zero,
+  // and the finite difference is fp32 rounding of the shifted scores alone (up to ~7e-4 under
+  // ASan's code generation), too close to the tolerance's floor. Checked as zero instead.
+  for (size_t t = 0; t < b.offsets.size() && pc.pos != model::PosType::kRope; ++t) {
+    const auto& decl = b.block->tensors()[t];
+    if (decl.name != "attn_k.bias" && decl.name != "attn_light_k.bias") continue;
+    for (int64_t i = 0; i < decl.shape[0]; ++i) {
+      skip.push_back(b.offsets[t] + i);
+      EXPECT_LT(std::fabs(b.grads[b.offsets[t] + i]), 1e-5) << decl.name << "[" << i << "]";
+    }
+  }
+  check_fd("params", b.params, b.grads, loss, 1, skip);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, RoutedAttentionFd,
