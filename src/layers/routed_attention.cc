@@ -333,12 +333,7 @@ void RoutedAttentionBlock::heavy_forward(const LayerContext& ctx, const Weights&
   float* v = arena.alloc(mk * b.kvd);
   {
     const GatheredContext gq(ctx, rq.rows), gkv(ctx, rkv.rows);
-    linear(gq.ctx, hq, mq, D_, param(w, b.q), view(w, b.q), param(w, b.bq), b.qd, q);
-    lora_forward(gq.ctx, lora(w, b.q), hq, mq, D_, b.qd, q);
-    linear(gkv.ctx, hkv, mk, D_, param(w, b.k), view(w, b.k), param(w, b.bk), b.kvd, k);
-    lora_forward(gkv.ctx, lora(w, b.k), hkv, mk, D_, b.kvd, k);
-    linear(gkv.ctx, hkv, mk, D_, param(w, b.v), view(w, b.v), param(w, b.bv), b.kvd, v);
-    lora_forward(gkv.ctx, lora(w, b.v), hkv, mk, D_, b.kvd, v);
+    project(gq.ctx, gkv.ctx, w, b, hq, mq, hkv, mk, q, k, v);
   }
   q_pos_.clear();
   k_pos_.clear();
