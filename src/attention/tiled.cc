@@ -12,12 +12,18 @@
 // thread:
 //   forward   S = (scale Q) K^T, online softmax (running max m, sum l, O rescaled), O += P V;
 //             saves lse = m + log l per row. Tasks: (batch, kv head, query block).
-//   backward  two passes that each recompute P = exp(S - lse) from the saved lse, so nothing
-//             of size seq_len x kv_len is ever stored:
-//             dQ pass  (batch, kv head, query block): dP = dO V^T, dS = P (dP - D), dQ += dS K
-//             dKV pass (batch, kv head, key column): dV += P^T dO, dK += dS^T (scale Q)
-//             with D = rowsum(dO * O). Each pass writes disjoint rows: no locks, no atomics,
-//             results independent of the thread count.
+//   backward  one pass over key columns, tasks (batch, kv head, key column), recomputing
+//             P = exp(S - lse) from the saved lse, so nothing of size seq_len x kv_len is
+//             ever stored: per tile dV += P^T dO, dP = dO V^T, dS = P (dP - D) with
+//             D = rowsum(dO * O), dK += dS^T (scale Q), and the tile's share of dQ,
+//             scale dS K: five products per tile (the forward's two recomputed once, not
+//             twice as a separate dQ pass would). dK and dV rows belong to their column's
+//             task. A query block's dQ rows take the shares of its tiles in one fixed order
+//             (for_tiles order: ascending keys), each tile waiting for its turn on a
+//             per-block counter, so the sums, as everything else here, do not depend on the
+//             thread count. Tasks are taken in ascending order and a block's earlier tiles
+//             sit in earlier (or the same) columns, so a turn never waits for a task not yet
+//             running.
 // Tasks are taken dynamically (causal blocks differ in cost), heaviest first.
 //
 // Tile sizes: 256 stacked query rows x 256 keys by default, chosen by a sweep of causal
@@ -26,10 +32,12 @@
 // 0.47-0.54 s for 64 or 128 rows and 0.41-0.49 s for 256x512 / 512x256. A tile's S and dP are
 // 256 KiB each; with the Q, K, V and dO blocks the working set stays inside L2.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "attention/attention.h"
@@ -185,17 +193,17 @@ Plan make_plan(const AttentionDims& d, const MaskView& mask, TileSizes ts, int64
 // Per-thread scratch, allocated once per call (no state survives between calls).
 struct Scratch {
   std::unique_ptr<float[]> mem;
-  float *qs, *dos, *s, *dp, *acc, *acc2, *m, *l, *lse, *D;
+  float *qs, *dos, *s, *dp, *acc, *acc2, *m, *l, *lse, *D, *dq;
   std::vector<KeySpan> spans;
   std::vector<int64_t> ext;  // row-invariant forward: each row's columns of a tile (online_softmax)
   Scratch(int64_t R, int64_t bc, int64_t hd) : ext(R) {
-    const int64_t sizes[10] = {R * hd, R * hd, R * bc, R * bc, std::max(R, bc) * hd, bc * hd, R, R, R, R};
+    const int64_t sizes[11] = {R * hd, R * hd, R * bc, R * bc, std::max(R, bc) * hd, bc * hd, R, R, R, R, R * hd};
     int64_t total = 0;
     for (int64_t n : sizes) total += (n + 15) / 16 * 16;
     mem.reset(new float[total]);
     float* p = mem.get();
-    float** dst[10] = {&qs, &dos, &s, &dp, &acc, &acc2, &m, &l, &lse, &D};
-    for (int i = 0; i < 10; ++i) {
+    float** dst[11] = {&qs, &dos, &s, &dp, &acc, &acc2, &m, &l, &lse, &D, &dq};
+    for (int i = 0; i < 11; ++i) {
       *dst[i] = p;
       p += (sizes[i] + 15) / 16 * 16;
     }
@@ -636,35 +644,30 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
       }
   });
 
-  // dQ pass.
-  pool.parallel_for_dynamic(d.batch * d.kv_heads * plan.n_qb, [&](int64_t task, int thread) {
-    Scratch& w = scratch.get(thread);
-    const int64_t qb = plan.n_qb - 1 - task % plan.n_qb;
-    const int64_t b = task / plan.n_qb / d.kv_heads;
-    const int g = static_cast<int>(task / plan.n_qb % d.kv_heads);
-    const int64_t R = plan.group * c.rows(qb);
-    c.pack(q, b, g, qb, c.scale, w.qs);
-    c.pack(dout, b, g, qb, 1.0f, w.dos);
-    c.gather_rows(lse, b, g, qb, w.lse);
-    c.gather_rows(Dsum.data(), b, g, qb, w.D);
-    std::fill(w.acc, w.acc + R * hd, 0.0f);
-    plan.for_tiles(qb, [&](const Tile& t) {
-      const int64_t cols = t.hi - t.lo;
-      c.scores(t, b, g, k, w.qs, w.s, w.spans);
-      c.probs_from_lse(w.s, R, cols, w.lse);
-      c.gemm(false, true, R, cols, hd, 1.0f, w.dos, hd, c.kv(v, b, g, t.lo), d.kv_stride, 0.0f, w.dp,
-                           cols);
-      for (int64_t r = 0; r < R; ++r) kernels::vec_softmax_backward(w.s + r * cols, w.dp + r * cols, w.D[r], cols);
-      c.gemm(false, false, R, hd, cols, c.scale, w.dp, cols, c.kv(k, b, g, t.lo), d.kv_stride, 1.0f,
-                           w.acc, hd);
-    });
-    for (int64_t r = 0; r < R; ++r) {
-      float* o = dq + (b * d.seq_len + c.t_of(qb, r)) * d.q_stride + int64_t(c.head_of(g, qb, r)) * hd;
-      std::memcpy(o, w.acc + r * hd, hd * sizeof(float));
-    }
+  // dQ is zeroed, then each tile adds its share to its query block's rows in a fixed order (see
+  // the header comment), so its sums do not depend on which thread ran which tile.
+  pool.parallel_range(d.batch * d.seq_len, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t row = r0; row < r1; ++row)
+      std::fill(dq + row * d.q_stride, dq + row * d.q_stride + int64_t(d.heads) * hd, 0.0f);
   });
+  // A tile's rank among its query block's tiles (for_tiles order, which is the order in which
+  // the key-column tasks below reach them): tile0[i] tiles come before span i of the block.
+  std::vector<int64_t> tile0(plan.spans.size());
+  for (int64_t qb = 0; qb < plan.n_qb; ++qb)
+    for (int64_t i = plan.span_begin[qb], n = 0; i < plan.span_begin[qb + 1]; ++i) {
+      tile0[i] = n;
+      n += (plan.spans[i].hi - 1) / plan.bc - plan.spans[i].lo / plan.bc + 1;
+    }
+  auto rank_of = [&](const Tile& t) {
+    const KeySpan* first = plan.spans.data() + plan.span_begin[t.qb];
+    const KeySpan* last = plan.spans.data() + plan.span_begin[t.qb + 1];
+    const KeySpan* sp = std::upper_bound(first, last, t.lo, [](int64_t lo, const KeySpan& x) { return lo < x.lo; }) - 1;
+    return tile0[sp - plan.spans.data()] + t.lo / plan.bc - sp->lo / plan.bc;
+  };
+  // turn[(b, g, qb)]: how many tiles have added their share to block qb's dQ rows.
+  std::vector<std::atomic<int64_t>> turn(static_cast<size_t>(d.batch * d.kv_heads * plan.n_qb));
 
-  // dK / dV pass: one task per key column cell, visiting the query blocks that see it.
+  // One task per key column cell, visiting the query blocks that see it.
   pool.parallel_for_dynamic(d.batch * d.kv_heads * plan.n_cells, [&](int64_t task, int thread) {
     Scratch& w = scratch.get(thread);
     const int64_t cell = task % plan.n_cells;
@@ -694,6 +697,16 @@ void tiled_backward(ThreadPool& pool, const AttentionDims& d, const AttentionSpe
                            cols);
       for (int64_t r = 0; r < R; ++r) kernels::vec_softmax_backward(w.s + r * cols, w.dp + r * cols, w.D[r], cols);
       c.gemm(true, false, cols, hd, R, 1.0f, w.dp, cols, w.qs, hd, 1.0f, dKt, hd);
+      c.gemm(false, false, R, hd, cols, c.scale, w.dp, cols, c.kv(k, b, g, t.lo), d.kv_stride, 0.0f, w.dq, hd);
+      // The block's earlier tiles belong to earlier cells (or come earlier in this one), whose
+      // tasks were taken before this one and are running or done: the wait always ends.
+      const int64_t rank = rank_of(t);
+      std::atomic<int64_t>& tn = turn[(b * d.kv_heads + g) * plan.n_qb + t.qb];
+      while (tn.load(std::memory_order_acquire) != rank) std::this_thread::yield();
+      for (int64_t r = 0; r < R; ++r)
+        kernels::vec_axpy(1.0f, w.dq + r * hd,
+                          dq + (b * d.seq_len + c.t_of(t.qb, r)) * d.q_stride + int64_t(c.head_of(g, t.qb, r)) * hd, hd);
+      tn.store(rank + 1, std::memory_order_release);
     };
     for (int64_t ri = plan.cell_begin[cell]; ri < plan.cell_begin[cell + 1]; ++ri) {
       const Plan::Run& run = plan.runs[ri];
