@@ -2,7 +2,8 @@
 """Markdown tables from `longctx bench attention --json` and bench/torch_attention.py --json:
 time and peak memory per length side by side, then the attention engine's targets as ratios.
 
-Usage: attention_report.py LONGCTX.json TORCH.json
+Usage: attention_report.py LONGCTX.json TORCH.json [MORE.json ...]
+(more files: further runs of either tool, e.g. `longctx bench attention --precision bf16`)
 """
 import json
 import sys
@@ -18,16 +19,19 @@ def load(path):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print("attention_report.py: error: usage: attention_report.py LONGCTX.json TORCH.json", file=sys.stderr)
+    if len(sys.argv) < 3:
+        print("attention_report.py: error: usage: attention_report.py LONGCTX.json TORCH.json [MORE.json ...]",
+              file=sys.stderr)
         sys.exit(1)
-    ours, torch = load(sys.argv[1]), load(sys.argv[2])
+    docs = [load(a) for a in sys.argv[1:]]
+    ours, torch = docs[0], docs[1]
     rec = {}
-    for doc in (ours, torch):
+    for doc in docs:
         for r in doc["results"]:
             if "skipped" not in r:
                 rec[(r["impl"], r["pass"], r["seq_len"])] = r
-    impls = ["reference", "tiled-causal", "window-512", "bigbird", "torch-standard", "torch-sdpa"]
+    impls = ["reference", "tiled-causal", "tiled-causal-bf16", "window-512", "window-512-bf16", "bigbird",
+             "bigbird-bf16", "torch-standard", "torch-sdpa", "torch-sdpa-bf16"]
     lens = sorted({k[2] for k in rec})
     print("sgemm: longctx %.0f GFLOP/s, torch %.0f GFLOP/s; %d threads, %d heads, head_dim %d\n"
           % (ours["sgemm_gflops"], torch["sgemm_gflops"], ours["threads"], ours["heads"], ours["head_dim"]))
@@ -58,6 +62,20 @@ def main():
         if a and b:
             print("| tiled causal %s at 8K vs PyTorch SDPA (fused, fp32) | %.2fx (%.3f s vs %.3f s) | >= 1.3x |"
                   % (p, a / b, b, a))
+    for p in ("fwd", "fwd+bwd"):
+        a, b = get("torch-sdpa-bf16", p, 8192), get("tiled-causal-bf16", p, 8192)
+        if a and b:
+            print("| tiled causal bf16 %s at 8K vs PyTorch SDPA (bf16) | %.2fx (%.3f s vs %.3f s) | >= 1.5x |"
+                  % (p, a / b, b, a))
+        elif a:
+            print("| tiled causal bf16 %s at 8K vs PyTorch SDPA (bf16) | not run (no AMX-BF16; SDPA bf16 %.3f s) "
+                  "| >= 1.5x |" % (p, a))
+    for p in ("fwd", "fwd+bwd"):
+        theirs = [x for x in (get("torch-sdpa", p, 8192), get("torch-sdpa-bf16", p, 8192)) if x]
+        mine = [x for x in (get("tiled-causal", p, 8192), get("tiled-causal-bf16", p, 8192)) if x]
+        if theirs and mine:
+            print("| tiled causal %s at 8K, best of ours vs PyTorch's best SDPA (fp32 or bf16) | %.2fx (%.3f s vs "
+                  "%.3f s) | |" % (p, min(theirs) / min(mine), min(mine), min(theirs)))
     t = get("tiled-causal", "fwd+bwd", 65536)
     if t:
         print("| tiled causal fwd+bwd at 64K | %.1f s | < 100 s |" % t)

@@ -7,6 +7,9 @@ implementations in two passes:
                   O = P @ v  (materialises the full [heads, n, n] score matrix)
   torch-sdpa      torch.nn.functional.scaled_dot_product_attention(is_causal=True),
                   only where torch has it (>= 2.0); otherwise recorded as skipped
+  torch-sdpa-bf16 the same on bf16 copies of q, k, v and dO (PyTorch's bf16 attention: on a
+                  CPU with AMX its fused kernel runs on the tiles; without, it may be slower
+                  than fp32, and "PyTorch's best" is the faster of the two)
   passes: "fwd" (under torch.no_grad()) and "fwd+bwd" (O.backward(dO), random dO)
 plus a reference "sgemm" row: torch.mm of two 2048x2048 fp32 matrices.
 
@@ -270,16 +273,21 @@ def main(argv):
     print("%-16s %-8s %7s %10s %11s %9s" % ("impl", "pass", "seq_len", "seconds", "peak MiB", "GFLOP/s"))
     sys.stdout.flush()
 
-    impls = [("torch-standard", standard_attention), ("torch-sdpa", sdpa_attention if have_sdpa else None)]
+    impls = [("torch-standard", standard_attention), ("torch-sdpa", sdpa_attention if have_sdpa else None),
+             ("torch-sdpa-bf16", sdpa_attention if have_sdpa else None)]
     results = []
     for n in args.seq_len:
         repeat = args.repeat if args.repeat is not None else (1 if n >= 8192 else 3)
         warmup = n <= 2048
-        q = torch.randn(1, H, n, d)
-        k = torch.randn(1, H, n, d)
-        v = torch.randn(1, H, n, d)
-        do = torch.randn(1, H, n, d)
+        q32 = torch.randn(1, H, n, d)
+        k32 = torch.randn(1, H, n, d)
+        v32 = torch.randn(1, H, n, d)
+        do32 = torch.randn(1, H, n, d)
         for name, fn in impls:
+            if name.endswith("-bf16"):
+                q, k, v, do = (t.detach().to(torch.bfloat16) for t in (q32, k32, v32, do32))
+            else:
+                q, k, v, do = q32, k32, v32, do32
             for pass_name in args.passes:
                 rec = {"impl": name, "pass": pass_name, "seq_len": n}
                 need = MEM_FACTOR[pass_name] * H * n * n * 4
@@ -299,7 +307,7 @@ def main(argv):
                 results.append(rec)
                 print(fmt_row(rec))
                 sys.stdout.flush()
-        del q, k, v, do
+        del q, k, v, do, q32, k32, v32, do32
 
     if args.json:
         out = {"tool": "torch", "torch_version": version, "threads": args.threads,

@@ -509,6 +509,11 @@ void forward_accumulate(const Ctx& c, const KvTiles& kv, const ForwardTask& t, c
   } else {
     int64_t ld = 0;
     const float* vt = kv.tile_rows(kv.v, t.b, t.g, tile, w.acc2, &ld);
+    if (c.fp32_k && ld != hd) {  // tile_gemm reads B in place: contiguous rows stream better
+      for (int64_t j = 0; j < cols; ++j) std::memcpy(w.acc2 + j * hd, vt + j * ld, hd * sizeof(float));
+      vt = w.acc2;
+      ld = hd;
+    }
     c.gemm(false, false, R, hd, cols, 1.0f, w.s, cols, vt, ld, 1.0f, w.acc, hd);
   }
 }

@@ -1,8 +1,11 @@
 // longctx bench attention [--seq-len 1024,2048,...] [-t N] [--heads 8] [--head-dim 64]
 //                         [--impl reference,tiled-causal,window-512,bigbird] [--passes fwd,fwd+bwd]
-//                         [--ref-max-len 4096] [--repeat N] [--tiles ROWS,COLS] [--json]
-// Time and peak memory of attention alone (batch 1, MHA, fp32) against sequence length, for
-// the reference driver and the tiled driver under three patterns. Peak memory is the growth of
+//                         [--ref-max-len 4096] [--repeat N] [--tiles ROWS,COLS] [--precision fp32|bf16]
+//                         [--json]
+// Time and peak memory of attention alone (batch 1, MHA, fp32 inputs) against sequence length,
+// for the reference driver and the tiled driver under three patterns. --precision bf16 runs the
+// tiled driver's products on the AMX tiles (bf16 operands, fp32 sums: the training passes'
+// TileSizes::bf16), its rows named with a -bf16 suffix; refused on a CPU without AMX-BF16. Peak memory is the growth of
 // the resident set during the call (q, k, v, out and the gradients are allocated before), so
 // it is the driver's own working memory. GFLOP/s counts useful work: 4 * head_dim flops per
 // visible (query, key) pair and head forward (Q K^T and P V), 14 for forward + backward, the
@@ -24,6 +27,7 @@
 #include "core/memory_stats.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/vec.h"
 
@@ -35,6 +39,7 @@ struct AttnBenchFlags {
   std::string impls = "reference,tiled-causal,window-512,bigbird";
   std::string passes = "fwd,fwd+bwd";
   std::string tiles;
+  std::string precision = "fp32";
   int threads = 0, heads = 8, head_dim = 64, repeat = 0;
   int64_t ref_max_len = 4096;
   bool json = false;
@@ -117,6 +122,14 @@ int run_bench_attention(const AttnBenchFlags& f) {
     return fail("--heads must be in [1, 256] and --head-dim in [1, 1024]");
   attention::TileSizes tiles;
   tiles.fp32_kernels = true;  // the training passes' configuration
+  if (f.precision == "bf16") {
+    if (!kernels::gemm_bf16_supported())
+      return fail("--precision bf16: this CPU has no AMX-BF16 (or LONGCTX_NO_AMX is set); use fp32");
+    tiles.bf16 = true;
+  } else if (f.precision != "fp32") {
+    return fail("--precision must be fp32 or bf16 (got '" + f.precision + "')");
+  }
+  const std::string suffix = tiles.bf16 ? "-bf16" : "";
   if (!f.tiles.empty()) {
     auto t = split_list(f.tiles, "--tiles");
     if (!t.ok() || t->size() != 2) return fail("--tiles takes ROWS,COLS");
@@ -159,7 +172,8 @@ int run_bench_attention(const AttnBenchFlags& f) {
       const bool ref = impl == "reference";
       const double pairs = visible_pairs(attention::MaskView(pat, n), n);
       for (const auto& pass : *passes) {
-        nlohmann::json rec = {{"impl", impl}, {"pass", pass}, {"seq_len", n}};
+        const std::string name = ref ? impl : impl + suffix;
+        nlohmann::json rec = {{"impl", name}, {"pass", pass}, {"seq_len", n}};
         if (ref && n > f.ref_max_len) {
           rec["skipped"] = "reference materialises seq_len^2 doubles per thread; seq_len > --ref-max-len " +
                            std::to_string(f.ref_max_len);
@@ -169,7 +183,7 @@ int run_bench_attention(const AttnBenchFlags& f) {
         const bool bwd = pass == "fwd+bwd";
         const int reps = f.repeat > 0 ? f.repeat : (n <= 4096 ? 3 : 1);
         if (progress) {
-          std::fprintf(stderr, "\r\033[K[bench attention] %s %s seq_len %lld ...", impl.c_str(), pass.c_str(),
+          std::fprintf(stderr, "\r\033[K[bench attention] %s %s seq_len %lld ...", name.c_str(), pass.c_str(),
                        (long long)n);
           std::fflush(stderr);
         }
@@ -205,7 +219,7 @@ int run_bench_attention(const AttnBenchFlags& f) {
         rec["visible_pairs"] = pairs;
         results.push_back(rec);
         if (progress) std::fprintf(stderr, "\r\033[K");
-        std::fprintf(table, "| %s | %s | %lld | %.4f | %.1f | %.1f | %.0f%% |\n", impl.c_str(), pass.c_str(),
+        std::fprintf(table, "| %s | %s | %lld | %.4f | %.1f | %.1f | %.0f%% |\n", name.c_str(), pass.c_str(),
                      (long long)n, m.seconds, m.peak_bytes / 1048576.0, gf, 100 * gf / peak_gflops);
         std::fflush(table);
       }
@@ -233,6 +247,8 @@ void register_bench_attention(CLI::App& bench, Commands& cmds) {
   c->add_option("--ref-max-len", f->ref_max_len, "Longest sequence the reference driver is run at");
   c->add_option("--repeat", f->repeat, "Runs per point, best time kept (default: 3 up to 4096, then 1)");
   c->add_option("--tiles", f->tiles, "Tiled driver tile sizes ROWS,COLS (default: built-in)");
+  c->add_option("--precision", f->precision, "Tiled driver's products: fp32 or bf16 (AMX-BF16 tiles)")
+      ->capture_default_str();
   c->add_option("-t,--threads", f->threads, "Threads (default: all cores)");
   c->add_flag("--json", f->json, "Write the results as JSON to stdout (the table goes to stderr)");
   c->callback([f, &cmds] { cmds.run = [f] { return run_bench_attention(*f); }; });

@@ -87,6 +87,7 @@ expect_error eval-truncated "" -- "$bin" eval -m "$work/truncated.gguf" --data "
 expect_error bench-attention-bad-len "" -- "$bin" bench attention --seq-len 0
 expect_error bench-attention-bad-impl "" -- "$bin" bench attention --seq-len 64 --impl dense
 expect_error bench-attention-bad-tiles "" -- "$bin" bench attention --seq-len 64 --tiles 16
+expect_error bench-attention-bad-precision "" -- "$bin" bench attention --seq-len 64 --precision fp16
 expect_error info-missing "" -- "$bin" info "$work/nope.gguf"
 expect_error info-truncated "" -- "$bin" info "$work/truncated_header.gguf"
 expect_error perplexity-missing-text "" -- "$bin" perplexity -m "$work/good.gguf" -f "$work/nope.txt"
