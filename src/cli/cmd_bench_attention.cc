@@ -5,9 +5,9 @@
 // Time and peak memory of attention alone (batch 1, MHA, fp32 inputs) against sequence length,
 // for the reference driver and the tiled driver under three patterns. --precision bf16 runs the
 // tiled driver's products on the AMX tiles (bf16 operands, fp32 sums: the training passes'
-// TileSizes::bf16), its rows named with a -bf16 suffix; refused on a CPU without AMX-BF16. Peak memory is the growth of
-// the resident set during the call (q, k, v, out and the gradients are allocated before), so
-// it is the driver's own working memory. GFLOP/s counts useful work: 4 * head_dim flops per
+// TileSizes::bf16), its rows named with a -bf16 suffix; refused on a CPU without AMX-BF16.
+// Peak memory is the growth of the resident set during the call (q, k, v, out and the
+// gradients are allocated before), so it is the driver's own working memory. GFLOP/s counts useful work: 4 * head_dim flops per
 // visible (query, key) pair and head forward (Q K^T and P V), 14 for forward + backward, the
 // convention bench/torch_attention.py uses. bench/attention_bench.sh runs both side by side.
 #include <unistd.h>
@@ -123,8 +123,7 @@ int run_bench_attention(const AttnBenchFlags& f) {
   attention::TileSizes tiles;
   tiles.fp32_kernels = true;  // the training passes' configuration
   if (f.precision == "bf16") {
-    if (!kernels::gemm_bf16_supported())
-      return fail("--precision bf16: this CPU has no AMX-BF16 (or LONGCTX_NO_AMX is set); use fp32");
+    if (!kernels::gemm_bf16_supported()) return fail(bf16_unavailable());
     tiles.bf16 = true;
   } else if (f.precision != "fp32") {
     return fail("--precision must be fp32 or bf16 (got '" + f.precision + "')");

@@ -62,12 +62,15 @@ void add_precision_flag(CLI::App* c, std::string& precision, const std::string& 
       ->capture_default_str();
 }
 
+Status bf16_unavailable() {
+  return Status::Error("--precision bf16: this CPU has no AMX-BF16 (or LONGCTX_NO_AMX is set); use fp32");
+}
+
 Status apply_precision(const std::string& precision, model::Model& m) {
   if (precision == "fp32") {
     m.set_bf16(false);
   } else if (precision == "bf16") {
-    if (!m.set_bf16(true))
-      return Status::Error("--precision bf16: this CPU has no AMX-BF16 (or LONGCTX_NO_AMX is set); use fp32");
+    if (!m.set_bf16(true)) return bf16_unavailable();
   } else if (precision == "auto") {
     m.set_bf16(true);
   } else {

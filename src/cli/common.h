@@ -31,6 +31,8 @@ void add_dequantize_flag(CLI::App* c, bool& dequantize);
 // it on m; bf16 asked for on a CPU without AMX-BF16 is an error naming the CPU's lack.
 void add_precision_flag(CLI::App* c, std::string& precision, const std::string& default_value);
 Status apply_precision(const std::string& precision, model::Model& m);
+// The error line of --precision bf16 on a CPU without AMX-BF16.
+Status bf16_unavailable();
 // --cache-type-k / --cache-type-v (f32, f16 or q8_0; checked with kvcache::parse_cache_type).
 void add_cache_type_flags(CLI::App* c, std::string& k_type, std::string& v_type);
 // --context-shift / --keep N (infer::Session::set_context_shift).
