@@ -63,6 +63,7 @@ struct TileSizes {
   // AMX a prompt's rows already round differently from the decode's, and the greedy answers that
   // must agree across those paths (attribution on and off, a sequence recomputed after
   // preemption) agree with OpenBLAS's rounding but flipped a near-tie with this kernel's.
+  // Such passes also take the softmax's exp through kernels::vec_exp_sum_nonpositive.
   bool fp32_kernels = false;
 };
 

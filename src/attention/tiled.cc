@@ -232,11 +232,13 @@ struct Ctx {
   float scale;
   bool bf16;    // TileSizes::bf16: the tile products in bf16
   bool fp32_k;  // TileSizes::fp32_kernels: fp32 tile products on kernels::tile_gemm
+  bool exp_np;  // TileSizes::fp32_kernels (a pass without a cache): exp_sum's shorter polynomial
   Ctx(const AttentionDims& dims, const AttentionSpec& sp, const Plan& p, TileSizes ts = {})
       : d(dims), spec(sp), plan(p),
         scale(sp.scale > 0 ? sp.scale : 1.0f / std::sqrt(static_cast<float>(dims.head_dim))),
         bf16(ts.bf16 && kernels::gemm_bf16_supported()),
-        fp32_k(ts.fp32_kernels && kernels::tile_gemm_supported()) {}
+        fp32_k(ts.fp32_kernels && kernels::tile_gemm_supported()),
+        exp_np(ts.fp32_kernels) {}
 
   // A tile's matrix product on the calling thread (kernels::gemm_serial's arguments): bf16 on the
   // AMX tiles, fp32 on AVX-512 register blocks (kernels/tile_gemm.h), or fp32 through OpenBLAS.
@@ -312,12 +314,19 @@ struct Ctx {
     }
   }
 
-  // P = exp(S - lse) in place (rows with lse = -inf see nothing: zeros).
+  // P = exp(S - lse) in place (rows with lse = -inf see nothing: zeros). The exp as in the
+  // forward (exp_sum).
   void probs_from_lse(float* s, int64_t R, int64_t cols, const float* lse) const {
     for (int64_t r = 0; r < R; ++r) {
       if (lse[r] == -INFINITY) std::fill(s + r * cols, s + (r + 1) * cols, 0.0f);
-      else kernels::vec_exp_sum(s + r * cols, lse[r], cols);
+      else exp_sum(s + r * cols, lse[r], cols);
     }
+  }
+  // exp(x - sub) in place, returning the sum, for x <= sub. Passes without a KV cache (training,
+  // encoders: TileSizes::fp32_kernels) take the shorter polynomial; passes through a cache keep
+  // vec_exp_sum, whose rounding the decode's agreement with llama.cpp was measured on.
+  float exp_sum(float* x, float sub, int64_t n) const {
+    return exp_np ? kernels::vec_exp_sum_nonpositive(x, sub, n) : kernels::vec_exp_sum(x, sub, n);
   }
 
   // Per-row lse and D = rowsum(dO * O) of the stacked block, from the [batch, heads, seq] arrays.
@@ -471,7 +480,7 @@ void forward_scores(const Ctx& c, const KvTiles& kv, const ForwardTask& t, const
 // ext (may be null): row r's scores past ext[r] are all masked (a causal row's keys after its
 // position) and are left out of its max and sum (set to 0), so the row's arithmetic does not
 // depend on the tile's width.
-void online_softmax(float* s, int64_t R, int64_t cols, int64_t hd, float* m, float* l, float* acc,
+void online_softmax(const Ctx& c, float* s, int64_t R, int64_t cols, int64_t hd, float* m, float* l, float* acc,
                     const int64_t* ext = nullptr) {
   for (int64_t r = 0; r < R; ++r) {
     float* row = s + r * cols;
@@ -483,7 +492,7 @@ void online_softmax(float* s, int64_t R, int64_t cols, int64_t hd, float* m, flo
       continue;
     }
     const float alpha = m[r] == -INFINITY ? 0.0f : std::exp(m[r] - m_new);
-    const float sum = kernels::vec_exp_sum(row, m_new, n);
+    const float sum = c.exp_sum(row, m_new, n);
     l[r] = l[r] * alpha + sum;
     if (alpha != 1.0f) kernels::vec_scale(acc + r * hd, alpha, hd);
     m[r] = m_new;
@@ -535,7 +544,7 @@ void run_forward_task(const Ctx& c, const KvTiles& kv, const ForwardTask& t, con
     forward_scores(c, kv, t, tile, direct, w);
     if (c.plan.row_extent)
       for (int64_t r = 0; r < R; ++r) w.ext[r] = c.d.q_pos0 + c.t_of(t.qb, r) + 1 - tile.lo;
-    online_softmax(w.s, R, tile.hi - tile.lo, hd, w.m, w.l, w.acc, c.plan.row_extent ? w.ext.data() : nullptr);
+    online_softmax(c, w.s, R, tile.hi - tile.lo, hd, w.m, w.l, w.acc, c.plan.row_extent ? w.ext.data() : nullptr);
     forward_accumulate(c, kv, t, tile, direct, this_tile + 1 < t.tile_hi, w);
   });
 }

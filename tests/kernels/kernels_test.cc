@@ -2,7 +2,9 @@
 // exercise both the vector body and the scalar tail.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "core/rng.h"
@@ -86,23 +88,41 @@ TEST(Vec, ElementwiseMatchScalar) {
 }
 
 // The softmax's range: x - sub from -100 to 0 and -inf (masked scores), against double exp of the
-// same float differences; below -87 exactly 0.
+// same float differences; below -87 exactly 0. vec_exp_sum_nonpositive (the shorter polynomial)
+// to 2e-7 relative, and each of its elements the same in a call of any length at any index.
 TEST(Vec, ExpSumWideRange) {
-  for (int64_t n : {5, 16, 1000}) {
-    std::vector<float> x(n);
-    for (int64_t i = 0; i < n; ++i) x[i] = i % 97 == 3 ? -INFINITY : 10.0f - 100.0f * float(i) / float(n);
-    auto e = x;
-    const float s = vec_exp_sum(e.data(), 10.0f, n);
-    double ref_sum = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const float t = x[i] - 10.0f;
-      const double r = t < -87.0f ? 0.0 : std::exp(double(t));
-      ref_sum += r;
-      if (r == 0) EXPECT_EQ(e[i], 0.0f) << t;
-      else EXPECT_NEAR(e[i], r, 4e-7 * r) << t;
+  for (bool nonpositive : {false, true}) {
+    for (int64_t n : {5, 16, 1000}) {
+      std::vector<float> x(n);
+      for (int64_t i = 0; i < n; ++i) x[i] = i % 97 == 3 ? -INFINITY : 10.0f - 100.0f * float(i) / float(n);
+      auto e = x;
+      const float s = nonpositive ? vec_exp_sum_nonpositive(e.data(), 10.0f, n) : vec_exp_sum(e.data(), 10.0f, n);
+      double ref_sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float t = x[i] - 10.0f;
+        const double r = t < -87.0f ? 0.0 : std::exp(double(t));
+        ref_sum += r;
+        if (r == 0) EXPECT_EQ(e[i], 0.0f) << t;
+        else EXPECT_NEAR(e[i], r, (nonpositive ? 2e-7 : 4e-7) * r) << t;
+        if (nonpositive) {
+          float one = x[i];
+          vec_exp_sum_nonpositive(&one, 10.0f, 1);
+          EXPECT_EQ(one, e[i]) << "element " << i << " of " << n;
+        }
+      }
+      EXPECT_NEAR(s, ref_sum, 1e-6 * ref_sum);
     }
-    EXPECT_NEAR(s, ref_sum, 1e-6 * ref_sum);
   }
+  // [-87, 0] at a fine grid, and differences near 0.
+  std::vector<float> x;
+  for (float t = -87.0f; t <= 0.0f; t += 0.00131f) x.push_back(t);
+  for (float t : {-1e-3f, -1e-6f, -1e-9f, -1e-30f, -1e-45f, -0.0f, 0.0f}) x.push_back(t);
+  auto e = x;
+  vec_exp_sum_nonpositive(e.data(), 0.0f, static_cast<int64_t>(x.size()));
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs(e[i] / std::exp(double(x[i])) - 1));
+  EXPECT_LT(worst, 2e-7);
+  std::printf("vec_exp_sum_nonpositive: worst relative error %.3g over %zu points\n", worst, x.size());
 }
 
 TEST(Vec, AttentionHelpersMatchScalar) {

@@ -2,8 +2,8 @@
 // 100,000 embedding-like vectors (dimension 384: a mixture of 2,000 Gaussian clusters grouped
 // under 50 topics, each cluster spread mostly along a few directions of its own, L2-normalised;
 // fixed seed) with 200 queries
-// drawn near the data; the save -> load round trip gives identical hits; damaged blobs give
-// errors, not crashes.
+// drawn near the data; the save -> load round trip (on a small index) gives identical hits;
+// damaged blobs give errors, not crashes.
 //
 // The index is built with the defaults (M=32, efConstruction=80): efConstruction=40 was tried
 // (recall@10 0.9365 at efSearch 64, 0.9405 at 128: too few links for some points), and saved
@@ -183,32 +183,6 @@ TEST_F(AnnRecall, RecallAt10AgainstExact) {
   }
 }
 
-TEST_F(AnnRecall, SaveLoadRoundTripGivesIdenticalHits) {
-  auto before = AnnSearcher::open(*ix_, "memory");
-  ASSERT_TRUE(before.ok()) << before.status().message();
-  const std::string path = ::testing::TempDir() + "/ann_roundtrip.gguf";
-  ASSERT_TRUE(save_index(path, *ix_).ok());
-  auto loaded = load_index(path);
-  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
-  EXPECT_EQ(loaded->ann.type, "hnsw");
-  EXPECT_EQ(loaded->ann.m, ix_->ann.m);
-  EXPECT_EQ(loaded->ann.ef_construction, ix_->ann.ef_construction);
-  EXPECT_EQ(loaded->ann.ef_search, 64);
-  EXPECT_EQ(loaded->ann.blob, ix_->ann.blob);
-  auto after = AnnSearcher::open(*loaded, path);
-  ASSERT_TRUE(after.ok()) << after.status().message();
-  const auto a = before->search_batch(queries_->data(), kQueries, kK);
-  const auto b = after->search_batch(queries_->data(), kQueries, kK);
-  for (int64_t q = 0; q < kQueries; ++q) {
-    ASSERT_EQ(a[q].size(), b[q].size());
-    for (size_t i = 0; i < a[q].size(); ++i) {
-      EXPECT_EQ(a[q][i].chunk, b[q][i].chunk);
-      EXPECT_EQ(a[q][i].score, b[q][i].score);
-    }
-  }
-  std::remove(path.c_str());
-}
-
 #endif  // LONGCTX_HAVE_FAISS
 
 // Small indexes for the error cases (fast).
@@ -248,6 +222,41 @@ TEST(Ann, SmallIndexFindsItsOwnVectors) {
   none.dim = kDim;
   ASSERT_TRUE(build_ann(none, AnnOptions{}).ok());
   EXPECT_TRUE(none.ann.blob.empty());
+}
+
+// The round trip on a small index (5,000 vectors): what is saved is the graph blob and its
+// parameters, whatever the index's size.
+TEST(Ann, SaveLoadRoundTripGivesIdenticalHits) {
+  Index ix = make_index(5000, 50, 5);
+  AnnOptions opt;
+  opt.ef_search = 48;
+  ASSERT_TRUE(build_ann(ix, opt).ok());
+  const std::vector<float> queries = make_queries(ix, kQueries, 7);
+  auto before = AnnSearcher::open(ix, "memory");
+  ASSERT_TRUE(before.ok()) << before.status().message();
+  const std::string path = ::testing::TempDir() + "/ann_roundtrip.gguf";
+  ASSERT_TRUE(save_index(path, ix).ok());
+  auto loaded = load_index(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->ann.type, "hnsw");
+  EXPECT_EQ(loaded->ann.m, ix.ann.m);
+  EXPECT_EQ(loaded->ann.ef_construction, ix.ann.ef_construction);
+  EXPECT_EQ(loaded->ann.ef_search, 48);
+  EXPECT_EQ(loaded->ann.blob, ix.ann.blob);
+  auto after = AnnSearcher::open(*loaded, path);
+  ASSERT_TRUE(after.ok()) << after.status().message();
+  EXPECT_EQ(after->default_ef_search(), 48);
+  const auto a = before->search_batch(queries.data(), kQueries, kK);
+  const auto b = after->search_batch(queries.data(), kQueries, kK);
+  for (int64_t q = 0; q < kQueries; ++q) {
+    ASSERT_EQ(a[q].size(), static_cast<size_t>(kK));
+    ASSERT_EQ(a[q].size(), b[q].size());
+    for (size_t i = 0; i < a[q].size(); ++i) {
+      EXPECT_EQ(a[q][i].chunk, b[q][i].chunk);
+      EXPECT_EQ(a[q][i].score, b[q][i].score);
+    }
+  }
+  std::remove(path.c_str());
 }
 
 TEST(Ann, DamagedBlobsAreErrorsNotCrashes) {

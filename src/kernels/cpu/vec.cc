@@ -5,6 +5,7 @@
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -195,6 +196,34 @@ HWY_INLINE V ExpNonPositive(D d, V y) {
   return hn::Mul(p, scale);
 }
 
+// ExpSum for x - sub <= 0 through ExpNonPositive (below -87: 0). The tail goes through a
+// padded vector, so an element's result is the same at any index and row length.
+float ExpSumNonPositive(float* x, float sub, int64_t n) {
+  const D d;
+  constexpr int64_t N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const auto vs = hn::Set(d, sub);
+  const auto lo = hn::Set(d, -87.0f);
+  auto acc = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto t = hn::Sub(hn::LoadU(d, x + i), vs);
+    const auto e = hn::IfThenZeroElse(hn::Lt(t, lo), ExpNonPositive(d, t));
+    hn::StoreU(e, d, x + i);
+    acc = hn::Add(acc, e);
+  }
+  if (i < n) {
+    HWY_ALIGN float buf[N];
+    std::fill(buf, buf + N, -INFINITY);
+    std::copy(x + i, x + n, buf);
+    const auto t = hn::Sub(hn::Load(d, buf), vs);
+    const auto e = hn::IfThenZeroElse(hn::Lt(t, lo), ExpNonPositive(d, t));
+    hn::Store(e, d, buf);
+    std::copy(buf, buf + (n - i), x + i);
+    acc = hn::Add(acc, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(d, acc));
+}
+
 template <class V>
 HWY_INLINE V Erf(D d, V z) {
   const auto az = hn::Abs(z);
@@ -326,6 +355,7 @@ HWY_EXPORT(Axpy);
 HWY_EXPORT(Scale);
 HWY_EXPORT(Add);
 HWY_EXPORT(ExpSum);
+HWY_EXPORT(ExpSumNonPositive);
 HWY_EXPORT(AddRamp);
 HWY_EXPORT(SoftmaxBackward);
 HWY_EXPORT(Gelu);
@@ -352,6 +382,9 @@ void vec_axpy(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPAT
 void vec_scale(float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(Scale)(x, a, n); }
 void vec_add(const float* a, const float* b, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Add)(a, b, y, n); }
 float vec_exp_sum(float* x, float sub, int64_t n) { return HWY_DYNAMIC_DISPATCH(ExpSum)(x, sub, n); }
+float vec_exp_sum_nonpositive(float* x, float sub, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(ExpSumNonPositive)(x, sub, n);
+}
 void vec_add_ramp(float* x, float a, float b, int64_t n) { HWY_DYNAMIC_DISPATCH(AddRamp)(x, a, b, n); }
 void vec_softmax_backward(const float* p, float* dp, float c, int64_t n) {
   HWY_DYNAMIC_DISPATCH(SoftmaxBackward)(p, dp, c, n);
