@@ -2,6 +2,12 @@
 // in fp32, so the objective L = sum(r * y) is accumulated in double and the step is sized for
 // fp32 rounding; the tolerance is loose enough for that and tight enough to catch a wrong term
 // (a missing factor, a transposed weight, a dropped residual all miss by more than 10%).
+// One thread: a check makes thousands of forwards of a few microseconds each, and with a second
+// thread each waits for a worker that, while CTest runs another multi-threaded test beside it,
+// the scheduler may not run for milliseconds (the routed-attention cases took 1 s alone, 45-67 s
+// beside another run of themselves). The same layers run on two threads in the model tests
+// (colt5_test, attention_test), and results across thread counts are compared in
+// TiledVsReference and attention_test.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -125,7 +131,7 @@ TEST_P(AttentionFd, BackwardMatchesFiniteDifferences) {
   for (int64_t i = 0; i < c.model_dim; ++i) b.param(pc.post_norm ? "attn_output_norm.weight" : "attn_norm.weight")[i] += 1.0f;
   const int64_t B = 2, T = 7, rows = B * T, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0);
-  ThreadPool pool(2);
+  ThreadPool pool(1);
   Arena arena(1 << 20);
   position::Rope rope(4, 10000.0f, c.ctx);
   layers::LayerContext ctx{&settings, &pool, &arena, &rope};
@@ -182,7 +188,7 @@ TEST_P(FeedForwardFd, BackwardMatchesFiniteDifferences) {
   std::vector<float>& params = b.params;
   const int64_t rows = 5, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
-  ThreadPool pool(2);
+  ThreadPool pool(1);
   Arena arena(1 << 18);
   layers::LayerContext ctx{&settings, &pool, &arena, nullptr};
   layers::Pass pass;
@@ -231,7 +237,7 @@ TEST_P(RoutedFeedForwardFd, BackwardMatchesFiniteDifferences) {
   b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
   const int64_t rows = 10, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
-  ThreadPool pool(2);
+  ThreadPool pool(1);
   Arena arena(1 << 18);
   layers::LayerContext ctx{&settings, &pool, &arena, nullptr};
   layers::Pass pass;
@@ -324,7 +330,7 @@ TEST_P(RoutedAttentionFd, BackwardMatchesFiniteDifferences) {
   for (int64_t i = 0; i < c.model_dim; ++i) b.param("attn_norm.weight")[i] += 1.0f;
   const int64_t B = 2, T = 7, rows = B * T, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
-  ThreadPool pool(2);
+  ThreadPool pool(1);
   Arena arena(1 << 20);
   // RoPE base 100, not 10000: at head_dim 4 the second pair would turn by 0.01 per position, so a
   // k bias there would shift a window's scores almost alike, and its gradient (a sum of terms
@@ -433,7 +439,7 @@ TEST(RoutedAttentionTopkFd, BackwardMatchesFiniteDifferences) {
   for (int64_t i = 0; i < c.model_dim; ++i) b.param("attn_norm.weight")[i] += 1.0f;
   const int64_t B = 2, T = 8, rows = B * T, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
-  ThreadPool pool(2);
+  ThreadPool pool(1);
   Arena arena(1 << 20);
   position::Rope rope(4, 10000.0f, c.ctx);
   layers::LayerContext ctx{&settings, &pool, &arena, &rope};
@@ -487,7 +493,7 @@ TEST(RoutedFeedForwardTopkFd, BackwardMatchesFiniteDifferences) {
   b.fill_from_model(c, randv(model::ParamLayout(c).total(), rng, 0.5));
   const int64_t B = 2, T = 6, rows = B * T, D = c.model_dim;
   std::vector<float> x = randv(rows * D, rng, 1.0), r = randv(rows * D, rng, 1.0), y(rows * D);
-  ThreadPool pool(2);
+  ThreadPool pool(1);
   Arena arena(1 << 18);
   layers::LayerContext ctx{&settings, &pool, &arena, nullptr};
   layers::Pass pass;
@@ -533,7 +539,7 @@ TEST(EmbeddingFd, LearnedPositionsBackwardMatchesFiniteDifferences) {
   const int64_t B = 2, T = 5, D = c.model_dim;
   std::vector<int32_t> tokens = {1, 3, 3, 0, 8, 2, 1, 1, 7, 3};  // repeats exercise accumulation
   std::vector<float> r = randv(B * T * D, rng, 1.0), x(B * T * D);
-  ThreadPool pool(2);
+  ThreadPool pool(1);
   Arena arena;
   const layers::Settings settings = c.settings();
   layers::LayerContext ctx{&settings, &pool, &arena, nullptr};
