@@ -15,9 +15,10 @@ void vec_scale(float* x, float a, int64_t n);                   // x *= a
 void vec_add(const float* a, const float* b, float* y, int64_t n);  // y = a + b (may alias)
 // x[i] = exp(x[i] - sub); returns the sum. Arguments below about -87 give 0.
 float vec_exp_sum(float* x, float sub, int64_t n);
-// The same for x[i] <= sub (a softmax row less its max or its log-sum-exp) through a shorter
-// polynomial (relative error <= 1e-7 against exp, where vec_exp_sum's is ~1 ulp), the tail
-// through the same vector code: each element's result does not depend on n or its index.
+// The same for x[i] <= sub (a softmax row less its max or its log-sum-exp; differences a few ulps
+// above 0, as recomputed scores can give, are fine too) through a shorter polynomial (relative
+// error <= 1e-7 against exp, where vec_exp_sum's is ~1 ulp), the tail through the same vector
+// code: each element's result does not depend on n or its index.
 float vec_exp_sum_nonpositive(float* x, float sub, int64_t n);
 // x[i] += a + b * i (ALiBi's distance term over a run of keys; i exact below 2^24).
 void vec_add_ramp(float* x, float a, float b, int64_t n);

@@ -113,10 +113,10 @@ TEST(Vec, ExpSumWideRange) {
       EXPECT_NEAR(s, ref_sum, 1e-6 * ref_sum);
     }
   }
-  // [-87, 0] at a fine grid, and differences near 0.
+  // [-87, 0] at a fine grid, and differences near 0 (a few above it, as recomputed scores give).
   std::vector<float> x;
   for (float t = -87.0f; t <= 0.0f; t += 0.00131f) x.push_back(t);
-  for (float t : {-1e-3f, -1e-6f, -1e-9f, -1e-30f, -1e-45f, -0.0f, 0.0f}) x.push_back(t);
+  for (float t : {-1e-3f, -1e-6f, -1e-9f, -1e-30f, -1e-45f, -0.0f, 0.0f, 1e-7f, 1e-6f, 1e-3f}) x.push_back(t);
   auto e = x;
   vec_exp_sum_nonpositive(e.data(), 0.0f, static_cast<int64_t>(x.size()));
   double worst = 0;
