@@ -204,22 +204,20 @@ float ExpSumNonPositive(float* x, float sub, int64_t n) {
   const auto vs = hn::Set(d, sub);
   const auto lo = hn::Set(d, -87.0f);
   auto acc = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto t = hn::Sub(hn::LoadU(d, x + i), vs);
+  auto vector = [&](float* p) {  // N elements at p, in place
+    const auto t = hn::Sub(hn::LoadU(d, p), vs);
     const auto e = hn::IfThenZeroElse(hn::Lt(t, lo), ExpNonPositive(d, t));
-    hn::StoreU(e, d, x + i);
+    hn::StoreU(e, d, p);
     acc = hn::Add(acc, e);
-  }
+  };
+  int64_t i = 0;
+  for (; i + N <= n; i += N) vector(x + i);
   if (i < n) {
-    HWY_ALIGN float buf[N];
+    float buf[N];
     std::fill(buf, buf + N, -INFINITY);
     std::copy(x + i, x + n, buf);
-    const auto t = hn::Sub(hn::Load(d, buf), vs);
-    const auto e = hn::IfThenZeroElse(hn::Lt(t, lo), ExpNonPositive(d, t));
-    hn::Store(e, d, buf);
+    vector(buf);
     std::copy(buf, buf + (n - i), x + i);
-    acc = hn::Add(acc, e);
   }
   return hn::GetLane(hn::SumOfLanes(d, acc));
 }
